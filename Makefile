@@ -1,0 +1,28 @@
+# The two commands of the README work on a fresh machine: each makes .venv if it is missing
+# and installs the package with what it needs (again whenever pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: test demo bench samples lint
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/backpop demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/replay.py
+
+samples: $(STAMP)
+	$(PY) -m backpop_sense.simulate samples data/samples
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check backpop_sense tests benchmarks

@@ -1,0 +1,133 @@
+"""The ``backpop`` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import BadInput
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Detect, locate, type and follow back pops from a sensor strap.")
+console = Console()
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+
+
+def _sample_sessions(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("*/*/session.json"))
+
+
+def describe_stream(path: Path, *, block_size: int = 4096, speed: float = 0.0) -> dict:
+    """Replay a session and count what was read: duration, channels, rates, samples, gaps."""
+    from .blocks import AudioBlock, Gap, ImuBlock
+    from .sources.replay import ReplaySource
+
+    source = ReplaySource(path, block_size=block_size, speed=speed)
+    s = source.session
+    audio_frames = 0
+    imu_counts = {imu.name: 0 for imu in s.info.imus}
+    gaps: list[Gap] = []
+    for block in source:
+        if isinstance(block, AudioBlock):
+            audio_frames += block.n
+        elif isinstance(block, ImuBlock):
+            imu_counts[block.imu] += block.n
+        else:
+            gaps.append(block)
+    return {
+        "subject": s.info.subject, "session": s.info.session,
+        "duration_s": audio_frames / s.audio.sr, "sr": s.audio.sr,
+        "mics": s.info.mic_names, "imu_rates": s.imu_rates, "imu_samples": imu_counts,
+        "gaps": len(gaps),
+    }
+
+
+def _print_streams(rows: list[dict]) -> None:
+    table = Table(title="What was read")
+    for col in ("subject", "session", "duration", "mics @ rate", "IMU samples (rate)", "gaps"):
+        table.add_column(col)
+    for r in rows:
+        imus = ", ".join(f"{k} {n} ({r['imu_rates'][k]:.0f} Hz)"
+                         for k, n in r["imu_samples"].items())
+        table.add_row(r["subject"], r["session"], f"{r['duration_s']:.1f} s",
+                      f"{','.join(r['mics'])} @ {r['sr']} Hz", imus, str(r["gaps"]))
+    console.print(table)
+
+
+@app.command()
+def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample sessions")] = SAMPLES
+         ) -> None:
+    """Replay the bundled sample sessions and show what was read from each."""
+    sessions = _sample_sessions(samples)
+    if not sessions:
+        raise BadInput(samples, None, "no sessions found (expected SUBJECT/SESSION/session.json)")
+    _print_streams([describe_stream(p) for p in sessions])
+
+
+@app.command()
+def replay(
+    session: Annotated[Path, typer.Argument(help="Session folder")],
+    speed: Annotated[float, typer.Option(help="1.0 = real time; 0 = as fast as possible")] = 0.0,
+    block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 4096,
+) -> None:
+    """Stream a recorded session through the pipeline, paced like a live stream."""
+    if speed < 0:
+        raise BadInput("--speed", None, "must be 0 (as fast as possible) or positive")
+    if block_size < 1:
+        raise BadInput("--block-size", None, "must be at least 1")
+    _print_streams([describe_stream(session, block_size=block_size, speed=speed)])
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Argument(help="Session folder to create")],
+    scenario: Annotated[str, typer.Option(help="Scenario name")] = "healthy",
+    minutes: Annotated[float | None, typer.Option(help="Length; default per scenario")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same session")] = 0,
+    snr: Annotated[float, typer.Option(help="Pop SNR at the nearest mic, dB")] = 15.0,
+    sr: Annotated[int, typer.Option(help="Audio sample rate, Hz")] = 16000,
+    imu_rate: Annotated[float, typer.Option(help="IMU sample rate, Hz")] = 200.0,
+    artifacts: Annotated[bool, typer.Option(help="Footsteps, rub, speech, knocks")] = True,
+    subject: Annotated[str, typer.Option(help="Subject pseudonym")] = "SIM01",
+) -> None:
+    """Write a synthetic session with ground truth (truth.csv, motion_truth.csv)."""
+    from .simulate import SCENARIOS, SimConfig, simulate_session
+
+    if scenario not in SCENARIOS:
+        raise BadInput("--scenario", None,
+                       f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    if minutes is not None and not 0 < minutes <= 24 * 60:
+        raise BadInput("--minutes", None, "must be above 0 and at most 1440")
+    config = SimConfig(scenario=scenario, minutes=minutes, seed=seed, snr_db=snr, sr=sr,
+                       imu_rate=imu_rate, artifacts=artifacts, subject=subject)
+    summary = simulate_session(out, config)
+    console.print(f"wrote {out}: {summary.duration_s:.0f} s, {summary.pops} pops "
+                  f"({', '.join(f'{k} {n}' for k, n in summary.kinds.items()) or 'none'}), "
+                  f"{summary.steps} heel strikes, {summary.falls} falls")
+
+
+def main() -> None:
+    """Entry point: bad input becomes one line on stderr and exit status 2, never a traceback.
+
+    Usage errors (unknown option, bad value) are reported by typer itself, also with status 2.
+    """
+    try:
+        app()
+    except BadInput as exc:
+        print(f"backpop: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        print(f"backpop: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, developers the trace
+        if os.environ.get("BACKPOP_DEBUG"):
+            raise
+        print(f"backpop: internal error: {type(exc).__name__}: {exc} "
+              "(set BACKPOP_DEBUG=1 for the traceback)", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Spine motion: orientation, lumbar angles, context, range of motion, catches, falls."""

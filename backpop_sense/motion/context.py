@@ -1,0 +1,61 @@
+"""What the spine is doing at each instant: the context labels and their one config.
+
+Labels (DESIGN.md), at each instant the first that applies: ``walk`` while the gait rhythm is
+present; ``twist`` when |twist| exceeds 15 degrees; ``stretch`` when |flexion| exceeds 30
+degrees (forward bend or extension); ``bend`` when |lateral bend| exceeds 15 degrees;
+``static`` when nothing moved within the surrounding second; otherwise ``other``.
+
+The thresholds sit near the middle of healthy adult lumbar ranges (flexion about 40-60
+degrees, lateral bend and axial rotation about 20-30 degrees each way, e.g. Troke et al.,
+Clin Biomech 2005), so a label marks a clearly deliberate movement rather than posture sway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CONTEXTS = ("twist", "stretch", "bend", "walk", "static", "other")
+
+
+@dataclass(frozen=True)
+class ContextConfig:
+    """Thresholds of the context labels (degrees, degrees per second, m/s^2, seconds)."""
+
+    twist_deg: float = 15.0
+    stretch_deg: float = 30.0
+    bend_deg: float = 15.0
+    still_rate_dps: float = 4.0
+    still_acc_ms2: float = 0.3
+    still_window_s: float = 1.0
+    rate_hz: float = 10.0
+
+
+def label_context(*, walking: np.ndarray, flexion_deg: np.ndarray, lateral_deg: np.ndarray,
+                  twist_deg: np.ndarray, still: np.ndarray,
+                  config: ContextConfig = ContextConfig()) -> np.ndarray:
+    """Label each instant with its context.
+
+    Parameters
+    ----------
+    walking : bool array
+        Whether the gait rhythm is present.
+    flexion_deg, lateral_deg, twist_deg : float arrays
+        Lumbar angles in degrees.
+    still : bool array
+        Whether nothing moved within the surrounding ``config.still_window_s``.
+
+    Returns
+    -------
+    ndarray of str
+        One label of :data:`CONTEXTS` per instant.
+    """
+    conditions = [
+        np.asarray(walking, dtype=bool),
+        np.abs(twist_deg) > config.twist_deg,
+        np.abs(flexion_deg) > config.stretch_deg,
+        np.abs(lateral_deg) > config.bend_deg,
+        np.asarray(still, dtype=bool),
+    ]
+    return np.select(conditions, ["walk", "twist", "stretch", "bend", "static"], "other")

@@ -1,0 +1,137 @@
+"""Reading CSV tables with errors that name the file, the line and the field at fault.
+
+Line numbers are those a text editor shows: the header is line 1, the first data row line 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import BadInput
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names on line 1 of a CSV file.
+
+    Raises
+    ------
+    BadInput
+        If the file is missing, empty or not text.
+    """
+    if not path.is_file():
+        raise BadInput(path, None, "file is missing")
+    try:
+        with path.open("r", encoding="utf-8", newline="") as f:
+            first = f.readline()
+    except UnicodeDecodeError:
+        raise BadInput(path, "line 1", "not a UTF-8 text file") from None
+    if not first.strip():
+        raise BadInput(path, "line 1", "file is empty: expected a header line")
+    return [c.strip() for c in first.strip().split(",")]
+
+
+def check_columns(
+    path: Path, found: Sequence[str], required: Sequence[str], optional: Sequence[str] = ()
+) -> list[str]:
+    """Check a header: ``required`` first, in order, then optionally ``optional`` in order.
+
+    Returns
+    -------
+    list of str
+        The columns present.
+    """
+    required, optional = list(required), list(optional)
+    allowed = [required, required + optional] if optional else [required]
+    if list(found) not in allowed:
+        expected = " or ".join(",".join(a) for a in allowed)
+        raise BadInput(path, "line 1", f"expected columns {expected}; found {','.join(found)}")
+    return list(found)
+
+
+def numeric_chunks(
+    path: Path, columns: Sequence[str], *, chunk_rows: int = 65536
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Read the numeric CSV ``path`` in chunks, every cell checked to be a finite number.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file; its header must already have been checked to be ``columns``.
+    columns : sequence of str
+        The column names.
+    chunk_rows : int
+        Rows per chunk; memory is bounded by this, not by the file's length.
+
+    Yields
+    ------
+    first_line : int
+        Line number (1-based, header = 1) of the chunk's first row.
+    frame : DataFrame
+        The chunk, float64.
+    """
+    line = 2
+    reader = pd.read_csv(
+        path, chunksize=chunk_rows, dtype=str, keep_default_na=False, skip_blank_lines=True,
+        engine="c",
+    )
+    try:
+        for raw in reader:
+            if list(raw.columns) != list(columns):
+                raise BadInput(path, "line 1", f"expected columns {','.join(columns)}")
+            yield line, _to_numeric(path, raw, line)
+            line += len(raw)
+    except pd.errors.ParserError as exc:
+        raise BadInput(path, _parser_line(str(exc)), f"malformed row ({exc})") from None
+    finally:
+        reader.close()
+
+
+def _to_numeric(path: Path, raw: pd.DataFrame, first_line: int) -> pd.DataFrame:
+    out = {}
+    for name in raw.columns:
+        text = raw[name].to_numpy(dtype=object)
+        values = pd.to_numeric(raw[name], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            cell = str(text[i]).strip()
+            what = "is empty" if cell == "" else f"is not a finite number ({cell!r})"
+            raise BadInput(path, f"line {first_line + i}, field {name}", what)
+        out[name] = values
+    return pd.DataFrame(out)
+
+
+def _parser_line(message: str) -> str | None:
+    words = message.replace(",", " ").split()
+    for i, word in enumerate(words[:-1]):
+        if word == "line" and words[i + 1].isdigit():
+            return f"line {int(words[i + 1])}"
+    return None
+
+
+def read_small_table(
+    path: Path, required: Sequence[str], *, numeric: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Read a small CSV whose first columns must be ``required`` (more may follow).
+
+    Columns in ``numeric`` are checked to be finite numbers; the others stay text.
+    """
+    header = read_header(path)
+    if header[: len(required)] != list(required):
+        raise BadInput(
+            path, "line 1", f"expected columns {','.join(required)} first; found {','.join(header)}"
+        )
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c")
+    except pd.errors.ParserError as exc:
+        raise BadInput(path, _parser_line(str(exc)), f"malformed row ({exc})") from None
+    frame = raw.copy()
+    if numeric:
+        converted = _to_numeric(path, raw[list(numeric)], 2)
+        for name in numeric:
+            frame[name] = converted[name]
+    return frame
