@@ -405,8 +405,8 @@ class Session:
             raise BadInput(file, "line 2", "needs at least two samples")
         rate = 1.0 / float(np.median(np.diff(first.t)))
         if rate < MIN_IMU_RATE_HZ:
-            raise BadInput(file, "field t",
-                           f"sample rate {rate:.1f} Hz is below the {MIN_IMU_RATE_HZ:.0f} Hz minimum")
+            raise BadInput(file, "field t", f"sample rate {rate:.1f} Hz is below the "
+                           f"{MIN_IMU_RATE_HZ:.0f} Hz minimum")
         return rate
 
     def audio_blocks(self, block_size: int) -> Iterator[AudioBlock]:

@@ -32,9 +32,12 @@ class ContextConfig:
     rate_hz: float = 10.0
 
 
+DEFAULT_CONTEXT = ContextConfig()
+
+
 def label_context(*, walking: np.ndarray, flexion_deg: np.ndarray, lateral_deg: np.ndarray,
                   twist_deg: np.ndarray, still: np.ndarray,
-                  config: ContextConfig = ContextConfig()) -> np.ndarray:
+                  config: ContextConfig = DEFAULT_CONTEXT) -> np.ndarray:
     """Label each instant with its context.
 
     Parameters

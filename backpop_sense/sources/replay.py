@@ -94,7 +94,7 @@ class ReplaySource:
 
     Examples
     --------
-    >>> for block in ReplaySource("data/samples/S01/2026-11-02a", block_size=4096):  # doctest: +SKIP
+    >>> for block in ReplaySource("data/samples/S01/d00", block_size=4096):  # doctest: +SKIP
     ...     print(type(block).__name__, block.t0)
     """
 

@@ -1,0 +1,1002 @@
+"""Synthetic strap sessions with ground truth, from a physical model of body and sound.
+
+No public recordings of spinal pops exist, so detection is measured here. The model is built
+from physiology and physics, not from what any detector looks for:
+
+Motion
+    A scripted activity (standing, forward bends, extensions, twists, side bends, walking with
+    heel strikes, sitting, lying, a fall with an impact, a bend arrested mid-range) gives the
+    pelvis orientation and position and the lumbar flexion, lateral bend and twist as smooth
+    functions of time. The sacral sensor rides on the pelvis; the thoracic sensor is the pelvis
+    composed with the lumbar rotation (:func:`~backpop_sense.motion.spine.spine_rotation`),
+    carried on a two-link spine. Accelerometers read specific force in their own frame (the
+    second derivative of position minus gravity, rotated into the sensor), plus heel-strike
+    shocks and white noise; gyroscopes read the body angular velocity plus a constant bias,
+    a slow bias walk and white noise. Each sensor is mounted a few degrees off its nominal axes.
+
+Sound
+    Each contact mic hears a continuous floor (electronic and body noise, muscle rumble that
+    grows with movement, heartbeat louder near the heart, breathing, mains hum), intermittent
+    artifacts (footstep thumps at heel strikes, fabric rub during movement, bone-conducted
+    speech, external knocks that reach every mic equally, the thud of a fall) and pops. A pop
+    is a transient born at one spinal level and carried along the spine to each mic, losing
+    level with distance (about 3.3 dB per level), losing high frequencies (a first-order
+    low-pass whose corner falls with distance) and arriving later (1800 m/s).
+
+Pops follow background.md
+    ``cavitation``: during fast movement or stretch, mid-range, broadband and short; a level
+    that has popped cannot cavitate again inside the refractory window (20 minutes).
+    ``snap``: a tendon slipping over bone at the same angle of every forward-bend cycle, at one
+    level, lower in pitch and longer. ``readjustment``: near the end of the range of a twist or
+    a stretch; a double click.
+
+SNR
+    A pop's ``snr_db`` is measured at its nearest mic: mean power over the 10 ms after its onset
+    divided by the mean power of the continuous floor over the surrounding second (artifacts
+    excluded). Every pop is scaled to meet the requested SNR exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import signal
+from scipy.ndimage import maximum_filter1d
+from scipy.spatial.transform import Rotation
+
+from . import __version__
+from .levels import LEVELS, level_distance_m, level_index
+from .motion.context import DEFAULT_CONTEXT, ContextConfig, label_context
+from .motion.spine import spine_rotation
+from .session import ImuInfo, MicInfo, SessionInfo, SessionWriter
+
+GRAVITY = 9.80665
+SCENARIOS = ("healthy", "twist-cavitation", "snapping", "post-fall", "artifacts-only", "long")
+DEFAULT_MINUTES = {"healthy": 2.0, "twist-cavitation": 2.0, "snapping": 2.0, "post-fall": 3.0,
+                   "artifacts-only": 2.0, "long": 120.0}
+SNR_WINDOW_S = 0.010
+"""Pop power is averaged over this long after the onset."""
+BACKGROUND_WINDOW_S = 1.0
+"""The floor's power is averaged over this long, centred on the pop."""
+ATTENUATION_LENGTH_M = 0.08
+"""Amplitude falls by e over this distance along the spine (about 3.3 dB per level)."""
+SOUND_SPEED_MS = 1800.0
+"""Propagation speed of a pop along the spine (soft tissue to cortical bone: 1540-3000 m/s)."""
+SKIN_DEPTH_M = 0.015
+"""Distance from a facet joint to the skin over it."""
+CHUNK = 1 << 17
+"""Audio samples rendered at a time; bounds the simulator's audio memory."""
+HEART_LEVEL = "T6"
+PELVIS_HEIGHT_M = 1.0
+LUMBAR_LOWER_M, LUMBAR_UPPER_M, SENSOR_DEPTH_M = 0.12, 0.18, 0.08
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything that decides a simulated session; the same config gives the same files.
+
+    Attributes
+    ----------
+    scenario : str
+        One of :data:`SCENARIOS`.
+    minutes : float, optional
+        Length; ``None`` takes :data:`DEFAULT_MINUTES` of the scenario.
+    seed : int
+        Random seed.
+    snr_db : float
+        Every pop's SNR at its nearest mic, dB.
+    sr : int
+        Audio rate, Hz.
+    imu_rate : float
+        IMU rate, Hz.
+    artifacts : bool
+        Footsteps, fabric rub, speech, knocks and fall thuds (the floor is always there).
+    rom_scale : float
+        Range of motion relative to a healthy adult (1.0); below 1, stiffer.
+    pop_scale : float
+        Multiplies every pop probability.
+    refractory_s : float
+        Cavitation refractory period per level, seconds (about 20 minutes).
+    with_fall, with_catch : bool, optional
+        Force a fall or a mid-range catch into the script (the scenario decides when None).
+    """
+
+    scenario: str = "healthy"
+    minutes: float | None = None
+    seed: int = 0
+    snr_db: float = 15.0
+    sr: int = 16000
+    imu_rate: float = 200.0
+    artifacts: bool = True
+    subject: str = "SIM01"
+    session: str | None = None
+    start: datetime = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    mics: tuple[str, ...] = ("T10", "L1", "L4")
+    rom_scale: float = 1.0
+    pop_scale: float = 1.0
+    refractory_s: float = 1200.0
+    with_fall: bool | None = None
+    with_catch: bool | None = None
+    with_mag: bool = False
+    subtype: str = "PCM_16"
+
+    @property
+    def duration_s(self) -> float:
+        """Session length in seconds."""
+        return 60.0 * (self.minutes if self.minutes is not None
+                       else DEFAULT_MINUTES[self.scenario])
+
+
+@dataclass(frozen=True)
+class Move:
+    """One scripted movement of the lumbar spine (or the whole body, for a fall)."""
+
+    kind: str
+    axis: str
+    t_start: float
+    t_peak: float
+    t_hold_end: float
+    t_end: float
+    amplitude_deg: float
+
+
+@dataclass
+class Script:
+    """The scripted activity, sampled at the IMU rate: the ground truth of the motion."""
+
+    t: np.ndarray
+    flexion: np.ndarray
+    lateral: np.ndarray
+    twist: np.ndarray
+    pelvis_flexion: np.ndarray
+    pelvis_roll: np.ndarray
+    heading: np.ndarray
+    position: np.ndarray
+    walking: np.ndarray
+    heel_strikes: list[float] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)
+    falls: list[float] = field(default_factory=list)
+    catches: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Pop:
+    """A scheduled pop: time of its onset at the source (s), level, kind and motion angle."""
+
+    t: float
+    level: str
+    kind: str
+    angle_deg: float
+
+
+@dataclass(frozen=True)
+class SimSummary:
+    """What a simulation wrote."""
+
+    path: Path
+    duration_s: float
+    pops: int
+    kinds: dict[str, int]
+    steps: int
+    falls: int
+
+
+def _ramp(x: np.ndarray) -> np.ndarray:
+    """Raised-cosine step from 0 (x <= 0) to 1 (x >= 1), smooth in velocity."""
+    x = np.clip(x, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+class _ScriptBuilder:
+    """Lays activities end to end; each starts and ends standing upright and still."""
+
+    def __init__(self, duration_s: float, rate: float, rng: np.random.Generator,
+                 rom_scale: float) -> None:
+        n = int(round(duration_s * rate))
+        self.rate = rate
+        self.t = np.arange(n) / rate
+        self.rng = rng
+        self.rom = rom_scale
+        z = np.zeros(n)
+        self.flexion, self.lateral, self.twist = z.copy(), z.copy(), z.copy()
+        self.pelvis_flexion, self.pelvis_roll, self.heading = z.copy(), z.copy(), z.copy()
+        self.height_drop = z.copy()
+        self.velocity = np.zeros((n, 2))
+        self.walking = np.zeros(n, dtype=bool)
+        self.heel_strikes: list[float] = []
+        self.moves: list[Move] = []
+        self.falls: list[float] = []
+        self.catches: list[float] = []
+        self.cursor = 0.0
+        self.heading_now = 0.0
+
+    @property
+    def duration(self) -> float:
+        return self.t[-1] + 1.0 / self.rate if len(self.t) else 0.0
+
+    def _span(self, t0: float, t1: float) -> slice:
+        return slice(int(math.ceil(t0 * self.rate)), min(int(math.ceil(t1 * self.rate)),
+                                                          len(self.t)))
+
+    def _bump(self, target: np.ndarray, t0: float, rise: float, hold: float, fall: float,
+              amplitude: float) -> None:
+        s = self._span(t0, t0 + rise + hold + fall)
+        tt = self.t[s] - t0
+        target[s] += amplitude * (_ramp(tt / rise) - _ramp((tt - rise - hold) / fall))
+
+    def stand(self, seconds: float) -> None:
+        t0 = self.cursor
+        s = self._span(t0, t0 + seconds)
+        phase = self.rng.uniform(0, 2 * np.pi)
+        sway = 0.3 * np.sin(2 * np.pi * 0.15 * (self.t[s] - t0) + phase)
+        edge = _ramp((self.t[s] - t0) / 1.0) * _ramp((t0 + seconds - self.t[s]) / 1.0)
+        self.flexion[s] += sway * edge
+        self.cursor += seconds
+
+    def movement(self, kind: str, reps: int) -> None:
+        """Repeated lumbar movements: ``bend`` (forward), ``extend``, ``twist``, ``side``."""
+        base = {"bend": (55.0, 10.0), "extend": (-20.0, 4.0), "twist": (38.0, 6.0),
+                "side": (25.0, 4.0)}[kind]
+        target = {"bend": self.flexion, "extend": self.flexion, "twist": self.twist,
+                  "side": self.lateral}[kind]
+        axis = {"bend": "flexion", "extend": "flexion", "twist": "twist", "side": "lateral"}[kind]
+        sign = 1.0
+        for _ in range(reps):
+            amp = sign * self.rom * (base[0] + self.rng.uniform(-1, 1) * base[1])
+            rise, hold, fall = (self.rng.uniform(1.0, 1.8), self.rng.uniform(0.3, 0.9),
+                                self.rng.uniform(1.0, 1.8))
+            t0 = self.cursor
+            self._bump(target, t0, rise, hold, fall, amp)
+            if kind in ("bend", "extend"):
+                # Lumbopelvic rhythm: the pelvis supplies about a third of trunk flexion.
+                self._bump(self.pelvis_flexion, t0, rise, hold, fall, 0.4 * amp)
+            self.moves.append(Move(kind, axis, t0, t0 + rise, t0 + rise + hold,
+                                   t0 + rise + hold + fall, amp))
+            self.cursor += rise + hold + fall + self.rng.uniform(0.6, 1.5)
+            if kind in ("twist", "side"):
+                sign = -sign
+
+    def catch(self) -> None:
+        """A forward bend arrested abruptly mid-range, held, then resumed (a catch)."""
+        amp = self.rom * self.rng.uniform(45, 60)
+        stop_frac = self.rng.uniform(0.35, 0.55)
+        t0, rise1, halt, decel = self.cursor, self.rng.uniform(0.5, 0.8), 0.8, 0.06
+        rise2, hold, fall = 1.0, 0.5, 1.6
+        s = self._span(t0, t0 + rise1 + decel + halt + rise2 + hold + fall)
+        tt = self.t[s] - t0
+        v_peak = stop_frac * amp / (rise1 + decel / 2)
+        # Angular velocity: steady descent, an abrupt stop within ~60 ms, a pause, then resume.
+        vel = np.where(tt < rise1, v_peak * _ramp(tt / 0.25), 0.0)
+        stop = (tt >= rise1) & (tt < rise1 + decel)
+        vel[stop] = v_peak * (1 - _ramp((tt[stop] - rise1) / decel))
+        angle = np.cumsum(vel) / self.rate
+        reached = angle[np.searchsorted(tt, rise1 + decel)] if len(angle) else 0.0
+        t_resume = rise1 + decel + halt
+        resume = _ramp((tt - t_resume) / rise2) * (amp - reached)
+        back = _ramp((tt - t_resume - rise2 - hold) / fall) * amp
+        self.flexion[s] += angle + resume - back
+        self.pelvis_flexion[s] += 0.4 * (angle + resume - back)
+        self.catches.append(t0 + rise1 + decel / 2)
+        self.moves.append(Move("catch", "flexion", t0, t0 + t_resume + rise2,
+                               t0 + t_resume + rise2 + hold, t0 + t_resume + rise2 + hold + fall,
+                               amp))
+        self.cursor += rise1 + decel + halt + rise2 + hold + fall + 1.0
+
+    def walk(self, seconds: float) -> None:
+        """Walking at about 1.2 m/s and 1.8 steps/s, with heel strikes, then stopping."""
+        t0 = self.cursor
+        s = self._span(t0, t0 + seconds)
+        tt = self.t[s] - t0
+        cadence = self.rng.uniform(1.7, 1.95)
+        speed = self.rng.uniform(1.0, 1.35)
+        env = _ramp(tt / 1.0) * _ramp((seconds - tt) / 1.0)
+        phase = 2 * np.pi * cadence * tt
+        stride = phase / 2
+        self.twist[s] += 4.0 * np.sin(stride) * env
+        self.lateral[s] += 2.0 * np.sin(stride + 0.5) * env
+        self.pelvis_roll[s] += 3.0 * np.sin(stride) * env
+        self.heading[s] += -4.0 * np.sin(stride) * env
+        self.height_drop[s] += 0.02 * (1 + np.cos(phase)) * env
+        forward = speed * env * (1 + 0.08 * np.cos(phase))
+        h = np.radians(self.heading_now)
+        self.velocity[s, 0] += -np.sin(h) * forward
+        self.velocity[s, 1] += np.cos(h) * forward
+        strikes = t0 + np.arange(1, int(seconds * cadence)) / cadence
+        strikes = strikes[(strikes > t0 + 0.8) & (strikes < t0 + seconds - 0.8)]
+        self.heel_strikes.extend(strikes.tolist())
+        if len(strikes):
+            self.walking[self._span(strikes[0], strikes[-1] + 0.5 / cadence)] = True
+        self.cursor += seconds
+
+    def turn(self, degrees: float) -> None:
+        """Turn the whole body on the spot (no lumbar twist)."""
+        seconds = 2.0
+        s = self._span(self.cursor, self.duration)
+        self.heading[s] += degrees * _ramp((self.t[s] - self.cursor) / seconds)
+        self.heading_now += degrees
+        self.cursor += seconds + 0.5
+
+    def sit(self, seconds: float) -> None:
+        t0, down = self.cursor, 2.0
+        self._bump(self.height_drop, t0, down, seconds, down, 0.45)
+        self._bump(self.pelvis_flexion, t0, down, seconds, down, -15.0)
+        self._bump(self.flexion, t0, down, seconds, down, 15.0)
+        # Sit-to-stand and back lean the trunk forward mid-transition.
+        self._bump(self.flexion, t0 + 0.3, 0.7, 0.0, 0.8, 20.0)
+        self._bump(self.flexion, t0 + down + seconds + 0.1, 0.7, 0.0, 0.9, 20.0)
+        self.cursor += 2 * down + seconds + 1.0
+
+    def lie(self, seconds: float) -> None:
+        t0, down = self.cursor, 4.0
+        self._bump(self.height_drop, t0, down, seconds, down, 0.8)
+        self._bump(self.pelvis_flexion, t0, down, seconds, down, -90.0)
+        self.cursor += 2 * down + seconds + 1.0
+
+    def fall(self, lie_seconds: float) -> None:
+        """A backward fall: accelerating rotation and drop, an impact, lying still, getting up."""
+        t0 = self.cursor
+        t_fall, t_stop, up = 0.6, 0.07, 5.0
+        s = self._span(t0, t0 + t_fall + t_stop + lie_seconds + up)
+        tt = self.t[s] - t0
+        # Velocity grows until the body meets the floor, then dies within ~70 ms (the impact).
+        grow = np.clip(tt / t_fall, 0, None)
+        decay = np.where(tt < t_fall, 1.0, 1 - _ramp((tt - t_fall) / t_stop))
+        profile = np.cumsum(grow * decay) / self.rate
+        profile = profile / profile[-1]
+        getting_up = _ramp((tt - t_fall - t_stop - lie_seconds) / up)
+        shape = profile * (1 - getting_up)
+        self.pelvis_flexion[s] += -90.0 * shape
+        self.height_drop[s] += 0.85 * shape
+        self.falls.append(t0 + t_fall + t_stop / 2)
+        self.moves.append(Move("fall", "pelvis", t0, t0 + t_fall, t0 + t_fall + lie_seconds,
+                               t0 + t_fall + t_stop + lie_seconds + up, -90.0))
+        self.cursor += t_fall + t_stop + lie_seconds + up + 1.0
+
+    def build(self) -> Script:
+        position = np.zeros((len(self.t), 3))
+        position[:, :2] = np.cumsum(self.velocity, axis=0) / self.rate
+        position[:, 2] = PELVIS_HEIGHT_M - self.height_drop
+        return Script(self.t, self.flexion, self.lateral, self.twist, self.pelvis_flexion,
+                      self.pelvis_roll, self.heading, position, self.walking,
+                      self.heel_strikes, self.moves, self.falls, self.catches)
+
+
+def _activity_plan(config: SimConfig, rng: np.random.Generator) -> list[tuple[str, float]]:
+    """The scenario's sequence of (activity, parameter), cycled to fill the session."""
+    daily = [("stand", 6), ("walk", 20), ("bend", 3), ("stand", 4), ("twist", 4), ("sit", 15),
+             ("side", 4), ("turn", 90), ("walk", 15), ("extend", 2), ("stand", 5)]
+    plans = {
+        "healthy": daily,
+        "twist-cavitation": [("stand", 5), ("twist", 6), ("walk", 10), ("twist", 6),
+                             ("bend", 2), ("stand", 4)],
+        "snapping": [("stand", 5), ("bend", 6), ("walk", 10), ("bend", 6), ("twist", 2)],
+        "post-fall": daily,
+        "artifacts-only": daily,
+        "long": daily + [("lie", 30), ("walk", 40), ("sit", 60), ("twist", 4), ("bend", 4)],
+    }
+    plan = list(plans[config.scenario])
+    rng.shuffle(plan[1:])
+    return plan
+
+
+def build_script(config: SimConfig, rng: np.random.Generator) -> Script:
+    """Lay out the scenario's activities over the session."""
+    b = _ScriptBuilder(config.duration_s, config.imu_rate, rng, config.rom_scale)
+    plan = _activity_plan(config, rng)
+    end = config.duration_s - 12.0
+    fall_at = None
+    if config.with_fall or (config.with_fall is None and config.scenario == "post-fall"):
+        fall_at = 0.3 * config.duration_s
+    catch_due = bool(config.with_catch)
+    b.stand(4.0)
+    i = 0
+    while b.cursor < end:
+        if fall_at is not None and b.cursor >= fall_at:
+            b.fall(lie_seconds=rng.uniform(6, 10))
+            fall_at = None
+            continue
+        if catch_due and b.cursor >= 0.5 * config.duration_s:
+            b.catch()
+            catch_due = False
+            continue
+        name, value = plan[i % len(plan)]
+        i += 1
+        room = end - b.cursor
+        if name in ("stand", "walk", "sit", "lie"):
+            seconds = min(float(value) * rng.uniform(0.7, 1.3), room)
+            if seconds < 3.0 or (name in ("sit", "lie") and seconds < 10):
+                b.stand(max(room, 0.1))
+                continue
+            getattr(b, name)(seconds)
+        elif name == "turn":
+            b.turn(float(rng.choice([-1, 1]) * value))
+        else:
+            b.movement(name, reps=max(1, int(min(value, room // 5))))
+    b.stand(max(b.duration - b.cursor, 0.0))
+    return b.build()
+
+
+@dataclass
+class Kinematics:
+    """Orientation, angular velocity and specific force of both sensors, noise-free."""
+
+    t: np.ndarray
+    orientation: dict[str, Rotation]
+    gyro: dict[str, np.ndarray]
+    specific_force: dict[str, np.ndarray]
+    linear_acc: dict[str, np.ndarray]
+
+
+def _heel_shock(t: np.ndarray, strikes: list[float], peak: float) -> np.ndarray:
+    """Vertical shock of heel strikes at the trunk: a damped ~15 Hz oscillation per step."""
+    out = np.zeros_like(t)
+    if not strikes:
+        return out
+    dt = t[1] - t[0]
+    k = np.arange(int(0.15 / dt))
+    kernel = peak * np.exp(-k * dt / 0.02) * np.sin(2 * np.pi * 15.0 * k * dt)
+    idx = np.clip(np.round(np.asarray(strikes) / dt).astype(int), 0, len(t) - 1)
+    impulses = np.zeros_like(t)
+    np.add.at(impulses, idx, 1.0)
+    return signal.fftconvolve(impulses, kernel)[: len(t)]
+
+
+def kinematics(script: Script, rng: np.random.Generator) -> Kinematics:
+    """Sensor kinematics from the script: the physics of the IMU half of the simulator."""
+    t = script.t
+    dt = 1.0 / (t[1] - t[0]) if len(t) > 1 else 1.0
+    dt = 1.0 / dt
+    world_pelvis = Rotation.from_euler("Z", script.heading[:, None], degrees=True) * spine_rotation(
+        script.pelvis_flexion, script.pelvis_roll, 0.0)
+    world_thorax = world_pelvis * spine_rotation(script.flexion, script.lateral, script.twist)
+    up = np.array([0.0, 0.0, 1.0])
+    back = np.array([0.0, -SENSOR_DEPTH_M, 0.0])
+    joint = script.position + world_pelvis.apply(LUMBAR_LOWER_M * up)
+    positions = {
+        "sacral": script.position + world_pelvis.apply(back),
+        "thoracic": joint + world_thorax.apply(LUMBAR_UPPER_M * up + back),
+    }
+    shock = _heel_shock(t, script.heel_strikes, 8.0)
+    out = Kinematics(t, {}, {}, {}, {})
+    for name, segment in (("sacral", world_pelvis), ("thoracic", world_thorax)):
+        mount = Rotation.from_rotvec(rng.normal(0.0, np.radians(1.5), 3))
+        sensor = segment * mount
+        acc = np.gradient(np.gradient(positions[name], dt, axis=0), dt, axis=0)
+        acc[:, 2] += shock * (1.0 if name == "sacral" else 0.6)
+        rel = sensor[:-1].inv() * sensor[1:]
+        omega = rel.as_rotvec() / dt
+        omega = np.vstack([omega, omega[-1:]])
+        out.orientation[name] = sensor
+        out.gyro[name] = omega
+        out.linear_acc[name] = acc
+        out.specific_force[name] = sensor.inv().apply(acc + GRAVITY * up)
+    return out
+
+
+def imu_readings(kin: Kinematics, rng: np.random.Generator, with_mag: bool
+                 ) -> dict[str, dict[str, np.ndarray]]:
+    """Add sensor errors: accelerometer bias and noise; gyro bias, bias walk and noise."""
+    n = len(kin.t)
+    dt = kin.t[1] - kin.t[0]
+    readings = {}
+    for name in ("thoracic", "sacral"):
+        acc = kin.specific_force[name] + rng.normal(0, 0.05, 3) + rng.normal(0, 0.03, (n, 3))
+        walk = np.cumsum(rng.normal(0, 2e-5 * math.sqrt(dt), (n, 3)), axis=0)
+        gyro = (kin.gyro[name] + rng.normal(0, np.radians(0.6), 3) + walk
+                + rng.normal(0, 0.004, (n, 3)))
+        r = {"t": kin.t, "acc": acc, "gyro": gyro}
+        if with_mag:
+            earth = np.array([0.0, 20.0, -44.0])
+            r["mag"] = kin.orientation[name].inv().apply(earth) + rng.normal(0, 0.3, (n, 3))
+        readings[name] = r
+    return readings
+
+
+def motion_truth(script: Script, kin: Kinematics,
+                 config: ContextConfig = DEFAULT_CONTEXT) -> pd.DataFrame:
+    """Ground-truth lumbar angles and context at 10 Hz (``motion_truth.csv``)."""
+    rate = 1.0 / (script.t[1] - script.t[0])
+    moving = np.zeros(len(script.t), dtype=bool)
+    for name in ("thoracic", "sacral"):
+        moving |= np.degrees(np.linalg.norm(kin.gyro[name], axis=1)) >= config.still_rate_dps
+        moving |= np.linalg.norm(kin.linear_acc[name], axis=1) > config.still_acc_ms2
+    window = max(1, int(round(config.still_window_s * rate)))
+    still = ~maximum_filter1d(moving, size=window, mode="nearest")
+    labels = label_context(walking=script.walking, flexion_deg=script.flexion,
+                           lateral_deg=script.lateral, twist_deg=script.twist, still=still,
+                           config=config)
+    step = int(round(rate / config.rate_hz))
+    idx = np.arange(0, len(script.t), step)
+    return pd.DataFrame({
+        "t": np.round(script.t[idx], 6), "flexion_deg": script.flexion[idx],
+        "lateral_deg": script.lateral[idx], "twist_deg": script.twist[idx],
+        "context": labels[idx],
+    })
+
+
+def _pop_levels(mics: tuple[str, ...]) -> list[str]:
+    lo, hi = level_index(mics[0]), level_index(mics[-1])
+    return list(LEVELS[lo:hi + 1])
+
+
+POP_PROBABILITY = {
+    # scenario: (cavitation per movement, readjustment per twist/stretch, snap per bend cycle)
+    "healthy": (0.08, 0.08, 0.0),
+    "twist-cavitation": (0.5, 0.15, 0.0),
+    "snapping": (0.05, 0.05, 0.95),
+    "post-fall": (0.08, 0.08, 0.0),
+    "artifacts-only": (0.0, 0.0, 0.0),
+    "long": (0.3, 0.08, 0.0),
+}
+POST_FALL_PROBABILITY = (0.4, 0.45, 0.0)
+"""After a fall: new popping, well above the earlier rate (background.md R8)."""
+
+
+def schedule_pops(script: Script, config: SimConfig, rng: np.random.Generator) -> list[Pop]:
+    """Place pops on the motion, kind by kind, as background.md describes them."""
+    levels = _pop_levels(config.mics)
+    p_cav, p_readj, p_snap = POP_PROBABILITY[config.scenario]
+    fall_t = script.falls[0] if script.falls else math.inf
+    snap_level = str(rng.choice(levels[1:-1] or levels))
+    snap_angle = 0.5 * 55.0 * config.rom_scale
+    last_cavitation: dict[str, float] = {}
+    angles = {"flexion": script.flexion, "lateral": script.lateral, "twist": script.twist}
+    pops: list[Pop] = []
+
+    def crossing(move: Move, fraction: float) -> float:
+        """Time during the rise when the angle reaches ``fraction`` of the move's peak."""
+        s = slice(int(move.t_start * config.imu_rate), int(move.t_peak * config.imu_rate) + 1)
+        trace = angles[move.axis][s] / move.amplitude_deg
+        k = int(np.argmax(trace >= fraction)) if (trace >= fraction).any() else len(trace) - 1
+        return float(script.t[s][k])
+
+    for move in script.moves:
+        if move.kind in ("fall",):
+            continue
+        after_fall = move.t_start > fall_t
+        pc, pr, ps = (POST_FALL_PROBABILITY if after_fall else (p_cav, p_readj, p_snap))
+        pc, pr, ps = (min(1.0, p * config.pop_scale) for p in (pc, pr, ps))
+        if move.kind == "bend" and ps > 0 and rng.random() < ps:
+            t = crossing(move, snap_angle / move.amplitude_deg + rng.normal(0, 0.02))
+            pops.append(Pop(t, snap_level, "snap", float(script.flexion[int(t * config.imu_rate)])))
+        if rng.random() < pc:
+            free = [lv for lv in levels
+                    if move.t_start - last_cavitation.get(lv, -math.inf) >= config.refractory_s]
+            if free:
+                level = str(rng.choice(free))
+                t = crossing(move, rng.uniform(0.35, 0.65))
+                last_cavitation[level] = t
+                pops.append(Pop(t, level, "cavitation",
+                                float(angles[move.axis][int(t * config.imu_rate)])))
+        if move.kind in ("twist", "bend", "extend") and rng.random() < pr:
+            level = str(rng.choice(levels))
+            t = float(rng.uniform(move.t_peak - 0.1, move.t_hold_end))
+            pops.append(Pop(t, level, "readjustment",
+                            float(angles[move.axis][int(t * config.imu_rate)])))
+    pops.sort(key=lambda p: p.t)
+    kept: list[Pop] = []
+    for p in pops:
+        # Two pops within 150 ms would be one event to any listener; keep the first.
+        if not kept or p.t - kept[-1].t >= 0.15:
+            kept.append(p)
+    return [p for p in kept if p.t < config.duration_s - 1.0]
+
+
+# ---------------------------------------------------------------- sound sources
+
+
+def _damped(t: np.ndarray, freqs: np.ndarray, taus: np.ndarray, phases: np.ndarray,
+            weights: np.ndarray, rise_s: float) -> np.ndarray:
+    """Sum of damped sinusoids starting at t = 0, with a raised-cosine onset of ``rise_s``."""
+    tt = np.maximum(t, 0.0)[:, None]
+    y = (weights * np.exp(-tt / taus) * np.sin(2 * np.pi * freqs * tt + phases)).sum(axis=1)
+    return np.where(t >= 0, y * _ramp(t / rise_s), 0.0)
+
+
+def pop_source(kind: str, rng: np.random.Generator, sr: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The waveform of a pop at its source, as a function of time since onset (s)."""
+    top = 0.42 * sr
+    if kind == "cavitation":
+        f = np.minimum(rng.uniform(1000, 4500, 3), top)
+        tau = rng.uniform(0.4e-3, 1.2e-3, 3)
+        f = np.append(f, rng.uniform(200, 400))
+        tau = np.append(tau, 3e-3)
+        w = np.array([1.0, 0.8, 0.6, 0.3])
+        ph = rng.uniform(0, 2 * np.pi, 4)
+        return lambda t: _damped(t, f, tau, ph, w, 1e-4)
+    if kind == "snap":
+        f = np.minimum(rng.uniform(250, 1200, 3), top)
+        tau = rng.uniform(2e-3, 5e-3, 3)
+        w, ph = np.array([1.0, 0.7, 0.5]), rng.uniform(0, 2 * np.pi, 3)
+        return lambda t: _damped(t, f, tau, ph, w, 1e-3)
+    f1, f2 = np.minimum(rng.uniform(600, 2500, 2), top), np.minimum(rng.uniform(600, 2500, 2), top)
+    tau1, tau2 = rng.uniform(1e-3, 2.5e-3, 2), rng.uniform(1e-3, 2.5e-3, 2)
+    gap = rng.uniform(4e-3, 12e-3)
+    ph1, ph2 = rng.uniform(0, 2 * np.pi, 2), rng.uniform(0, 2 * np.pi, 2)
+    w = np.array([1.0, 0.6])
+    return lambda t: (_damped(t, f1, tau1, ph1, w, 3e-4)
+                      + 0.7 * _damped(t - gap, f2, tau2, ph2, w, 3e-4))
+
+
+def pop_at_mics(kind: str, level: str, mics: tuple[str, ...], sr: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A pop as each mic hears it, onset at sample 0, scaled to unit power at its nearest mic.
+
+    Returns
+    -------
+    ndarray, shape (n, mics)
+        The pop at each mic, the nearest mic's mean power over :data:`SNR_WINDOW_S` being 1.
+    int
+        Index of the nearest mic.
+    """
+    source = pop_source(kind, rng, sr)
+    n = int(0.06 * sr)
+    t = np.arange(n) / sr
+    out = np.zeros((n, len(mics)))
+    distances = [level_distance_m(level, m) + SKIN_DEPTH_M for m in mics]
+    for j, d in enumerate(distances):
+        y = source(t - d / SOUND_SPEED_MS) * math.exp(-d / ATTENUATION_LENGTH_M)
+        corner = min(6000.0 * math.exp(-d / 0.1), 0.45 * sr)
+        b, a = signal.butter(1, corner, fs=sr)
+        out[:, j] = signal.lfilter(b, a, y)
+    nearest = int(np.argmin(distances))
+    power = np.mean(out[: int(round(SNR_WINDOW_S * sr)), nearest] ** 2)
+    return out / math.sqrt(power), nearest
+
+
+@dataclass(frozen=True)
+class Event:
+    """A short sound placed at ``start`` (sample index), rendered once, added where it falls."""
+
+    start: int
+    samples: np.ndarray
+    kind: str
+
+
+def _place(events: list[Event], a: int, b: int, n_mics: int) -> np.ndarray:
+    out = np.zeros((b - a, n_mics))
+    for e in events:
+        lo, hi = max(a, e.start), min(b, e.start + len(e.samples))
+        if lo < hi:
+            out[lo - a: hi - a] += e.samples[lo - e.start: hi - e.start]
+    return out
+
+
+def _mic_weights(mics: tuple[str, ...], origin: str, length_m: float) -> np.ndarray:
+    return np.array([math.exp(-level_distance_m(origin, m) / length_m) for m in mics])
+
+
+def heartbeat_events(duration_s: float, mics: tuple[str, ...], sr: int,
+                     rng: np.random.Generator) -> list[Event]:
+    """Heart sounds (S1, S2) at about 70 beats/min, strongest at the mics nearest the heart."""
+    weights = 0.006 * _mic_weights(mics, HEART_LEVEL, 0.15)
+    t = np.arange(int(0.12 * sr)) / sr
+    events, beat = [], rng.uniform(0, 0.8)
+    period = 60.0 / rng.uniform(62, 78)
+    while beat < duration_s:
+        s1 = _damped(t, np.array([45.0, 70.0]), np.array([0.02, 0.015]), np.zeros(2),
+                     np.array([1.0, 0.5]), 0.005)
+        s2 = 0.6 * _damped(t - 0.3, np.array([60.0]), np.array([0.015]), np.zeros(1),
+                           np.array([1.0]), 0.005)
+        wave = np.concatenate([s1 + s2[: len(s1)], np.zeros(int(0.25 * sr))])
+        wave[len(t):] = 0.6 * _damped(np.arange(int(0.25 * sr)) / sr + len(t) / sr - 0.3,
+                                      np.array([60.0]), np.array([0.015]), np.zeros(1),
+                                      np.array([1.0]), 0.005)
+        events.append(Event(int(beat * sr), wave[:, None] * weights, "heartbeat"))
+        beat += period * rng.uniform(0.95, 1.05)
+    return events
+
+
+def footstep_events(strikes: list[float], mics: tuple[str, ...], sr: int,
+                    rng: np.random.Generator) -> list[Event]:
+    """Heel-strike thumps travelling up from the pelvis: energy below about 300 Hz."""
+    weights = _mic_weights(mics, "S1", 0.3)
+    t = np.arange(int(0.15 * sr)) / sr
+    events = []
+    for ts in strikes:
+        amp = rng.uniform(0.015, 0.035)
+        f = rng.uniform([40, 80, 140], [60, 120, 220])
+        wave = _damped(t, f, np.array([0.03, 0.02, 0.012]), rng.uniform(0, 6, 3),
+                       np.array([1.0, 0.6, 0.3]), 0.004)
+        events.append(Event(int(ts * sr), amp * wave[:, None] * weights, "footstep"))
+    return events
+
+
+def fall_events(falls: list[float], mics: tuple[str, ...], sr: int,
+                rng: np.random.Generator) -> list[Event]:
+    """The thud of the body meeting the floor: loud, low, on every mic."""
+    t = np.arange(int(0.4 * sr)) / sr
+    events = []
+    for tf in falls:
+        wave = _damped(t, np.array([30.0, 55.0, 110.0, 240.0]), np.array([0.08, 0.05, 0.03, 0.01]),
+                       rng.uniform(0, 6, 4), np.array([1.0, 0.8, 0.5, 0.3]), 0.003)
+        events.append(Event(int((tf - 0.03) * sr), 0.15 * wave[:, None] * np.ones(len(mics)),
+                            "fall"))
+    return events
+
+
+def knock_events(duration_s: float, per_minute: float, mics: tuple[str, ...], sr: int,
+                 rng: np.random.Generator) -> list[Event]:
+    """External knocks (a door, a table): sharp, and equally loud on every mic at once."""
+    events = []
+    t = np.arange(int(0.05 * sr)) / sr
+    n_bursts = rng.poisson(per_minute * duration_s / 60.0)
+    for start in np.sort(rng.uniform(2.0, max(duration_s - 3.0, 2.5), n_bursts)):
+        tk = start
+        for _ in range(int(rng.integers(2, 5))):
+            f = np.minimum(rng.uniform([150, 400, 900], [300, 900, 1800]), 0.42 * sr)
+            wave = _damped(t, f, rng.uniform(3e-3, 8e-3, 3), rng.uniform(0, 6, 3),
+                           np.array([1.0, 0.7, 0.4]), 2e-4)
+            level = rng.uniform(0.03, 0.1) * rng.uniform(0.98, 1.02, len(mics))
+            events.append(Event(int(tk * sr), wave[:, None] * level, "knock"))
+            tk += rng.uniform(0.15, 0.3)
+    return events
+
+
+def speech_events(duration_s: float, per_minute: float, mics: tuple[str, ...], sr: int,
+                  rng: np.random.Generator) -> list[Event]:
+    """Bone-conducted speech: voiced, harmonic (F0 100-200 Hz), syllables at about 4 Hz."""
+    weights = _mic_weights(mics, "C7", 0.25)
+    events = []
+    n = rng.poisson(per_minute * duration_s / 60.0)
+    for start in np.sort(rng.uniform(1.0, max(duration_s - 5.0, 1.5), n)):
+        length = rng.uniform(1.5, 4.0)
+        t = np.arange(int(length * sr)) / sr
+        f0 = rng.uniform(100, 200) * (1 + 0.08 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
+        phase = 2 * np.pi * np.cumsum(f0) / sr
+        formant1, formant2 = rng.uniform(450, 800), rng.uniform(1100, 2000)
+        wave = np.zeros_like(t)
+        for k in range(1, int(min(3000, 0.42 * sr) / 100)):
+            fk = k * f0
+            gain = (np.exp(-(((fk - formant1) / 250) ** 2))
+                    + 0.5 * np.exp(-(((fk - formant2) / 350) ** 2)) + 0.05)
+            wave += gain * np.sin(k * phase) / k**0.5
+        syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3.5, 5.0) * t), 0, None) ** 2
+        wave *= syllables * _ramp(t / 0.1) * _ramp((length - t) / 0.1)
+        amp = rng.uniform(0.006, 0.015) / (np.sqrt(np.mean(wave**2)) + 1e-12)
+        events.append(Event(int(start * sr), amp * wave[:, None] * weights, "speech"))
+    return events
+
+
+def rub_events(script: Script, mics: tuple[str, ...], sr: int, rng: np.random.Generator
+               ) -> list[Event]:
+    """Fabric rub as the strap slides during movement: long, slow-rising, 0.6-3.5 kHz noise."""
+    events = []
+    starts = [m.t_start + rng.uniform(0.2, 0.8) for m in script.moves if rng.random() < 0.4]
+    starts += [s for s in script.heel_strikes[::6] if rng.random() < 0.3]
+    hi = min(3500.0, 0.45 * sr)
+    sos = signal.butter(2, [600.0, hi], btype="bandpass", fs=sr, output="sos")
+    for start in starts:
+        length = rng.uniform(0.3, 1.0)
+        t = np.arange(int(length * sr)) / sr
+        attack, release = rng.uniform(0.1, 0.25), rng.uniform(0.1, 0.2)
+        env = _ramp(t / attack) * _ramp((length - t) / release)
+        env *= 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(5, 15) * t)
+        noise = signal.sosfilt(sos, rng.normal(0, 1, len(t)))
+        wave = env * noise / (np.std(noise) + 1e-12) * rng.uniform(0.004, 0.015)
+        weights = np.full(len(mics), 0.3)
+        weights[rng.integers(len(mics))] = 1.0
+        events.append(Event(int(start * sr), wave[:, None] * weights, "rub"))
+    return events
+
+
+class _Floor:
+    """The continuous background of every mic, rendered chunk by chunk with carried state."""
+
+    def __init__(self, config: SimConfig, script: Script, kin: Kinematics,
+                 beats: list[Event]) -> None:
+        sr, mics = config.sr, config.mics
+        self.sr, self.m = sr, len(mics)
+        self.seed = config.seed
+        ny = 0.45 * sr
+        self.sos_pink = signal.butter(1, 300.0, fs=sr, output="sos")
+        self.sos_rumble = signal.butter(2, [8.0, 60.0], btype="bandpass", fs=sr, output="sos")
+        self.sos_breath = signal.butter(2, [150.0, min(900.0, ny)], btype="bandpass", fs=sr,
+                                        output="sos")
+        self.z_pink = np.zeros((1, 2, self.m))
+        self.z_rumble = np.zeros((2, 2, self.m))
+        self.z_breath = np.zeros((2, 2, 1))
+        rel = np.linalg.norm(kin.gyro["thoracic"] - kin.gyro["sacral"], axis=1)
+        self.motion_t = script.t
+        self.motion = np.clip(rel + 0.5 * np.linalg.norm(kin.gyro["sacral"], axis=1), 0, 2.0)
+        self.breath_w = 0.0015 * _mic_weights(mics, "T6", 0.3)
+        self.hum_phase = np.random.default_rng([config.seed, 7]).uniform(0, 2 * np.pi)
+        self.breath_rate = np.random.default_rng([config.seed, 8]).uniform(0.2, 0.3)
+        self.beats = beats
+
+    def render(self, a: int, b: int, k: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, 2, k])
+        n = b - a
+        t = (a + np.arange(n)) / self.sr
+        white = rng.normal(0, 0.0015, (n, self.m))
+        pink, self.z_pink = signal.sosfilt(self.sos_pink, rng.normal(0, 0.02, (n, self.m)),
+                                           axis=0, zi=self.z_pink)
+        rumble_src = 0.7 * rng.normal(0, 1, (n, 1)) + 0.3 * rng.normal(0, 1, (n, self.m))
+        rumble, self.z_rumble = signal.sosfilt(self.sos_rumble, rumble_src, axis=0,
+                                               zi=self.z_rumble)
+        intensity = np.interp(t, self.motion_t, self.motion)
+        rumble *= (0.01 + 0.05 * intensity)[:, None]
+        breath, self.z_breath = signal.sosfilt(self.sos_breath, rng.normal(0, 1, (n, 1)),
+                                               axis=0, zi=self.z_breath)
+        breath_env = (0.5 + 0.5 * np.sin(2 * np.pi * self.breath_rate * t)) ** 2
+        breath = breath * breath_env[:, None] * self.breath_w * 3.0
+        hum = (0.0008 * np.sin(2 * np.pi * 50.0 * t + self.hum_phase)
+               + 0.0003 * np.sin(2 * np.pi * 150.0 * t + 2 * self.hum_phase))
+        return white + pink + rumble + breath + hum[:, None] + _place(self.beats, a, b, self.m)
+
+
+def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[Pop],
+                 rng: np.random.Generator, *, stems: bool = False
+                 ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
+    """The mic signals, chunk by chunk, and optionally their parts.
+
+    Yields
+    ------
+    start : int
+        Index of the chunk's first sample.
+    mix : ndarray, shape (n, mics)
+        What the mics record.
+    parts : dict
+        With ``stems``: ``floor`` (the continuous background), ``artifacts``, ``pops``.
+    """
+    sr, mics, m = config.sr, config.mics, len(config.mics)
+    total = int(round(config.duration_s * sr))
+    floor = _Floor(config, script, kin, heartbeat_events(config.duration_s, mics, sr, rng))
+    artifacts: list[Event] = []
+    if config.artifacts:
+        busy = 2.0 if config.scenario == "artifacts-only" else 0.4
+        artifacts += footstep_events(script.heel_strikes, mics, sr, rng)
+        artifacts += fall_events(script.falls, mics, sr, rng)
+        artifacts += knock_events(config.duration_s, 0.75 * busy, mics, sr, rng)
+        artifacts += speech_events(config.duration_s, busy, mics, sr, rng)
+        artifacts += rub_events(script, mics, sr, rng)
+    shapes = [pop_at_mics(p.kind, p.level, mics, sr, rng) for p in pops]
+    starts = [int(round(p.t * sr)) for p in pops]
+    scales: dict[int, float] = {}
+    half = int(BACKGROUND_WINDOW_S * sr / 2)
+    bounds = list(range(0, total, CHUNK)) + [total]
+    chunks = deque[tuple[int, np.ndarray]]()
+
+    def fill(k: int) -> None:
+        if k < len(bounds) - 1:
+            chunks.append((bounds[k], floor.render(bounds[k], bounds[k + 1], k)))
+
+    fill(0)
+    fill(1)
+    previous: np.ndarray | None = None
+    for k in range(len(bounds) - 1):
+        a, cur = chunks.popleft()
+        fill(k + 2)
+        b = a + len(cur)
+        nxt = chunks[0][1] if chunks else np.zeros((0, m))
+        context_start = a - (len(previous) if previous is not None else 0)
+        context = np.concatenate([x for x in (previous, cur, nxt) if x is not None])
+        for i, s in enumerate(starts):
+            if a <= s < b:
+                lo, hi = max(s - half, context_start), min(s + half, context_start + len(context))
+                background = np.mean(context[lo - context_start: hi - context_start,
+                                             shapes[i][1]] ** 2)
+                scales[i] = math.sqrt(background * 10 ** (config.snr_db / 10))
+        pop_events = [Event(starts[i], shapes[i][0] * scales[i], "pop")
+                      for i in scales if starts[i] < b and starts[i] + len(shapes[i][0]) > a]
+        art = _place(artifacts, a, b, m)
+        pop_track = _place(pop_events, a, b, m)
+        mix = cur + art + pop_track
+        parts = {"floor": cur, "artifacts": art, "pops": pop_track} if stems else {}
+        yield a, mix, parts
+        previous = cur[-half:] if half else None
+
+
+def session_info(config: SimConfig) -> SessionInfo:
+    """The metadata of a simulated session."""
+    return SessionInfo(
+        subject=config.subject,
+        session=config.session or f"{config.scenario}-s{config.seed}",
+        start=config.start,
+        mics=tuple(MicInfo(m) for m in config.mics),
+        imus=(ImuInfo("thoracic", "T12"), ImuInfo("sacral", "S1")),
+        extra={},
+    )
+
+
+def _config_doc(config: SimConfig) -> dict:
+    doc = asdict(config)
+    doc["start"] = config.start.isoformat()
+    doc["mics"] = list(config.mics)
+    return doc
+
+
+def simulate_session(out: str | Path, config: SimConfig) -> SimSummary:
+    """Write a synthetic session folder with ``truth.csv`` and ``motion_truth.csv``.
+
+    Parameters
+    ----------
+    out : path
+        Folder to create.
+    config : SimConfig
+        The scenario, length, seed and signal settings.
+
+    Returns
+    -------
+    SimSummary
+
+    Examples
+    --------
+    >>> simulate_session("out/s1", SimConfig("snapping", minutes=1, seed=3))  # doctest: +SKIP
+    """
+    if config.scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {config.scenario!r}")
+    rng = np.random.default_rng([config.seed, 0])
+    script = build_script(config, rng)
+    kin = kinematics(script, rng)
+    imus = imu_readings(kin, rng, config.with_mag)
+    pops = schedule_pops(script, config, rng)
+    truth_motion = motion_truth(script, kin)
+    info = session_info(config)
+    info = replace(info, extra={"simulation": {
+        "generator": f"backpop-sense {__version__}",
+        "config": _config_doc(config),
+        "falls_s": [round(f, 4) for f in script.falls],
+        "catches_s": [round(c, 4) for c in script.catches],
+        "heel_strikes": len(script.heel_strikes),
+        "snr_definition": "nearest-mic power over 10 ms after onset / continuous floor power "
+                          "over the surrounding 1 s",
+    }})
+    with SessionWriter(out, info, sr=config.sr, subtype=config.subtype) as writer:
+        for name, r in imus.items():
+            step = 65536
+            for i in range(0, len(r["t"]), step):
+                writer.write_imu(name, r["t"][i:i + step], r["acc"][i:i + step],
+                                 r["gyro"][i:i + step],
+                                 r["mag"][i:i + step] if "mag" in r else None)
+        peak = 0.0
+        for _, mix, _ in render_audio(config, script, kin, pops, rng):
+            peak = max(peak, float(np.abs(mix).max()))
+            writer.write_audio(np.clip(mix, -0.999, 0.999))
+        labels = truth_motion["context"].to_numpy()
+        idx = np.clip(np.searchsorted(truth_motion["t"].to_numpy(), [p.t for p in pops]) - 1,
+                      0, len(labels) - 1)
+        k = np.clip(np.round(np.array([p.t for p in pops]) * config.imu_rate).astype(int), 0,
+                    len(script.t) - 1)
+        truth = pd.DataFrame({
+            "t": [round(p.t, 6) for p in pops], "level": [p.level for p in pops],
+            "kind": [p.kind for p in pops], "snr_db": config.snr_db,
+            "context": labels[idx] if len(pops) else [],
+            "flexion_deg": script.flexion[k], "lateral_deg": script.lateral[k],
+            "twist_deg": script.twist[k],
+        })
+        writer.write_table("truth.csv", truth)
+        writer.write_table("motion_truth.csv", truth_motion)
+    if peak >= 0.999:
+        raise RuntimeError(f"simulated audio clipped (peak {peak:.3f}); lower the levels")
+    kinds = truth["kind"].value_counts().to_dict()
+    return SimSummary(Path(out), config.duration_s, len(pops), kinds, len(script.heel_strikes),
+                      len(script.falls))
+
+
+def simulate_stems(config: SimConfig
+                   ) -> tuple[Script, Kinematics, list[Pop], dict[str, np.ndarray]]:
+    """The whole simulation in memory with the audio split into its parts; for tests."""
+    rng = np.random.default_rng([config.seed, 0])
+    script = build_script(config, rng)
+    kin = kinematics(script, rng)
+    imu_readings(kin, rng, config.with_mag)
+    pops = schedule_pops(script, config, rng)
+    parts: dict[str, list[np.ndarray]] = {"mix": [], "floor": [], "artifacts": [], "pops": []}
+    for _, mix, p in render_audio(config, script, kin, pops, rng, stems=True):
+        parts["mix"].append(mix)
+        for key, value in p.items():
+            parts[key].append(value)
+    return script, kin, pops, {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def start_of_day(day: int, hour: int = 9) -> datetime:
+    """A session start ``day`` days after the sample cohort's first day."""
+    return datetime(2026, 11, 2, hour, 30, tzinfo=UTC) + timedelta(days=day)
