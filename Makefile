@@ -22,7 +22,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/replay.py
 
 samples: $(STAMP)
-	$(PY) -m backpop_sense.simulate samples data/samples
+	rm -rf data/samples && $(PY) -m backpop_sense.samples data/samples
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check backpop_sense tests benchmarks

@@ -106,6 +106,8 @@ class SimConfig:
         Cavitation refractory period per level, seconds (about 20 minutes).
     with_fall, with_catch : bool, optional
         Force a fall or a mid-range catch into the script (the scenario decides when None).
+    snap_level : str, optional
+        Level of the snapping tendon (random when None).
     """
 
     scenario: str = "healthy"
@@ -126,6 +128,7 @@ class SimConfig:
     with_catch: bool | None = None
     with_mag: bool = False
     subtype: str = "PCM_16"
+    snap_level: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -394,7 +397,7 @@ def build_script(config: SimConfig, rng: np.random.Generator) -> Script:
     fall_at = None
     if config.with_fall or (config.with_fall is None and config.scenario == "post-fall"):
         fall_at = 0.3 * config.duration_s
-    catch_due = bool(config.with_catch)
+    catch_at = 0.5 * config.duration_s if config.with_catch else None
     b.stand(4.0)
     i = 0
     while b.cursor < end:
@@ -402,23 +405,27 @@ def build_script(config: SimConfig, rng: np.random.Generator) -> Script:
             b.fall(lie_seconds=rng.uniform(6, 10))
             fall_at = None
             continue
-        if catch_due and b.cursor >= 0.5 * config.duration_s:
+        if catch_at is not None and b.cursor >= catch_at:
             b.catch()
-            catch_due = False
+            catch_at = None
             continue
         name, value = plan[i % len(plan)]
         i += 1
-        room = end - b.cursor
+        # Activities stop short of a scripted fall or catch, so those happen on time.
+        deadline = min(x for x in (end, fall_at, catch_at) if x is not None)
+        room = deadline - b.cursor
         if name in ("stand", "walk", "sit", "lie"):
             seconds = min(float(value) * rng.uniform(0.7, 1.3), room)
             if seconds < 3.0 or (name in ("sit", "lie") and seconds < 10):
-                b.stand(max(room, 0.1))
+                b.stand(max(min(room, 3.0), 0.1))
                 continue
             getattr(b, name)(seconds)
         elif name == "turn":
             b.turn(float(rng.choice([-1, 1]) * value))
-        else:
+        elif room >= 5.0:
             b.movement(name, reps=max(1, int(min(value, room // 5))))
+        else:
+            b.stand(max(room, 0.1))
     b.stand(max(b.duration - b.cursor, 0.0))
     return b.build()
 
@@ -535,6 +542,8 @@ POP_PROBABILITY = {
     "artifacts-only": (0.0, 0.0, 0.0),
     "long": (0.3, 0.08, 0.0),
 }
+SNAP_ANGLE_DEG = 25.0
+"""Flexion at which the scripted tendon slips over bone: anatomy, so the same every cycle."""
 POST_FALL_PROBABILITY = (0.4, 0.45, 0.0)
 """After a fall: new popping, well above the earlier rate (background.md R8)."""
 
@@ -544,8 +553,8 @@ def schedule_pops(script: Script, config: SimConfig, rng: np.random.Generator) -
     levels = _pop_levels(config.mics)
     p_cav, p_readj, p_snap = POP_PROBABILITY[config.scenario]
     fall_t = script.falls[0] if script.falls else math.inf
-    snap_level = str(rng.choice(levels[1:-1] or levels))
-    snap_angle = 0.5 * 55.0 * config.rom_scale
+    snap_level = config.snap_level or str(rng.choice(levels[1:-1] or levels))
+    snap_angle = SNAP_ANGLE_DEG
     last_cavitation: dict[str, float] = {}
     angles = {"flexion": script.flexion, "lateral": script.lateral, "twist": script.twist}
     pops: list[Pop] = []
