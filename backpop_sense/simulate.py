@@ -458,8 +458,7 @@ def _heel_shock(t: np.ndarray, strikes: list[float], peak: float) -> np.ndarray:
 def kinematics(script: Script, rng: np.random.Generator) -> Kinematics:
     """Sensor kinematics from the script: the physics of the IMU half of the simulator."""
     t = script.t
-    dt = 1.0 / (t[1] - t[0]) if len(t) > 1 else 1.0
-    dt = 1.0 / dt
+    dt = t[1] - t[0]
     world_pelvis = Rotation.from_euler("Z", script.heading[:, None], degrees=True) * spine_rotation(
         script.pelvis_flexion, script.pelvis_roll, 0.0)
     world_thorax = world_pelvis * spine_rotation(script.flexion, script.lateral, script.twist)
@@ -662,43 +661,72 @@ def pop_at_mics(kind: str, level: str, mics: tuple[str, ...], sr: int,
 
 @dataclass(frozen=True)
 class Event:
-    """A short sound placed at ``start`` (sample index), rendered once, added where it falls."""
+    """A short sound: ``length`` samples from sample ``start``, rendered by ``make`` on demand.
+
+    ``make`` returns an array of shape (length, mics) and draws its randomness from its own
+    seed, so rendering order does not matter and only sounding events occupy memory.
+    """
 
     start: int
-    samples: np.ndarray
+    length: int
+    make: Callable[[], np.ndarray]
     kind: str
 
 
-def _place(events: list[Event], a: int, b: int, n_mics: int) -> np.ndarray:
-    out = np.zeros((b - a, n_mics))
-    for e in events:
-        lo, hi = max(a, e.start), min(b, e.start + len(e.samples))
-        if lo < hi:
-            out[lo - a: hi - a] += e.samples[lo - e.start: hi - e.start]
-    return out
+class _Track:
+    """Events placed chunk by chunk, in time order; memory is bounded by what is sounding."""
+
+    def __init__(self, events: list[Event], n_mics: int) -> None:
+        self.events = sorted(events, key=lambda e: e.start)
+        self.n_mics = n_mics
+        self.next = 0
+        self.active: list[tuple[Event, np.ndarray]] = []
+
+    def add(self, event: Event) -> None:
+        """Append an event that starts no earlier than any already rendered."""
+        self.events.append(event)
+
+    def render(self, a: int, b: int) -> np.ndarray:
+        """The sum of every event over samples ``a`` to ``b``; call with increasing ``a``."""
+        out = np.zeros((b - a, self.n_mics))
+        while self.next < len(self.events) and self.events[self.next].start < b:
+            e = self.events[self.next]
+            self.next += 1
+            if e.start + e.length > a:
+                self.active.append((e, e.make()))
+        still = []
+        for e, x in self.active:
+            lo, hi = max(a, e.start), min(b, e.start + e.length)
+            if lo < hi:
+                out[lo - a: hi - a] += x[lo - e.start: hi - e.start]
+            if e.start + e.length > b:
+                still.append((e, x))
+        self.active = still
+        return out
 
 
 def _mic_weights(mics: tuple[str, ...], origin: str, length_m: float) -> np.ndarray:
     return np.array([math.exp(-level_distance_m(origin, m) / length_m) for m in mics])
 
 
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**63))
+
+
 def heartbeat_events(duration_s: float, mics: tuple[str, ...], sr: int,
                      rng: np.random.Generator) -> list[Event]:
-    """Heart sounds (S1, S2) at about 70 beats/min, strongest at the mics nearest the heart."""
-    weights = 0.006 * _mic_weights(mics, HEART_LEVEL, 0.15)
-    t = np.arange(int(0.12 * sr)) / sr
-    events, beat = [], rng.uniform(0, 0.8)
+    """Heart sounds (S1, then S2 0.3 s later) at about 70 beats/min, loudest near the heart."""
+    t = np.arange(int(0.4 * sr)) / sr
+    s1 = _damped(t, np.array([45.0, 70.0]), np.array([0.02, 0.015]), np.zeros(2),
+                 np.array([1.0, 0.5]), 0.005)
+    s2 = _damped(t - 0.3, np.array([60.0]), np.array([0.015]), np.zeros(1), np.array([1.0]),
+                 0.005)
+    wave = (s1 + 0.6 * s2)[:, None] * 0.006 * _mic_weights(mics, HEART_LEVEL, 0.15)
     period = 60.0 / rng.uniform(62, 78)
+    events, beat = [], rng.uniform(0, 0.8)
     while beat < duration_s:
-        s1 = _damped(t, np.array([45.0, 70.0]), np.array([0.02, 0.015]), np.zeros(2),
-                     np.array([1.0, 0.5]), 0.005)
-        s2 = 0.6 * _damped(t - 0.3, np.array([60.0]), np.array([0.015]), np.zeros(1),
-                           np.array([1.0]), 0.005)
-        wave = np.concatenate([s1 + s2[: len(s1)], np.zeros(int(0.25 * sr))])
-        wave[len(t):] = 0.6 * _damped(np.arange(int(0.25 * sr)) / sr + len(t) / sr - 0.3,
-                                      np.array([60.0]), np.array([0.015]), np.zeros(1),
-                                      np.array([1.0]), 0.005)
-        events.append(Event(int(beat * sr), wave[:, None] * weights, "heartbeat"))
+        gain = rng.uniform(0.9, 1.1)
+        events.append(Event(int(beat * sr), len(t), lambda g=gain: wave * g, "heartbeat"))
         beat += period * rng.uniform(0.95, 1.05)
     return events
 
@@ -712,9 +740,14 @@ def footstep_events(strikes: list[float], mics: tuple[str, ...], sr: int,
     for ts in strikes:
         amp = rng.uniform(0.015, 0.035)
         f = rng.uniform([40, 80, 140], [60, 120, 220])
-        wave = _damped(t, f, np.array([0.03, 0.02, 0.012]), rng.uniform(0, 6, 3),
-                       np.array([1.0, 0.6, 0.3]), 0.004)
-        events.append(Event(int(ts * sr), amp * wave[:, None] * weights, "footstep"))
+        ph = rng.uniform(0, 6, 3)
+
+        def make(amp: float = amp, f: np.ndarray = f, ph: np.ndarray = ph) -> np.ndarray:
+            wave = _damped(t, f, np.array([0.03, 0.02, 0.012]), ph, np.array([1.0, 0.6, 0.3]),
+                           0.004)
+            return amp * wave[:, None] * weights
+
+        events.append(Event(int(ts * sr), len(t), make, "footstep"))
     return events
 
 
@@ -724,10 +757,15 @@ def fall_events(falls: list[float], mics: tuple[str, ...], sr: int,
     t = np.arange(int(0.4 * sr)) / sr
     events = []
     for tf in falls:
-        wave = _damped(t, np.array([30.0, 55.0, 110.0, 240.0]), np.array([0.08, 0.05, 0.03, 0.01]),
-                       rng.uniform(0, 6, 4), np.array([1.0, 0.8, 0.5, 0.3]), 0.003)
-        events.append(Event(int((tf - 0.03) * sr), 0.15 * wave[:, None] * np.ones(len(mics)),
-                            "fall"))
+        ph = rng.uniform(0, 6, 4)
+
+        def make(ph: np.ndarray = ph) -> np.ndarray:
+            wave = _damped(t, np.array([30.0, 55.0, 110.0, 240.0]),
+                           np.array([0.08, 0.05, 0.03, 0.01]), ph, np.array([1.0, 0.8, 0.5, 0.3]),
+                           0.003)
+            return 0.15 * wave[:, None] * np.ones(len(mics))
+
+        events.append(Event(int((tf - 0.03) * sr), len(t), make, "fall"))
     return events
 
 
@@ -741,12 +779,33 @@ def knock_events(duration_s: float, per_minute: float, mics: tuple[str, ...], sr
         tk = start
         for _ in range(int(rng.integers(2, 5))):
             f = np.minimum(rng.uniform([150, 400, 900], [300, 900, 1800]), 0.42 * sr)
-            wave = _damped(t, f, rng.uniform(3e-3, 8e-3, 3), rng.uniform(0, 6, 3),
-                           np.array([1.0, 0.7, 0.4]), 2e-4)
+            tau, ph = rng.uniform(3e-3, 8e-3, 3), rng.uniform(0, 6, 3)
             level = rng.uniform(0.03, 0.1) * rng.uniform(0.98, 1.02, len(mics))
-            events.append(Event(int(tk * sr), wave[:, None] * level, "knock"))
+
+            def make(f: np.ndarray = f, tau: np.ndarray = tau, ph: np.ndarray = ph,
+                     level: np.ndarray = level) -> np.ndarray:
+                wave = _damped(t, f, tau, ph, np.array([1.0, 0.7, 0.4]), 2e-4)
+                return wave[:, None] * level
+
+            events.append(Event(int(tk * sr), len(t), make, "knock"))
             tk += rng.uniform(0.15, 0.3)
     return events
+
+
+def _speech(length: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(int(length * sr)) / sr
+    f0 = rng.uniform(100, 200) * (1 + 0.08 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    formant1, formant2 = rng.uniform(450, 800), rng.uniform(1100, 2000)
+    wave = np.zeros_like(t)
+    for k in range(1, int(min(3000, 0.42 * sr) / 100)):
+        fk = k * f0
+        gain = (np.exp(-(((fk - formant1) / 250) ** 2))
+                + 0.5 * np.exp(-(((fk - formant2) / 350) ** 2)) + 0.05)
+        wave += gain * np.sin(k * phase) / k**0.5
+    syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3.5, 5.0) * t), 0, None) ** 2
+    wave *= syllables * _ramp(t / 0.1) * _ramp((length - t) / 0.1)
+    return wave * rng.uniform(0.006, 0.015) / (np.sqrt(np.mean(wave**2)) + 1e-12)
 
 
 def speech_events(duration_s: float, per_minute: float, mics: tuple[str, ...], sr: int,
@@ -756,21 +815,12 @@ def speech_events(duration_s: float, per_minute: float, mics: tuple[str, ...], s
     events = []
     n = rng.poisson(per_minute * duration_s / 60.0)
     for start in np.sort(rng.uniform(1.0, max(duration_s - 5.0, 1.5), n)):
-        length = rng.uniform(1.5, 4.0)
-        t = np.arange(int(length * sr)) / sr
-        f0 = rng.uniform(100, 200) * (1 + 0.08 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
-        phase = 2 * np.pi * np.cumsum(f0) / sr
-        formant1, formant2 = rng.uniform(450, 800), rng.uniform(1100, 2000)
-        wave = np.zeros_like(t)
-        for k in range(1, int(min(3000, 0.42 * sr) / 100)):
-            fk = k * f0
-            gain = (np.exp(-(((fk - formant1) / 250) ** 2))
-                    + 0.5 * np.exp(-(((fk - formant2) / 350) ** 2)) + 0.05)
-            wave += gain * np.sin(k * phase) / k**0.5
-        syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3.5, 5.0) * t), 0, None) ** 2
-        wave *= syllables * _ramp(t / 0.1) * _ramp((length - t) / 0.1)
-        amp = rng.uniform(0.006, 0.015) / (np.sqrt(np.mean(wave**2)) + 1e-12)
-        events.append(Event(int(start * sr), amp * wave[:, None] * weights, "speech"))
+        length, seed = rng.uniform(1.5, 4.0), _seed(rng)
+
+        def make(length: float = length, seed: int = seed) -> np.ndarray:
+            return _speech(length, sr, np.random.default_rng(seed))[:, None] * weights
+
+        events.append(Event(int(start * sr), int(length * sr), make, "speech"))
     return events
 
 
@@ -780,19 +830,23 @@ def rub_events(script: Script, mics: tuple[str, ...], sr: int, rng: np.random.Ge
     events = []
     starts = [m.t_start + rng.uniform(0.2, 0.8) for m in script.moves if rng.random() < 0.4]
     starts += [s for s in script.heel_strikes[::6] if rng.random() < 0.3]
-    hi = min(3500.0, 0.45 * sr)
-    sos = signal.butter(2, [600.0, hi], btype="bandpass", fs=sr, output="sos")
+    sos = signal.butter(2, [600.0, min(3500.0, 0.45 * sr)], btype="bandpass", fs=sr,
+                        output="sos")
     for start in starts:
-        length = rng.uniform(0.3, 1.0)
-        t = np.arange(int(length * sr)) / sr
-        attack, release = rng.uniform(0.1, 0.25), rng.uniform(0.1, 0.2)
-        env = _ramp(t / attack) * _ramp((length - t) / release)
-        env *= 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(5, 15) * t)
-        noise = signal.sosfilt(sos, rng.normal(0, 1, len(t)))
-        wave = env * noise / (np.std(noise) + 1e-12) * rng.uniform(0.004, 0.015)
-        weights = np.full(len(mics), 0.3)
-        weights[rng.integers(len(mics))] = 1.0
-        events.append(Event(int(start * sr), wave[:, None] * weights, "rub"))
+        length, seed = rng.uniform(0.3, 1.0), _seed(rng)
+
+        def make(length: float = length, seed: int = seed) -> np.ndarray:
+            r = np.random.default_rng(seed)
+            t = np.arange(int(length * sr)) / sr
+            env = _ramp(t / r.uniform(0.1, 0.25)) * _ramp((length - t) / r.uniform(0.1, 0.2))
+            env *= 1 + 0.5 * np.sin(2 * np.pi * r.uniform(5, 15) * t)
+            noise = signal.sosfilt(sos, r.normal(0, 1, len(t)))
+            wave = env * noise / (np.std(noise) + 1e-12) * r.uniform(0.004, 0.015)
+            weights = np.full(len(mics), 0.3)
+            weights[r.integers(len(mics))] = 1.0
+            return wave[:, None] * weights
+
+        events.append(Event(int(start * sr), int(length * sr), make, "rub"))
     return events
 
 
@@ -818,7 +872,7 @@ class _Floor:
         self.breath_w = 0.0015 * _mic_weights(mics, "T6", 0.3)
         self.hum_phase = np.random.default_rng([config.seed, 7]).uniform(0, 2 * np.pi)
         self.breath_rate = np.random.default_rng([config.seed, 8]).uniform(0.2, 0.3)
-        self.beats = beats
+        self.beats = _Track(beats, self.m)
 
     def render(self, a: int, b: int, k: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 2, k])
@@ -838,7 +892,7 @@ class _Floor:
         breath = breath * breath_env[:, None] * self.breath_w * 3.0
         hum = (0.0008 * np.sin(2 * np.pi * 50.0 * t + self.hum_phase)
                + 0.0003 * np.sin(2 * np.pi * 150.0 * t + 2 * self.hum_phase))
-        return white + pink + rumble + breath + hum[:, None] + _place(self.beats, a, b, self.m)
+        return white + pink + rumble + breath + hum[:, None] + self.beats.render(a, b)
 
 
 def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[Pop],
@@ -858,17 +912,18 @@ def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[
     sr, mics, m = config.sr, config.mics, len(config.mics)
     total = int(round(config.duration_s * sr))
     floor = _Floor(config, script, kin, heartbeat_events(config.duration_s, mics, sr, rng))
-    artifacts: list[Event] = []
+    artifact_events: list[Event] = []
     if config.artifacts:
         busy = 2.0 if config.scenario == "artifacts-only" else 0.4
-        artifacts += footstep_events(script.heel_strikes, mics, sr, rng)
-        artifacts += fall_events(script.falls, mics, sr, rng)
-        artifacts += knock_events(config.duration_s, 0.75 * busy, mics, sr, rng)
-        artifacts += speech_events(config.duration_s, busy, mics, sr, rng)
-        artifacts += rub_events(script, mics, sr, rng)
+        artifact_events += footstep_events(script.heel_strikes, mics, sr, rng)
+        artifact_events += fall_events(script.falls, mics, sr, rng)
+        artifact_events += knock_events(config.duration_s, 0.75 * busy, mics, sr, rng)
+        artifact_events += speech_events(config.duration_s, busy, mics, sr, rng)
+        artifact_events += rub_events(script, mics, sr, rng)
+    artifacts = _Track(artifact_events, m)
+    pop_track = _Track([], m)
     shapes = [pop_at_mics(p.kind, p.level, mics, sr, rng) for p in pops]
     starts = [int(round(p.t * sr)) for p in pops]
-    scales: dict[int, float] = {}
     half = int(BACKGROUND_WINDOW_S * sr / 2)
     bounds = list(range(0, total, CHUNK)) + [total]
     chunks = deque[tuple[int, np.ndarray]]()
@@ -892,13 +947,13 @@ def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[
                 lo, hi = max(s - half, context_start), min(s + half, context_start + len(context))
                 background = np.mean(context[lo - context_start: hi - context_start,
                                              shapes[i][1]] ** 2)
-                scales[i] = math.sqrt(background * 10 ** (config.snr_db / 10))
-        pop_events = [Event(starts[i], shapes[i][0] * scales[i], "pop")
-                      for i in scales if starts[i] < b and starts[i] + len(shapes[i][0]) > a]
-        art = _place(artifacts, a, b, m)
-        pop_track = _place(pop_events, a, b, m)
-        mix = cur + art + pop_track
-        parts = {"floor": cur, "artifacts": art, "pops": pop_track} if stems else {}
+                scale = math.sqrt(background * 10 ** (config.snr_db / 10))
+                pop_track.add(Event(s, len(shapes[i][0]),
+                                    lambda x=shapes[i][0], g=scale: x * g, "pop"))
+        art = artifacts.render(a, b)
+        popped = pop_track.render(a, b)
+        mix = cur + art + popped
+        parts = {"floor": cur, "artifacts": art, "pops": popped} if stems else {}
         yield a, mix, parts
         previous = cur[-half:] if half else None
 
