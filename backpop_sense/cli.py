@@ -30,6 +30,10 @@ def describe_stream(path: Path, *, block_size: int = 4096, speed: float = 0.0) -
 
     source = ReplaySource(path, block_size=block_size, speed=speed)
     s = source.session
+    # The side tables are small: refuse a bad one before streaming, not silently skip it.
+    s.truth()
+    s.motion_truth()
+    s.symptoms()
     audio_frames = 0
     imu_counts = {imu.name: 0 for imu in s.info.imus}
     gaps: list[Gap] = []
@@ -112,6 +116,11 @@ def simulate(
                   f"{summary.steps} heel strikes, {summary.falls} falls")
 
 
+def _one_line(message: str) -> str:
+    # Library messages (pandas, libsndfile) may hold newlines; the contract is one line.
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main() -> None:
     """Entry point: bad input becomes one line on stderr and exit status 2, never a traceback.
 
@@ -120,7 +129,7 @@ def main() -> None:
     try:
         app()
     except BadInput as exc:
-        print(f"backpop: error: {exc}", file=sys.stderr)
+        print(f"backpop: error: {_one_line(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except OSError as exc:
         print(f"backpop: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
@@ -128,6 +137,6 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the user gets one line, developers the trace
         if os.environ.get("BACKPOP_DEBUG"):
             raise
-        print(f"backpop: internal error: {type(exc).__name__}: {exc} "
+        print(f"backpop: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
               "(set BACKPOP_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(1)

@@ -50,6 +50,8 @@ _DIRECTIONS = {
 AUDIO_SUBTYPES = {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
 MIN_AUDIO_RATE_HZ = 4000
 MIN_IMU_RATE_HZ = 50.0
+RATE_TOLERANCE = 1e-3
+"""Relative slack on the IMU rate minimum: times rounded to text make 50 Hz read as 49.99..."""
 IMU_COLUMNS = ("t", "ax", "ay", "az", "gx", "gy", "gz")
 MAG_COLUMNS = ("mx", "my", "mz")
 TRUTH_COLUMNS = ("t", "level", "kind")
@@ -404,7 +406,7 @@ class Session:
         if first is None or first.n < 2:
             raise BadInput(file, "line 2", "needs at least two samples")
         rate = 1.0 / float(np.median(np.diff(first.t)))
-        if rate < MIN_IMU_RATE_HZ:
+        if rate < MIN_IMU_RATE_HZ * (1 - RATE_TOLERANCE):
             raise BadInput(file, "field t", f"sample rate {rate:.1f} Hz is below the "
                            f"{MIN_IMU_RATE_HZ:.0f} Hz minimum")
         return rate

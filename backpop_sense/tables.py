@@ -24,11 +24,11 @@ def read_header(path: Path) -> list[str]:
     """
     if not path.is_file():
         raise BadInput(path, None, "file is missing")
-    try:
-        with path.open("r", encoding="utf-8", newline="") as f:
-            first = f.readline()
-    except UnicodeDecodeError:
-        raise BadInput(path, "line 1", "not a UTF-8 text file") from None
+    with path.open("rb") as f:
+        try:
+            first = f.readline().decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput(path, "line 1", "not a UTF-8 text file") from None
     if not first.strip():
         raise BadInput(path, "line 1", "file is empty: expected a header line")
     return [c.strip() for c in first.strip().split(",")]
@@ -74,20 +74,46 @@ def numeric_chunks(
         The chunk, float64.
     """
     line = 2
+    blank_at: int | None = None
     reader = pd.read_csv(
-        path, chunksize=chunk_rows, dtype=str, keep_default_na=False, skip_blank_lines=True,
+        path, chunksize=chunk_rows, dtype=str, keep_default_na=False, skip_blank_lines=False,
         engine="c",
     )
     try:
         for raw in reader:
             if list(raw.columns) != list(columns):
                 raise BadInput(path, "line 1", f"expected columns {','.join(columns)}")
-            yield line, _to_numeric(path, raw, line)
+            rows, blank_at = _without_trailing_blanks(path, raw, line, blank_at)
+            if not rows.empty:
+                yield line, _to_numeric(path, rows, line)
             line += len(raw)
     except pd.errors.ParserError as exc:
-        raise BadInput(path, _parser_line(str(exc)), f"malformed row ({exc})") from None
+        raise BadInput(path, _parser_line(str(exc)),
+                       f"malformed row ({str(exc).strip()})") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     finally:
         reader.close()
+
+
+def _without_trailing_blanks(path: Path, raw: pd.DataFrame, first_line: int,
+                             blank_at: int | None) -> tuple[pd.DataFrame, int | None]:
+    """Drop blank lines at the end of the file; a blank line before more data is an error.
+
+    ``blank_at`` is the line of the first blank line seen so far (in earlier chunks), if any.
+    Blank lines are read as rows, not skipped, so every line number stays the editor's.
+    """
+    blank = (raw.isna() | raw.eq("")).all(axis=1).to_numpy()
+    data = np.flatnonzero(~blank)
+    if data.size and blank_at is not None:
+        raise BadInput(path, f"line {blank_at}", "blank line inside the data")
+    if blank.any():
+        first_blank = int(np.argmax(blank))
+        if data.size and data[-1] > first_blank:
+            raise BadInput(path, f"line {first_line + first_blank}", "blank line inside the data")
+        blank_at = blank_at if blank_at is not None else first_line + first_blank
+        raw = raw.iloc[:first_blank]
+    return raw, blank_at
 
 
 def _to_numeric(path: Path, raw: pd.DataFrame, first_line: int) -> pd.DataFrame:
@@ -105,11 +131,24 @@ def _to_numeric(path: Path, raw: pd.DataFrame, first_line: int) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _not_utf8(path: Path) -> BadInput:
+    # pandas does not say where decoding failed; find the line again (only on this error path).
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return BadInput(path, f"line {number}", "not UTF-8 text")
+    return BadInput(path, None, "not a UTF-8 text file")
+
+
 def _parser_line(message: str) -> str | None:
+    # pandas says "line N" (1-based, header included) or, for an unclosed quote, "row N"
+    # (0-based, header = row 0).
     words = message.replace(",", " ").split()
     for i, word in enumerate(words[:-1]):
-        if word == "line" and words[i + 1].isdigit():
-            return f"line {int(words[i + 1])}"
+        if word in ("line", "row") and words[i + 1].isdigit():
+            return f"line {int(words[i + 1]) + (word == 'row')}"
     return None
 
 
@@ -126,9 +165,14 @@ def read_small_table(
             path, "line 1", f"expected columns {','.join(required)} first; found {','.join(header)}"
         )
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c")
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False,
+                          engine="c")
     except pd.errors.ParserError as exc:
-        raise BadInput(path, _parser_line(str(exc)), f"malformed row ({exc})") from None
+        raise BadInput(path, _parser_line(str(exc)),
+                       f"malformed row ({str(exc).strip()})") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    raw, _ = _without_trailing_blanks(path, raw, 2, None)
     frame = raw.copy()
     if numeric:
         converted = _to_numeric(path, raw[list(numeric)], 2)

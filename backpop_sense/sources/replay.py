@@ -52,7 +52,7 @@ class _ImuCursor:
         prev = np.concatenate(([self._last_t if self._last_t is not None else t[0]], t[:-1]))
         cuts = np.flatnonzero(t - prev > self._gap_s)
         out: list[ImuBlock | Gap] = []
-        bounds = [0, *cuts.tolist(), len(t)]
+        bounds = sorted({0, *cuts.tolist(), len(t)})
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             if lo in cuts:
                 out.append(Gap(self.name, float(prev[lo]), float(t[lo])))

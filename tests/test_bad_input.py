@@ -1,0 +1,367 @@
+"""Bad input: a corpus of malformed sessions, each one mutation away from a good one.
+
+Every case must raise :class:`BadInput` naming the file at fault and, for row-level faults,
+the exact line (computed from the mutation); the CLI must turn each into exit status 2 and
+one line on stderr, with no traceback, and leave the session's files as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SessionFactory
+
+from backpop_sense.errors import BadInput
+from backpop_sense.session import Session
+
+BACKPOP = Path(sys.executable).parent / "backpop"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One mutation of the good session and the error it must cause."""
+
+    id: str
+    mutate: Callable[[Path], None]
+    file: str
+    """The file at fault, relative to the session folder."""
+    where: str | None
+    """The exact line/field the error must name, or None when the whole file is at fault."""
+
+
+# --- mutations ---------------------------------------------------------------------------
+
+
+def _lines(file: Path) -> list[str]:
+    return file.read_text(encoding="utf-8").splitlines()
+
+
+def _write_lines(file: Path, lines: list[str]) -> None:
+    file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def set_cell(file: str, row: int, column: str, value: str) -> Callable[[Path], None]:
+    """Set data row ``row`` (0-based; the header is line 1, so this is line row + 2)."""
+    def mutate(path: Path) -> None:
+        lines = _lines(path / file)
+        header = lines[0].split(",")
+        cells = lines[row + 1].split(",")
+        cells[header.index(column)] = value
+        lines[row + 1] = ",".join(cells)
+        _write_lines(path / file, lines)
+    return mutate
+
+
+def copy_t(file: str, row: int, from_row: int) -> Callable[[Path], None]:
+    """Give data row ``row`` the time of data row ``from_row``."""
+    def mutate(path: Path) -> None:
+        lines = _lines(path / file)
+        cells = lines[row + 1].split(",")
+        cells[0] = lines[from_row + 1].split(",")[0]
+        lines[row + 1] = ",".join(cells)
+        _write_lines(path / file, lines)
+    return mutate
+
+
+def edit_columns(file: str, edit: Callable[[list[str]], list[str]]) -> Callable[[Path], None]:
+    """Apply ``edit`` to the cells of every line, header included."""
+    def mutate(path: Path) -> None:
+        lines = _lines(path / file)
+        _write_lines(path / file, [",".join(edit(line.split(","))) for line in lines])
+    return mutate
+
+
+def append_to_line(file: str, line: int, text: str) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        lines = _lines(path / file)
+        lines[line - 1] += text
+        _write_lines(path / file, lines)
+    return mutate
+
+
+def delete(file: str) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        (path / file).unlink()
+    return mutate
+
+
+def replace_bytes(file: str, data: bytes) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        (path / file).write_bytes(data)
+    return mutate
+
+
+def header_only(file: str) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        _write_lines(path / file, _lines(path / file)[:1])
+    return mutate
+
+
+def truncate(file: str, n_bytes: int) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        data = (path / file).read_bytes()
+        (path / file).write_bytes(data[:-n_bytes])
+    return mutate
+
+
+def rewrite_wav(*, channels: int = 3, sr: int = 8000, subtype: str = "PCM_16",
+                frames: int = 8000) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        data = np.zeros((frames, channels), dtype=np.float32)
+        sf.write(str(path / "mic.wav"), data, sr, subtype=subtype)
+    return mutate
+
+
+def edit_json(edit: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        doc = json.loads((path / "session.json").read_text(encoding="utf-8"))
+        edit(doc)
+        (path / "session.json").write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return mutate
+
+
+def insert_json_line(index: int, text: str) -> Callable[[Path], None]:
+    """Insert ``text`` as line ``index + 1`` of session.json."""
+    def mutate(path: Path) -> None:
+        lines = _lines(path / "session.json")
+        lines.insert(index, text)
+        _write_lines(path / "session.json", lines)
+    return mutate
+
+
+def slow_imu(file: str, factor: float) -> Callable[[Path], None]:
+    """Stretch every ``t`` of the IMU file by ``factor`` (100 Hz / factor)."""
+    def mutate(path: Path) -> None:
+        lines = _lines(path / file)
+        out = lines[:1]
+        for line in lines[1:]:
+            cells = line.split(",")
+            cells[0] = repr(float(cells[0]) * factor)
+            out.append(",".join(cells))
+        _write_lines(path / file, out)
+    return mutate
+
+
+def _set(*keys: str | int, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
+        target: Any = doc
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    return edit
+
+
+def _pop(key: str) -> Callable[[dict[str, Any]], None]:
+    def edit(doc: dict[str, Any]) -> None:
+        del doc[key]
+    return edit
+
+
+def _not_utf8(file: str, row: int) -> Callable[[Path], None]:
+    def mutate(path: Path) -> None:
+        lines = (path / file).read_bytes().split(b"\n")
+        lines[row + 1] = lines[row + 1].replace(b",", b",\xff", 1)
+        (path / file).write_bytes(b"\n".join(lines))
+    return mutate
+
+
+IMU = "imu_thoracic.csv"
+SACRAL = "imu_sacral.csv"
+CORPUS = [
+    Case("missing-session-json", delete("session.json"), "session.json", None),
+    Case("session-json-not-utf8", replace_bytes("session.json", b"\xff\xfe{}"),
+         "session.json", None),
+    Case("missing-mic-wav", delete("mic.wav"), "mic.wav", None),
+    Case("missing-imu-csv", delete(SACRAL), SACRAL, None),
+    Case("truncated-wav", truncate("mic.wav", 1001), "mic.wav", "data chunk"),
+    Case("wav-header-only", truncate("mic.wav", 3 * 2 * 24000 + 10), "mic.wav", "data chunk"),
+    Case("wav-not-audio", replace_bytes("mic.wav", b"these are not the samples" * 20),
+         "mic.wav", None),
+    Case("wav-2-channels-3-mics", rewrite_wav(channels=2), "mic.wav", "channels"),
+    Case("wav-rate-3000", rewrite_wav(sr=3000), "mic.wav", "sample rate"),
+    Case("wav-8-bit", rewrite_wav(subtype="PCM_U8"), "mic.wav", "format"),
+    Case("wav-no-frames", rewrite_wav(frames=0), "mic.wav", "data chunk"),
+    Case("wav-empty-file", replace_bytes("mic.wav", b""), "mic.wav", None),
+    Case("t-goes-back", copy_t(IMU, 150, 140), IMU, "line 152, field t"),
+    Case("t-repeated", copy_t(IMU, 61, 60), IMU, "line 63, field t"),
+    Case("t-negative", set_cell(SACRAL, 0, "t", "-0.01"), SACRAL, "line 2, field t"),
+    Case("missing-column", edit_columns(SACRAL, lambda c: c[:-1]), SACRAL, "line 1"),
+    Case("extra-column", edit_columns(SACRAL, lambda c: [*c, "temp" if c[0] == "t" else "21"]),
+         SACRAL, "line 1"),
+    Case("columns-swapped", edit_columns(SACRAL, lambda c: [c[0], c[2], c[1], *c[3:]]),
+         SACRAL, "line 1"),
+    Case("non-numeric-cell", set_cell(IMU, 77, "ax", "abc"), IMU, "line 79, field ax"),
+    Case("nan-cell", set_cell(SACRAL, 10, "gy", "NaN"), SACRAL, "line 12, field gy"),
+    Case("inf-cell", set_cell(SACRAL, 250, "gz", "inf"), SACRAL, "line 252, field gz"),
+    Case("empty-cell", set_cell(IMU, 200, "az", ""), IMU, "line 202, field az"),
+    Case("row-with-extra-cell", append_to_line(IMU, 33, ",1.5"), IMU, "line 33"),
+    Case("unclosed-quote", set_cell(IMU, 40, "ax", '"1.0'), IMU, "line 42"),
+    Case("csv-not-utf8", _not_utf8(SACRAL, 280), SACRAL, "line 282"),
+    Case("empty-csv", replace_bytes(SACRAL, b""), SACRAL, "line 1"),
+    Case("header-only-csv", header_only(SACRAL), SACRAL, "line 2"),
+    Case("imu-rate-20-hz", slow_imu(SACRAL, 5.0), SACRAL, "field t"),
+    Case("unknown-acc-unit", edit_json(_set("imus", 0, "acc_unit", value="mg")),
+         "session.json", "field imus[0].acc_unit"),
+    Case("unknown-gyro-unit", edit_json(_set("imus", 1, "gyro_unit", value="rpm")),
+         "session.json", "field imus[1].gyro_unit"),
+    Case("subject-path", edit_json(_set("subject", value="../x")), "session.json", "field subject"),
+    Case("imu-name-path", edit_json(_set("imus", 0, "name", value="../../etc")),
+         "session.json", "field imus[0].name"),
+    Case("invalid-json", insert_json_line(3, '  "oops" 1,'), "session.json", "line 4"),
+    Case("json-not-object", replace_bytes("session.json", b"[1, 2, 3]"), "session.json", None),
+    Case("unknown-format", edit_json(_set("format", value="backpop-session/2")),
+         "session.json", "field format"),
+    Case("missing-subject", edit_json(_pop("subject")), "session.json", "field subject"),
+    Case("start-not-iso", edit_json(_set("start", value="last tuesday")),
+         "session.json", "field start"),
+    Case("offset-not-number", edit_json(_set("audio_offset_s", value="0.5")),
+         "session.json", "field audio_offset_s"),
+    Case("mic-not-a-level", edit_json(_set("mics", 1, "name", value="L9")),
+         "session.json", "field mics[1].name"),
+    Case("mics-out-of-order", edit_json(_set("mics", value=[{"name": n} for n in
+                                                             ("L1", "T10", "L4")])),
+         "session.json", "field mics"),
+    Case("imu-level-not-a-level", edit_json(_set("imus", 1, "level", value="sacrum")),
+         "session.json", "field imus[1].level"),
+    Case("bad-axes", edit_json(_set("imus", 1, "axes", value="x=right,y=forward,z=down")),
+         "session.json", "field imus[1].axes"),
+    Case("unparseable-axes", edit_json(_set("imus", 0, "axes", value="xyz")),
+         "session.json", "field imus[0].axes"),
+    Case("duplicate-imu-names", edit_json(_set("imus", 1, "name", value="thoracic")),
+         "session.json", "field imus"),
+    Case("truth-unknown-kind", set_cell("truth.csv", 1, "kind", "crack"),
+         "truth.csv", "line 3, field kind"),
+    Case("truth-level-not-a-level", set_cell("truth.csv", 2, "level", "L7"),
+         "truth.csv", "line 4, field level"),
+    Case("truth-t-not-number", set_cell("truth.csv", 0, "t", "soon"),
+         "truth.csv", "line 2, field t"),
+    Case("motion-truth-unknown-context", set_cell("motion_truth.csv", 2, "context", "dance"),
+         "motion_truth.csv", "line 4, field context"),
+    Case("symptoms-pain-11", set_cell("symptoms.csv", 1, "pain", "11"),
+         "symptoms.csv", "line 3, field pain"),
+    Case("symptoms-flag-2", set_cell("symptoms.csv", 0, "tingling", "2"),
+         "symptoms.csv", "line 2, field tingling"),
+    Case("symptoms-bad-time", set_cell("symptoms.csv", 1, "time", "yesterday"),
+         "symptoms.csv", "line 3, field time"),
+    Case("symptoms-missing-column", edit_columns("symptoms.csv", lambda c: c[:2] + c[3:]),
+         "symptoms.csv", "line 1"),
+]
+CASES = [pytest.param(case, id=case.id) for case in CORPUS]
+
+
+def test_corpus_is_large_and_distinct() -> None:
+    assert len(CORPUS) >= 18
+    assert len({c.id for c in CORPUS}) == len(CORPUS)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_session_raises_bad_input(make_session: SessionFactory, case: Case) -> None:
+    path = make_session()
+    case.mutate(path)
+    with pytest.raises(BadInput) as err:
+        Session(path).validate()
+    exc = err.value
+    assert exc.file == str(path / case.file)
+    assert exc.where == case.where
+    assert exc.reason.strip()
+    message = str(exc)
+    assert case.file in message and "\n" not in message
+    if case.where is not None:
+        assert f"{path / case.file}: {case.where}: " in message
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@dataclass
+class CliRun:
+    path: Path
+    result: subprocess.CompletedProcess[str]
+    before: dict[str, tuple[bytes, int]]
+    after: dict[str, tuple[bytes, int]]
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliRun]:
+    """``backpop replay`` on every corpus session, run a few at a time to keep the suite fast."""
+    factory = SessionFactory(tmp_path_factory.mktemp("corpus"))
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("BACKPOP_DEBUG", None)
+    prepared = {}
+    for case in CORPUS:
+        path = factory(case.id)
+        case.mutate(path)
+        prepared[case.id] = (path, _snapshot(path))
+
+    def run(case_id: str) -> CliRun:
+        path, before = prepared[case_id]
+        result = subprocess.run([str(BACKPOP), "replay", str(path)], capture_output=True,
+                                text=True, timeout=120, env=env)
+        return CliRun(path, result, before, _snapshot(path))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(prepared, pool.map(run, prepared), strict=True))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cli_reports_bad_input_in_one_line(cli_runs: dict[str, CliRun], case: Case) -> None:
+    run = cli_runs[case.id]
+    result = run.result
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), result.stderr
+    assert lines[0].startswith("backpop: error: ")
+    assert str(run.path / case.file) in lines[0]
+    if case.where is not None:
+        assert f": {case.where}: " in lines[0]
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cli_changes_no_input_file(cli_runs: dict[str, CliRun], case: Case) -> None:
+    run = cli_runs[case.id]
+    assert run.after.keys() == run.before.keys()
+    for name, (data, mtime) in run.before.items():
+        assert run.after[name][0] == data, f"{name} changed"
+        assert run.after[name][1] == mtime, f"{name} was rewritten"
+
+
+def test_a_blank_line_inside_the_data_is_named(make_session: SessionFactory) -> None:
+    path = make_session()
+    file = path / IMU
+    lines = _lines(file)
+    lines.insert(100, "")  # the blank line is line 101
+    _write_lines(file, lines)
+    with pytest.raises(BadInput) as err:
+        Session(path).validate()
+    assert err.value.where == "line 101"
+    assert "blank line" in err.value.reason
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 64, 16384])
+def test_blank_lines_at_the_end_are_harmless(make_session: SessionFactory,
+                                             chunk_rows: int) -> None:
+    path = make_session()
+    file = path / IMU
+    rows = len(_lines(file)) - 1
+    file.write_text(file.read_text() + "\n\n")
+    session = Session(path)
+    chunks = session.imu_chunks("thoracic", chunk_rows=chunk_rows)
+    assert sum(c.n for c in chunks) == rows
