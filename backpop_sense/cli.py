@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -15,7 +16,8 @@ from .errors import BadInput
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Detect, locate, type and follow back pops from a sensor strap.")
-console = Console()
+# Piped output is not wrapped to a terminal width that is not there.
+console = Console() if sys.stdout.isatty() else Console(width=120)
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 
@@ -31,7 +33,7 @@ def describe_stream(path: Path, *, block_size: int = 4096, speed: float = 0.0) -
     source = ReplaySource(path, block_size=block_size, speed=speed)
     s = source.session
     # The side tables are small: refuse a bad one before streaming, not silently skip it.
-    s.truth()
+    truth = s.truth()
     s.motion_truth()
     s.symptoms()
     audio_frames = 0
@@ -48,30 +50,39 @@ def describe_stream(path: Path, *, block_size: int = 4096, speed: float = 0.0) -
         "subject": s.info.subject, "session": s.info.session,
         "duration_s": audio_frames / s.audio.sr, "sr": s.audio.sr,
         "mics": s.info.mic_names, "imu_rates": s.imu_rates, "imu_samples": imu_counts,
-        "gaps": len(gaps),
+        "gaps": len(gaps), "truth_pops": None if truth is None else len(truth),
     }
 
 
 def _print_streams(rows: list[dict]) -> None:
-    table = Table(title="What was read")
-    for col in ("subject", "session", "duration", "mics @ rate", "IMU samples (rate)", "gaps"):
-        table.add_column(col)
+    table = Table(title="What was read", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("session", "length", "mics", "audio", "IMUs", "IMU samples", "gaps", "pops"):
+        table.add_column(col, no_wrap=True)
     for r in rows:
-        imus = ", ".join(f"{k} {n} ({r['imu_rates'][k]:.0f} Hz)"
-                         for k, n in r["imu_samples"].items())
-        table.add_row(r["subject"], r["session"], f"{r['duration_s']:.1f} s",
-                      f"{','.join(r['mics'])} @ {r['sr']} Hz", imus, str(r["gaps"]))
+        rates = "/".join(sorted({f"{rate:.0f} Hz" for rate in r["imu_rates"].values()}))
+        table.add_row(f"{r['subject']}/{r['session']}", f"{r['duration_s']:.1f} s",
+                      ",".join(r["mics"]), f"{r['sr'] / 1000:g} kHz",
+                      f"{len(r['imu_samples'])} @ {rates}",
+                      "+".join(str(n) for n in r["imu_samples"].values()), str(r["gaps"]),
+                      "-" if r["truth_pops"] is None else str(r["truth_pops"]))
     console.print(table)
+    console.print("pops: ground-truth pops in truth.csv (detection arrives with the pop issue)")
 
 
 @app.command()
 def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample sessions")] = SAMPLES
          ) -> None:
     """Replay the bundled sample sessions and show what was read from each."""
+    from .diary import read_diary_csv
+
     sessions = _sample_sessions(samples)
     if not sessions:
         raise BadInput(samples, None, "no sessions found (expected SUBJECT/SESSION/session.json)")
     _print_streams([describe_stream(p) for p in sessions])
+    for diary in sorted(samples.glob("*/diary.csv")):
+        entries = read_diary_csv(diary)
+        console.print(f"diary {diary.parent.name}: {len(entries)} entries, "
+                      f"{entries['time'].min():%Y-%m-%d} to {entries['time'].max():%Y-%m-%d}")
 
 
 @app.command()
