@@ -1,0 +1,1 @@
+"""Pops in the contact-mic audio: onset detection, features, artifact gate, localisation."""
