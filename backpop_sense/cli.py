@@ -100,6 +100,64 @@ def replay(
 
 
 @app.command()
+def analyze(
+    session: Annotated[Path, typer.Argument(help="Session folder")],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="Output folder "
+                                             "(default: out/SUBJECT/SESSION)")] = None,
+    block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 4096,
+) -> None:
+    """Run the full pipeline on a recorded session and write pops.csv, events.csv, summary.json."""
+    from .pipeline import analyze as run_analysis
+    from .results import write_outputs
+
+    if block_size < 1:
+        raise BadInput("--block-size", None, "must be at least 1")
+    result = run_analysis(session, block_size=block_size)
+    info = result.session.info
+    target = write_outputs(result, out or Path("out") / info.subject / info.session)
+    rejected = len(result.rejected)
+    console.print(f"{info.subject}/{info.session}: {len(result.pops)} pops, {rejected} onsets "
+                  f"rejected as artifacts, {len(result.gaps)} gaps -> {target}")
+
+
+@app.command()
+def evaluate(
+    sessions: Annotated[list[Path], typer.Argument(help="Session folders with truth.csv")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+    block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 4096,
+) -> None:
+    """Score detection against truth.csv: F1 at +-10 and +-50 ms, FP/hour, level accuracy."""
+    import json
+
+    from .evaluate import score_pops
+    from .pipeline import analyze as run_analysis
+
+    rows = []
+    for path in sessions:
+        result = run_analysis(path, block_size=block_size)
+        truth = result.session.truth()
+        if truth is None:
+            raise BadInput(path / "truth.csv", None, "file is missing: nothing to score against")
+        scores = score_pops(truth["t"], truth["level"], [p.t for p in result.pops],
+                            [p.level for p in result.pops], result.session.duration_s)
+        rows.append({"session": str(path), **scores})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="Pop detection against truth", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("session", "truth", "found", "F1 10ms", "F1 50ms", "P 50ms", "R 50ms",
+                "FP/h", "level acc"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        level = "-" if r["level_accuracy"] is None else f"{100 * r['level_accuracy']:.0f} %"
+        table.add_row(r["session"], str(r["truth"]), str(r["detected"]),
+                      f"{r['10ms']['f1']:.3f}", f"{r['50ms']['f1']:.3f}",
+                      f"{r['50ms']['precision']:.3f}", f"{r['50ms']['recall']:.3f}",
+                      f"{r['fp_per_hour']:.1f}", level)
+    console.print(table)
+
+
+@app.command()
 def simulate(
     out: Annotated[Path, typer.Argument(help="Session folder to create")],
     scenario: Annotated[str, typer.Option(help="Scenario name")] = "healthy",

@@ -234,9 +234,9 @@ class PopDetector:
                 levels = np.median(past, axis=1)
                 scales = np.median(np.abs(past - levels[:, None]), axis=1)
             else:
-                levels = np.stack([np.median(hist[a:b], axis=0) for a, b in zip(starts, ends)])
+                levels = np.stack([np.median(hist[a:b], axis=0) for a, b in zip(starts, ends, strict=True)])
                 scales = np.stack([np.median(np.abs(hist[a:b] - lv), axis=0)
-                                   for a, b, lv in zip(starts, ends, levels)])
+                                   for a, b, lv in zip(starts, ends, levels, strict=True)])
             scales = np.maximum(1.4826 * scales, 1e-3 + 0.05 * levels)
         bounds = [first, *updates.tolist(), self.next_frame]
         for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
@@ -309,17 +309,20 @@ class PopDetector:
         bg_raw = _frame_median_power(raw[: max(onset - int(0.02 * sr), w)].astype(np.float64), w)
         pop_hp = np.mean(hp[onset: onset + w] ** 2, axis=0)
         pop_raw = np.mean(raw[onset: onset + w, mic].astype(np.float64) ** 2)
+        if pop_hp[mic] < 2.0 * bg_hp[mic]:
+            return None  # nothing above the background's own level where it was loudest
         band_energy = np.maximum(pop_hp - bg_hp, 1e-20)
         snr = 10 * math.log10(max(pop_raw - bg_raw[mic], 1e-20) / max(bg_raw[mic], 1e-20))
         seg = raw[onset: onset + w, mic].astype(np.float64)
         peak = float(np.max(np.abs(seg))) if len(seg) else 0.0
-        spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), n=max(256, len(seg)))) ** 2
-        freqs = np.fft.rfftfreq(max(256, len(seg)), 1 / sr)
+        lead = int(0.001 * sr)
+        before = raw[: max(onset - int(0.02 * sr), 0), mic].astype(np.float64)
+        event = raw[max(onset - lead, 0): onset + int(0.03 * sr), mic].astype(np.float64)
+        freqs, spec = _event_spectrum(event, before, lead, sr)
         centroid = float((spec * freqs).sum() / max(spec.sum(), 1e-30))
+        low = float(spec[freqs < 300].sum() / max(spec.sum(), 1e-30))
         env = _envelope(hp[:, mic], sr)
         duration = _duration_ms(env, onset, bg_hp[mic], sr)
-        long_seg = raw[onset: onset + int(0.04 * sr), mic].astype(np.float64)
-        low = _low_band_ratio(long_seg - long_seg.mean(), sr)
         harm = _harmonicity(hp[max(0, onset - int(0.01 * sr)): onset + int(0.03 * sr), mic], sr)
         index = start + onset
         return Candidate(
@@ -348,11 +351,8 @@ class PopDetector:
         level = floor + 0.2 * (peak - floor)
         below = np.flatnonzero(trace[: k_peak + 1] < max(level, 3 * floor))
         k0 = int(below[-1]) + 1 if len(below) else 0
-        ten = floor + 0.1 * (peak - floor)
-        ninety = floor + 0.9 * (peak - floor)
-        above10 = np.flatnonzero(trace[: k_peak + 1] >= ten)
-        above90 = np.flatnonzero(trace[: k_peak + 1] >= ninety)
-        rise = (above90[0] - above10[0]) / sr * 1000 if len(above10) and len(above90) else 0.0
+        reached = np.flatnonzero(trace[k0: k_peak + 1] >= floor + 0.9 * (peak - floor))
+        rise = 1000.0 * reached[0] / sr if len(reached) else 0.0
         return lo + k0, mic, float(rise)
 
 
@@ -383,12 +383,36 @@ def _duration_ms(env: np.ndarray, onset: int, background_power: float, sr: int) 
     return 1000.0 * end / sr
 
 
-def _low_band_ratio(x: np.ndarray, sr: int) -> float:
-    if len(x) < 8:
-        return 0.0
-    spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
-    freqs = np.fft.rfftfreq(len(x), 1 / sr)
-    return float(spec[freqs < 300].sum() / max(spec.sum(), 1e-30))
+def _event_window(n: int, lead: int) -> np.ndarray:
+    """Flat over the event, with raised-cosine fades: ``lead`` samples in, a quarter out.
+
+    A Hann window centred on the segment would all but erase a pop's first milliseconds,
+    where most of its energy is.
+    """
+    win = np.ones(n)
+    if lead > 0:
+        win[:lead] = 0.5 - 0.5 * np.cos(np.pi * np.arange(lead) / lead)
+    tail = n // 4
+    win[n - tail:] = 0.5 + 0.5 * np.cos(np.pi * np.arange(tail) / tail)
+    return win
+
+
+def _event_spectrum(x: np.ndarray, before: np.ndarray, lead: int, sr: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectrum of an event with the background's (Welch, same window) taken away."""
+    n = len(x)
+    freqs = np.fft.rfftfreq(max(n, 1), 1 / sr)
+    if n < 8:
+        return freqs, np.zeros_like(freqs)
+    win = _event_window(n, lead)
+    spec = np.abs(np.fft.rfft((x - x.mean()) * win)) ** 2
+    k = len(before) // n
+    if k:
+        frames = before[len(before) - k * n:].reshape(k, n)
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        noise = (np.abs(np.fft.rfft(frames * win, axis=1)) ** 2).mean(axis=0)
+        spec = np.maximum(spec - noise, 0.0)
+    return freqs, spec
 
 
 def _harmonicity(x: np.ndarray, sr: int) -> float:

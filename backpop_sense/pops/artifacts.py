@@ -1,0 +1,147 @@
+"""The artifact gate: onsets that are not pops, and why.
+
+A spinal pop is a short, sharp, broadband transient born at one level (background.md). Each
+rule below names something else the contact mics hear and the property that gives it away;
+the first rule that applies rejects the candidate and its name is the reason recorded.
+
+``knock``
+    An external knock (a door, a table, a tap on the chair) reaches every mic through the air
+    or the furniture at the same level, whereas a pop fades along the spine (about 3 dB per
+    level: mics three levels apart differ by ~10 dB). Rejected when the loudest and the
+    quietest mic are within ``knock_spread_db``. Needs at least two mics.
+``footstep``
+    A heel strike is a thump: most of its energy lies below ~300 Hz, and it coincides with an
+    impact seen by the IMUs (a jolt in the specific force). Rejected when the low band holds
+    most of the energy and an IMU impact falls within ``impact_window_s``.
+``heartbeat``
+    Heart sounds are low-band thumps that recur with a steady period (0.4-1.5 s). Rejected
+    when low-band and the previous low-band events repeat at a steady interval.
+``thump``
+    Any other event whose energy is mostly below ~300 Hz is not the broadband transient of a
+    pop either (a bump, a fall's thud without a clear impact on the IMU).
+``rub``
+    Fabric rubbing on the strap rises slowly and lasts long (hundreds of ms); a pop rises
+    within a millisecond or two and is over within tens. Rejected when the rise is slower
+    than ``rub_rise_ms`` or the event outlasts ``rub_duration_ms``.
+``voice``
+    Speech carried through the body is harmonic: its waveform repeats at the voice's period
+    (80-400 Hz), which a pop's decaying burst does not. Rejected when the normalised
+    autocorrelation at a voice period exceeds ``voice_harmonicity``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..blocks import ImuBlock
+from ..session import ACC_UNITS
+from .detector import Candidate
+
+GRAVITY = ACC_UNITS["g"]
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Thresholds of the artifact rules (dB, ms, s, m/s^2, ratios)."""
+
+    knock_spread_db: float = 3.0
+    low_band_ratio: float = 0.5
+    impact_ms2: float = 3.0
+    impact_window_s: float = 0.08
+    heartbeat_period_s: tuple[float, float] = (0.4, 1.5)
+    heartbeat_jitter: float = 0.15
+    rub_rise_ms: float = 6.0
+    rub_duration_ms: float = 60.0
+    voice_harmonicity: float = 0.8
+
+    def to_dict(self) -> dict:
+        """The thresholds, for summary.json."""
+        return asdict(self)
+
+
+def spread_db(candidate: Candidate) -> float:
+    """How much louder the loudest mic heard the event than the quietest, in dB."""
+    e = np.maximum(candidate.band_energy, 1e-30)
+    return float(10 * np.log10(e.max() / e.min()))
+
+
+class ArtifactGate:
+    """Judges candidates; holds each until the IMUs have reported past its time.
+
+    Parameters
+    ----------
+    n_mics : int
+        Mics in the session (the knock rule needs two or more).
+    imus : sequence of str
+        Names of the session's IMUs; with none, the footstep rule cannot use impacts and
+        candidates are judged at once.
+    config : GateConfig
+        Thresholds.
+    """
+
+    def __init__(self, n_mics: int, imus: list[str], config: GateConfig | None = None) -> None:
+        self.config = config or GateConfig()
+        self.n_mics = n_mics
+        self.imu_time = {name: -np.inf for name in imus}
+        self.impacts: deque[float] = deque()
+        self.low_band_times: deque[float] = deque(maxlen=4)
+        self.pending: deque[Candidate] = deque()
+
+    def feed_imu(self, block: ImuBlock) -> list[tuple[Candidate, str | None]]:
+        """Take IMU samples: note impacts; return the candidates now judged."""
+        jolt = np.abs(np.linalg.norm(block.acc, axis=1) - GRAVITY) > self.config.impact_ms2
+        if jolt.any():
+            times = block.t[jolt]
+            self.impacts.extend(times.tolist())
+        self.imu_time[block.imu] = float(block.t[-1])
+        return self._release(final=False)
+
+    def feed(self, candidates: list[Candidate]) -> list[tuple[Candidate, str | None]]:
+        """Take new candidates; return the candidates now judged, each with its reason."""
+        self.pending.extend(candidates)
+        return self._release(final=False)
+
+    def finish(self) -> list[tuple[Candidate, str | None]]:
+        """Judge everything still held."""
+        return self._release(final=True)
+
+    def _release(self, final: bool) -> list[tuple[Candidate, str | None]]:
+        seen = min(self.imu_time.values(), default=np.inf)
+        out = []
+        while self.pending and (final or self.pending[0].t + self.config.impact_window_s < seen):
+            c = self.pending.popleft()
+            out.append((c, self.reason(c)))
+        horizon = (self.pending[0].t if self.pending else seen) - 2 * self.config.impact_window_s
+        while self.impacts and self.impacts[0] < horizon:
+            self.impacts.popleft()
+        return out
+
+    def reason(self, c: Candidate) -> str | None:
+        """The rule that rejects ``c``, or None if it is taken for a pop."""
+        cfg = self.config
+        if self.n_mics >= 2 and spread_db(c) < cfg.knock_spread_db:
+            return "knock"
+        if c.low_band_ratio > cfg.low_band_ratio:
+            near = any(abs(t - c.t) <= cfg.impact_window_s for t in self.impacts)
+            periodic = self._periodic(c.t)
+            self.low_band_times.append(c.t)
+            if near:
+                return "footstep"
+            return "heartbeat" if periodic else "thump"
+        if c.rise_ms > cfg.rub_rise_ms or c.duration_ms > cfg.rub_duration_ms:
+            return "rub"
+        if c.harmonicity > cfg.voice_harmonicity:
+            return "voice"
+        return None
+
+    def _periodic(self, t: float) -> bool:
+        times = [*self.low_band_times, t]
+        if len(times) < 3:
+            return False
+        gaps = np.diff(times[-3:])
+        lo, hi = self.config.heartbeat_period_s
+        return bool(lo <= gaps.mean() <= hi
+                    and abs(gaps[1] - gaps[0]) <= self.config.heartbeat_jitter * gaps.mean())

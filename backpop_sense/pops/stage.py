@@ -1,0 +1,91 @@
+"""The pop stage of the pipeline: detector, then artifact gate, then localisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..blocks import AudioBlock, Block, ImuBlock
+from ..session import SessionInfo
+from .artifacts import ArtifactGate, GateConfig, spread_db
+from .detector import Candidate, DetectorConfig, PopDetector
+from .locate import locate
+
+
+@dataclass(frozen=True)
+class Pop:
+    """A detected pop: when, where, and what it sounded like.
+
+    Attributes
+    ----------
+    t : float
+        Onset, seconds since session start.
+    level : str
+        Spinal level of the source.
+    amplitude_db, snr_db, centroid_hz, duration_ms : float
+        As in ``pops.csv`` (dB full scale, dB, Hz, ms).
+    strength : float
+        Onset strength at detection, MAD units above the running median.
+    spread_db : float
+        Loudest over quietest mic, dB.
+    """
+
+    t: float
+    level: str
+    amplitude_db: float
+    snr_db: float
+    centroid_hz: float
+    duration_ms: float
+    strength: float
+    spread_db: float
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An onset the artifact gate turned away, with the rule that did it."""
+
+    t: float
+    reason: str
+    strength: float
+    spread_db: float
+
+
+class PopStage:
+    """Pops from the stream: ``feed(block) -> [Pop | Rejected]``, ``finish() -> [...]``.
+
+    Parameters
+    ----------
+    info : SessionInfo
+        The session's mics and IMUs.
+    sr : int
+        Audio rate, Hz.
+    """
+
+    def __init__(self, info: SessionInfo, sr: int, *, detector: DetectorConfig | None = None,
+                 gate: GateConfig | None = None) -> None:
+        self.mics = info.mic_names
+        self.detector = PopDetector(sr, len(self.mics), detector)
+        self.gate = ArtifactGate(len(self.mics), [i.name for i in info.imus], gate)
+
+    def feed(self, block: Block) -> list[Pop | Rejected]:
+        """Take one block of any kind; return the pops and rejections it completed."""
+        if isinstance(block, AudioBlock):
+            return self._judged(self.gate.feed(self.detector.feed(block)))
+        if isinstance(block, ImuBlock):
+            return self._judged(self.gate.feed_imu(block))
+        return []
+
+    def finish(self) -> list[Pop | Rejected]:
+        """Flush the detector and the gate at the end of the stream."""
+        judged = self.gate.feed(self.detector.finish())
+        return self._judged(judged + self.gate.finish())
+
+    def _judged(self, judged: list[tuple[Candidate, str | None]]) -> list[Pop | Rejected]:
+        out: list[Pop | Rejected] = []
+        for c, reason in judged:
+            if reason is not None:
+                out.append(Rejected(c.t, reason, c.strength, spread_db(c)))
+                continue
+            where = locate(c.band_energy, self.mics)
+            out.append(Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
+                           c.duration_ms, c.strength, spread_db(c)))
+        return out
