@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -426,6 +426,53 @@ def build_script(config: SimConfig, rng: np.random.Generator) -> Script:
             b.movement(name, reps=max(1, int(min(value, room // 5))))
         else:
             b.stand(max(room, 0.1))
+    b.stand(max(b.duration - b.cursor, 0.0))
+    return b.build()
+
+
+PLAN_ACTIVITIES = ("stand", "walk", "sit", "lie", "turn", "fall", "catch", "bend", "extend",
+                   "twist", "side")
+"""What a scripted plan may hold: seconds for stand/walk/sit/lie, degrees for turn, seconds
+lying for fall, repetitions for catch and for the bend/extend/twist/side movements."""
+
+
+def script_from_plan(plan: Sequence[tuple[str, float]], config: SimConfig,
+                     rng: np.random.Generator) -> Script:
+    """Lay out a given sequence of activities, in order and once, after 4 s of standing.
+
+    Parameters
+    ----------
+    plan : sequence of (activity, value)
+        Activities of :data:`PLAN_ACTIVITIES` and their value (see there).
+    config : SimConfig
+        Length, IMU rate and range of motion (its scenario is not used).
+    rng : Generator
+        Randomness of the movements' amplitudes and timing.
+
+    Raises
+    ------
+    ValueError
+        For an unknown activity, or a plan longer than the session.
+    """
+    b = _ScriptBuilder(config.duration_s, config.imu_rate, rng, config.rom_scale)
+    b.stand(4.0)
+    for name, value in plan:
+        if name in ("stand", "walk", "sit", "lie"):
+            getattr(b, name)(float(value))
+        elif name == "turn":
+            b.turn(float(value))
+        elif name == "fall":
+            b.fall(lie_seconds=float(value))
+        elif name == "catch":
+            for _ in range(int(value)):
+                b.catch()
+        elif name in ("bend", "extend", "twist", "side"):
+            b.movement(name, reps=int(value))
+        else:
+            raise ValueError(f"unknown activity {name!r}; use one of {PLAN_ACTIVITIES}")
+    if b.cursor > b.duration:
+        raise ValueError(f"the plan lasts {b.cursor:.0f} s, longer than the session "
+                         f"({b.duration:.0f} s)")
     b.stand(max(b.duration - b.cursor, 0.0))
     return b.build()
 
@@ -977,7 +1024,8 @@ def _config_doc(config: SimConfig) -> dict:
     return doc
 
 
-def simulate_session(out: str | Path, config: SimConfig) -> SimSummary:
+def simulate_session(out: str | Path, config: SimConfig, *,
+                     plan: Sequence[tuple[str, float]] | None = None) -> SimSummary:
     """Write a synthetic session folder with ``truth.csv`` and ``motion_truth.csv``.
 
     Parameters
@@ -986,6 +1034,9 @@ def simulate_session(out: str | Path, config: SimConfig) -> SimSummary:
         Folder to create.
     config : SimConfig
         The scenario, length, seed and signal settings.
+    plan : sequence of (activity, value), optional
+        Script these activities in order (:func:`script_from_plan`) instead of the scenario's;
+        the pops still follow the scenario's probabilities.
 
     Returns
     -------
@@ -998,7 +1049,7 @@ def simulate_session(out: str | Path, config: SimConfig) -> SimSummary:
     if config.scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {config.scenario!r}")
     rng = np.random.default_rng([config.seed, 0])
-    script = build_script(config, rng)
+    script = build_script(config, rng) if plan is None else script_from_plan(plan, config, rng)
     kin = kinematics(script, rng)
     imus = imu_readings(kin, rng, config.with_mag)
     pops = schedule_pops(script, config, rng)
@@ -1010,6 +1061,7 @@ def simulate_session(out: str | Path, config: SimConfig) -> SimSummary:
         "falls_s": [round(f, 4) for f in script.falls],
         "catches_s": [round(c, 4) for c in script.catches],
         "heel_strikes": len(script.heel_strikes),
+        **({"plan": [[name, value] for name, value in plan]} if plan is not None else {}),
         "snr_definition": "nearest-mic power over 10 ms after onset / continuous floor power "
                           "over the surrounding 1 s",
     }})

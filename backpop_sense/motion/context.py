@@ -8,6 +8,11 @@ degrees (forward bend or extension); ``bend`` when |lateral bend| exceeds 15 deg
 The thresholds sit near the middle of healthy adult lumbar ranges (flexion about 40-60
 degrees, lateral bend and axial rotation about 20-30 degrees each way, e.g. Troke et al.,
 Clin Biomech 2005), so a label marks a clearly deliberate movement rather than posture sway.
+
+Walking is found from the gait rhythm (see :mod:`~backpop_sense.motion.gait`): steps are the
+peaks of the trunk's vertical acceleration, which rises by about 2-5 m/s^2 at every heel strike
+(Zijlstra & Hof, Gait Posture 2003); a bout is at least ``min_steps`` steps 0.25-1.0 s apart
+(cadences of 60-240 steps/min), labelled from its first step to half a step after its last.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ CONTEXTS = ("twist", "stretch", "bend", "walk", "static", "other")
 
 @dataclass(frozen=True)
 class ContextConfig:
-    """Thresholds of the context labels (degrees, degrees per second, m/s^2, seconds)."""
+    """Thresholds of the context labels (degrees, degrees per second, m/s^2, seconds, Hz).
+
+    ``step_*`` and ``min_steps`` define the gait rhythm: a step is a peak of the low-passed
+    (``step_lowpass_hz``) vertical linear acceleration above ``step_acc_ms2``; steps
+    ``step_min_interval_s`` to ``step_max_interval_s`` apart chain into a bout, and a bout of
+    ``min_steps`` or more is walking.
+    """
 
     twist_deg: float = 15.0
     stretch_deg: float = 30.0
@@ -30,6 +41,11 @@ class ContextConfig:
     still_acc_ms2: float = 0.3
     still_window_s: float = 1.0
     rate_hz: float = 10.0
+    step_acc_ms2: float = 1.2
+    step_lowpass_hz: float = 3.0
+    step_min_interval_s: float = 0.25
+    step_max_interval_s: float = 1.0
+    min_steps: int = 3
 
 
 DEFAULT_CONTEXT = ContextConfig()

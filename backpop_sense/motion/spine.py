@@ -10,6 +10,11 @@ Signs (DESIGN.md): flexion positive bending forward (the up axis tips toward for
 negative rotation about x); lateral bend positive to the right (a positive rotation about
 forward tips up toward right); twist positive turning the shoulders to the left (a positive
 rotation about up, right-hand rule).
+
+With one IMU only there is no sacral frame to refer to: the segment's orientation is taken
+relative to gravity and the initial heading, and decomposed heading first (intrinsic Z-X-Y:
+twist about up, then flexion about the turned right axis, then lateral bend), so that a
+forward bend reads as flexion whichever way the subject faces.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from scipy.spatial.transform import Rotation
 
 SEQUENCE = "XYZ"
 """scipy's name for the intrinsic x-y-z sequence used for every spine angle."""
+SINGLE_SEQUENCE = "ZXY"
+"""The intrinsic sequence for one segment against gravity and heading (one-IMU fallback)."""
 
 
 def spine_rotation(flexion_deg: np.ndarray | float, lateral_deg: np.ndarray | float,
@@ -57,3 +64,66 @@ def spine_angles(relative: Rotation) -> np.ndarray:
     """
     euler = relative.as_euler(SEQUENCE, degrees=True)
     return euler * np.array([-1.0, 1.0, 1.0])
+
+
+def segment_angles(orientation: Rotation) -> np.ndarray:
+    """Angles of one segment relative to gravity and a heading (the one-IMU fallback).
+
+    Parameters
+    ----------
+    orientation : Rotation
+        Maps segment body-frame vectors into an earth frame with z up.
+
+    Returns
+    -------
+    ndarray, shape (..., 3)
+        Flexion, lateral bend and twist (the heading) in degrees, signs as for the lumbar
+        angles.
+
+    Examples
+    --------
+    >>> r = Rotation.from_euler("ZXY", [30.0, -20.0, 5.0], degrees=True)
+    >>> np.round(segment_angles(r), 6)
+    array([20.,  5., 30.])
+    """
+    twist, minus_flexion, lateral = np.moveaxis(
+        orientation.as_euler(SINGLE_SEQUENCE, degrees=True), -1, 0)
+    return np.stack([-minus_flexion, lateral, twist], axis=-1)
+
+
+def spine_angles_quat(q: np.ndarray) -> np.ndarray:
+    """:func:`spine_angles` of unit quaternions ``[w, x, y, z]`` (..., 4), in plain numpy.
+
+    The same decomposition without building scipy rotations, for the streaming tracker.
+
+    Examples
+    --------
+    >>> q = spine_rotation(20.0, -5.0, 10.0).as_quat()[[3, 0, 1, 2]]
+    >>> np.round(spine_angles_quat(q), 6)
+    array([20., -5., 10.])
+    """
+    w, x, y, z = np.moveaxis(np.asarray(q, dtype=float), -1, 0)
+    # Intrinsic X-Y-Z: R = Rx(a) Ry(b) Rz(c); R02 = sin b, R12 = -sin a cos b,
+    # R22 = cos a cos b, R01 = -cos b sin c, R00 = cos b cos c.
+    a = np.arctan2(-2.0 * (y * z - w * x), 1.0 - 2.0 * (x * x + y * y))
+    b = np.arcsin(np.clip(2.0 * (x * z + w * y), -1.0, 1.0))
+    c = np.arctan2(-2.0 * (x * y - w * z), 1.0 - 2.0 * (y * y + z * z))
+    return np.degrees(np.stack([-a, b, c], axis=-1))
+
+
+def segment_angles_quat(q: np.ndarray) -> np.ndarray:
+    """:func:`segment_angles` of unit quaternions ``[w, x, y, z]`` (..., 4), in plain numpy.
+
+    Examples
+    --------
+    >>> q = Rotation.from_euler("ZXY", [30.0, -20.0, 5.0], degrees=True).as_quat()[[3, 0, 1, 2]]
+    >>> np.round(segment_angles_quat(q), 6)
+    array([20.,  5., 30.])
+    """
+    w, x, y, z = np.moveaxis(np.asarray(q, dtype=float), -1, 0)
+    # Intrinsic Z-X-Y: R = Rz(c) Rx(a) Ry(b); R21 = sin a, R20 = -cos a sin b,
+    # R22 = cos a cos b, R01 = -sin c cos a, R11 = cos c cos a.
+    a = np.arcsin(np.clip(2.0 * (y * z + w * x), -1.0, 1.0))
+    b = np.arctan2(-2.0 * (x * z - w * y), 1.0 - 2.0 * (x * x + y * y))
+    c = np.arctan2(-2.0 * (x * y - w * z), 1.0 - 2.0 * (x * x + z * z))
+    return np.degrees(np.stack([-a, b, c], axis=-1))

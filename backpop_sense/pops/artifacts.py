@@ -19,14 +19,18 @@ the first rule that applies rejects the candidate and its name is the reason rec
 ``thump``
     Any other event whose energy is mostly below ~300 Hz is not the broadband transient of a
     pop either (a bump, a fall's thud without a clear impact on the IMU).
-``rub``
-    Fabric rubbing on the strap rises slowly and lasts long (hundreds of ms); a pop rises
-    within a millisecond or two and is over within tens. Rejected when the rise is slower
-    than ``rub_rise_ms`` or the event outlasts ``rub_duration_ms``.
+``no burst``
+    Whatever it is, its energy does not fall after its first 5 ms (less than
+    ``min_decay_db`` between the first 5 ms and 15-40 ms after onset): not a transient.
 ``voice``
     Speech carried through the body is harmonic: its waveform repeats at the voice's period
     (80-400 Hz), which a pop's decaying burst does not. Rejected when the normalised
     autocorrelation at a voice period exceeds ``voice_harmonicity``.
+``rub``
+    Fabric rubbing on the strap rises slowly and lasts long (hundreds of ms); a pop rises
+    within a millisecond or two and is over within tens. Rejected when the rise is slower
+    than ``rub_rise_ms``, or the event outlasts ``rub_duration_ms`` without dying away (a pop
+    riding on a rub still stands out as a burst that decays).
 """
 
 from __future__ import annotations
@@ -48,14 +52,16 @@ class GateConfig:
     """Thresholds of the artifact rules (dB, ms, s, m/s^2, ratios)."""
 
     knock_spread_db: float = 3.0
-    low_band_ratio: float = 0.5
+    low_band_ratio: float = 0.6
     impact_ms2: float = 3.0
     impact_window_s: float = 0.08
     heartbeat_period_s: tuple[float, float] = (0.4, 1.5)
     heartbeat_jitter: float = 0.15
     rub_rise_ms: float = 6.0
-    rub_duration_ms: float = 60.0
-    voice_harmonicity: float = 0.8
+    rub_duration_ms: float = 30.0
+    voice_harmonicity: float = 0.5
+    burst_decay_db: float = 6.0
+    min_decay_db: float = 3.0
 
     def to_dict(self) -> dict:
         """The thresholds, for summary.json."""
@@ -131,10 +137,13 @@ class ArtifactGate:
             if near:
                 return "footstep"
             return "heartbeat" if periodic else "thump"
-        if c.rise_ms > cfg.rub_rise_ms or c.duration_ms > cfg.rub_duration_ms:
-            return "rub"
+        if c.decay_db < cfg.min_decay_db:
+            return "no burst"
+        sustained = c.decay_db < cfg.burst_decay_db
         if c.harmonicity > cfg.voice_harmonicity:
             return "voice"
+        if c.rise_ms > cfg.rub_rise_ms or (c.duration_ms > cfg.rub_duration_ms and sustained):
+            return "rub"
         return None
 
     def _periodic(self, t: float) -> bool:

@@ -41,6 +41,10 @@ from scipy import signal
 from ..blocks import AudioBlock
 
 
+CHUNK = 4096
+"""Samples processed at a time: fixed, so results cannot depend on the caller's block size."""
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """Detector parameters; times in seconds, frequencies in Hz, thresholds in MAD units."""
@@ -52,12 +56,13 @@ class DetectorConfig:
     n_bands: int = 24
     lag: int = 1
     max_size: int = 3
-    threshold: float = 9.0
+    threshold: float = 6.0
     history_s: float = 1.0
     update_frames: int = 16
     peak_radius_s: float = 0.012
     min_separation_s: float = 0.05
     highpass_hz: float = 300.0
+    low_band_hz: float = 250.0
     background_s: float = 0.5
     pop_window_s: float = 0.010
     snippet_after_s: float = 0.08
@@ -97,9 +102,12 @@ class Candidate:
     rise_ms : float
         Time from 10 % to 90 % of the envelope's first peak.
     low_band_ratio : float
-        Share of the event's energy below 300 Hz (footsteps, heartbeat: most of it).
+        Share of the event's energy below ``low_band_hz`` (footsteps, heartbeat: most).
     harmonicity : float
         Peak normalised autocorrelation at 80-400 Hz periods over 40 ms (voice: near 1).
+    decay_db : float
+        High-passed energy of the first 5 ms over that of 15-40 ms after onset: a pop is a
+        burst that dies away (even on top of another sound); rub and voice carry on.
     """
 
     t: float
@@ -115,6 +123,7 @@ class Candidate:
     rise_ms: float = 0.0
     low_band_ratio: float = 0.0
     harmonicity: float = 0.0
+    decay_db: float = 0.0
 
 
 class PopDetector:
@@ -160,26 +169,46 @@ class PopDetector:
         self.tail_start = 0
         self.next_frame = 0
         self.prev_bands = np.zeros((n_mics, 0, c.n_bands), dtype=np.float32)
-        self.flux_hist = np.zeros((0, n_mics))
-        self.level = np.full(n_mics, np.nan)
-        self.scale = np.full(n_mics, np.nan)
+        self.odf_stats = _RunningMedian(self.hist_len, c.update_frames, (n_mics,))
         self.z_pending = np.zeros(0)
         self.z_start = 0
         self.judged = 0
         self.last_peak = -(10**12)
-        ring_len = int(round((c.background_s + 0.1 + c.snippet_after_s) * sr)) + self.n_fft
+        ring_len = (int(round((c.background_s + 0.1 + c.snippet_after_s) * sr)) + self.n_fft
+                    + CHUNK)
         self.ring = np.zeros((ring_len, n_mics), dtype=np.float32)
         self.ring_end = 0
         self.waiting: deque[tuple[int, float]] = deque()
+        self.inbox = np.zeros((0, n_mics), dtype=np.float32)
 
     # -------------------------------------------------------------- framing and flux
     def feed(self, block: AudioBlock) -> list[Candidate]:
-        """Take one audio block; return the candidates completed by it."""
+        """Take one audio block; return the candidates completed by it.
+
+        Audio is processed in chunks of :data:`CHUNK` samples at fixed positions in the
+        session, whatever the block size, so the candidates cannot depend on it.
+        """
         self.offset_s = block.offset_s
-        data = block.data.astype(np.float32, copy=False)
+        self.inbox = np.concatenate([self.inbox, block.data.astype(np.float32, copy=False)])
+        out: list[Candidate] = []
+        done = 0
+        while self.inbox.shape[0] - done >= CHUNK:
+            out += self._process(self.inbox[done: done + CHUNK])
+            done += CHUNK
+        self.inbox = self.inbox[done:]
+        return out
+
+    def finish(self) -> list[Candidate]:
+        """Flush: the last partial chunk, the frames awaiting look-ahead, the candidates."""
+        out = self._process(self.inbox) if self.inbox.shape[0] else []
+        self.inbox = self.inbox[:0]
+        self._peaks(final=True)
+        return out + self._release(final=True)
+
+    def _process(self, data: np.ndarray) -> list[Candidate]:
         self._remember(data)
         if self.tail.shape[1] == 0:
-            self.tail_start = block.start_index
+            self.tail_start = self.ring_end - data.shape[0]
         self.tail = np.concatenate([self.tail, data.T], axis=1)
         n_frames = (self.tail_start + self.tail.shape[1] - self.next_frame * self.hop
                     - self.n_fft) // self.hop + 1
@@ -187,64 +216,32 @@ class PopDetector:
             self._frames(n_frames)
         return self._release(final=False)
 
-    def finish(self) -> list[Candidate]:
-        """Flush: judge the frames still awaiting look-ahead and the waiting candidates."""
-        self._peaks(final=True)
-        return self._release(final=True)
-
     def _frames(self, n_frames: int) -> None:
+        c = self.config
         start = self.next_frame * self.hop - self.tail_start
         span = self.tail[:, start: start + (n_frames - 1) * self.hop + self.n_fft]
         frames = np.lib.stride_tricks.sliding_window_view(span, self.n_fft, axis=-1)[:, ::self.hop]
         spec = sp_fft.rfft(frames * self.window, axis=-1)[..., self.bins]  # (m, F, bins)
         power = spec.real**2 + spec.imag**2
-        log_bands = 10.0 * np.log10(np.maximum(power @ self.mel_t, 1e-12))  # (m, F, bands)
-        c = self.config
-        context = np.concatenate([self.prev_bands, log_bands], axis=1)  # (m, prev + F, bands)
-        flux = librosa.onset.onset_strength_multi(
-            S=np.swapaxes(context, 1, 2), lag=c.lag, max_size=c.max_size, center=False,
-            aggregate=False).mean(axis=-2)                            # (m, prev + F)
-        flux = flux[:, self.prev_bands.shape[1]:].T                   # (F, m)
-        self.prev_bands = context[:, -c.lag:]
+        bands = power @ self.mel_t
+        log_bands = 10.0 * np.log10(np.maximum(bands, 1e-12))       # (m, F, bands)
+        first = self.next_frame
         self.next_frame += n_frames
         consumed = self.next_frame * self.hop - self.tail_start
         self.tail = self.tail[:, consumed:]
         self.tail_start += consumed
-        self._threshold(flux)
 
-    def _threshold(self, flux: np.ndarray) -> None:
-        """Robust z-score of each mic's flux against its own previous second."""
-        c = self.config
-        first = self.next_frame - flux.shape[0]
-        hist = np.concatenate([self.flux_hist, flux])
-        base = first - self.flux_hist.shape[0]
-        z = np.zeros_like(flux)
-        # Median and MAD are refreshed every `update_frames` frames from the second before;
-        # all refreshes of this batch are computed together.
-        u = c.update_frames
-        updates = np.arange(-(-first // u) * u, self.next_frame, u)
-        updates = updates[updates >= 4 * u]
-        levels = scales = None
-        if len(updates):
-            ends = updates - base
-            starts = np.maximum(ends - self.hist_len, 0)
-            if (starts == ends - self.hist_len).all():
-                win = np.lib.stride_tricks.sliding_window_view(hist, self.hist_len, axis=0)
-                past = np.moveaxis(win[starts], -1, 1)                 # (U, hist, m)
-                levels = np.median(past, axis=1)
-                scales = np.median(np.abs(past - levels[:, None]), axis=1)
-            else:
-                levels = np.stack([np.median(hist[a:b], axis=0) for a, b in zip(starts, ends, strict=True)])
-                scales = np.stack([np.median(np.abs(hist[a:b] - lv), axis=0)
-                                   for a, b, lv in zip(starts, ends, levels, strict=True)])
-            scales = np.maximum(1.4826 * scales, 1e-3 + 0.05 * levels)
-        bounds = [first, *updates.tolist(), self.next_frame]
-        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            if k > 0:
-                self.level, self.scale = levels[k - 1], scales[k - 1]
-            if hi > lo and not np.isnan(self.level).any():
-                z[lo - first: hi - first] = (flux[lo - first: hi - first] - self.level) / self.scale
-        self.flux_hist = hist[-self.hist_len:]
+        context = np.concatenate([self.prev_bands, log_bands], axis=1)  # (m, prev + F, bands)
+        n_prev = self.prev_bands.shape[1]
+        self.prev_bands = context[:, -c.lag:]
+        S = np.swapaxes(context, 1, 2)                                # (m, bands, prev + F)
+        strength = librosa.onset.onset_strength_multi(
+            S=S, lag=c.lag, max_size=c.max_size, center=False,
+            aggregate=False).mean(axis=-2)                            # (m, prev + F)
+        strength = strength[:, n_prev:].T                              # (F, m)
+        level, scale = self.odf_stats.update(strength, first)
+        scale = np.maximum(1.4826 * scale, 1e-3 + 0.05 * np.abs(level))
+        z = np.nan_to_num((strength - level) / scale, nan=0.0)
         self.z_pending = np.concatenate([self.z_pending, z.max(axis=1)])
         self._peaks(final=False)
 
@@ -305,8 +302,10 @@ class PopDetector:
         if onset is None:
             return None
         w = max(1, int(round(c.pop_window_s * sr)))
-        bg_hp = _frame_median_power(hp[: max(onset - int(0.02 * sr), w)], w)
-        bg_raw = _frame_median_power(raw[: max(onset - int(0.02 * sr), w)].astype(np.float64), w)
+        before = slice(0, max(onset - int(0.02 * sr), w))
+        bg_hp = _frame_power(hp[before], w)
+        floor_hp = _frame_power(hp[before], w, q=10.0)
+        bg_raw = _frame_power(raw[before].astype(np.float64), w)
         pop_hp = np.mean(hp[onset: onset + w] ** 2, axis=0)
         pop_raw = np.mean(raw[onset: onset + w, mic].astype(np.float64) ** 2)
         if pop_hp[mic] < 2.0 * bg_hp[mic]:
@@ -320,9 +319,11 @@ class PopDetector:
         event = raw[max(onset - lead, 0): onset + int(0.03 * sr), mic].astype(np.float64)
         freqs, spec = _event_spectrum(event, before, lead, sr)
         centroid = float((spec * freqs).sum() / max(spec.sum(), 1e-30))
-        low = float(spec[freqs < 300].sum() / max(spec.sum(), 1e-30))
-        env = _envelope(hp[:, mic], sr)
-        duration = _duration_ms(env, onset, bg_hp[mic], sr)
+        low = float(spec[freqs < c.low_band_hz].sum() / max(spec.sum(), 1e-30))
+        duration = _duration_ms(hp[onset:, mic], floor_hp[mic], sr)
+        head = np.mean(hp[onset: onset + int(0.005 * sr), mic] ** 2)
+        body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr), mic] ** 2)
+        decay = 10 * math.log10(max(head, 1e-30) / max(body, floor_hp[mic], 1e-30))
         harm = _harmonicity(hp[max(0, onset - int(0.01 * sr)): onset + int(0.03 * sr), mic], sr)
         index = start + onset
         return Candidate(
@@ -330,6 +331,7 @@ class PopDetector:
             band_energy=band_energy, band_background=bg_hp,
             amplitude_db=20 * math.log10(max(peak, 1e-10)), snr_db=snr, centroid_hz=centroid,
             duration_ms=duration, rise_ms=rise_ms, low_band_ratio=low, harmonicity=harm,
+            decay_db=decay,
         )
 
     def _refine(self, hp: np.ndarray, guess: int) -> tuple[int | None, int, float]:
@@ -356,6 +358,53 @@ class PopDetector:
         return lo + k0, mic, float(rise)
 
 
+class _RunningMedian:
+    """Median and MAD of a frame signal over its previous ``length`` frames.
+
+    Refreshed every ``every`` frames (at absolute frame numbers, so independent of blocks),
+    from the frames before the refresh; NaN until ``4 * every`` frames have been seen.
+    """
+
+    def __init__(self, length: int, every: int, shape: tuple[int, ...]) -> None:
+        self.length, self.every = length, every
+        self.hist = np.zeros((0, *shape))
+        self.level = np.full(shape, np.nan)
+        self.scale = np.full(shape, np.nan)
+
+    def update(self, x: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-frame level and scale for frames ``first..first+len(x)``; then remember ``x``."""
+        n = x.shape[0]
+        hist = np.concatenate([self.hist, x])
+        base = first - self.hist.shape[0]
+        level = np.empty_like(x, dtype=float)
+        scale = np.empty_like(x, dtype=float)
+        u = self.every
+        updates = np.arange(-(-first // u) * u, first + n, u)
+        updates = updates[updates >= 4 * u]
+        ends = updates - base
+        full = ends >= self.length
+        levels = np.empty((len(updates), *x.shape[1:]))
+        scales = np.empty_like(levels)
+        if full.any():
+            # every refresh with a full history at once, through one strided view
+            win = np.lib.stride_tricks.sliding_window_view(hist, self.length, axis=0)
+            past = np.moveaxis(win[ends[full] - self.length], -1, 1)    # (U, length, ...)
+            levels[full] = np.median(past, axis=1)
+            scales[full] = np.median(np.abs(past - levels[full][:, None]), axis=1)
+        for k in np.flatnonzero(~full):
+            past = hist[:ends[k]]
+            levels[k] = np.median(past, axis=0)
+            scales[k] = np.median(np.abs(past - levels[k]), axis=0)
+        bounds = [first, *updates.tolist(), first + n]
+        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if k > 0:
+                self.level, self.scale = levels[k - 1], scales[k - 1]
+            level[lo - first: hi - first] = self.level
+            scale[lo - first: hi - first] = self.scale
+        self.hist = hist[-self.length:]
+        return level, scale
+
+
 def _envelope(x: np.ndarray, sr: int) -> np.ndarray:
     """Amplitude envelope: |x| smoothed over 0.5 ms (forward-backward, no delay)."""
     n = max(1, int(round(0.0005 * sr)))
@@ -363,24 +412,38 @@ def _envelope(x: np.ndarray, sr: int) -> np.ndarray:
     return np.convolve(np.abs(x), kernel, mode="same")
 
 
-def _frame_median_power(x: np.ndarray, w: int) -> np.ndarray:
-    """Median of the mean power of consecutive ``w``-sample frames: robust to short events."""
+def _frame_power(x: np.ndarray, w: int, q: float = 50.0) -> np.ndarray:
+    """Percentile ``q`` of the mean power of consecutive ``w``-sample frames.
+
+    The median is robust to short events; a low percentile finds the floor between the
+    syllables of speech or under an intermittent sound.
+    """
     n = (len(x) // w) * w
     if n == 0:
         return np.mean(x**2, axis=0) if len(x) else np.zeros(x.shape[1:])
     frames = x[len(x) - n:].reshape(n // w, w, *x.shape[1:])
-    return np.median(np.mean(frames**2, axis=1), axis=0)
+    return np.percentile(np.mean(frames**2, axis=1), q, axis=0)
 
 
-def _duration_ms(env: np.ndarray, onset: int, background_power: float, sr: int) -> float:
-    peak = env[onset: onset + int(0.005 * sr) + 1].max()
-    floor = math.sqrt(background_power) * 2.0
-    level = max(0.25 * peak, floor)
-    after = env[onset:]
-    quiet = np.flatnonzero(after < level)
-    quiet = quiet[quiet > np.argmax(after[: int(0.005 * sr) + 1])]
-    end = int(quiet[0]) if len(quiet) else len(after)
-    return 1000.0 * end / sr
+def _duration_ms(x: np.ndarray, background_power: float, sr: int) -> float:
+    """How long an event's energy stays up, in ms from its onset (capped by ``x``'s end).
+
+    Energy in a 10 ms sliding window, stepped by 1 ms, until it falls below both 6 dB over
+    the background and 20 dB under the event's peak. Energy rather than the waveform's
+    envelope, and 10 ms rather than less, so that voice (a pulse every 2.5-12 ms) and rub
+    count as the long sounds they are; a pop's own length grows by about the window.
+    """
+    w, step = max(1, int(round(0.010 * sr))), max(1, int(round(0.001 * sr)))
+    if len(x) < w:
+        return 0.0
+    cum = np.concatenate([[0.0], np.cumsum(x.astype(np.float64) ** 2)])
+    starts = np.arange(0, len(x) - w + 1, step)
+    energy = (cum[starts + w] - cum[starts]) / w
+    k_peak = int(np.argmax(energy[: max(1, int(0.01 * sr) // step)]))
+    level = max(4.0 * background_power, energy[k_peak] / 100.0)
+    quiet = np.flatnonzero(energy[k_peak:] < level)
+    end = k_peak + int(quiet[0]) if len(quiet) else len(energy)
+    return 1000.0 * (end * step + w) / sr
 
 
 def _event_window(n: int, lead: int) -> np.ndarray:

@@ -1,0 +1,750 @@
+"""The motion stage of the pipeline: IMU blocks in; 10 Hz spine frames, catches and falls out.
+
+What it does, in order
+    1. Orientation: one VQF filter per IMU (:mod:`~backpop_sense.motion.orientation`), 6-axis
+       unless the config asks for the magnetometer.
+    2. Ticks: samples are gathered on a 50 Hz grid (:mod:`~backpop_sense.motion.ticks`): per
+       tick the orientation at the sample nearest its centre, the mean bias-corrected angular
+       velocity, the mean and peak specific force.
+    3. Calibration, at the first still period (nothing moved within the surrounding second)
+       in which every sensor sees gravity within ``calibration_max_tilt_deg`` of its declared
+       "up": gravity gives each sensor's up, the declared axes give forward (the mounting
+       rotation is the smallest one that brings the measured up onto the declared one), and
+       the lowest IMU (the sacral one) is the reference frame. Twist is zero there. Without a
+       still period for ``calibration_timeout_s`` the declared axes are taken as they are.
+       Forward is then refined from movement: bending forward turns each segment about its
+       own right axis, which shows how far the sensor is turned on the body (``yaw_*``).
+    4. Angles (:mod:`~backpop_sense.motion.spine`): the upper segment relative to the lower,
+       intrinsic X-Y-Z; with one IMU, that segment against gravity and heading (Z-X-Y).
+       Without a magnetometer each sensor's heading drifts on its own, so twist is re-zeroed
+       whenever the subject stands still and upright (every segment within ``upright_deg``
+       of vertical) unless the twist then exceeds ``rezero_max_deg`` plus the drift allowed
+       since the last re-zero (a held twist is not erased); the drift removed is reported.
+       With one IMU, twist is the heading since the subject last stood still and upright
+       (turning on the spot counts), and it is re-zeroed there without that limit.
+    5. Context at 10 Hz (:mod:`~backpop_sense.motion.context`, :mod:`~backpop_sense.motion.gait`),
+       catches and falls (:mod:`~backpop_sense.motion.events`).
+
+Streaming
+    Samples are processed in chunks of ``chunk_s`` on the fixed tick grid, once every IMU has
+    delivered a sample past the chunk's end (or another IMU is ``max_lag_s`` ahead, when one
+    has stopped), so what is computed never depends on how the stream was cut into blocks.
+    State is a bounded number of ticks (at most the calibration timeout plus a few seconds),
+    whatever the session length. Frames come out in time order, and so do events.
+
+Latency (stream time from a sample to its output; :meth:`MotionTracker.latency_s`)
+    A frame: up to one chunk (5 s), plus 0.5 s (the still window), plus the gait decision
+    (``(min_steps - 1) * step_max_interval_s`` + 0.3 s): about 7.8 s with the defaults. A
+    catch: one chunk + 0.5 s + ``resume_max_s`` + 0.2 s (about 8.7 s); a fall: one chunk +
+    0.5 s + ``window_s`` + ``settle_s`` (about 11.8 s). Before calibration, frames wait for
+    it (at most ``calibration_timeout_s``). The chunk trades latency for speed: the per-chunk
+    cost is mostly fixed, and 5 s chunks run at about 5000 times real time per IMU.
+
+Frames are written only where every IMU used has data; inside a gap there are none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..blocks import Block, Gap, ImuBlock
+from ..levels import level_index
+from ..session import SessionInfo
+from .context import CONTEXTS, DEFAULT_CONTEXT, ContextConfig, label_context
+from .events import CatchConfig, CatchDetector, Detection, FallConfig, FallDetector
+from .gait import GaitDetector
+from .orientation import (
+    GRAVITY,
+    ImuOrientation,
+    OrientationConfig,
+    quat_about_z,
+    quat_between,
+    quat_conjugate,
+    quat_matrix,
+    quat_multiply,
+    quat_rotate,
+    tilt_deg,
+)
+from .rom import AngleHistogram
+from .spine import segment_angles_quat, spine_angles_quat
+from .ticks import TICK_S, TickWindow
+
+FRAME_TICKS = 5
+"""Ticks per 10 Hz frame."""
+AXES = ("flexion", "lateral", "twist")
+_UP = np.array([0.0, 0.0, 1.0])
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Every parameter of the motion stage (see the module docstring for what each does).
+
+    Attributes
+    ----------
+    orientation, context, catch, fall :
+        The configs of the filter, the context labels and gait, the catch and fall detectors.
+    chunk_s : float
+        Seconds of samples processed at a time (a multiple of 0.1 s).
+    max_lag_s : float
+        Go on without an IMU that is this far behind the others, seconds.
+    calibration_max_tilt_deg : float
+        Calibrate only on a still period where every sensor's gravity is this close to its
+        declared up, degrees.
+    calibration_timeout_s : float
+        Without such a period for this long, take the declared axes as they are, seconds.
+    upright_deg : float
+        Re-zero twist when still and every segment is within this of vertical, degrees.
+    rezero_max_deg, rezero_drift_dps : float
+        Do not re-zero a twist larger than ``rezero_max_deg`` + ``rezero_drift_dps`` x the
+        time since the last re-zero (degrees, degrees per second).
+    yaw_learn_deg : float
+        Refine each sensor's mounting yaw after every this many degrees of flexion movement
+        (0 turns the functional calibration off and trusts the declared axes alone).
+    yaw_min_rate_dps, yaw_cone_deg : float
+        Flexion movement: relative angular speed at least ``yaw_min_rate_dps``, its axis
+        within ``yaw_cone_deg`` of the right axis.
+    yaw_max_deg : float
+        The refined yaw stays within this of the declared axes, degrees.
+    """
+
+    orientation: OrientationConfig = OrientationConfig()
+    context: ContextConfig = DEFAULT_CONTEXT
+    catch: CatchConfig = CatchConfig()
+    fall: FallConfig = FallConfig()
+    chunk_s: float = 5.0
+    max_lag_s: float = 30.0
+    calibration_max_tilt_deg: float = 30.0
+    calibration_timeout_s: float = 60.0
+    upright_deg: float = 10.0
+    rezero_max_deg: float = 8.0
+    rezero_drift_dps: float = 0.05
+    yaw_learn_deg: float = 90.0
+    yaw_min_rate_dps: float = 15.0
+    yaw_cone_deg: float = 30.0
+    yaw_max_deg: float = 15.0
+
+
+DEFAULT_MOTION = MotionConfig()
+
+
+@dataclass(frozen=True)
+class MotionFrame:
+    """The spine at one 10 Hz instant.
+
+    Attributes
+    ----------
+    t : float
+        Seconds since session start (a multiple of 0.1).
+    flexion_deg, lateral_deg, twist_deg : float
+        Lumbar angles, degrees (DESIGN.md signs).
+    context : str
+        One of :data:`~backpop_sense.motion.context.CONTEXTS`.
+    twist_rate_dps, flexion_rate_dps, lateral_rate_dps : float
+        Angular velocity of the upper segment relative to the lower one about up, right and
+        forward (signed like the angles), degrees per second, averaged over the frame's tick.
+    """
+
+    t: float
+    flexion_deg: float
+    lateral_deg: float
+    twist_deg: float
+    context: str
+    twist_rate_dps: float
+    flexion_rate_dps: float
+    lateral_rate_dps: float
+
+
+@dataclass(frozen=True)
+class MotionEvent:
+    """A catch or a fall: time (s since session start), ``type`` and the evidence in words."""
+
+    t: float
+    type: str
+    detail: str
+
+
+@dataclass
+class _Stream:
+    """One IMU's samples waiting to be processed, its filter and its bookkeeping."""
+
+    name: str
+    rate_hz: float
+    filter: ImuOrientation
+    parts: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    last_t: float = -math.inf
+    processed_to: float = -math.inf
+    samples: int = 0
+    late: int = 0
+    gaps: int = 0
+    gap_s: float = 0.0
+    mount: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
+    gravity: float = GRAVITY
+    mount_tilt_deg: float | None = None
+    mount_yaw_deg: float = 0.0
+
+    def add(self, block: ImuBlock) -> None:
+        t = block.t
+        if not len(t):
+            return
+        if t[0] >= self.processed_to:
+            self.parts.append((t, block.acc, block.gyro, block.mag))
+        else:
+            # Samples for time already processed (an IMU far behind the others) are counted.
+            keep = t >= self.processed_to
+            self.late += int((~keep).sum())
+            if not keep.any():
+                return
+            mag = None if block.mag is None else block.mag[keep]
+            self.parts.append((t[keep], block.acc[keep], block.gyro[keep], mag))
+        self.last_t = float(t[-1])
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.parts)
+
+    def take(self, j0: int, j1: int) -> dict[str, np.ndarray]:
+        """Run the filter over ticks ``[j0, j1)`` and summarise each tick.
+
+        Returns per tick: ``n`` samples, ``q`` the orientation at the sample nearest the
+        tick's centre, ``w`` the mean bias-corrected angular velocity (rad/s), ``acc`` the
+        mean specific force and ``amax`` its largest magnitude (m/s^2); NaN without samples.
+        """
+        n_ticks = j1 - j0
+        edges = (np.arange(j0, j1 + 1) - 0.5) * TICK_S
+        self.processed_to = float(edges[-1])
+        t = self._joined(0)
+        cut = 0 if t is None else int(np.searchsorted(t, edges[-1]))
+        if cut == 0:
+            return {"n": np.zeros(n_ticks), "q": np.full((n_ticks, 4), np.nan),
+                    "w": np.full((n_ticks, 3), np.nan), "acc": np.full((n_ticks, 3), np.nan),
+                    "amax": np.full(n_ticks, np.nan)}
+        acc, gyro, mag = self._joined(1), self._joined(2), self._joined(3)
+        if cut < len(t):
+            self.parts = [(t[cut:], acc[cut:], gyro[cut:], None if mag is None else mag[cut:])]
+            t, acc, gyro = t[:cut], acc[:cut], gyro[:cut]
+            mag = None if mag is None else mag[:cut]
+        else:
+            self.parts = []
+        self.samples += cut
+        est = self.filter.update(gyro, acc, mag)
+        bounds = np.searchsorted(t, edges)
+        counts = np.diff(bounds)
+        centres = np.arange(j0, j1) * TICK_S
+        right = np.minimum(np.searchsorted(t, centres), cut - 1)
+        left = np.maximum(right - 1, 0)
+        nearest = np.where(np.abs(t[left] - centres) <= np.abs(t[right] - centres), left, right)
+        starts = np.minimum(bounds[:-1], cut - 1)
+        n = np.maximum(counts, 1)[:, None]
+        rows = {
+            "n": counts.astype(float),
+            "q": est.quat[nearest],
+            "w": np.add.reduceat(gyro, starts) / n - est.bias[nearest],
+            "acc": np.add.reduceat(acc, starts) / n,
+            "amax": np.sqrt(np.maximum.reduceat(np.einsum("ij,ij->i", acc, acc), starts)),
+        }
+        empty = counts == 0
+        if empty.any():
+            # reduceat reads one sample for an empty tick; and its nearest sample is outside it.
+            for v in rows.values():
+                v[empty] = np.nan
+            rows["n"][empty] = 0.0
+        return rows
+
+    def _joined(self, i: int) -> np.ndarray | None:
+        """Column ``i`` (t, acc, gyro, mag) of the waiting samples, as one array."""
+        if not self.parts:
+            return None
+        cols = [p[i] for p in self.parts]
+        if any(c is None for c in cols):
+            return None
+        return cols[0] if len(cols) == 1 else np.concatenate(cols)
+
+
+class MotionTracker:
+    """Spine motion from the IMU blocks of a session: ``feed(block)``, ``finish()``.
+
+    Parameters
+    ----------
+    info : SessionInfo
+        The session's IMUs. The lowest (by spinal level) is the reference segment, the highest
+        the moving one; with one IMU its own angles against gravity are reported. Further
+        IMUs in between are ignored.
+    imu_rates : dict
+        Nominal sample rate of each IMU, Hz (``Session.imu_rates``).
+    config : MotionConfig
+        Every parameter.
+
+    Examples
+    --------
+    >>> s = Session("data/samples/S01/2026-11-02a")  # doctest: +SKIP
+    >>> tracker = MotionTracker(s.info, s.imu_rates)  # doctest: +SKIP
+    >>> out = [o for b in ReplaySource(s) for o in tracker.feed(b)]  # doctest: +SKIP
+    >>> out += tracker.finish()  # doctest: +SKIP
+    >>> frames = [o for o in out if isinstance(o, MotionFrame)]  # doctest: +SKIP
+    """
+
+    def __init__(self, info: SessionInfo, imu_rates: dict[str, float],
+                 config: MotionConfig = DEFAULT_MOTION) -> None:
+        self.config = config
+        imus = sorted((i for i in info.imus if i.name in imu_rates),
+                      key=lambda i: level_index(i.level))
+        if not imus:
+            raise ValueError("the session declares no IMU with a known rate")
+        chosen = [imus[0]] if len(imus) == 1 else [imus[0], imus[-1]]
+        self.streams = [_Stream(i.name, float(imu_rates[i.name]),
+                                ImuOrientation(imu_rates[i.name], config.orientation))
+                        for i in chosen]
+        self._by_name = {s.name: s for s in self.streams}
+        self.upper = self.streams[0]
+        self.lower = self.streams[-1]
+        self.two = len(self.streams) == 2
+        self.chunk_ticks = max(FRAME_TICKS, int(round(config.chunk_s / TICK_S / FRAME_TICKS))
+                               * FRAME_TICKS)
+        self.half_window = int(round(config.context.still_window_s / 2 / TICK_S))
+        self.gait = GaitDetector(TICK_S, config.context)
+        self._gait_delay = self.gait.delay_ticks
+        self.catches = CatchDetector(TICK_S, config.catch)
+        self.falls = FallDetector(TICK_S, config.fall)
+        columns: dict[str, tuple[int, ...]] = {"moving": (), "valid": (), "amax": (),
+                                               "speed": (), "lin": (), "still": (),
+                                               "angles": (3,), "rates": (3,), "tilt": ()}
+        for k in range(len(self.streams)):
+            columns |= {f"n{k}": (), f"q{k}": (4,), f"w{k}": (3,), f"acc{k}": (3,)}
+        # Ticks wait for calibration (at most its timeout), then for the gait decision.
+        keep = (int(config.calibration_timeout_s / TICK_S) + 2 * self.chunk_ticks
+                + self.gait.delay_ticks + 2 * self.half_window)
+        self._ticks = TickWindow(keep, **columns)
+        self._next_chunk = 0
+        self._angles_done = 0
+        self._frames_done = 0
+        self._first_data_tick: int | None = None
+        self._calibrated_at: int | None = None
+        self._calibration = "none"
+        self._heading = 0.0
+        self._last_rezero_tick: int | None = None
+        self._rezero_run = False
+        self._drift: list[float] = [0, 0.0, 0.0, 0.0]  # count, sum |deg|, max |deg|, deg/min
+        self._rom = {a: AngleHistogram() for a in AXES}
+        self._peak_rates = np.zeros(3)
+        self._yaw_sums = np.zeros((len(self.streams), 2))
+        self._yaw_turned = np.zeros(len(self.streams))
+        self._yaw_updates = 0
+        self._yaw_changed = False
+        self._contexts: Counter[str] = Counter(dict.fromkeys(CONTEXTS, 0))
+        self._events = {"catch": 0, "fall": 0}
+        self._frames = 0
+        self._pending: list[Detection] = []
+        self._finished = False
+
+    # ------------------------------------------------------------------ streaming
+
+    def feed(self, block: Block) -> list[MotionFrame | MotionEvent]:
+        """Take one block of any kind; return the frames and events it completed, in time order."""
+        if isinstance(block, ImuBlock):
+            stream = self._by_name.get(block.imu)
+            if stream is None:
+                return []
+            stream.add(block)
+        elif isinstance(block, Gap):
+            stream = self._by_name.get(block.stream)
+            if stream is not None:
+                stream.gaps += 1
+                stream.gap_s += block.t_end - block.t_start
+            return []
+        else:
+            return []
+        out: list[MotionFrame | MotionEvent] = []
+        while self._chunk_ready():
+            out += self._process_chunk(final=False)
+        return sorted(out, key=lambda o: o.t)
+
+    def finish(self) -> list[MotionFrame | MotionEvent]:
+        """Process everything still held and flush every decision; call once at the end."""
+        if self._finished:
+            return []
+        self._finished = True
+        out: list[MotionFrame | MotionEvent] = []
+        while any(s.pending for s in self.streams):
+            out += self._process_chunk(final=False)
+        out += self._process_chunk(final=True)
+        return sorted(out, key=lambda o: o.t)
+
+    def _chunk_ready(self) -> bool:
+        end = (self._next_chunk + self.chunk_ticks - 0.5) * TICK_S
+        lead = max(s.last_t for s in self.streams)
+        return all(s.last_t >= end for s in self.streams) or lead >= end + self.config.max_lag_s
+
+    # ------------------------------------------------------------------ one chunk
+
+    def _process_chunk(self, *, final: bool) -> list[MotionFrame | MotionEvent]:
+        if not final:
+            j0 = self._next_chunk
+            j1 = j0 + self.chunk_ticks
+            self._next_chunk = j1
+            self._add_ticks(j0, j1)
+        tk = self._ticks
+        angles_to = tk.end if final else tk.end - self.half_window
+        out: list[MotionFrame | MotionEvent] = []
+        if angles_to > self._angles_done:
+            self._pending += self._angles(self._angles_done, angles_to, final=final)
+        if final:
+            self.gait.finish()
+        frames_to = min(self._angles_done, tk.end if final else self.gait.final)
+        if frames_to > self._frames_done:
+            out += self._emit_frames(self._frames_done, frames_to)
+        if final:
+            flushed = self.catches.finish() + self.falls.finish()
+            for d in flushed:
+                self._events[d.type] += 1
+            self._pending += flushed
+        # Events leave in time order: each waits until both detectors have decided its time.
+        decided = math.inf if final else min(self.catches.decided, self.falls.decided)
+        ready = sorted((d for d in self._pending if d.tick < decided), key=lambda d: d.tick)
+        self._pending = [d for d in self._pending if d.tick >= decided]
+        out += [MotionEvent(round(d.tick * TICK_S, 3), d.type, d.detail) for d in ready]
+        self.gait.forget_before(self._frames_done)
+        return out
+
+    def _add_ticks(self, j0: int, j1: int) -> None:
+        c = self.config.context
+        rows: dict[str, np.ndarray] = {}
+        moving = np.zeros(j1 - j0, dtype=bool)
+        valid = np.ones(j1 - j0, dtype=bool)
+        amax = np.full(j1 - j0, np.nan)
+        speed_max = np.full(j1 - j0, np.nan)
+        lin_max = np.full(j1 - j0, np.nan)
+        vertical = np.full(j1 - j0, np.nan)
+        for k, stream in enumerate(self.streams):
+            r = stream.take(j0, j1)
+            speed = np.degrees(np.linalg.norm(r["w"], axis=1))
+            lin = quat_rotate(r["q"], r["acc"]) - stream.gravity * _UP
+            lin_norm = np.linalg.norm(lin, axis=1)
+            moving |= (speed >= c.still_rate_dps) | (lin_norm > c.still_acc_ms2)
+            valid &= r["n"] > 0
+            amax = np.fmax(amax, r["amax"])
+            speed_max = np.fmax(speed_max, speed)
+            lin_max = np.fmax(lin_max, lin_norm)
+            if stream is self.lower:
+                vertical = lin[:, 2]
+            rows |= {f"n{k}": r["n"], f"q{k}": r["q"], f"w{k}": r["w"], f"acc{k}": r["acc"]}
+        if self._first_data_tick is None and valid.any():
+            self._first_data_tick = j0 + int(np.argmax(valid))
+        n = j1 - j0
+        nan3 = np.full((n, 3), np.nan)
+        self._ticks.extend(moving=moving.astype(float), valid=valid.astype(float), amax=amax,
+                           speed=speed_max, lin=lin_max, still=np.zeros(n), angles=nan3,
+                           rates=nan3.copy(), tilt=np.full(n, np.nan), **rows)
+        self.gait.feed(vertical)
+
+    def _still(self, a: int, b: int) -> np.ndarray:
+        """Whether nothing moved within the surrounding second, for ticks ``[a, b)``."""
+        tk, h = self._ticks, self.half_window
+        lo, hi = max(a - h, tk.start), min(b + h, tk.end)
+        moving = tk.get("moving", lo, hi)
+        csum = np.concatenate([[0.0], np.cumsum(moving)])
+        j = np.arange(a, b)
+        first = np.clip(j - h, lo, hi) - lo
+        last = np.clip(j + h, lo, hi) - lo
+        return (csum[last] - csum[first]) == 0
+
+    # ------------------------------------------------------------------ calibration, angles
+
+    def _calibrate(self, a: int, b: int, still: np.ndarray, *, final: bool) -> bool:
+        tk, h = self._ticks, self.half_window
+        limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
+        ok = still & (tk.get("valid", a, b) > 0)
+        for k in range(len(self.streams)):
+            acc = tk.get(f"acc{k}", a, b)
+            up = acc[:, 2] / np.maximum(np.linalg.norm(acc, axis=1), 1e-9)
+            ok &= np.nan_to_num(up) >= limit
+        candidates = np.flatnonzero(ok)
+        if len(candidates):
+            j = a + int(candidates[0])
+            for k, stream in enumerate(self.streams):
+                n = tk.get(f"n{k}", j - h, j + h)
+                g = np.nansum(tk.get(f"acc{k}", j - h, j + h) * n[:, None], axis=0) / n.sum()
+                stream.mount = quat_between(_UP, g)
+                stream.gravity = float(np.linalg.norm(g))
+                stream.mount_tilt_deg = float(tilt_deg(stream.mount))
+            self._calibration = "first still period"
+        else:
+            start = self._first_data_tick
+            waited = start is not None and (b - start) * TICK_S >= self.config.calibration_timeout_s
+            if not (waited or (final and start is not None)):
+                return False
+            self._calibration = "declared axes (no still upright period)"
+            j = start
+        self._calibrated_at = j
+        self._heading = self._zero_twist(j)
+        self._last_rezero_tick = j
+        return True
+
+    def _segments(self, a: int, b: int) -> list[np.ndarray]:
+        return [quat_multiply(self._ticks.get(f"q{k}", a, b), s.mount)
+                for k, s in enumerate(self.streams)]
+
+    def _raw_angles(self, segments: list[np.ndarray], heading: np.ndarray) -> np.ndarray:
+        """Angles (deg) with the upper sensor's earth frame turned by ``heading`` (rad)."""
+        turn = quat_about_z(heading)
+        ok = np.isfinite(segments[0]).all(axis=1) & np.isfinite(segments[-1]).all(axis=1)
+        out = np.full((len(ok), 3), np.nan)
+        if not ok.any():
+            return out
+        upper = quat_multiply(turn, segments[0])
+        if self.two:
+            out[ok] = spine_angles_quat(quat_multiply(quat_conjugate(segments[1]), upper)[ok])
+        else:
+            out[ok] = segment_angles_quat(upper[ok])
+        return out
+
+    def _zero_twist(self, j: int) -> float:
+        """The heading offset (rad) that makes the twist at tick ``j`` zero."""
+        segments = self._segments(j, j + 1)
+        heading = self._heading
+        for _ in range(3):
+            twist = self._raw_angles(segments, np.array([heading]))[0, 2]
+            if not np.isfinite(twist):
+                break
+            heading -= math.radians(twist)
+        return heading
+
+    def _angles(self, a: int, b: int, *, final: bool) -> list[Detection]:
+        """Calibrate if needed; then angles, re-zeroing, rates and events for ticks ``[a, b)``."""
+        still = self._still(a, b)
+        if self._calibrated_at is None and not self._calibrate(a, b, still, final=final):
+            return []
+        tk = self._ticks
+        cfg = self.config
+        segments = self._segments(a, b)
+        tilts = np.stack([tilt_deg(s) for s in segments])
+        base = self._raw_angles(segments, np.full(b - a, self._heading))
+        last = a if self._last_rezero_tick is None else self._last_rezero_tick
+        since = (np.arange(a, b) - last) * TICK_S
+        upright = (tilts < cfg.upright_deg).all(axis=0)
+        # With one IMU the twist is the heading: turning on the spot is not a held twist.
+        allowed = (cfg.rezero_max_deg + cfg.rezero_drift_dps * since if self.two
+                   else np.inf)
+        rezero = still & upright & (np.abs(base[:, 2]) <= allowed)
+        heading = np.full(b - a, self._heading)
+        angles = base
+        if rezero.any():
+            # Re-zeroed ticks take the heading that nulls their twist; others keep the last
+            # one. Upright, a turn about earth up is a turn about the segment's up, so one
+            # step nulls the twist to second order in the tilt (< 10 degrees).
+            idx = np.flatnonzero(rezero)
+            new = self._heading - np.radians(base[idx, 2])
+            marks = np.full(b - a, np.nan)
+            marks[idx] = new
+            marks = np.concatenate([[self._heading], marks])
+            fill = np.maximum.accumulate(np.where(np.isfinite(marks), np.arange(b - a + 1), 0))
+            heading = marks[fill][1:]
+            self._note_drift(a, idx, rezero, segments, heading)
+            self._heading = float(heading[-1])
+            self._last_rezero_tick = a + int(idx[-1])
+            angles = self._raw_angles(segments, heading)
+        self._rezero_run = bool(rezero[-1])
+        rates = self._rates(a, b, segments, heading, angles)
+        self._learn_yaw(a, b)
+        self._peak_rates = np.fmax(self._peak_rates, np.nanmax(np.abs(rates), axis=0, initial=0))
+        tk.put("still", a, still)
+        tk.put("angles", a, angles)
+        tk.put("rates", a, rates)
+        tk.put("tilt", a, np.fmin.reduce(tilts, axis=0))
+        self._angles_done = b
+        upper_w = np.degrees(tk.get("w0", a, b))
+        found = self.catches.feed(upper_w, angles) + self.falls.feed(
+            tk.get("amax", a, b), tk.get("speed", a, b), tk.get("lin", a, b),
+            tk.get("tilt", a, b))
+        for d in found:
+            self._events[d.type] += 1
+        return found
+
+    def _note_drift(self, a: int, idx: np.ndarray, rezero: np.ndarray,
+                    segments: list[np.ndarray], heading: np.ndarray) -> None:
+        """Record the twist each re-zero run removes: the drift since the previous one."""
+        previous = np.concatenate([[self._rezero_run], rezero[:-1]])
+        starts = idx[~previous[idx]]
+        # The run that holds the calibration removes nothing: twist was just zeroed there.
+        starts = starts[a + starts > (self._calibrated_at or 0)]
+        if not len(starts):
+            return
+        before = np.concatenate([[self._heading], heading[:-1]])[starts]
+        removed = self._raw_angles([s[starts] for s in segments], before)[:, 2]
+        last = self._last_rezero_tick
+        for j, d in zip(starts.tolist(), removed.tolist(), strict=True):
+            if self._yaw_changed:
+                self._yaw_changed = False
+                last = a + j
+                continue
+            if not math.isfinite(d):
+                continue
+            self._drift[0] += 1
+            self._drift[1] += abs(d)
+            self._drift[2] = max(self._drift[2], abs(d))
+            if last is not None and a + j > last:
+                minutes = (a + j - last) * TICK_S / 60.0
+                self._drift[3] = max(self._drift[3], abs(d) / max(minutes, 1.0 / 60.0))
+            last = a + j
+
+    def _rates(self, a: int, b: int, segments: list[np.ndarray], heading: np.ndarray,
+               angles: np.ndarray) -> np.ndarray:
+        """Flexion, lateral and twist rates (deg/s) of the upper segment against the lower,
+        at the frame ticks among ``[a, b)`` (NaN at the others).
+
+        With one IMU, the segment's angular velocity in its heading frame.
+        """
+        tk = self._ticks
+        out = np.full((b - a, 3), np.nan)
+        pick = np.arange((-a) % FRAME_TICKS, b - a, FRAME_TICKS)
+        ticks = a + pick
+        upper = quat_rotate(quat_multiply(quat_about_z(heading[pick]), tk.at("q0", ticks)),
+                            tk.at("w0", ticks))
+        if self.two:
+            lower = quat_rotate(tk.at("q1", ticks), tk.at("w1", ticks))
+            local = quat_rotate(quat_conjugate(segments[1][pick]), upper - lower)
+        else:
+            local = quat_rotate(quat_about_z(-np.radians(angles[pick, 2])), upper)
+        out[pick] = np.degrees(local) * np.array([-1.0, 1.0, 1.0])
+        return out
+
+    def _learn_yaw(self, a: int, b: int) -> None:
+        """Functional calibration of each sensor's mounting yaw from flexion movements.
+
+        Gravity cannot tell how far a sensor is turned about the vertical on the body; the
+        declared axes give the first guess. Bending forward and back (and sitting down, lying
+        down) turns the pelvis and the trunk about their own right axes, so the horizontal
+        direction of each sensor's own angular velocity, in its segment frame, during such
+        movements shows the residual yaw. No earth frame is involved, so the estimate does
+        not depend on how the sensors' headings are aligned. Every ``yaw_learn_deg`` degrees
+        of such movement, each sensor's estimate is applied (within ``yaw_max_deg`` of the
+        declared axes in all).
+        """
+        cfg = self.config
+        if not cfg.yaw_learn_deg:
+            return
+        cos_cone = math.cos(math.radians(cfg.yaw_cone_deg))
+        min_rate = math.radians(cfg.yaw_min_rate_dps)
+        for k, stream in enumerate(self.streams):
+            w = self._ticks.get(f"w{k}", a, b) @ quat_matrix(stream.mount)
+            speed = np.linalg.norm(w, axis=1)
+            with np.errstate(invalid="ignore"):
+                pick = (speed >= min_rate) & (np.abs(w[:, 0]) >= cos_cone * speed)
+            if not pick.any():
+                continue
+            o = w[pick]
+            self._yaw_sums[k] += (np.sign(o[:, :1]) * o[:, :2]).sum(axis=0)
+            self._yaw_turned[k] += float(np.degrees(np.abs(o[:, 0]).sum()) * TICK_S)
+            if self._yaw_turned[k] < cfg.yaw_learn_deg:
+                continue
+            sx, sy = self._yaw_sums[k]
+            # The segment's right axis reads (cos g, -sin g) in a frame turned by g.
+            residual = -math.degrees(math.atan2(sy, sx))
+            total = float(np.clip(stream.mount_yaw_deg + residual, -cfg.yaw_max_deg,
+                                  cfg.yaw_max_deg))
+            stream.mount = quat_multiply(
+                stream.mount, quat_about_z(-math.radians(total - stream.mount_yaw_deg)))
+            stream.mount_yaw_deg = total
+            self._yaw_sums[k] = 0.0
+            self._yaw_turned[k] = 0.0
+            self._yaw_updates += 1
+            # The next re-zero removes this change of mounting too: it is not drift.
+            self._yaw_changed = True
+
+    # ------------------------------------------------------------------ frames
+
+    def _emit_frames(self, a: int, b: int) -> list[MotionFrame]:
+        tk = self._ticks
+        first = a + (-a) % FRAME_TICKS
+        ticks = np.arange(first, b, FRAME_TICKS)
+        self._frames_done = b
+        if not len(ticks):
+            return []
+        angles = tk.at("angles", ticks)
+        ticks = ticks[(tk.at("valid", ticks) > 0) & np.isfinite(angles).all(axis=1)]
+        if not len(ticks):
+            return []
+        angles = tk.at("angles", ticks)
+        rates = tk.at("rates", ticks)
+        labels = label_context(walking=self.gait.walking(ticks), flexion_deg=angles[:, 0],
+                               lateral_deg=angles[:, 1], twist_deg=angles[:, 2],
+                               still=tk.at("still", ticks) > 0, config=self.config.context)
+        for axis, values in zip(AXES, angles.T, strict=True):
+            self._rom[axis].add(values)
+        self._contexts.update(labels.tolist())
+        self._frames += len(ticks)
+        times = np.round(ticks * TICK_S, 6)
+        return [MotionFrame(t, f, lat, tw, lab, rt, rf, rl) for t, (f, lat, tw), lab, (rf, rl, rt)
+                in zip(times.tolist(), angles.tolist(), labels.tolist(), rates.tolist(),
+                       strict=True)]
+
+    # ------------------------------------------------------------------ summary
+
+    def latency_s(self) -> dict[str, float]:
+        """Longest stream time from a sample to the frame or event it decides, seconds."""
+        chunk = self.chunk_ticks * TICK_S
+        still = self.half_window * TICK_S
+        return {
+            "frame": round(chunk + still + self._gait_delay * TICK_S, 2),
+            "catch": round(chunk + still + self.catches.lookahead_ticks * TICK_S, 2),
+            "fall": round(chunk + still + self.falls.lookahead_ticks * TICK_S, 2),
+        }
+
+    def summary(self) -> dict:
+        """The session's motion in numbers (JSON-ready; angles in degrees, rates in deg/s).
+
+        Returns
+        -------
+        dict
+            ``mode`` and the ``imus`` used, ``calibration``, ``frames``, ``rom_deg`` per axis
+            (``p5``, ``p95``, ``min``, ``max``), ``peak_rate_dps`` per axis, ``context_s``
+            (seconds in each context), ``catches``, ``falls``, ``twist_drift`` (re-zeros and
+            the twist they removed), ``gyro_bias_dps`` at the end, ``gaps``, ``latency_s`` and
+            every ``parameter``.
+        """
+        count, total, worst, rate = self._drift
+        return {
+            "mode": "two IMUs" if self.two else "one IMU",
+            "imus": {"reference": self.lower.name if self.two else None,
+                     "moving": self.upper.name},
+            "calibration": {
+                "method": self._calibration,
+                "t": None if self._calibrated_at is None else round(
+                    self._calibrated_at * TICK_S, 3),
+                "mount_tilt_deg": {s.name: None if s.mount_tilt_deg is None
+                                   else round(s.mount_tilt_deg, 2) for s in self.streams},
+                "mount_yaw_deg": {s.name: round(s.mount_yaw_deg, 2) for s in self.streams},
+                "yaw_updates": self._yaw_updates,
+            },
+            "frames": self._frames,
+            "rom_deg": {a: self._rom[a].summary() for a in AXES},
+            "peak_rate_dps": {a: round(float(v), 1) for a, v in zip(AXES, self._peak_rates,
+                                                                     strict=True)},
+            "context_s": {k: round(v / self.config.context.rate_hz, 1)
+                          for k, v in self._contexts.items()},
+            "catches": self._events["catch"],
+            "falls": self._events["fall"],
+            "twist_drift": {
+                "rezeros": int(count),
+                "mean_abs_deg": round(total / count, 3) if count else None,
+                "max_abs_deg": round(worst, 3) if count else None,
+                "max_rate_deg_per_min": round(rate, 3) if count else None,
+            },
+            "gyro_bias_dps": {s.name: np.round(np.degrees(s.filter.bias), 4).tolist()
+                              for s in self.streams},
+            "gaps": {s.name: {"count": s.gaps, "seconds": round(s.gap_s, 3),
+                              "late_samples": s.late} for s in self.streams},
+            "latency_s": self.latency_s(),
+            "parameters": _jsonable(asdict(self.config)),
+        }
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
