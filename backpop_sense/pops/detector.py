@@ -40,7 +40,6 @@ from scipy import signal
 
 from ..blocks import AudioBlock
 
-
 CHUNK = 4096
 """Samples processed at a time: fixed, so results cannot depend on the caller's block size."""
 
