@@ -334,7 +334,14 @@ class PopDetector:
         )
 
     def _refine(self, hp: np.ndarray, guess: int) -> tuple[int | None, int, float]:
-        """The onset sample: where the loudest mic's envelope starts its climb to the peak."""
+        """The onset sample, the loudest mic, and the rise time in ms.
+
+        Every mic's envelope is divided by its own noise level and the results summed, so the
+        mic where the event stands out most weighs most and the earliest arrival counts. The
+        onset is the first sample, within 15 ms before the peak, where that sum climbs to a
+        fifth of the way from the floor to the peak and stays there for 0.5 ms: the first
+        click of a double click, not the louder second one.
+        """
         sr = self.sr
         lo = max(0, guess - self.n_fft)
         hi = min(len(hp), guess + self.n_fft)
@@ -343,16 +350,21 @@ class PopDetector:
         env = np.stack([_envelope(hp[:, j], sr) for j in range(hp.shape[1])], axis=1)
         noise_end = max(lo - int(0.01 * sr), int(0.05 * sr))
         noise = np.median(env[max(0, noise_end - int(0.2 * sr)): noise_end], axis=0) + 1e-12
-        region = env[lo:hi]
-        mic = int(np.argmax(region.max(axis=0) / noise))
-        trace = region[:, mic]
+        region = env[lo:hi] / noise
+        mic = int(np.argmax(region.max(axis=0)))
+        trace = region.sum(axis=1)
         k_peak = int(np.argmax(trace))
-        peak = trace[k_peak]
-        floor = noise[mic]
-        level = floor + 0.2 * (peak - floor)
-        below = np.flatnonzero(trace[: k_peak + 1] < max(level, 3 * floor))
-        k0 = int(below[-1]) + 1 if len(below) else 0
-        reached = np.flatnonzero(trace[k0: k_peak + 1] >= floor + 0.9 * (peak - floor))
+        peak, floor = trace[k_peak], float(region.shape[1])
+        level = max(floor + 0.2 * (peak - floor), 3.0 * floor)
+        start = max(0, k_peak - int(0.015 * sr))
+        hold = max(1, int(round(0.0005 * sr)))
+        above = trace[start: k_peak + 1] >= level
+        held = np.convolve(above.astype(int), np.ones(hold, dtype=int), mode="full")
+        held = held[hold - 1: hold - 1 + len(above)]  # samples k..k+hold-1 all above
+        first = np.flatnonzero(held >= min(hold, len(above)))
+        k0 = start + (int(first[0]) if len(first) else k_peak - start)
+        single = region[:, mic]
+        reached = np.flatnonzero(single[k0: k_peak + 1] >= 0.9 * single[k0: k_peak + 1].max())
         rise = 1000.0 * reached[0] / sr if len(reached) else 0.0
         return lo + k0, mic, float(rise)
 

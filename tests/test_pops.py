@@ -1,0 +1,225 @@
+"""Pop detection, artifact gate, localisation and scoring, on real session files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backpop_sense.evaluate import score_pops
+from backpop_sense.levels import level_distance_m
+from backpop_sense.pipeline import analyze
+from backpop_sense.pops.locate import locate
+from backpop_sense.session import ImuInfo, MicInfo, SessionInfo, SessionWriter
+from backpop_sense.simulate import (
+    GRAVITY,
+    SimConfig,
+    _Track,
+    footstep_events,
+    heartbeat_events,
+    knock_events,
+    pop_at_mics,
+    simulate_session,
+    speech_events,
+)
+
+BACKPOP = Path(sys.executable).parent / "backpop"
+MICS = ("T10", "L1", "L4")
+SR = 16000
+IMU_RATE = 200.0
+
+
+def _floor(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A plausible contact-mic floor: white noise plus low-passed body noise."""
+    from scipy import signal
+
+    n = int(seconds * SR)
+    low = signal.sosfilt(signal.butter(1, 300, fs=SR, output="sos"), rng.normal(0, 0.02, (n, 3)),
+                         axis=0)
+    return rng.normal(0, 0.0015, (n, 3)) + low
+
+
+def _write(path: Path, audio: np.ndarray, *, shocks: list[float] = (),
+           truth: pd.DataFrame | None = None) -> Path:
+    """A session of ``audio`` with two still IMUs (plus heel-strike jolts at ``shocks``)."""
+    info = SessionInfo("T01", "s1", pd.Timestamp("2026-11-20T09:00Z").to_pydatetime(),
+                       tuple(MicInfo(m) for m in MICS),
+                       (ImuInfo("thoracic", "T12"), ImuInfo("sacral", "S1")))
+    t = np.arange(int(len(audio) / SR * IMU_RATE)) / IMU_RATE
+    acc = np.tile([0.0, 0.0, GRAVITY], (len(t), 1))
+    for ts in shocks:
+        k = np.arange(30)
+        i = int(ts * IMU_RATE)
+        jolt = 8.0 * np.exp(-k / IMU_RATE / 0.02) * np.sin(2 * np.pi * 15 * k / IMU_RATE)
+        acc[i: i + 30, 2] += jolt[: len(acc[i: i + 30])]
+    with SessionWriter(path, info, sr=SR) as w:
+        w.write_audio(np.clip(audio, -0.99, 0.99))
+        for name in ("thoracic", "sacral"):
+            w.write_imu(name, t, acc, np.zeros_like(acc))
+        if truth is not None:
+            w.write_table("truth.csv", truth)
+    return path
+
+
+def _pop_train(rng: np.random.Generator, seconds: float, times: list[float], levels: list[str],
+               snr_db: float) -> np.ndarray:
+    audio = _floor(seconds, rng)
+    for t, level in zip(times, levels, strict=True):
+        kind = ["cavitation", "snap", "readjustment"][int(rng.integers(3))]
+        shape, nearest = pop_at_mics(kind, level, MICS, SR, rng)
+        i = int(round(t * SR))
+        background = np.mean(audio[i - SR // 2: i + SR // 2, nearest] ** 2)
+        audio[i: i + len(shape)] += shape * np.sqrt(background * 10 ** (snr_db / 10))
+    return audio
+
+
+@pytest.fixture(scope="module")
+def pop_train(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[float], list[str]]:
+    rng = np.random.default_rng(7)
+    times = [2.0 + 1.37 * k for k in range(12)]
+    levels = [MICS[0], "T11", "T12", MICS[1], "L2", "L3", MICS[2]] * 2
+    levels = levels[:12]
+    audio = _pop_train(rng, 20.0, times, levels, snr_db=15.0)
+    truth = pd.DataFrame({"t": times, "level": levels, "kind": "cavitation"})
+    path = _write(tmp_path_factory.mktemp("train") / "s", audio, truth=truth)
+    return path, times, levels
+
+
+def test_a_known_pop_train_is_found_at_its_times_and_levels(pop_train) -> None:
+    path, times, levels = pop_train
+    result = analyze(path)
+    found = sorted(result.pops, key=lambda p: p.t)
+    assert len(found) == len(times)
+    for pop, t in zip(found, times, strict=True):
+        assert abs(pop.t - t) <= 0.002
+    assert sum(p.level == lv for p, lv in zip(found, levels, strict=True)) >= len(levels) - 1
+    snr = np.array([p.snr_db for p in found])
+    assert np.median(snr) == pytest.approx(15.0, abs=1.0)
+    assert np.all(np.abs(snr - 15.0) <= 4.0)
+
+
+@pytest.mark.parametrize("block_size", [256, 1000, 65536])
+def test_results_do_not_depend_on_block_size(tmp_path_factory, block_size: int) -> None:
+    path = tmp_path_factory.getbasetemp() / "blocks"
+    if not (path / "truth.csv").exists():
+        simulate_session(path, SimConfig("snapping", minutes=1.0, seed=31, snr_db=5.0))
+    reference = analyze(path, block_size=4096)
+    other = analyze(path, block_size=block_size)
+    assert len(reference.pops) > 3
+    assert [(round(p.t * SR), p.level) for p in other.pops] == \
+        [(round(p.t * SR), p.level) for p in reference.pops]
+    assert [(round(r.t * SR), r.reason) for r in other.rejected] == \
+        [(round(r.t * SR), r.reason) for r in reference.rejected]
+
+
+def _artifact_session(tmp_path: Path, kind: str) -> Path:
+    rng = np.random.default_rng(11)
+    seconds = 30.0
+    audio = _floor(seconds, rng)
+    shocks: list[float] = []
+    if kind == "knock":
+        events = knock_events(seconds, 12.0, MICS, SR, rng)
+    elif kind == "footstep":
+        shocks = list(np.arange(2.0, seconds - 2, 0.55))
+        events = footstep_events(shocks, MICS, SR, rng)
+    elif kind == "heartbeat":
+        events = heartbeat_events(seconds, MICS, SR, rng)
+        for e in events:
+            object.__setattr__(e, "make", (lambda f: (lambda: 6.0 * f()))(e.make))
+    elif kind == "speech":
+        events = speech_events(seconds, 8.0, MICS, SR, rng)
+    else:
+        from backpop_sense.simulate import Move, Script, rub_events
+
+        moves = [Move("bend", "flexion", t, t + 1, t + 1.5, t + 2.5, 50.0)
+                 for t in np.arange(1.0, seconds - 3, 1.2)]
+        script = Script(*(np.zeros(2) for _ in range(7)), np.zeros((2, 3)), np.zeros(2, bool),
+                        [], moves)
+        events = [e for e in rub_events(script, MICS, SR, rng)]
+    audio += _Track(events, 3).render(0, len(audio))
+    return _write(tmp_path / kind, audio, shocks=shocks)
+
+
+@pytest.mark.parametrize("kind,reasons", [
+    ("knock", {"knock"}),
+    ("footstep", {"footstep", "thump", "no burst"}),
+    ("heartbeat", {"heartbeat", "thump", "no burst"}),
+    ("speech", {"voice", "rub", "no burst"}),
+    ("rub", {"rub", "no burst"}),
+])
+def test_each_artifact_type_is_not_a_pop(tmp_path: Path, kind: str, reasons: set[str]) -> None:
+    result = analyze(_artifact_session(tmp_path, kind))
+    assert result.pops == []
+    if kind in ("knock", "speech", "rub"):
+        assert result.rejected, f"the {kind}s were never even onsets"
+    assert {r.reason for r in result.rejected} <= reasons
+
+
+def test_locate_places_a_pop_at_every_level_between_the_mics() -> None:
+    rng = np.random.default_rng(3)
+    for level in ("T10", "T11", "T12", "L1", "L2", "L3", "L4"):
+        d = np.array([level_distance_m(level, m) + 0.015 for m in MICS])
+        energy = np.exp(-2 * d / 0.08) * rng.uniform(0.8, 1.25, 3)  # +-1 dB of mic noise
+        assert locate(energy, MICS).level == level
+
+
+def test_scores_of_a_tiny_case_match_the_hand_count() -> None:
+    truth_t, truth_level = [1.0, 2.0, 3.0, 4.0], ["L1", "L2", "L3", "L4"]
+    est_t, est_level = [1.004, 2.03, 3.2, 4.0], ["L1", "L1", "L3", "L4"]
+    s = score_pops(truth_t, truth_level, est_t, est_level, 3600.0)
+    # +-10 ms: 1.004 and 4.0 match; +-50 ms adds 2.03; 3.2 matches nothing.
+    assert (s["10ms"]["tp"], s["10ms"]["fp"], s["10ms"]["fn"]) == (2, 2, 2)
+    assert (s["50ms"]["tp"], s["50ms"]["fp"], s["50ms"]["fn"]) == (3, 1, 1)
+    assert s["50ms"]["f1"] == pytest.approx(0.75)
+    assert s["fp_per_hour"] == pytest.approx(1.0)
+    assert s["level_accuracy"] == pytest.approx(2 / 3)  # 2.03 was placed at L1, not L2
+
+
+def test_scores_beyond_mir_evals_30000_second_limit() -> None:
+    truth = [10.0, 29999.0, 45000.0, 80000.0]
+    s = score_pops(truth, ["L1"] * 4, [t + 0.005 for t in truth], ["L1"] * 4, 90000.0)
+    assert s["10ms"]["tp"] == 4 and s["10ms"]["f1"] == 1.0
+
+
+def test_evaluate_command_reports_the_same_numbers(pop_train, tmp_path: Path) -> None:
+    path, times, levels = pop_train
+    truth = pd.DataFrame({"t": times[:-1] + [19.5], "level": levels, "kind": "snap"})
+    truth.loc[0, "level"] = "L4"
+    session = tmp_path / "copy"
+    session.mkdir()
+    for f in path.iterdir():
+        (session / f.name).write_bytes(f.read_bytes())
+    truth.to_csv(session / "truth.csv", index=False)
+    run = subprocess.run([str(BACKPOP), "evaluate", str(session), "--json"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    [row] = json.loads(run.stdout)
+    # 11 of 12 truth times are real pops, the 12th (19.5 s) is not; the pop at the last real
+    # time is extra; the first truth level is wrong on purpose.
+    assert (row["10ms"]["tp"], row["10ms"]["fp"], row["10ms"]["fn"]) == (11, 1, 1)
+    assert row["10ms"]["f1"] == pytest.approx(11 / 12)
+    found = sorted(analyze(session).pops, key=lambda p: p.t)[:11]
+    right = sum(p.level == lv for p, lv in zip(found, truth["level"][:11], strict=True))
+    assert row["level_accuracy"] == pytest.approx(right / 11)
+    assert right <= 10  # the first truth level was made wrong
+
+
+def test_analyze_writes_the_contract_columns(pop_train, tmp_path: Path) -> None:
+    path, times, _ = pop_train
+    run = subprocess.run([str(BACKPOP), "analyze", str(path), "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    pops = pd.read_csv(tmp_path / "out" / "pops.csv")
+    assert list(pops.columns[:12]) == [
+        "t", "level", "kind", "context", "amplitude_db", "snr_db", "centroid_hz",
+        "duration_ms", "flexion_deg", "lateral_deg", "twist_deg", "twist_rate_dps"]
+    assert len(pops) == len(times)
+    assert set(pops["kind"]) == {"unknown"}
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["pops"] == len(times)
+    assert summary["parameters"]["detector"]["threshold"] > 0
