@@ -66,7 +66,7 @@ def _print_streams(rows: list[dict]) -> None:
                       "+".join(str(n) for n in r["imu_samples"].values()), str(r["gaps"]),
                       "-" if r["truth_pops"] is None else str(r["truth_pops"]))
     console.print(table)
-    console.print("pops: ground-truth pops in truth.csv (detection arrives with the pop issue)")
+    console.print("pops: ground-truth pops listed in truth.csv")
 
 
 @app.command()

@@ -73,11 +73,24 @@ def numeric_chunks(
     frame : DataFrame
         The chunk, float64.
     """
+    try:
+        yield from _chunks(path, columns, chunk_rows, fast=True)
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, BadInput):
+            raise
+        # A cell that is not a number: find and name it with the slow, text-reading path.
+        for _ in _chunks(path, columns, chunk_rows, fast=False):
+            pass
+        raise BadInput(path, None, f"unreadable numbers ({exc})") from None
+
+
+def _chunks(path: Path, columns: Sequence[str], chunk_rows: int, *, fast: bool
+            ) -> Iterator[tuple[int, pd.DataFrame]]:
     line = 2
     blank_at: int | None = None
     reader = pd.read_csv(
-        path, chunksize=chunk_rows, dtype=str, keep_default_na=False, skip_blank_lines=False,
-        engine="c",
+        path, chunksize=chunk_rows, dtype=np.float64 if fast else str,
+        keep_default_na=fast, skip_blank_lines=False, engine="c",
     )
     try:
         for raw in reader:
@@ -85,7 +98,7 @@ def numeric_chunks(
                 raise BadInput(path, "line 1", f"expected columns {','.join(columns)}")
             rows, blank_at = _without_trailing_blanks(path, raw, line, blank_at)
             if not rows.empty:
-                yield line, _to_numeric(path, rows, line)
+                yield line, _checked(path, rows, line) if fast else _to_numeric(path, rows, line)
             line += len(raw)
     except pd.errors.ParserError as exc:
         raise BadInput(path, _parser_line(str(exc)),
@@ -94,6 +107,17 @@ def numeric_chunks(
         raise _not_utf8(path) from None
     finally:
         reader.close()
+
+
+def _checked(path: Path, frame: pd.DataFrame, first_line: int) -> pd.DataFrame:
+    """A chunk parsed as floats: every cell must be finite (empty cells read as NaN)."""
+    values = frame.to_numpy()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        what = "is empty or not a finite number"
+        raise BadInput(path, f"line {first_line + int(row)}, field {frame.columns[col]}", what)
+    return frame
 
 
 def _without_trailing_blanks(path: Path, raw: pd.DataFrame, first_line: int,
