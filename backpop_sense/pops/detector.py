@@ -40,7 +40,7 @@ from scipy import signal
 
 from ..blocks import AudioBlock
 
-CHUNK = 4096
+CHUNK = 8192
 """Samples processed at a time: fixed, so results cannot depend on the caller's block size."""
 
 
@@ -349,13 +349,16 @@ class PopDetector:
             return None, 0, 0.0
         env = np.stack([_envelope(hp[:, j], sr) for j in range(hp.shape[1])], axis=1)
         noise_end = max(lo - int(0.01 * sr), int(0.05 * sr))
-        noise = np.median(env[max(0, noise_end - int(0.2 * sr)): noise_end], axis=0) + 1e-12
+        quiet = env[max(0, noise_end - int(0.2 * sr)): noise_end]
+        noise = np.median(quiet, axis=0) + 1e-12
         region = env[lo:hi] / noise
         mic = int(np.argmax(region.max(axis=0)))
         trace = region.sum(axis=1)
         k_peak = int(np.argmax(trace))
         peak, floor = trace[k_peak], float(region.shape[1])
-        level = max(floor + 0.2 * (peak - floor), 3.0 * floor)
+        # Above a fifth of the climb, and above what the noise alone reaches (99.9 %).
+        noise_top = float(np.percentile((quiet / noise).sum(axis=1), 99.9)) if len(quiet) else 0
+        level = max(floor + 0.2 * (peak - floor), noise_top)
         start = max(0, k_peak - int(0.015 * sr))
         hold = max(1, int(round(0.0005 * sr)))
         above = trace[start: k_peak + 1] >= level
