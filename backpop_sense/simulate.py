@@ -270,12 +270,30 @@ class _ScriptBuilder:
         """A forward bend arrested abruptly mid-range, held, then resumed (a catch)."""
         amp = self.rom * self.rng.uniform(45, 60)
         stop_frac = self.rng.uniform(0.35, 0.55)
-        t0, rise1, halt, decel = self.cursor, self.rng.uniform(0.5, 0.8), 0.8, 0.06
-        rise2, hold, fall = 1.0, 0.5, 1.6
+        rise1 = self.rng.uniform(0.5, 0.8)
+        self._arrest("flexion", amp, stop_frac, rise1, decel=0.06, halt=0.8, rise2=1.0,
+                     hold=0.5, fall=1.6)
+
+    def varied_catch(self) -> None:
+        """A catch in any direction: a bend, a twist or a side bend, arrested within 40-100 ms
+        somewhere mid-range, held 0.3-1.2 s, then resumed."""
+        axis = str(self.rng.choice(["flexion", "twist", "lateral"]))
+        low, high = {"flexion": (45, 60), "twist": (30, 40), "lateral": (20, 28)}[axis]
+        sign = 1.0 if axis == "flexion" else float(self.rng.choice([-1.0, 1.0]))
+        amp = sign * self.rom * self.rng.uniform(low, high)
+        self._arrest(axis, amp, self.rng.uniform(0.35, 0.6), self.rng.uniform(0.4, 0.8),
+                     decel=self.rng.uniform(0.04, 0.1), halt=self.rng.uniform(0.3, 1.2),
+                     rise2=self.rng.uniform(0.8, 1.2), hold=0.5, fall=self.rng.uniform(1.2, 1.8))
+
+    def _arrest(self, axis: str, amp: float, stop_frac: float, rise1: float, *, decel: float,
+                halt: float, rise2: float, hold: float, fall: float) -> None:
+        """A movement about ``axis`` stopped at ``stop_frac`` of ``amp`` within ``decel``
+        seconds, held ``halt`` seconds, resumed to ``amp``, held, and returned."""
+        t0 = self.cursor
         s = self._span(t0, t0 + rise1 + decel + halt + rise2 + hold + fall)
         tt = self.t[s] - t0
         v_peak = stop_frac * amp / (rise1 + decel / 2)
-        # Angular velocity: steady descent, an abrupt stop within ~60 ms, a pause, then resume.
+        # Angular velocity: steady movement, an abrupt stop within decel, a pause, then resume.
         vel = np.where(tt < rise1, v_peak * _ramp(tt / 0.25), 0.0)
         stop = (tt >= rise1) & (tt < rise1 + decel)
         vel[stop] = v_peak * (1 - _ramp((tt[stop] - rise1) / decel))
@@ -284,10 +302,12 @@ class _ScriptBuilder:
         t_resume = rise1 + decel + halt
         resume = _ramp((tt - t_resume) / rise2) * (amp - reached)
         back = _ramp((tt - t_resume - rise2 - hold) / fall) * amp
-        self.flexion[s] += angle + resume - back
-        self.pelvis_flexion[s] += 0.4 * (angle + resume - back)
+        target = {"flexion": self.flexion, "twist": self.twist, "lateral": self.lateral}[axis]
+        target[s] += angle + resume - back
+        if axis == "flexion":
+            self.pelvis_flexion[s] += 0.4 * (angle + resume - back)
         self.catches.append(t0 + rise1 + decel / 2)
-        self.moves.append(Move("catch", "flexion", t0, t0 + t_resume + rise2,
+        self.moves.append(Move("catch", axis, t0, t0 + t_resume + rise2,
                                t0 + t_resume + rise2 + hold, t0 + t_resume + rise2 + hold + fall,
                                amp))
         self.cursor += rise1 + decel + halt + rise2 + hold + fall + 1.0
@@ -344,22 +364,36 @@ class _ScriptBuilder:
 
     def fall(self, lie_seconds: float) -> None:
         """A backward fall: accelerating rotation and drop, an impact, lying still, getting up."""
-        t0 = self.cursor
-        t_fall, t_stop, up = 0.6, 0.07, 5.0
+        self._fall(self.pelvis_flexion, -90.0, lie_seconds, t_fall=0.6, t_stop=0.07)
+
+    def varied_fall(self, lie_seconds: float) -> None:
+        """A fall backward, forward or to a side, lasting 0.5-0.9 s, the impact stopping the
+        body within 50-120 ms (softer ground, a hand put out), then lying and getting up."""
+        direction = str(self.rng.choice(["backward", "forward", "left", "right"]))
+        target, angle = {"backward": (self.pelvis_flexion, -90.0),
+                         "forward": (self.pelvis_flexion, 90.0),
+                         "left": (self.pelvis_roll, -90.0),
+                         "right": (self.pelvis_roll, 90.0)}[direction]
+        self._fall(target, angle, lie_seconds, t_fall=self.rng.uniform(0.5, 0.9),
+                   t_stop=self.rng.uniform(0.05, 0.12))
+
+    def _fall(self, target: np.ndarray, angle: float, lie_seconds: float, *, t_fall: float,
+              t_stop: float) -> None:
+        t0, up = self.cursor, 5.0
         s = self._span(t0, t0 + t_fall + t_stop + lie_seconds + up)
         tt = self.t[s] - t0
-        # Velocity grows until the body meets the floor, then dies within ~70 ms (the impact).
+        # Velocity grows until the body meets the floor, then dies within t_stop (the impact).
         grow = np.clip(tt / t_fall, 0, None)
         decay = np.where(tt < t_fall, 1.0, 1 - _ramp((tt - t_fall) / t_stop))
         profile = np.cumsum(grow * decay) / self.rate
         profile = profile / profile[-1]
         getting_up = _ramp((tt - t_fall - t_stop - lie_seconds) / up)
         shape = profile * (1 - getting_up)
-        self.pelvis_flexion[s] += -90.0 * shape
+        target[s] += angle * shape
         self.height_drop[s] += 0.85 * shape
         self.falls.append(t0 + t_fall + t_stop / 2)
         self.moves.append(Move("fall", "pelvis", t0, t0 + t_fall, t0 + t_fall + lie_seconds,
-                               t0 + t_fall + t_stop + lie_seconds + up, -90.0))
+                               t0 + t_fall + t_stop + lie_seconds + up, angle))
         self.cursor += t_fall + t_stop + lie_seconds + up + 1.0
 
     def build(self) -> Script:
@@ -430,10 +464,12 @@ def build_script(config: SimConfig, rng: np.random.Generator) -> Script:
     return b.build()
 
 
-PLAN_ACTIVITIES = ("stand", "walk", "sit", "lie", "turn", "fall", "catch", "bend", "extend",
-                   "twist", "side")
+PLAN_ACTIVITIES = ("stand", "walk", "sit", "lie", "turn", "fall", "varied-fall", "catch",
+                   "varied-catch", "bend", "extend", "twist", "side")
 """What a scripted plan may hold: seconds for stand/walk/sit/lie, degrees for turn, seconds
-lying for fall, repetitions for catch and for the bend/extend/twist/side movements."""
+lying for fall (backward) and varied-fall (any direction, random timing), repetitions for
+catch (a forward bend arrested), varied-catch (a bend, twist or side bend arrested, with
+random timing) and the bend/extend/twist/side movements."""
 
 
 def script_from_plan(plan: Sequence[tuple[str, float]], config: SimConfig,
@@ -461,11 +497,12 @@ def script_from_plan(plan: Sequence[tuple[str, float]], config: SimConfig,
             getattr(b, name)(float(value))
         elif name == "turn":
             b.turn(float(value))
-        elif name == "fall":
-            b.fall(lie_seconds=float(value))
-        elif name == "catch":
+        elif name in ("fall", "varied-fall"):
+            (b.fall if name == "fall" else b.varied_fall)(lie_seconds=float(value))
+        elif name in ("catch", "varied-catch"):
+            arrest = b.catch if name == "catch" else b.varied_catch
             for _ in range(int(value)):
-                b.catch()
+                arrest()
         elif name in ("bend", "extend", "twist", "side"):
             b.movement(name, reps=int(value))
         else:

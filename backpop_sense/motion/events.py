@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .orientation import GRAVITY
+from .orientation import GRAVITY, row_norm
 from .ticks import TickWindow
 
 
@@ -61,15 +61,15 @@ class CatchConfig:
         At most one catch in this long.
     """
 
-    move_dps: float = 20.0
+    move_dps: float = 10.0
     peak_window_s: float = 0.5
     arrest_fraction: float = 0.8
     arrest_max_s: float = 0.1
     still_dps: float = 5.0
     hold_min_s: float = 0.2
-    hold_dps: float = 8.0
+    hold_dps: float = 6.0
     resume_max_s: float = 3.0
-    resume_dps: float = 10.0
+    resume_dps: float = 8.0
     same_direction_cos: float = 0.5
     refractory_s: float = 1.0
 
@@ -167,7 +167,7 @@ class CatchDetector:
         if stop <= a:
             return []
         # NaN (no samples) compares False: a gap is never taken for an arrest.
-        speed = np.linalg.norm(win.get("w", a - 1, stop), axis=1)
+        speed = row_norm(win.get("w", a - 1, stop))
         arrests = np.flatnonzero((speed[:-1] > c.still_dps) & (speed[1:] <= c.still_dps)) + a
         self._next = stop
         found = []
@@ -186,7 +186,7 @@ class CatchDetector:
         w_after = win.get("w", j, j + self.resume + self.direction)
         if not (len(w_before) and np.isfinite(w_before).all() and np.isfinite(w_after).all()):
             return None
-        s_before = np.linalg.norm(w_before, axis=1)
+        s_before = row_norm(w_before)
         if s_before.max() < c.move_dps:
             return None
         peak = float(s_before.max())
@@ -194,7 +194,7 @@ class CatchDetector:
         k = j - len(s_before) + int(fast[-1])
         if j - k > self.arrest_ticks:
             return None
-        s_after = np.linalg.norm(w_after, axis=1)
+        s_after = row_norm(w_after)
         if len(s_after) < self.hold or s_after[:self.hold].max() > c.hold_dps:
             return None
         moving = np.flatnonzero(s_after[self.hold:self.resume] >= c.resume_dps)
@@ -203,10 +203,10 @@ class CatchDetector:
         r = self.hold + int(moving[0])
         before = win.get("w", k - self.direction + 1, k + 1).mean(axis=0)
         after = w_after[r:r + self.direction].mean(axis=0)
-        cos = float(before @ after / (np.linalg.norm(before) * np.linalg.norm(after) + 1e-12))
+        cos = float(before @ after / (row_norm(before) * row_norm(after) + 1e-12))
         if cos < c.same_direction_cos:
             return None
-        half = k + int(np.argmax(np.linalg.norm(win.get("w", k, j + 1), axis=1) < 0.5 * peak))
+        half = k + int(np.argmax(row_norm(win.get("w", k, j + 1)) < 0.5 * peak))
         angles = win.get("angles", j, j + 1)[0]
         held = int(np.argmax(np.append(s_after[self.hold:], np.inf) > c.hold_dps)) + self.hold
         detail = (f"arrested at {peak:.0f} deg/s within {(j - k) * self.tick_s * 1000:.0f} ms, "
@@ -272,10 +272,12 @@ class FallDetector:
         a = max(self._next, win.start)
         if stop <= a:
             return []
-        acc = np.nan_to_num(win.get("acc", a, stop))
+        acc = win.get("acc", a, stop)
         self._next = stop
         found = []
-        for i in (np.flatnonzero(acc >= c.impact_g * GRAVITY) + a).tolist():
+        with np.errstate(invalid="ignore"):
+            impacts = np.flatnonzero(acc >= c.impact_g * GRAVITY) + a
+        for i in impacts.tolist():
             if (i - self._last) * self.tick_s < c.refractory_s:
                 continue
             # The strongest tick of the impact: look a little ahead for a higher one.

@@ -75,8 +75,16 @@ def quat_matrix(q: np.ndarray) -> np.ndarray:
 def quat_about_z(angle_rad: np.ndarray | float) -> np.ndarray:
     """Rotations by ``angle_rad`` about the vertical (earth z) axis."""
     half = 0.5 * np.asarray(angle_rad, dtype=float)
-    zero = np.zeros_like(half)
-    return np.stack([np.cos(half), zero, zero, np.sin(half)], axis=-1)
+    out = np.zeros(half.shape + (4,))
+    out[..., 0] = np.cos(half)
+    out[..., 3] = np.sin(half)
+    return out
+
+
+def row_norm(x: np.ndarray) -> np.ndarray:
+    """Euclidean norm over the last axis (a faster ``np.linalg.norm(x, axis=-1)``)."""
+    x = np.asarray(x, dtype=float)
+    return np.sqrt(np.einsum("...i,...i->...", x, x))
 
 
 def quat_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -99,12 +107,7 @@ def tilt_deg(q: np.ndarray) -> np.ndarray:
     """Angle between the frame's z axis and earth up, in degrees (0 upright, 90 lying)."""
     q = np.asarray(q, dtype=float)
     up_z = 1.0 - 2.0 * (q[..., 1] ** 2 + q[..., 2] ** 2)
-    return np.degrees(np.arccos(np.clip(up_z, -1.0, 1.0)))
-
-
-def to_scipy(q: np.ndarray) -> np.ndarray:
-    """``[w, x, y, z]`` to scipy's scalar-last ``[x, y, z, w]``."""
-    return np.asarray(q, dtype=float)[..., [1, 2, 3, 0]]
+    return np.degrees(np.arccos(np.minimum(np.maximum(up_z, -1.0), 1.0)))
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ forward tips up toward right); twist positive turning the shoulders to the left 
 rotation about up, right-hand rule).
 
 With one IMU only there is no sacral frame to refer to: the segment's orientation is taken
-relative to gravity and the initial heading, and decomposed heading first (intrinsic Z-X-Y:
-twist about up, then flexion about the turned right axis, then lateral bend), so that a
-forward bend reads as flexion whichever way the subject faces.
+relative to gravity and a reference heading, and decomposed heading first (intrinsic Z-Y-X:
+twist about up, then lateral bend about the turned forward axis, then flexion about the
+segment's own right axis), so that a forward bend reads as flexion whichever way the subject
+faces. Lateral bend is the middle angle, as in the lumbar sequence: the decomposition is
+singular only at a 90 degree side bend, not at the 90 degree forward bends a trunk reaches.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from scipy.spatial.transform import Rotation
 
 SEQUENCE = "XYZ"
 """scipy's name for the intrinsic x-y-z sequence used for every spine angle."""
-SINGLE_SEQUENCE = "ZXY"
+SINGLE_SEQUENCE = "ZYX"
 """The intrinsic sequence for one segment against gravity and heading (one-IMU fallback)."""
 
 
@@ -82,11 +84,11 @@ def segment_angles(orientation: Rotation) -> np.ndarray:
 
     Examples
     --------
-    >>> r = Rotation.from_euler("ZXY", [30.0, -20.0, 5.0], degrees=True)
+    >>> r = Rotation.from_euler("ZYX", [30.0, 5.0, -20.0], degrees=True)
     >>> np.round(segment_angles(r), 6)
     array([20.,  5., 30.])
     """
-    twist, minus_flexion, lateral = np.moveaxis(
+    twist, lateral, minus_flexion = np.moveaxis(
         orientation.as_euler(SINGLE_SEQUENCE, degrees=True), -1, 0)
     return np.stack([-minus_flexion, lateral, twist], axis=-1)
 
@@ -105,10 +107,11 @@ def spine_angles_quat(q: np.ndarray) -> np.ndarray:
     w, x, y, z = np.moveaxis(np.asarray(q, dtype=float), -1, 0)
     # Intrinsic X-Y-Z: R = Rx(a) Ry(b) Rz(c); R02 = sin b, R12 = -sin a cos b,
     # R22 = cos a cos b, R01 = -cos b sin c, R00 = cos b cos c.
-    a = np.arctan2(-2.0 * (y * z - w * x), 1.0 - 2.0 * (x * x + y * y))
-    b = np.arcsin(np.clip(2.0 * (x * z + w * y), -1.0, 1.0))
-    c = np.arctan2(-2.0 * (x * y - w * z), 1.0 - 2.0 * (y * y + z * z))
-    return np.degrees(np.stack([-a, b, c], axis=-1))
+    out = np.empty(np.shape(w) + (3,))
+    out[..., 0] = np.arctan2(2.0 * (y * z - w * x), 1.0 - 2.0 * (x * x + y * y))
+    out[..., 1] = np.arcsin(np.minimum(np.maximum(2.0 * (x * z + w * y), -1.0), 1.0))
+    out[..., 2] = np.arctan2(-2.0 * (x * y - w * z), 1.0 - 2.0 * (y * y + z * z))
+    return np.degrees(out, out=out)
 
 
 def segment_angles_quat(q: np.ndarray) -> np.ndarray:
@@ -116,14 +119,15 @@ def segment_angles_quat(q: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> q = Rotation.from_euler("ZXY", [30.0, -20.0, 5.0], degrees=True).as_quat()[[3, 0, 1, 2]]
+    >>> q = Rotation.from_euler("ZYX", [30.0, 5.0, -20.0], degrees=True).as_quat()[[3, 0, 1, 2]]
     >>> np.round(segment_angles_quat(q), 6)
     array([20.,  5., 30.])
     """
     w, x, y, z = np.moveaxis(np.asarray(q, dtype=float), -1, 0)
-    # Intrinsic Z-X-Y: R = Rz(c) Rx(a) Ry(b); R21 = sin a, R20 = -cos a sin b,
-    # R22 = cos a cos b, R01 = -sin c cos a, R11 = cos c cos a.
-    a = np.arcsin(np.clip(2.0 * (y * z + w * x), -1.0, 1.0))
-    b = np.arctan2(-2.0 * (x * z - w * y), 1.0 - 2.0 * (x * x + y * y))
-    c = np.arctan2(-2.0 * (x * y - w * z), 1.0 - 2.0 * (x * x + z * z))
-    return np.degrees(np.stack([-a, b, c], axis=-1))
+    # Intrinsic Z-Y-X: R = Rz(c) Ry(b) Rx(a); R20 = -sin b, R21 = sin a cos b,
+    # R22 = cos a cos b, R10 = cos b sin c, R00 = cos b cos c.
+    out = np.empty(np.shape(w) + (3,))
+    out[..., 0] = -np.arctan2(2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y))
+    out[..., 1] = -np.arcsin(np.minimum(np.maximum(2.0 * (x * z - w * y), -1.0), 1.0))
+    out[..., 2] = np.arctan2(2.0 * (x * y + w * z), 1.0 - 2.0 * (y * y + z * z))
+    return np.degrees(out, out=out)

@@ -1,0 +1,387 @@
+"""The motion stage on real session folders: angles, signs, units and axes, streaming, contexts.
+
+Sessions are written to ``tmp_path`` with :class:`SessionWriter` (IMU signals made here from
+a known rotation sequence, so the expected angles are exact) or with the simulator (physics
+with sensor noise, bias and mounting errors, and ground truth).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SessionFactory
+from scipy.spatial.transform import Rotation
+
+from backpop_sense.blocks import ImuBlock
+from backpop_sense.motion.evaluate import events_table, frames_table, score_motion
+from backpop_sense.motion.spine import segment_angles, spine_rotation
+from backpop_sense.motion.tracker import MotionConfig, MotionEvent, MotionFrame, MotionTracker
+from backpop_sense.session import ImuInfo, MicInfo, Session, SessionInfo, SessionWriter
+from backpop_sense.simulate import SimConfig, script_from_plan, simulate_session
+from backpop_sense.sources.replay import ReplaySource
+
+GRAVITY = 9.80665
+RATE = 200.0
+UP = np.array([0.0, 0.0, 1.0])
+
+
+def _ramp(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+def rotation_sequence(moves: list[tuple[str, float]], *, rest_s: float = 3.0,
+                      move_s: float = 1.5, hold_s: float = 1.5) -> tuple[np.ndarray, Rotation]:
+    """Thorax orientations for rotations about body axes: rise, hold, return, rest.
+
+    ``moves`` are (axis, degrees) with axis ``x``, ``y`` or ``z``: a rotation by that angle
+    about the pelvis's right, forward or up axis (right-hand rule).
+    """
+    segments = [np.zeros((int(rest_s * RATE), 3))]
+    for axis, degrees in moves:
+        unit = np.eye(3)["xyz".index(axis)] * np.radians(degrees)
+        tt = np.arange(int((2 * move_s + hold_s + rest_s) * RATE)) / RATE
+        shape = _ramp(tt / move_s) - _ramp((tt - move_s - hold_s) / move_s)
+        segments.append(shape[:, None] * unit)
+    rotvec = np.concatenate(segments)
+    return np.arange(len(rotvec)) / RATE, Rotation.from_rotvec(rotvec)
+
+
+def imu_signals(orientation: Rotation) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free specific force (m/s^2) and angular velocity (rad/s) in the sensor frame."""
+    step = orientation[:-1].inv() * orientation[1:]
+    gyro = step.as_rotvec() * RATE
+    gyro = np.vstack([gyro, gyro[-1:]])
+    acc = orientation.inv().apply(GRAVITY * UP)
+    return acc, gyro
+
+
+def write_session(path: Path, t: np.ndarray, thorax: Rotation | None, pelvis: Rotation | None,
+                  **imu_options: str) -> Path:
+    """A session whose IMUs carry the given orientations (None leaves that IMU out)."""
+    imus = tuple(ImuInfo(name, level, **imu_options)
+                 for name, level, rot in (("thoracic", "T12", thorax), ("sacral", "S1", pelvis))
+                 if rot is not None)
+    info = SessionInfo("S01", "motion", datetime(2026, 11, 20, tzinfo=UTC), (MicInfo("L1"),),
+                       imus)
+    sr = 4000
+    with SessionWriter(path, info, sr=sr) as w:
+        w.write_audio(np.zeros((int(round(t[-1] * sr)) + 1, 1)))
+        for name, rot in (("thoracic", thorax), ("sacral", pelvis)):
+            if rot is not None:
+                acc, gyro = imu_signals(rot)
+                w.write_imu(name, t, acc, gyro)
+    return path
+
+
+def track(path: Path, *, block_size: int = 4096, config: MotionConfig | None = None
+          ) -> tuple[pd.DataFrame, list[MotionEvent], MotionTracker]:
+    session = Session(path)
+    tracker = MotionTracker(session.info, session.imu_rates, config or MotionConfig())
+    out = []
+    for block in ReplaySource(session, block_size=block_size):
+        out += tracker.feed(block)
+    out += tracker.finish()
+    frames = frames_table([o for o in out if isinstance(o, MotionFrame)])
+    return frames, [o for o in out if isinstance(o, MotionEvent)], tracker
+
+
+def expected_angles(t: np.ndarray, frames: pd.DataFrame, moves: list[tuple[str, float]]
+                    ) -> np.ndarray:
+    """Flexion, lateral, twist at the frames: a rotation about x by -a is flexion a, etc."""
+    _, rot = rotation_sequence(moves)
+    rotvec = np.degrees(rot.as_rotvec())
+    idx = np.round(frames["t"].to_numpy() * RATE).astype(int).clip(0, len(t) - 1)
+    return rotvec[idx] * np.array([-1.0, 1.0, 1.0])
+
+
+MOVES = [("x", -40.0), ("x", 15.0), ("y", 20.0), ("y", -20.0), ("z", 30.0), ("z", -30.0),
+         ("x", -60.0)]
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    t, thorax = rotation_sequence(MOVES)
+    pelvis = Rotation.identity(len(t))
+    path = write_session(tmp_path_factory.mktemp("known") / "s", t, thorax, pelvis)
+    return path, t
+
+
+def test_angles_of_a_known_rotation_sequence(known: tuple[Path, np.ndarray]) -> None:
+    path, t = known
+    frames, events, tracker = track(path)
+    assert len(frames) == pytest.approx(t[-1] * 10, abs=2)
+    want = expected_angles(t, frames, MOVES)
+    got = frames[["flexion_deg", "lateral_deg", "twist_deg"]].to_numpy()
+    # Each move is about one body axis, so the single-axis angle is exact in any sequence.
+    assert np.abs(got - want).max() < 0.5
+    assert got[:, 0].max() == pytest.approx(60.0, abs=0.3)
+    assert got[:, 0].min() == pytest.approx(-15.0, abs=0.3)
+    assert events == []
+    summary = tracker.summary()
+    assert summary["rom_deg"]["flexion"]["max"] == pytest.approx(60.0, abs=0.3)
+    assert summary["rom_deg"]["twist"]["min"] == pytest.approx(-30.0, abs=0.3)
+    assert summary["calibration"]["method"] == "first still period"
+
+
+def test_sign_conventions(tmp_path: Path) -> None:
+    """DESIGN.md: flexion positive forward, lateral positive right, twist positive left."""
+    cases = {
+        # the thorax's up tips toward forward (+y): a forward bend
+        "forward": (Rotation.from_rotvec([-np.radians(30), 0, 0]), "flexion_deg", +1),
+        # up tips toward backward: extension
+        "backward": (Rotation.from_rotvec([np.radians(20), 0, 0]), "flexion_deg", -1),
+        # up tips toward the right (+x): a bend to the right
+        "right": (Rotation.from_rotvec([0, np.radians(20), 0]), "lateral_deg", +1),
+        # the shoulders turn counter-clockwise seen from above: a twist to the left
+        "left": (Rotation.from_rotvec([0, 0, np.radians(25)]), "twist_deg", +1),
+    }
+    for name, (pose, column, sign) in cases.items():
+        up = pose.apply(UP)
+        if name == "forward":
+            assert up[1] > 0.4
+        if name == "right":
+            assert up[0] > 0.3
+        rotvec = pose.as_rotvec()
+        axis = "xyz"[int(np.argmax(np.abs(rotvec)))]
+        moves = [(axis, float(np.degrees(rotvec[np.argmax(np.abs(rotvec))])))]
+        t, thorax = rotation_sequence(moves)
+        frames, _, _ = track(write_session(tmp_path / name, t, thorax, Rotation.identity(len(t))))
+        peak = frames[column].to_numpy()[np.argmax(np.abs(frames[column].to_numpy()))]
+        assert np.sign(peak) == sign, name
+        assert abs(peak) == pytest.approx(np.degrees(np.linalg.norm(rotvec)), abs=0.5)
+
+
+@pytest.mark.parametrize("options", [
+    {"acc_unit": "g", "gyro_unit": "deg/s"},
+    {"axes": "x=left,y=backward,z=up"},
+    {"axes": "x=right,y=backward,z=down"},  # mounted upside down
+    {"axes": "x=up,y=left,z=backward", "acc_unit": "g"},
+])
+def test_units_and_axes_variants_give_the_same_angles(
+        known: tuple[Path, np.ndarray], tmp_path: Path, options: dict[str, str]) -> None:
+    path, t = known
+    reference, _, _ = track(path)
+    _, thorax = rotation_sequence(MOVES)
+    variant = write_session(tmp_path / "variant", t, thorax, Rotation.identity(len(t)), **options)
+    frames, _, _ = track(variant)
+    assert len(frames) == len(reference)
+    diff = (frames[["flexion_deg", "lateral_deg", "twist_deg"]].to_numpy()
+            - reference[["flexion_deg", "lateral_deg", "twist_deg"]].to_numpy())
+    # Only the 6 significant digits of the CSV differ.
+    assert np.abs(diff).max() < 0.05
+    assert (frames["context"] == reference["context"]).all()
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Physics with noise, bias and mounting errors: walking, bends, a fall, four catches."""
+    path = tmp_path_factory.mktemp("sim") / "s"
+    plan = [("walk", 12), ("bend", 2), ("catch", 1), ("twist", 2), ("side", 2), ("extend", 1),
+            ("stand", 3), ("fall", 6), ("walk", 8), ("catch", 1), ("varied-catch", 2),
+            ("sit", 12)]
+    simulate_session(path, SimConfig("healthy", minutes=2.3, seed=31, sr=4000,
+                                     artifacts=False), plan=plan)
+    return path
+
+
+def test_results_do_not_depend_on_block_size(simulated: Path) -> None:
+    runs = [track(simulated, block_size=size) for size in (256, 4096, 65536)]
+    first_frames, first_events, first_tracker = runs[0]
+    assert len(first_frames) > 1000 and first_events
+    for frames, events, tracker in runs[1:]:
+        pd.testing.assert_frame_equal(frames, first_frames)
+        assert events == first_events
+        assert tracker.summary() == first_tracker.summary()
+
+
+def test_simulated_session_meets_the_targets(simulated: Path) -> None:
+    frames, events, tracker = track(simulated)
+    session = Session(simulated)
+    truth = session.info.extra["simulation"]
+    scores = score_motion(frames, session.motion_truth(), events_table(events), truth)
+    assert scores["coverage"] > 0.99
+    assert scores["rmse_deg"]["flexion"] <= 2.0
+    assert scores["rmse_deg"]["lateral"] <= 2.0
+    assert scores["rmse_deg"]["twist"] <= 3.0
+    assert scores["context_accuracy"] >= 0.9
+    assert scores["catch"]["hits"] == 4 and scores["catch"]["false"] == 0
+    assert scores["fall"]["hits"] == 1 and scores["fall"]["false"] == 0
+    fall = next(e for e in events if e.type == "fall")
+    assert "impact" in fall.detail and "lying" in fall.detail
+    summary = tracker.summary()
+    json.dumps(summary)
+    assert summary["catches"] == 4 and summary["falls"] == 1
+    assert summary["twist_drift"]["rezeros"] > 0
+    assert summary["parameters"]["catch"]["move_dps"] == MotionConfig().catch.move_dps
+    assert set(summary["context_s"]) == {"twist", "stretch", "bend", "walk", "static", "other"}
+    # Frames and events each come out in time order.
+    assert frames["t"].is_monotonic_increasing
+    assert [e.t for e in events] == sorted(e.t for e in events)
+
+
+def test_each_context_label_on_a_scripted_motion(simulated: Path) -> None:
+    frames, _, _ = track(simulated)
+    truth = Session(simulated).motion_truth()
+    m = frames.merge(truth, on="t", suffixes=("", "_true"))
+    for label in ("twist", "stretch", "bend", "walk", "static", "other"):
+        rows = m[m["context_true"] == label]
+        assert len(rows) >= 10, label
+        assert (rows["context"] == label).mean() >= 0.8, label
+
+
+def bend_with_pause(stop_s: float) -> tuple[np.ndarray, Rotation]:
+    """A forward bend at 40 deg/s that stops (over ``stop_s``) at 25 degrees, pauses 0.6 s,
+    goes on to 50 degrees and comes back up."""
+    t = np.arange(int(16 * RATE)) / RATE
+    v = np.zeros_like(t)
+    start, cruise = 3.0, 40.0
+    moving = (t >= start) & (t < start + 25.0 / cruise)
+    v[moving] = cruise * _ramp((t[moving] - start) / 0.2)
+    stop = (t >= start + 25.0 / cruise) & (t < start + 25.0 / cruise + stop_s)
+    v[stop] = cruise * (1 - _ramp((t[stop] - start - 25.0 / cruise) / stop_s))
+    flexion = np.cumsum(v) / RATE
+    resume = start + 25.0 / cruise + stop_s + 0.6
+    flexion += _ramp((t - resume) / 1.0) * (50.0 - flexion.max())
+    flexion -= _ramp((t - resume - 2.0) / 1.5) * 50.0
+    return t, Rotation.from_rotvec(np.radians(-flexion)[:, None] * [1.0, 0.0, 0.0])
+
+
+def test_an_abrupt_arrest_mid_movement_is_a_catch_a_gentle_pause_is_not(tmp_path: Path) -> None:
+    found = {}
+    for stop_s in (0.05, 0.5):
+        t, thorax = bend_with_pause(stop_s)
+        path = write_session(tmp_path / f"stop{stop_s}", t, thorax, Rotation.identity(len(t)))
+        _, events, _ = track(path)
+        found[stop_s] = [e for e in events if e.type == "catch"]
+    assert len(found[0.05]) == 1
+    catch = found[0.05][0]
+    assert catch.t == pytest.approx(3.0 + 25.0 / 40.0 + 0.025, abs=0.05)
+    t, thorax = bend_with_pause(0.05)
+    held = -np.degrees(thorax[int((catch.t + 0.3) * RATE)].as_rotvec()[0])
+    assert f"flexion {held:.0f}," in catch.detail
+    assert found[0.5] == []
+
+
+def test_slow_lying_down_sitting_and_walking_are_not_falls(tmp_path: Path) -> None:
+    plan = [("walk", 15), ("sit", 15), ("lie", 20), ("stand", 3), ("walk", 10), ("lie", 12),
+            ("bend", 2)]
+    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=2.0, seed=32, sr=4000,
+                                               artifacts=False), plan=plan)
+    frames, events, tracker = track(tmp_path / "s")
+    assert [e for e in events if e.type == "fall"] == []
+    assert (frames["context"] == "walk").sum() > 150
+    assert tracker.summary()["falls"] == 0
+
+
+def test_falls_in_every_direction_are_found(tmp_path: Path) -> None:
+    plan = [("varied-fall", 5), ("walk", 6), ("varied-fall", 5), ("varied-fall", 5)]
+    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=1.3, seed=34, sr=4000,
+                                               artifacts=False), plan=plan)
+    frames, events, _ = track(tmp_path / "s")
+    session = Session(tmp_path / "s")
+    scores = score_motion(frames, session.motion_truth(), events_table(events),
+                          session.info.extra["simulation"])
+    assert scores["fall"]["truth"] == 3
+    assert scores["fall"]["hits"] == 3 and scores["fall"]["false"] == 0
+    assert scores["catch"]["false"] == 0
+
+
+def test_a_fall_needs_lying_still_after_the_impact(tmp_path: Path) -> None:
+    """An impact above 3 g with the subject upright and moving straight after is no fall."""
+    t, thorax = rotation_sequence([("x", -20.0)], rest_s=4.0)
+    pelvis = Rotation.identity(len(t))
+    path = write_session(tmp_path / "knock", t, thorax, pelvis)
+    session = Session(path)
+    tracker = MotionTracker(session.info, session.imu_rates)
+    out = []
+    for block in ReplaySource(session):
+        if isinstance(block, ImuBlock) and block.t[0] <= 3.0 < block.t[-1]:
+            i = int(np.searchsorted(block.t, 3.0))
+            acc = block.acc.copy()
+            acc[i:i + 3] += [0.0, 30.0, 20.0]  # a knock of about 4 g on the strap
+            block = replace(block, acc=acc)
+        out += tracker.feed(block)
+    out += tracker.finish()
+    assert [o for o in out if isinstance(o, MotionEvent)] == []
+
+
+def test_one_imu_gives_angles_against_gravity(tmp_path: Path) -> None:
+    config = SimConfig("healthy", minutes=1.0, seed=33, sr=4000, artifacts=False)
+    plan = [("bend", 3), ("side", 2), ("walk", 8)]
+    simulate_session(tmp_path / "both", config, plan=plan)
+    both = Session(tmp_path / "both")
+    info = replace(both.info, imus=(both.info.imu("thoracic"),), extra={})
+    imu = both.read_imu("thoracic")
+    with SessionWriter(tmp_path / "one", info, sr=4000) as w:
+        w.write_audio(both.read_audio())
+        w.write_imu("thoracic", imu.t, imu.acc, imu.gyro)
+    frames, _, tracker = track(tmp_path / "one")
+    assert tracker.summary()["mode"] == "one IMU"
+    # The truth: the thorax against gravity, pelvis and lumbar spine together.
+    script = script_from_plan(plan, config, np.random.default_rng([config.seed, 0]))
+    thorax = (Rotation.from_euler("Z", script.heading[:, None], degrees=True)
+              * spine_rotation(script.pelvis_flexion, script.pelvis_roll, 0.0)
+              * spine_rotation(script.flexion, script.lateral, script.twist))
+    want = segment_angles(thorax)
+    idx = np.round(frames["t"].to_numpy() * config.imu_rate).astype(int).clip(0, len(want) - 1)
+    err = frames[["flexion_deg", "lateral_deg"]].to_numpy() - want[idx, :2]
+    assert np.sqrt(np.mean(err**2, axis=0)).max() < 1.5
+    assert frames["flexion_deg"].max() > 60  # pelvis and lumbar flexion together
+
+
+def test_no_frames_inside_an_imu_gap(make_session: SessionFactory) -> None:
+    path = make_session("gap", duration_s=12.0, imu_hole=(4.0, 6.0))
+    frames, _, tracker = track(path)
+    t = frames["t"].to_numpy()
+    assert not ((t > 4.05) & (t < 5.95)).any()
+    assert (t < 4.0).any() and (t > 6.0).any()
+    assert tracker.summary()["gaps"]["thoracic"]["count"] == 1
+
+
+def test_state_stays_bounded_in_a_long_stream() -> None:
+    info = SessionInfo("S01", "long", datetime(2026, 11, 20, tzinfo=UTC), (MicInfo("L1"),),
+                       (ImuInfo("thoracic", "T12"), ImuInfo("sacral", "S1")))
+    tracker = MotionTracker(info, {"thoracic": RATE, "sacral": RATE})
+    rng = np.random.default_rng(0)
+    sizes = []
+    block_s = 10.0
+    n = int(block_s * RATE)
+    for k in range(int(40 * 60 / block_s)):
+        t = (k * n + np.arange(n)) / RATE
+        # Gently swaying, with walking-like bounces now and then.
+        sway = 0.2 * np.sin(2 * np.pi * 0.3 * t)[:, None] * [1.0, 0.0, 0.0]
+        bounce = (k % 4 == 0) * 2.5 * np.cos(2 * np.pi * 1.8 * t)[:, None] * UP
+        for name in ("thoracic", "sacral"):
+            acc = GRAVITY * UP + bounce + rng.normal(0, 0.03, (n, 3))
+            gyro = sway + rng.normal(0, 0.004, (n, 3))
+            tracker.feed(ImuBlock(name, k * n, t, acc, gyro))
+        if k in (30, 239):
+            sizes.append((tracker._ticks.used, len(tracker.gait.steps),
+                          len(tracker._pending), sum(len(s.parts) for s in tracker.streams)))
+    tracker.finish()
+    assert sizes[0][0] == sizes[1][0] or sizes[1][0] <= 2 * tracker._ticks.keep
+    assert sizes[1][1] <= 20 and sizes[1][2] <= 2 and sizes[1][3] <= 4
+    assert tracker.summary()["frames"] == pytest.approx(40 * 60 * 10, abs=5)
+
+
+def test_score_motion_counts_hits_and_false_alarms() -> None:
+    t = np.round(np.arange(36000) * 0.1, 1)
+    truth = pd.DataFrame({"t": t, "flexion_deg": 0.0, "lateral_deg": 0.0, "twist_deg": 179.0,
+                          "context": "static"})
+    est = truth.assign(flexion_deg=1.0, twist_deg=-179.0,
+                       context=np.where(t < 360, "other", "static"))
+    events = pd.DataFrame({"t": [10.2, 500.0, 700.0], "type": ["catch", "catch", "fall"],
+                           "detail": ""})
+    scores = score_motion(est, truth, events, {"catches_s": [10.0, 20.0], "falls_s": [700.5]})
+    assert scores["rmse_deg"] == {"flexion": 1.0, "lateral": 0.0, "twist": 2.0}
+    assert scores["context_accuracy"] == pytest.approx(0.9)
+    assert scores["catch"] == {"truth": 2, "detected": 2, "hits": 1, "recall": 0.5, "false": 1,
+                               "false_per_hour": pytest.approx(1.0)}
+    assert scores["fall"]["recall"] == 1.0 and scores["fall"]["false"] == 0
