@@ -20,6 +20,8 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/replay.py
+	$(PY) benchmarks/detection.py
+	$(PY) benchmarks/motion.py
 
 samples: $(STAMP)
 	rm -rf data/samples && $(PY) -m backpop_sense.samples data/samples

@@ -130,6 +130,7 @@ def evaluate(
     import json
 
     from .evaluate import score_pops
+    from .motion.evaluate import events_table, frames_table, score_motion
     from .pipeline import analyze as run_analysis
 
     rows = []
@@ -140,20 +141,29 @@ def evaluate(
             raise BadInput(path / "truth.csv", None, "file is missing: nothing to score against")
         scores = score_pops(truth["t"], truth["level"], [p.t for p in result.pops],
                             [p.level for p in result.pops], result.session.duration_s)
+        motion_truth = result.session.motion_truth()
+        if motion_truth is not None and result.frames:
+            scores["motion"] = score_motion(
+                frames_table(result.frames), motion_truth, events_table(result.motion_events),
+                result.session.info.extra.get("simulation"))
         rows.append({"session": str(path), **scores})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     table = Table(title="Pop detection against truth", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("session", "truth", "found", "F1 10ms", "F1 50ms", "P 50ms", "R 50ms",
-                "FP/h", "level acc"):
+    for col in ("session", "truth", "found", "F1@10ms", "F1@50ms", "P", "R", "FP/h", "level",
+                "RMSE f/l/t deg", "context"):
         table.add_column(col, no_wrap=True)
     for r in rows:
         level = "-" if r["level_accuracy"] is None else f"{100 * r['level_accuracy']:.0f} %"
-        table.add_row(r["session"], str(r["truth"]), str(r["detected"]),
+        m = r.get("motion")
+        rmse = "/".join(f"{m['rmse_deg'][a]:.1f}" for a in ("flexion", "lateral", "twist")) \
+            if m else "-"
+        context = f"{100 * m['context_accuracy']:.0f} %" if m else "-"
+        table.add_row("/".join(Path(r["session"]).parts[-2:]), str(r["truth"]), str(r["detected"]),
                       f"{r['10ms']['f1']:.3f}", f"{r['50ms']['f1']:.3f}",
-                      f"{r['50ms']['precision']:.3f}", f"{r['50ms']['recall']:.3f}",
-                      f"{r['fp_per_hour']:.1f}", level)
+                      f"{r['50ms']['precision']:.2f}", f"{r['50ms']['recall']:.2f}",
+                      f"{r['fp_per_hour']:.1f}", level, rmse, context)
     console.print(table)
 
 

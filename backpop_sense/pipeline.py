@@ -11,7 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .blocks import Block, Gap
+from .motion.tracker import MotionEvent, MotionFrame, MotionTracker
 from .pops.artifacts import GateConfig
 from .pops.detector import DetectorConfig
 from .pops.stage import Pop, PopStage, Rejected
@@ -27,8 +30,19 @@ class SessionResult:
     pops: list[Pop] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
+    frames: list[MotionFrame] = field(default_factory=list)
+    motion_events: list[MotionEvent] = field(default_factory=list)
+    motion_summary: dict = field(default_factory=dict)
     parameters: dict = field(default_factory=dict)
     wall_s: float = 0.0
+
+    def frame_at(self, t: float) -> MotionFrame | None:
+        """The motion frame nearest to ``t`` (s), or None without motion."""
+        if not self.frames:
+            return None
+        times = np.fromiter((f.t for f in self.frames), float, len(self.frames))
+        k = int(np.clip(np.searchsorted(times, t), 1, len(times) - 1))
+        return self.frames[k - 1] if t - times[k - 1] <= times[k] - t else self.frames[k]
 
 
 def run(blocks: Iterable[Block], session: Session, *, detector: DetectorConfig | None = None,
@@ -43,19 +57,27 @@ def run(blocks: Iterable[Block], session: Session, *, detector: DetectorConfig |
         What the stream is from (mics, IMUs, rates).
     """
     stage = PopStage(session.info, session.audio.sr, detector=detector, gate=gate)
+    motion = MotionTracker(session.info, session.imu_rates) if session.info.imus else None
     result = SessionResult(session, parameters={
         "detector": stage.detector.config.to_dict(), "gate": stage.gate.config.to_dict()})
+    sinks = {Pop: result.pops, Rejected: result.rejected, MotionFrame: result.frames,
+             MotionEvent: result.motion_events}
     started = time.perf_counter()
 
-    def take(events: list[Pop | Rejected]) -> None:
-        for e in events:
-            (result.pops if isinstance(e, Pop) else result.rejected).append(e)
+    def take(outputs: list) -> None:
+        for o in outputs:
+            sinks[type(o)].append(o)
 
     for block in blocks:
         if isinstance(block, Gap):
             result.gaps.append(block)
         take(stage.feed(block))
+        if motion is not None:
+            take(motion.feed(block))
     take(stage.finish())
+    if motion is not None:
+        take(motion.finish())
+        result.motion_summary = motion.summary()
     result.wall_s = time.perf_counter() - started
     return result
 

@@ -1,4 +1,4 @@
-"""The analysis output folder (DESIGN.md): ``pops.csv``, ``events.csv``, ``summary.json``."""
+"""The analysis output folder (DESIGN.md): pops.csv, motion.csv, events.csv, summary.json."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import __version__
+from .motion.evaluate import frames_table
 from .pipeline import SessionResult
 
 POP_COLUMNS = ("t", "level", "kind", "context", "amplitude_db", "snr_db", "centroid_hz",
@@ -18,24 +19,42 @@ POP_COLUMNS = ("t", "level", "kind", "context", "amplitude_db", "snr_db", "centr
 
 
 def pops_frame(result: SessionResult) -> pd.DataFrame:
-    """One row per pop, the contract columns first; kind and context are ``unknown`` and the
-    angles empty until the motion and correlation stages fill them."""
-    rows = [{
-        "t": round(p.t, 6), "level": p.level, "kind": "unknown", "context": "unknown",
-        "amplitude_db": round(p.amplitude_db, 2), "snr_db": round(p.snr_db, 2),
-        "centroid_hz": round(p.centroid_hz, 1), "duration_ms": round(p.duration_ms, 2),
-        "flexion_deg": None, "lateral_deg": None, "twist_deg": None, "twist_rate_dps": None,
-        "strength": round(p.strength, 2), "spread_db": round(p.spread_db, 2),
-    } for p in result.pops]
+    """One row per pop, the contract columns first.
+
+    Context and angles come from the motion frame nearest the pop (empty without IMUs);
+    ``kind`` stays ``unknown`` until pop typing lands.
+    """
+    rows = []
+    for p in result.pops:
+        f = result.frame_at(p.t)
+        rows.append({
+            "t": round(p.t, 6), "level": p.level, "kind": "unknown",
+            "context": f.context if f else "unknown",
+            "amplitude_db": round(p.amplitude_db, 2), "snr_db": round(p.snr_db, 2),
+            "centroid_hz": round(p.centroid_hz, 1), "duration_ms": round(p.duration_ms, 2),
+            "flexion_deg": round(f.flexion_deg, 2) if f else None,
+            "lateral_deg": round(f.lateral_deg, 2) if f else None,
+            "twist_deg": round(f.twist_deg, 2) if f else None,
+            "twist_rate_dps": round(f.twist_rate_dps, 2) if f else None,
+            "strength": round(p.strength, 2), "spread_db": round(p.spread_db, 2),
+        })
     return pd.DataFrame(rows, columns=[*POP_COLUMNS, "strength", "spread_db"])
 
 
+def motion_frame(result: SessionResult) -> pd.DataFrame:
+    """``motion.csv``: lumbar angles and context at 10 Hz."""
+    return frames_table(result.frames).round(
+        {"t": 3, "flexion_deg": 2, "lateral_deg": 2, "twist_deg": 2})
+
+
 def events_frame(result: SessionResult) -> pd.DataFrame:
-    """Catches, falls and data gaps: ``t,type,detail``."""
-    rows = [{"t": round(g.t_start, 6), "type": "gap",
-             "detail": f"{g.stream}: no samples for {g.t_end - g.t_start:.3f} s"}
-            for g in result.gaps]
-    return pd.DataFrame(rows, columns=["t", "type", "detail"])
+    """Catches, falls and data gaps in time order: ``t,type,detail``."""
+    rows = [{"t": round(e.t, 3), "type": e.type, "detail": e.detail}
+            for e in result.motion_events]
+    rows += [{"t": round(g.t_start, 6), "type": "gap",
+              "detail": f"{g.stream}: no samples for {g.t_end - g.t_start:.3f} s"}
+             for g in result.gaps]
+    return pd.DataFrame(sorted(rows, key=lambda r: r["t"]), columns=["t", "type", "detail"])
 
 
 def summary(result: SessionResult) -> dict:
@@ -51,8 +70,11 @@ def summary(result: SessionResult) -> dict:
         "pops": len(result.pops),
         "pops_per_minute": len(result.pops) / minutes if minutes else 0.0,
         "by_level": dict(Counter(p.level for p in result.pops)),
+        "by_context": dict(Counter(f.context for p in result.pops
+                                   if (f := result.frame_at(p.t)) is not None)),
         "rejected_by_reason": dict(Counter(r.reason for r in result.rejected)),
         "gaps": len(result.gaps),
+        "motion": result.motion_summary,
         "processing": {"wall_s": result.wall_s,
                        "times_real_time": s.duration_s / result.wall_s if result.wall_s else None},
         "versions": {"backpop-sense": __version__, "python": platform.python_version(),
@@ -67,6 +89,7 @@ def write_outputs(result: SessionResult, out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pops_frame(result).to_csv(out / "pops.csv", index=False)
+    motion_frame(result).to_csv(out / "motion.csv", index=False)
     events_frame(result).to_csv(out / "events.csv", index=False)
     (out / "summary.json").write_text(json.dumps(summary(result), indent=2) + "\n",
                                       encoding="utf-8")
