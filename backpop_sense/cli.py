@@ -56,7 +56,8 @@ def describe_stream(path: Path, *, block_size: int = 4096, speed: float = 0.0) -
 
 def _print_streams(rows: list[dict]) -> None:
     table = Table(title="What was read", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("session", "length", "mics", "audio", "IMUs", "IMU samples", "gaps", "pops"):
+    for col in ("session", "length", "mics", "audio", "IMUs", "IMU samples", "gaps",
+                "truth pops"):
         table.add_column(col, no_wrap=True)
     for r in rows:
         rates = "/".join(sorted({f"{rate:.0f} Hz" for rate in r["imu_rates"].values()}))
@@ -66,19 +67,45 @@ def _print_streams(rows: list[dict]) -> None:
                       "+".join(str(n) for n in r["imu_samples"].values()), str(r["gaps"]),
                       "-" if r["truth_pops"] is None else str(r["truth_pops"]))
     console.print(table)
-    console.print("pops: ground-truth pops listed in truth.csv")
+
+
+def _print_analyses(sessions: list[Path]) -> None:
+    from collections import Counter
+
+    from .pipeline import analyze as run_analysis
+
+    table = Table(title="What the pipeline found", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("session", "pops (truth)", "levels", "contexts", "ROM flex/lat/twist deg",
+                "catches", "falls"):
+        table.add_column(col, no_wrap=True)
+    for path in sessions:
+        r = run_analysis(path)
+        truth = r.session.truth()
+        levels = Counter(p.level for p in r.pops)
+        contexts = Counter(f.context for p in r.pops if (f := r.frame_at(p.t)) is not None)
+        rom = r.motion_summary.get("rom_deg", {})
+        span = "/".join(f"{rom[a]['p95'] - rom[a]['p5']:.0f}" for a in ("flexion", "lateral",
+                                                                        "twist")) if rom else "-"
+        table.add_row(f"{r.session.info.subject}/{r.session.info.session}",
+                      f"{len(r.pops)} ({'-' if truth is None else len(truth)})",
+                      " ".join(f"{k}:{v}" for k, v in sorted(levels.items())) or "-",
+                      " ".join(f"{k}:{v}" for k, v in sorted(contexts.items())) or "-",
+                      span, str(r.motion_summary.get("catches", 0)),
+                      str(r.motion_summary.get("falls", 0)))
+    console.print(table)
 
 
 @app.command()
 def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample sessions")] = SAMPLES
          ) -> None:
-    """Replay the bundled sample sessions and show what was read from each."""
+    """Replay the bundled samples: what was read, then what the pipeline found in each."""
     from .diary import read_diary_csv
 
     sessions = _sample_sessions(samples)
     if not sessions:
         raise BadInput(samples, None, "no sessions found (expected SUBJECT/SESSION/session.json)")
     _print_streams([describe_stream(p) for p in sessions])
+    _print_analyses(sessions)
     for diary in sorted(samples.glob("*/diary.csv")):
         entries = read_diary_csv(diary)
         console.print(f"diary {diary.parent.name}: {len(entries)} entries, "
