@@ -103,7 +103,8 @@ class Candidate:
     low_band_ratio : float
         Share of the event's energy below ``low_band_hz`` (footsteps, heartbeat: most).
     harmonicity : float
-        Peak normalised autocorrelation at 80-400 Hz periods over 40 ms (voice: near 1).
+        Peak normalised autocorrelation at 80-400 Hz periods over 15-55 ms after onset
+        (voice: near 1; a pop's own ringing has died away by then).
     decay_db : float
         High-passed energy of the first 5 ms over that of 15-40 ms after onset: a pop is a
         burst that dies away (even on top of another sound); rub and voice carry on.
@@ -323,7 +324,8 @@ class PopDetector:
         head = np.mean(hp[onset: onset + int(0.005 * sr), mic] ** 2)
         body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr), mic] ** 2)
         decay = 10 * math.log10(max(head, 1e-30) / max(body, floor_hp[mic], 1e-30))
-        harm = _harmonicity(hp[max(0, onset - int(0.01 * sr)): onset + int(0.03 * sr), mic], sr)
+        # Voice is still periodic 15-55 ms after an onset; a pop's ringing has died by then.
+        harm = _harmonicity(hp[onset + int(0.015 * sr): onset + int(0.055 * sr), mic], sr)
         index = start + onset
         return Candidate(
             t=self.offset_s + index / sr, index=index, strength=strength, mic=mic,
