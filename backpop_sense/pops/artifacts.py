@@ -61,7 +61,7 @@ class GateConfig:
     rub_duration_ms: float = 30.0
     voice_harmonicity: float = 0.5
     burst_decay_db: float = 6.0
-    min_decay_db: float = 3.0
+    min_decay_db: float = 4.5
 
     def to_dict(self) -> dict:
         """The thresholds, for summary.json."""
