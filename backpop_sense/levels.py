@@ -15,6 +15,9 @@ _INDEX = {name: i for i, name in enumerate(LEVELS)}
 SEGMENT_LENGTH_M = 0.03
 """Typical adult distance between neighbouring vertebral levels, in metres (about 3 cm)."""
 
+SKIN_DEPTH_M = 0.015
+"""Depth of a facet joint under the skin: the shortest path from a joint to the mic over it."""
+
 
 def is_level(name: str) -> bool:
     """Whether ``name`` is a spinal level (``C1``..``S5``)."""

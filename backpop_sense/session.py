@@ -37,7 +37,9 @@ FORMAT = "backpop-session/1"
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """Subject, session and IMU identifiers: a pseudonym, never a name or a path."""
 
-ACC_UNITS = {"m/s^2": 1.0, "g": 9.80665}
+GRAVITY = 9.80665
+"""Standard gravity, m/s^2."""
+ACC_UNITS = {"m/s^2": 1.0, "g": GRAVITY}
 """Accelerometer units and their factor to m/s^2 (standard gravity)."""
 GYRO_UNITS = {"rad/s": 1.0, "deg/s": math.pi / 180.0}
 """Gyroscope units and their factor to rad/s."""

@@ -52,12 +52,11 @@ from scipy.ndimage import maximum_filter1d
 from scipy.spatial.transform import Rotation
 
 from . import __version__
-from .levels import LEVELS, level_distance_m, level_index
+from .levels import LEVELS, SKIN_DEPTH_M, level_distance_m, level_index
 from .motion.context import DEFAULT_CONTEXT, ContextConfig, label_context
 from .motion.spine import spine_rotation
-from .session import ImuInfo, MicInfo, SessionInfo, SessionWriter
+from .session import GRAVITY, ImuInfo, MicInfo, SessionInfo, SessionWriter
 
-GRAVITY = 9.80665
 SCENARIOS = ("healthy", "twist-cavitation", "snapping", "post-fall", "artifacts-only", "long")
 DEFAULT_MINUTES = {"healthy": 2.0, "twist-cavitation": 2.0, "snapping": 2.0, "post-fall": 3.0,
                    "artifacts-only": 2.0, "long": 120.0}
@@ -69,8 +68,6 @@ ATTENUATION_LENGTH_M = 0.08
 """Amplitude falls by e over this distance along the spine (about 3.3 dB per level)."""
 SOUND_SPEED_MS = 1800.0
 """Propagation speed of a pop along the spine (soft tissue to cortical bone: 1540-3000 m/s)."""
-SKIN_DEPTH_M = 0.015
-"""Distance from a facet joint to the skin over it."""
 CHUNK = 1 << 17
 """Audio samples rendered at a time; bounds the simulator's audio memory."""
 HEART_LEVEL = "T6"

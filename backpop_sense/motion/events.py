@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .orientation import GRAVITY, row_norm
+from ..session import GRAVITY
+from .orientation import row_norm
 from .ticks import TickWindow
 
 

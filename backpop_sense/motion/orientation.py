@@ -19,9 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import vqf
 
-GRAVITY = 9.80665
-"""Standard gravity, m/s^2."""
-
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product ``a * b`` of quaternions (broadcast over leading axes).

@@ -41,10 +41,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..blocks import ImuBlock
-from ..session import ACC_UNITS
+from ..session import GRAVITY
 from .detector import Candidate
-
-GRAVITY = ACC_UNITS["g"]
 
 
 @dataclass(frozen=True)

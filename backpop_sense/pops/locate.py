@@ -18,10 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..levels import LEVELS, SEGMENT_LENGTH_M, level_index
-
-SKIN_DEPTH_M = 0.015
-"""Depth of a facet joint under the skin: the shortest path to a mic right over it."""
+from ..levels import LEVELS, SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_index
 
 
 @dataclass(frozen=True)
