@@ -54,12 +54,11 @@ import numpy as np
 
 from ..blocks import Block, Gap, ImuBlock
 from ..levels import level_index
-from ..session import SessionInfo
+from ..session import GRAVITY, SessionInfo
 from .context import CONTEXTS, DEFAULT_CONTEXT, ContextConfig, label_context
 from .events import CatchConfig, CatchDetector, Detection, FallConfig, FallDetector
 from .gait import GaitDetector
 from .orientation import (
-    GRAVITY,
     ImuOrientation,
     OrientationConfig,
     quat_about_z,
