@@ -41,14 +41,17 @@ def candidate_levels(mics: Sequence[str], *, beyond: int = 0) -> list[str]:
     return list(LEVELS[lo: hi + 1])
 
 
-def locate(energy: np.ndarray, mics: Sequence[str], *, prior_per_m: float = 25.0,
-           attenuations: np.ndarray | None = None) -> Location:
+def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | None = None,
+           prior_per_m: float = 25.0, attenuations: np.ndarray | None = None) -> Location:
     """Place a pop at a spinal level from its energy at each mic.
 
     Parameters
     ----------
     energy : ndarray, shape (n_mics,)
         The pop's power at each mic with the background removed (any unit; ratios matter).
+    background : ndarray, shape (n_mics,), optional
+        The background power at each mic, same unit: a mic where the pop stands high above
+        its background counts more in the fit than one where it barely shows.
     mics : sequence of str
         The level each mic sits over, top to bottom.
     prior_per_m : float
@@ -78,7 +81,13 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, prior_per_m: float = 25.0
     src_pos = np.array([level_index(lv) for lv in levels]) * SEGMENT_LENGTH_M
     d = np.abs(src_pos[:, None] - mic_pos[None, :]) + SKIN_DEPTH_M     # (levels, mics)
     predicted = log_e[None, None, :] + b[None, :, None] * d[:, None, :]  # = a if collinear
-    residual = predicted.var(axis=-1)                                  # (levels, b)
+    if background is None:
+        w = np.ones(len(mics))
+    else:
+        w = np.clip(np.asarray(energy) / np.maximum(np.asarray(background), 1e-30), 0.1, 10.0)
+    w = w / w.sum()
+    mean = (predicted * w).sum(axis=-1, keepdims=True)
+    residual = (w * (predicted - mean) ** 2).sum(axis=-1)              # (levels, b)
     # A weak prior on the attenuation (about a factor 2 either way costs one residual unit).
     cost = residual + 0.05 * np.log(b / prior_per_m)[None, :] ** 2
     if len(mics) == 2:

@@ -85,7 +85,7 @@ class PopStage:
             if reason is not None:
                 out.append(Rejected(c.t, reason, c.strength, spread_db(c)))
                 continue
-            where = locate(c.band_energy, self.mics)
+            where = locate(c.band_energy, self.mics, background=c.band_background)
             out.append(Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
                            c.duration_ms, c.strength, spread_db(c)))
         return out
