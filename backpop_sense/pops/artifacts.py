@@ -19,6 +19,10 @@ the first rule that applies rejects the candidate and its name is the reason rec
 ``thump``
     Any other event whose energy is mostly below ~300 Hz is not the broadband transient of a
     pop either (a bump, a fall's thud without a clear impact on the IMU).
+``noise``
+    The envelope, summed over the mics in units of each mic's noise level, never climbs
+    clearly above the highest the noise alone reached in the 200 ms before (less than
+    ``min_prominence`` times it): a peak of the noise, not an event.
 ``no burst``
     Whatever it is, its energy does not fall after its first 5 ms (less than
     ``min_decay_db`` between the first 5 ms and 15-40 ms after onset): not a transient.
@@ -60,6 +64,7 @@ class GateConfig:
     voice_harmonicity: float = 0.5
     burst_decay_db: float = 6.0
     min_decay_db: float = 4.5
+    min_prominence: float = 1.2
 
     def to_dict(self) -> dict:
         """The thresholds, for summary.json."""
@@ -135,6 +140,8 @@ class ArtifactGate:
             if near:
                 return "footstep"
             return "heartbeat" if periodic else "thump"
+        if c.prominence < cfg.min_prominence:
+            return "noise"
         if c.decay_db < cfg.min_decay_db:
             return "no burst"
         sustained = c.decay_db < cfg.burst_decay_db

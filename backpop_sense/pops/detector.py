@@ -108,6 +108,9 @@ class Candidate:
     decay_db : float
         High-passed energy of the first 5 ms over that of 15-40 ms after onset: a pop is a
         burst that dies away (even on top of another sound); rub and voice carry on.
+    prominence : float
+        Peak of the noise-normalised envelope (summed over mics) over the highest the noise
+        alone reached (99.9th percentile) in the 200 ms before: near 1 for a noise peak.
     """
 
     t: float
@@ -124,6 +127,7 @@ class Candidate:
     low_band_ratio: float = 0.0
     harmonicity: float = 0.0
     decay_db: float = 0.0
+    prominence: float = 0.0
 
 
 class PopDetector:
@@ -298,7 +302,7 @@ class PopDetector:
         if raw.shape[0] < int(0.05 * sr):
             return None
         hp = signal.sosfiltfilt(self.sos_hp, raw.astype(np.float64), axis=0)
-        onset, mic, rise_ms = self._refine(hp, guess - start)
+        onset, mic, rise_ms, prominence = self._refine(hp, guess - start)
         if onset is None:
             return None
         w = max(1, int(round(c.pop_window_s * sr)))
@@ -332,10 +336,10 @@ class PopDetector:
             band_energy=band_energy, band_background=bg_hp,
             amplitude_db=20 * math.log10(max(peak, 1e-10)), snr_db=snr, centroid_hz=centroid,
             duration_ms=duration, rise_ms=rise_ms, low_band_ratio=low, harmonicity=harm,
-            decay_db=decay,
+            decay_db=decay, prominence=prominence,
         )
 
-    def _refine(self, hp: np.ndarray, guess: int) -> tuple[int | None, int, float]:
+    def _refine(self, hp: np.ndarray, guess: int) -> tuple[int | None, int, float, float]:
         """The onset sample, the loudest mic, and the rise time in ms.
 
         Every mic's envelope is divided by its own noise level and the results summed, so the
@@ -348,7 +352,7 @@ class PopDetector:
         lo = max(0, guess - self.n_fft)
         hi = min(len(hp), guess + self.n_fft)
         if hi - lo < 8:
-            return None, 0, 0.0
+            return None, 0, 0.0, 0.0
         env = np.stack([_envelope(hp[:, j], sr) for j in range(hp.shape[1])], axis=1)
         noise_end = max(lo - int(0.01 * sr), int(0.05 * sr))
         quiet = env[max(0, noise_end - int(0.2 * sr)): noise_end]
@@ -371,7 +375,7 @@ class PopDetector:
         single = region[:, mic]
         reached = np.flatnonzero(single[k0: k_peak + 1] >= 0.9 * single[k0: k_peak + 1].max())
         rise = 1000.0 * reached[0] / sr if len(reached) else 0.0
-        return lo + k0, mic, float(rise)
+        return lo + k0, mic, float(rise), float(peak / max(noise_top, floor))
 
 
 class _RunningMedian:
