@@ -57,7 +57,7 @@ class DetectorConfig:
     max_size: int = 3
     threshold: float = 6.0
     history_s: float = 1.0
-    update_frames: int = 16
+    update_frames: int = 32
     peak_radius_s: float = 0.012
     min_separation_s: float = 0.05
     highpass_hz: float = 300.0
