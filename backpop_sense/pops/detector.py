@@ -316,9 +316,9 @@ class PopDetector:
             return None  # nothing above the background's own level where it was loudest
         # Where the pop is, its energy is in its first milliseconds: 5 ms keeps the most pop
         # and the least noise in each mic's share, for locating.
-        w5 = max(1, w // 2)
-        head_hp = np.mean(hp[onset: onset + w5] ** 2, axis=0)
-        band_energy = np.maximum(head_hp - _frame_power(hp[before], w5), 1e-20)
+        n_head = max(1, w // 2)
+        head_hp = np.mean(hp[onset: onset + n_head] ** 2, axis=0)
+        band_energy = np.maximum(head_hp - _frame_power(hp[before], n_head), 1e-20)
         snr = 10 * math.log10(max(pop_raw - bg_raw[mic], 1e-20) / max(bg_raw[mic], 1e-20))
         seg = raw[onset: onset + w, mic].astype(np.float64)
         peak = float(np.max(np.abs(seg))) if len(seg) else 0.0
