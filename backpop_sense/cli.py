@@ -131,7 +131,7 @@ def analyze(
     session: Annotated[Path, typer.Argument(help="Session folder")],
     out: Annotated[Path | None, typer.Option("-o", "--out", help="Output folder "
                                              "(default: out/SUBJECT/SESSION)")] = None,
-    block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 4096,
+    block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 16384,
 ) -> None:
     """Run the full pipeline on a recorded session and write pops.csv, events.csv, summary.json."""
     from .pipeline import analyze as run_analysis
@@ -151,7 +151,7 @@ def analyze(
 def evaluate(
     sessions: Annotated[list[Path], typer.Argument(help="Session folders with truth.csv")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
-    block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 4096,
+    block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 16384,
 ) -> None:
     """Score detection against truth.csv: F1 at +-10 and +-50 ms, FP/hour, level accuracy."""
     import json

@@ -82,7 +82,12 @@ def run(blocks: Iterable[Block], session: Session, *, detector: DetectorConfig |
     return result
 
 
-def analyze(path: str | Path, *, block_size: int = 4096, speed: float = 0.0) -> SessionResult:
+OFFLINE_BLOCK = 16384
+"""Audio samples per block when analysing a file: results do not depend on it, speed does."""
+
+
+def analyze(path: str | Path, *, block_size: int = OFFLINE_BLOCK, speed: float = 0.0
+            ) -> SessionResult:
     """Replay a recorded session through the pipeline."""
     source = ReplaySource(path, block_size=block_size, speed=speed)
     return run(source, source.session)

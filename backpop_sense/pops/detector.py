@@ -40,7 +40,7 @@ from scipy import signal
 
 from ..blocks import AudioBlock
 
-CHUNK = 8192
+CHUNK = 16384
 """Samples processed at a time: fixed, so results cannot depend on the caller's block size."""
 
 
