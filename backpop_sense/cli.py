@@ -156,6 +156,8 @@ def evaluate(
     """Score detection against truth.csv: F1 at +-10 and +-50 ms, FP/hour, level accuracy."""
     import json
 
+    if block_size < 1:
+        raise BadInput("--block-size", None, "must be at least 1")
     from .evaluate import score_pops
     from .motion.evaluate import events_table, frames_table, score_motion
     from .pipeline import analyze as run_analysis

@@ -46,3 +46,12 @@ def test_evaluate_scores_motion_against_truth() -> None:
     motion = row["motion"]
     assert max(motion["rmse_deg"].values()) < 3.0
     assert motion["context_accuracy"] > 0.9
+
+
+def test_bad_options_are_refused_with_status_2() -> None:
+    session = str(SAMPLES / "S01" / "2026-11-02a")
+    for args in (["evaluate", session, "--block-size", "0"],
+                 ["analyze", session, "--block-size", "-5"], ["replay", session, "--speed", "-1"]):
+        run = subprocess.run([str(BACKPOP), *args], capture_output=True, text=True)
+        assert run.returncode == 2, args
+        assert run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr
