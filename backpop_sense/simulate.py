@@ -1058,6 +1058,20 @@ def _config_doc(config: SimConfig) -> dict:
     return doc
 
 
+def _simulate(config: SimConfig, plan: Sequence[tuple[str, float]] | None
+              ) -> tuple[np.random.Generator, Script, Kinematics, dict, list[Pop]]:
+    """Motion, IMU readings and pops, drawn from one generator in a fixed order (the audio
+    is rendered from the same generator afterwards, so the order is part of the seed)."""
+    if config.scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {config.scenario!r}")
+    rng = np.random.default_rng([config.seed, 0])
+    script = build_script(config, rng) if plan is None else script_from_plan(plan, config, rng)
+    kin = kinematics(script, rng)
+    imus = imu_readings(kin, rng, config.with_mag)
+    pops = schedule_pops(script, config, rng)
+    return rng, script, kin, imus, pops
+
+
 def simulate_session(out: str | Path, config: SimConfig, *,
                      plan: Sequence[tuple[str, float]] | None = None) -> SimSummary:
     """Write a synthetic session folder with ``truth.csv`` and ``motion_truth.csv``.
@@ -1080,13 +1094,7 @@ def simulate_session(out: str | Path, config: SimConfig, *,
     --------
     >>> simulate_session("out/s1", SimConfig("snapping", minutes=1, seed=3))  # doctest: +SKIP
     """
-    if config.scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {config.scenario!r}")
-    rng = np.random.default_rng([config.seed, 0])
-    script = build_script(config, rng) if plan is None else script_from_plan(plan, config, rng)
-    kin = kinematics(script, rng)
-    imus = imu_readings(kin, rng, config.with_mag)
-    pops = schedule_pops(script, config, rng)
+    rng, script, kin, imus, pops = _simulate(config, plan)
     truth_motion = motion_truth(script, kin)
     info = session_info(config)
     info = replace(info, extra={"simulation": {
@@ -1134,11 +1142,7 @@ def simulate_session(out: str | Path, config: SimConfig, *,
 def simulate_stems(config: SimConfig
                    ) -> tuple[Script, Kinematics, list[Pop], dict[str, np.ndarray]]:
     """The whole simulation in memory with the audio split into its parts; for tests."""
-    rng = np.random.default_rng([config.seed, 0])
-    script = build_script(config, rng)
-    kin = kinematics(script, rng)
-    imu_readings(kin, rng, config.with_mag)
-    pops = schedule_pops(script, config, rng)
+    rng, script, kin, _, pops = _simulate(config, None)
     parts: dict[str, list[np.ndarray]] = {"mix": [], "floor": [], "artifacts": [], "pops": []}
     for _, mix, p in render_audio(config, script, kin, pops, rng, stems=True):
         parts["mix"].append(mix)
