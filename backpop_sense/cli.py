@@ -82,7 +82,7 @@ def _print_analyses(sessions: list[Path]) -> None:
         r = run_analysis(path)
         truth = r.session.truth()
         levels = Counter(p.level for p in r.pops)
-        contexts = Counter(f.context for p in r.pops if (f := r.frame_at(p.t)) is not None)
+        contexts = Counter(f.context for f in r.pop_frames() if f is not None)
         rom = r.motion_summary.get("rom_deg", {})
         span = "/".join(f"{rom[a]['p95'] - rom[a]['p5']:.0f}" for a in ("flexion", "lateral",
                                                                         "twist")) if rom else "-"

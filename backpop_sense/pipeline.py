@@ -36,14 +36,16 @@ class SessionResult:
     parameters: dict = field(default_factory=dict)
     wall_s: float = 0.0
 
-    def frame_at(self, t: float) -> MotionFrame | None:
-        """The motion frame nearest to ``t`` (s), or None without motion."""
+    def pop_frames(self) -> list[MotionFrame | None]:
+        """For each pop, the motion frame nearest its time (None without motion)."""
         if not self.frames:
-            return None
+            return [None] * len(self.pops)
         times = np.fromiter((f.t for f in self.frames), float, len(self.frames))
-        k = int(np.clip(np.searchsorted(times, t), 1, len(times) - 1))
-        return self.frames[k - 1] if t - times[k - 1] <= times[k] - t else self.frames[k]
-
+        at = np.array([p.t for p in self.pops], dtype=float)
+        k = np.clip(np.searchsorted(times, at), 1, max(len(times) - 1, 1))
+        nearer_before = (at - times[k - 1]) <= (times[np.minimum(k, len(times) - 1)] - at)
+        k = np.where(nearer_before, k - 1, np.minimum(k, len(times) - 1))
+        return [self.frames[i] for i in k]
 
 def run(blocks: Iterable[Block], session: Session, *, detector: DetectorConfig | None = None,
         gate: GateConfig | None = None) -> SessionResult:

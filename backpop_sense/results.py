@@ -7,6 +7,8 @@ import platform
 from collections import Counter
 from pathlib import Path
 
+import librosa
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -25,8 +27,7 @@ def pops_frame(result: SessionResult) -> pd.DataFrame:
     ``kind`` stays ``unknown`` until pop typing lands.
     """
     rows = []
-    for p in result.pops:
-        f = result.frame_at(p.t)
+    for p, f in zip(result.pops, result.pop_frames(), strict=True):
         rows.append({
             "t": round(p.t, 6), "level": p.level, "kind": "unknown",
             "context": f.context if f else "unknown",
@@ -59,9 +60,6 @@ def events_frame(result: SessionResult) -> pd.DataFrame:
 
 def summary(result: SessionResult) -> dict:
     """Counts, rejections by reason, versions and every parameter used."""
-    import librosa
-    import numpy as np
-
     s = result.session
     minutes = s.duration_s / 60.0
     return {
@@ -70,8 +68,7 @@ def summary(result: SessionResult) -> dict:
         "pops": len(result.pops),
         "pops_per_minute": len(result.pops) / minutes if minutes else 0.0,
         "by_level": dict(Counter(p.level for p in result.pops)),
-        "by_context": dict(Counter(f.context for p in result.pops
-                                   if (f := result.frame_at(p.t)) is not None)),
+        "by_context": dict(Counter(f.context for f in result.pop_frames() if f is not None)),
         "rejected_by_reason": dict(Counter(r.reason for r in result.rejected)),
         "gaps": len(result.gaps),
         "motion": result.motion_summary,
