@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -13,6 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import BadInput
+
+if TYPE_CHECKING:
+    from .pipeline import SessionResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Detect, locate, type and follow back pops from a sensor strap.")
@@ -26,31 +29,22 @@ def _sample_sessions(root: Path) -> list[Path]:
 
 
 def describe_stream(path: Path, *, block_size: int = 4096, speed: float = 0.0) -> dict:
-    """Replay a session and count what was read: duration, channels, rates, samples, gaps."""
-    from .blocks import AudioBlock, Gap, ImuBlock
-    from .sources.replay import ReplaySource
+    """Stream a session through the pipeline and report what was read: duration, channels,
+    rates, samples, gaps."""
+    from .pipeline import analyze as run_analysis
 
-    source = ReplaySource(path, block_size=block_size, speed=speed)
-    s = source.session
-    # The side tables are small: refuse a bad one before streaming, not silently skip it.
+    return _read_row(run_analysis(path, block_size=block_size, speed=speed))
+
+
+def _read_row(result: SessionResult) -> dict:
+    s = result.session
     truth = s.truth()
-    s.motion_truth()
-    s.symptoms()
-    audio_frames = 0
-    imu_counts = {imu.name: 0 for imu in s.info.imus}
-    gaps: list[Gap] = []
-    for block in source:
-        if isinstance(block, AudioBlock):
-            audio_frames += block.n
-        elif isinstance(block, ImuBlock):
-            imu_counts[block.imu] += block.n
-        else:
-            gaps.append(block)
     return {
         "subject": s.info.subject, "session": s.info.session,
-        "duration_s": audio_frames / s.audio.sr, "sr": s.audio.sr,
-        "mics": s.info.mic_names, "imu_rates": s.imu_rates, "imu_samples": imu_counts,
-        "gaps": len(gaps), "truth_pops": None if truth is None else len(truth),
+        "duration_s": result.samples["audio"] / s.audio.sr, "sr": s.audio.sr,
+        "mics": s.info.mic_names, "imu_rates": s.imu_rates,
+        "imu_samples": {imu.name: result.samples[imu.name] for imu in s.info.imus},
+        "gaps": len(result.gaps), "truth_pops": None if truth is None else len(truth),
     }
 
 
@@ -69,17 +63,14 @@ def _print_streams(rows: list[dict]) -> None:
     console.print(table)
 
 
-def _print_analyses(sessions: list[Path]) -> None:
+def _print_analyses(results: list[SessionResult]) -> None:
     from collections import Counter
-
-    from .pipeline import analyze as run_analysis
 
     table = Table(title="What the pipeline found", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("session", "pops (truth)", "levels", "contexts", "ROM flex/lat/twist deg",
                 "catches", "falls"):
         table.add_column(col, no_wrap=True)
-    for path in sessions:
-        r = run_analysis(path)
+    for r in results:
         truth = r.session.truth()
         levels = Counter(p.level for p in r.pops)
         contexts = Counter(f.context for f in r.pop_frames() if f is not None)
@@ -104,8 +95,11 @@ def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample se
     sessions = _sample_sessions(samples)
     if not sessions:
         raise BadInput(samples, None, "no sessions found (expected SUBJECT/SESSION/session.json)")
-    _print_streams([describe_stream(p) for p in sessions])
-    _print_analyses(sessions)
+    from .pipeline import analyze as run_analysis
+
+    results = [run_analysis(p) for p in sessions]
+    _print_streams([_read_row(r) for r in results])
+    _print_analyses(results)
     for diary in sorted(samples.glob("*/diary.csv")):
         entries = read_diary_csv(diary)
         console.print(f"diary {diary.parent.name}: {len(entries)} entries, "
@@ -123,7 +117,11 @@ def replay(
         raise BadInput("--speed", None, "must be 0 (as fast as possible) or positive")
     if block_size < 1:
         raise BadInput("--block-size", None, "must be at least 1")
-    _print_streams([describe_stream(session, block_size=block_size, speed=speed)])
+    from .pipeline import analyze as run_analysis
+
+    result = run_analysis(session, block_size=block_size, speed=speed)
+    _print_streams([_read_row(result)])
+    _print_analyses([result])
 
 
 @app.command()

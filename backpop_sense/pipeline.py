@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .blocks import Block, Gap
+from .blocks import AudioBlock, Block, Gap
 from .motion.tracker import MotionEvent, MotionFrame, MotionTracker
 from .pops.artifacts import GateConfig
 from .pops.detector import DetectorConfig
@@ -33,6 +33,7 @@ class SessionResult:
     frames: list[MotionFrame] = field(default_factory=list)
     motion_events: list[MotionEvent] = field(default_factory=list)
     motion_summary: dict = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
     parameters: dict = field(default_factory=dict)
     wall_s: float = 0.0
 
@@ -70,9 +71,13 @@ def run(blocks: Iterable[Block], session: Session, *, detector: DetectorConfig |
         for o in outputs:
             sinks[type(o)].append(o)
 
+    counts = result.samples
+    counts.update({"audio": 0, **{imu.name: 0 for imu in session.info.imus}})
     for block in blocks:
         if isinstance(block, Gap):
             result.gaps.append(block)
+        else:
+            counts["audio" if isinstance(block, AudioBlock) else block.imu] += block.n
         take(stage.feed(block))
         if motion is not None:
             take(motion.feed(block))
@@ -90,6 +95,13 @@ OFFLINE_BLOCK = 16384
 
 def analyze(path: str | Path, *, block_size: int = OFFLINE_BLOCK, speed: float = 0.0
             ) -> SessionResult:
-    """Replay a recorded session through the pipeline."""
+    """Replay a recorded session through the pipeline.
+
+    The side tables (truth, motion truth, symptoms) are small: a bad one is refused before
+    streaming starts rather than found later.
+    """
     source = ReplaySource(path, block_size=block_size, speed=speed)
+    source.session.truth()
+    source.session.motion_truth()
+    source.session.symptoms()
     return run(source, source.session)
