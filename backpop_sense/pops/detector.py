@@ -357,9 +357,15 @@ class PopDetector:
         hi = min(len(hp), guess + self.n_fft)
         if hi - lo < 8:
             return None, 0, 0.0, 0.0
-        env = np.stack([_envelope(hp[:, j], sr) for j in range(hp.shape[1])], axis=1)
         noise_end = max(lo - int(0.01 * sr), int(0.05 * sr))
-        quiet = env[max(0, noise_end - int(0.2 * sr)): noise_end]
+        # The envelope only where it is used (the 200 ms of noise and the region), with a
+        # margin so that its smoothing sees the same neighbours as over the whole snippet.
+        first = max(0, noise_end - int(0.2 * sr))
+        a = max(0, first - int(0.001 * sr) - 1)
+        b = min(len(hp), max(hi, noise_end) + int(0.001 * sr) + 1)
+        env = np.zeros_like(hp)
+        env[a:b] = np.stack([_envelope(hp[a:b, j], sr) for j in range(hp.shape[1])], axis=1)
+        quiet = env[first: noise_end]
         noise = np.median(quiet, axis=0) + 1e-12
         region = env[lo:hi] / noise
         mic = int(np.argmax(region.max(axis=0)))
