@@ -526,11 +526,6 @@ def _check_choices(file: Path, frame: pd.DataFrame, column: str,
         raise BadInput(file, f"line {i + 2}, field {column}", f"{values[i]!r} is not {allowed}")
 
 
-def open_session(path: str | Path) -> Session:
-    """Open and check a session folder; see :class:`Session`."""
-    return Session(path)
-
-
 class SessionWriter:
     """Write a session folder incrementally: ``session.json`` first, then data as it comes.
 
