@@ -22,6 +22,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/replay.py
 	$(PY) benchmarks/detection.py
 	$(PY) benchmarks/motion.py
+	$(PY) benchmarks/pipeline.py
 
 samples: $(STAMP)
 	rm -rf data/samples && $(PY) -m backpop_sense.samples data/samples

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import BadInput
+from .session import Session
 
 if TYPE_CHECKING:
     from .pipeline import SessionResult
@@ -67,19 +68,19 @@ def _print_analyses(results: list[SessionResult]) -> None:
     from collections import Counter
 
     table = Table(title="What the pipeline found", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("session", "pops (truth)", "levels", "contexts", "ROM flex/lat/twist deg",
+    for col in ("session", "pops (truth)", "kinds", "contexts", "ROM flex/lat/twist deg",
                 "catches", "falls"):
         table.add_column(col, no_wrap=True)
     for r in results:
         truth = r.session.truth()
-        levels = Counter(p.level for p in r.pops)
-        contexts = Counter(f.context for f in r.pop_frames() if f is not None)
+        kinds = Counter(p.kind for p in r.pops)
+        contexts = Counter(p.context for p in r.pops)
         rom = r.motion_summary.get("rom_deg", {})
         span = "/".join(f"{rom[a]['p95'] - rom[a]['p5']:.0f}" for a in ("flexion", "lateral",
                                                                         "twist")) if rom else "-"
         table.add_row(f"{r.session.info.subject}/{r.session.info.session}",
                       f"{len(r.pops)} ({'-' if truth is None else len(truth)})",
-                      " ".join(f"{k}:{v}" for k, v in sorted(levels.items())) or "-",
+                      " ".join(f"{k}:{v}" for k, v in sorted(kinds.items())) or "-",
                       " ".join(f"{k}:{v}" for k, v in sorted(contexts.items())) or "-",
                       span, str(r.motion_summary.get("catches", 0)),
                       str(r.motion_summary.get("falls", 0)))
@@ -87,17 +88,27 @@ def _print_analyses(results: list[SessionResult]) -> None:
 
 
 @app.command()
-def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample sessions")] = SAMPLES
+def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample sessions")] = SAMPLES,
+         out: Annotated[Path, typer.Option("-o", "--out", help="Where the analyses go")] = Path(
+             "out"),
          ) -> None:
-    """Replay the bundled samples: what was read, then what the pipeline found in each."""
+    """Analyse the bundled samples (pops.csv, motion.csv, events.csv, summary.json in OUT) and
+    print each session's summary."""
     from .diary import read_diary_csv
+    from .results import analyze_to
+    from .view import summary_view
 
     sessions = _sample_sessions(samples)
     if not sessions:
         raise BadInput(samples, None, "no sessions found (expected SUBJECT/SESSION/session.json)")
-    from .pipeline import analyze as run_analysis
-
-    results = [run_analysis(p) for p in sessions]
+    results = []
+    for path in sessions:
+        info = Session(path).info
+        target = out / info.subject / info.session
+        result = analyze_to(path, target)
+        console.print(summary_view(result))
+        console.print(f"-> {target}\n")
+        results.append(result)
     _print_streams([_read_row(r) for r in results])
     _print_analyses(results)
     for diary in sorted(samples.glob("*/diary.csv")):
@@ -109,19 +120,35 @@ def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample se
 @app.command()
 def replay(
     session: Annotated[Path, typer.Argument(help="Session folder")],
-    speed: Annotated[float, typer.Option(help="1.0 = real time; 0 = as fast as possible")] = 0.0,
+    speed: Annotated[float, typer.Option(help="1.0 = real time; 0 = as fast as possible")] = 1.0,
     block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 4096,
 ) -> None:
-    """Stream a recorded session through the pipeline, paced like a live stream."""
+    """Stream a recorded session through the pipeline as if live, with a live view; ends with
+    the session summary."""
     if speed < 0:
         raise BadInput("--speed", None, "must be 0 (as fast as possible) or positive")
     if block_size < 1:
         raise BadInput("--block-size", None, "must be at least 1")
-    from .pipeline import analyze as run_analysis
+    from rich.live import Live
 
-    result = run_analysis(session, block_size=block_size, speed=speed)
+    from .pipeline import Pipeline, open_replay
+    from .view import LiveView, summary_view
+
+    source = open_replay(session, block_size=block_size, speed=speed)
+    info = source.session.info
+    pipeline = Pipeline(source.session)
+    view = LiveView(f"{info.subject}/{info.session}")
+    with Live(view.render(), console=console, refresh_per_second=4,
+              transient=console.is_terminal) as live:
+        for block in source:
+            view.update(pipeline.feed(block), block.t0)
+            live.update(view.render())
+        result = pipeline.finish()
+        view.update([], source.session.duration_s)
+        live.update(view.render())
+    console.print()
     _print_streams([_read_row(result)])
-    _print_analyses([result])
+    console.print(summary_view(result))
 
 
 @app.command()
@@ -132,17 +159,16 @@ def analyze(
     block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 16384,
 ) -> None:
     """Run the full pipeline on a recorded session and write pops.csv, events.csv, summary.json."""
-    from .pipeline import analyze as run_analysis
-    from .results import write_outputs
+    from .results import analyze_to
+    from .view import summary_view
 
     if block_size < 1:
         raise BadInput("--block-size", None, "must be at least 1")
-    result = run_analysis(session, block_size=block_size)
-    info = result.session.info
-    target = write_outputs(result, out or Path("out") / info.subject / info.session)
-    rejected = len(result.rejected)
-    console.print(f"{info.subject}/{info.session}: {len(result.pops)} pops, {rejected} onsets "
-                  f"rejected as artifacts, {len(result.gaps)} gaps -> {target}")
+    info = Session(session).info
+    target = out or Path("out") / info.subject / info.session
+    result = analyze_to(session, target, block_size=block_size)
+    console.print(summary_view(result))
+    console.print(f"-> {target}")
 
 
 @app.command()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import mir_eval
 import numpy as np
+import pandas as pd
 
 WINDOWS_S = (0.010, 0.050)
 MAX_SPAN_S = 20000.0
@@ -113,3 +114,50 @@ def score_pops(truth_t: Sequence[float], truth_level: Sequence[str], est_t: Sequ
     right = sum(str(truth_level[i]) == str(est_level[j]) for i, j in pairs)
     out["level_accuracy"] = right / len(pairs) if pairs else None
     return out
+
+
+def score_typing(truth: pd.DataFrame, est_t: Sequence[float], est_kind: Sequence[str],
+                 est_context: Sequence[str], motion_truth: pd.DataFrame | None = None) -> dict:
+    """How well matched pops were typed and placed in context.
+
+    Parameters
+    ----------
+    truth : DataFrame
+        ``truth.csv`` (``t``, ``level``, ``kind``).
+    est_t, est_kind, est_context : sequences
+        The pops found: time (s), kind and motion context.
+    motion_truth : DataFrame, optional
+        ``motion_truth.csv``; the true context of a pop is that of the row nearest its time.
+
+    Returns
+    -------
+    dict
+        ``matched`` (pairs within +-50 ms), ``kind_accuracy`` and ``kind_confusion``
+        (``{true kind: {found kind: n}}``), ``context_accuracy`` (None without motion truth)
+        and ``context_confusion``.
+    """
+    est_t = np.asarray(est_t, dtype=float)
+    pairs = match_pairs(truth["t"].to_numpy(float), est_t, WINDOWS_S[-1])
+    kinds = [(str(truth["kind"].iloc[i]), str(est_kind[j])) for i, j in pairs]
+    out: dict = {"matched": len(pairs),
+                 "kind_accuracy": (sum(a == b for a, b in kinds) / len(kinds)) if kinds else None,
+                 "kind_confusion": _confusion(kinds), "context_accuracy": None,
+                 "context_confusion": {}}
+    if motion_truth is not None and len(motion_truth) and pairs:
+        mt = motion_truth["t"].to_numpy(float)
+        at = truth["t"].to_numpy(float)[[i for i, _ in pairs]]
+        k = np.clip(np.searchsorted(mt, at), 1, len(mt) - 1)
+        k = np.where(np.abs(mt[k - 1] - at) <= np.abs(mt[k] - at), k - 1, k)
+        contexts = [(str(motion_truth["context"].iloc[r]), str(est_context[j]))
+                    for r, (_, j) in zip(k, pairs, strict=True)]
+        out["context_accuracy"] = sum(a == b for a, b in contexts) / len(contexts)
+        out["context_confusion"] = _confusion(contexts)
+    return out
+
+
+def _confusion(pairs: list[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    for true, found in pairs:
+        row = table.setdefault(true, {})
+        row[found] = row.get(found, 0) + 1
+    return table

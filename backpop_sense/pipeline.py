@@ -1,55 +1,128 @@
 """One pipeline, live and offline: source -> stages -> :class:`SessionResult`.
 
-Every stage takes each block in time order through ``feed(block)`` and is flushed with
-``finish()``; offline analysis is the live pipeline fed as fast as the disk allows.
+source -> pop stage (detector, artifact gate, localisation) and motion tracker -> correlator
+(pops in motion context, pop typing) -> :class:`SessionResult`. Every stage takes each block
+in time order through ``feed`` and is flushed with ``finish()``; offline analysis is the live
+pipeline fed as fast as the disk allows, and the live view (``backpop replay``, ``record``)
+reads what :meth:`Pipeline.feed` returns.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .blocks import AudioBlock, Block, Gap
+from .correlate import CorrelateConfig, Correlator, PopInContext, statistics
 from .motion.tracker import MotionEvent, MotionFrame, MotionTracker
 from .pops.artifacts import GateConfig
 from .pops.detector import DetectorConfig
-from .pops.stage import Pop, PopStage, Rejected
+from .pops.stage import PopStage, Rejected
 from .session import Session
 from .sources.replay import ReplaySource
+
+FrameSink = Callable[[list[MotionFrame]], None]
 
 
 @dataclass
 class SessionResult:
-    """Everything the pipeline found in one session, with what it took to find it."""
+    """Everything the pipeline found in one session, with what it took to find it.
+
+    ``pops`` are typed and in time order. ``frames`` holds the 10 Hz motion frames unless the
+    pipeline was given a frame sink (then they went there, and memory stays flat however long
+    the session).
+    """
 
     session: Session
-    pops: list[Pop] = field(default_factory=list)
+    pops: list[PopInContext] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     frames: list[MotionFrame] = field(default_factory=list)
     motion_events: list[MotionEvent] = field(default_factory=list)
     motion_summary: dict = field(default_factory=dict)
+    pop_statistics: dict = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=dict)
     parameters: dict = field(default_factory=dict)
     wall_s: float = 0.0
 
-    def pop_frames(self) -> list[MotionFrame | None]:
-        """For each pop, the motion frame nearest its time (None without motion)."""
-        if not self.frames:
-            return [None] * len(self.pops)
-        times = np.fromiter((f.t for f in self.frames), float, len(self.frames))
-        at = np.array([p.t for p in self.pops], dtype=float)
-        k = np.clip(np.searchsorted(times, at), 1, max(len(times) - 1, 1))
-        nearer_before = (at - times[k - 1]) <= (times[np.minimum(k, len(times) - 1)] - at)
-        k = np.where(nearer_before, k - 1, np.minimum(k, len(times) - 1))
-        return [self.frames[i] for i in k]
+
+class Pipeline:
+    """All stages of one session: ``feed(block) -> [outputs]``, ``finish() -> SessionResult``.
+
+    ``feed`` returns what became known with that block, for a live view: pops placed in their
+    motion context (:class:`PopInContext`, not typed yet), rejected onsets, motion frames and
+    events, and gaps.
+
+    Parameters
+    ----------
+    session : Session
+        What the stream is from (mics, IMUs, rates).
+    frame_sink : callable, optional
+        Receives the motion frames as they come instead of the result keeping them.
+    """
+
+    def __init__(self, session: Session, *, detector: DetectorConfig | None = None,
+                 gate: GateConfig | None = None, correlate: CorrelateConfig | None = None,
+                 frame_sink: FrameSink | None = None) -> None:
+        self.session = session
+        self.pop_stage = PopStage(session.info, session.audio.sr, detector=detector, gate=gate)
+        self.motion = (MotionTracker(session.info, session.imu_rates) if session.info.imus
+                       else None)
+        self.correlator = Correlator(correlate, has_motion=self.motion is not None)
+        self.frame_sink = frame_sink
+        self.result = SessionResult(session, parameters={
+            "detector": self.pop_stage.detector.config.to_dict(),
+            "gate": self.pop_stage.gate.config.to_dict(),
+            "correlate": self.correlator.config.to_dict()})
+        self.result.samples.update({"audio": 0, **{imu.name: 0 for imu in session.info.imus}})
+
+    def feed(self, block: Block) -> list:
+        """Take one block; return what it completed (see the class docstring)."""
+        if isinstance(block, Gap):
+            self.result.gaps.append(block)
+        else:
+            self.result.samples["audio" if isinstance(block, AudioBlock) else block.imu] += \
+                block.n
+        outputs = self.pop_stage.feed(block)
+        if self.motion is not None:
+            outputs += self.motion.feed(block)
+        out = self._route(outputs)
+        if isinstance(block, Gap):
+            out.append(block)
+        return out
+
+    def finish(self) -> SessionResult:
+        """Flush every stage, type the pops and compute the session's statistics."""
+        outputs = self.pop_stage.finish()
+        if self.motion is not None:
+            outputs += self.motion.finish()
+            self.result.motion_summary = self.motion.summary()
+        self._route(outputs)
+        r = self.result
+        r.pops = self.correlator.finish()
+        r.pop_statistics = statistics(r.pops, r.motion_summary.get("context_s", {}),
+                                      self.session.duration_s, self.correlator.config)
+        return r
+
+    def _route(self, outputs: list) -> list:
+        frames = [o for o in outputs if isinstance(o, MotionFrame)]
+        if frames:
+            if self.frame_sink is not None:
+                self.frame_sink(frames)
+            else:
+                self.result.frames.extend(frames)
+        self.result.rejected.extend(o for o in outputs if isinstance(o, Rejected))
+        events = [o for o in outputs if isinstance(o, MotionEvent)]
+        self.result.motion_events.extend(events)
+        placed = self.correlator.feed(outputs)
+        return [*placed, *(o for o in outputs if isinstance(o, Rejected)), *frames, *events]
+
 
 def run(blocks: Iterable[Block], session: Session, *, detector: DetectorConfig | None = None,
-        gate: GateConfig | None = None) -> SessionResult:
+        gate: GateConfig | None = None, correlate: CorrelateConfig | None = None,
+        frame_sink: FrameSink | None = None) -> SessionResult:
     """Feed ``blocks`` (from any source) through every stage.
 
     Parameters
@@ -59,32 +132,12 @@ def run(blocks: Iterable[Block], session: Session, *, detector: DetectorConfig |
     session : Session
         What the stream is from (mics, IMUs, rates).
     """
-    stage = PopStage(session.info, session.audio.sr, detector=detector, gate=gate)
-    motion = MotionTracker(session.info, session.imu_rates) if session.info.imus else None
-    result = SessionResult(session, parameters={
-        "detector": stage.detector.config.to_dict(), "gate": stage.gate.config.to_dict()})
-    sinks = {Pop: result.pops, Rejected: result.rejected, MotionFrame: result.frames,
-             MotionEvent: result.motion_events}
     started = time.perf_counter()
-
-    def take(outputs: list) -> None:
-        for o in outputs:
-            sinks[type(o)].append(o)
-
-    counts = result.samples
-    counts.update({"audio": 0, **{imu.name: 0 for imu in session.info.imus}})
+    pipeline = Pipeline(session, detector=detector, gate=gate, correlate=correlate,
+                        frame_sink=frame_sink)
     for block in blocks:
-        if isinstance(block, Gap):
-            result.gaps.append(block)
-        else:
-            counts["audio" if isinstance(block, AudioBlock) else block.imu] += block.n
-        take(stage.feed(block))
-        if motion is not None:
-            take(motion.feed(block))
-    take(stage.finish())
-    if motion is not None:
-        take(motion.finish())
-        result.motion_summary = motion.summary()
+        pipeline.feed(block)
+    result = pipeline.finish()
     result.wall_s = time.perf_counter() - started
     return result
 
@@ -93,15 +146,23 @@ OFFLINE_BLOCK = 16384
 """Audio samples per block when analysing a file: results do not depend on it, speed does."""
 
 
-def analyze(path: str | Path, *, block_size: int = OFFLINE_BLOCK, speed: float = 0.0
-            ) -> SessionResult:
-    """Replay a recorded session through the pipeline.
+def open_replay(path: str | Path, *, block_size: int = OFFLINE_BLOCK, speed: float = 0.0
+                ) -> ReplaySource:
+    """A recorded session as a stream, its side tables (truth, motion truth, symptoms) checked.
 
-    The side tables (truth, motion truth, symptoms) are small: a bad one is refused before
-    streaming starts rather than found later.
+    The side tables are small: a bad one is refused before streaming starts rather than found
+    later.
     """
     source = ReplaySource(path, block_size=block_size, speed=speed)
     source.session.truth()
     source.session.motion_truth()
     source.session.symptoms()
-    return run(source, source.session)
+    return source
+
+
+def analyze(path: str | Path, *, block_size: int = OFFLINE_BLOCK, speed: float = 0.0,
+            correlate: CorrelateConfig | None = None, frame_sink: FrameSink | None = None
+            ) -> SessionResult:
+    """Replay a recorded session through the pipeline."""
+    source = open_replay(path, block_size=block_size, speed=speed)
+    return run(source, source.session, correlate=correlate, frame_sink=frame_sink)

@@ -2,48 +2,86 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import platform
-from collections import Counter
 from pathlib import Path
+from typing import IO
 
 import librosa
 import numpy as np
 import pandas as pd
+import scipy
 
 from . import __version__
 from .motion.evaluate import frames_table
-from .pipeline import SessionResult
+from .motion.tracker import MotionFrame
+from .pipeline import OFFLINE_BLOCK, SessionResult, open_replay, run
 
 POP_COLUMNS = ("t", "level", "kind", "context", "amplitude_db", "snr_db", "centroid_hz",
                "duration_ms", "flexion_deg", "lateral_deg", "twist_deg", "twist_rate_dps")
 """Contract columns of pops.csv, in order; diagnostic columns follow them."""
+EXTRA_POP_COLUMNS = ("kind_rule", "end_fraction", "strength", "spread_db")
+MOTION_COLUMNS = ("t", "flexion_deg", "lateral_deg", "twist_deg", "context")
+
+
+def _r(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def pops_frame(result: SessionResult) -> pd.DataFrame:
-    """One row per pop, the contract columns first.
+    """One row per pop, the contract columns first, then why it got its kind.
 
-    Context and angles come from the motion frame nearest the pop (empty without IMUs);
-    ``kind`` stays ``unknown`` until pop typing lands.
+    Context and angles are the motion at the pop (empty without IMUs).
     """
     rows = []
-    for p, f in zip(result.pops, result.pop_frames(), strict=True):
+    for p in result.pops:
+        pop = p.pop
         rows.append({
-            "t": round(p.t, 6), "level": p.level, "kind": "unknown",
-            "context": f.context if f else "unknown",
-            "amplitude_db": round(p.amplitude_db, 2), "snr_db": round(p.snr_db, 2),
-            "centroid_hz": round(p.centroid_hz, 1), "duration_ms": round(p.duration_ms, 2),
-            "flexion_deg": round(f.flexion_deg, 2) if f else None,
-            "lateral_deg": round(f.lateral_deg, 2) if f else None,
-            "twist_deg": round(f.twist_deg, 2) if f else None,
-            "twist_rate_dps": round(f.twist_rate_dps, 2) if f else None,
-            "strength": round(p.strength, 2), "spread_db": round(p.spread_db, 2),
+            "t": round(p.t, 6), "level": p.level, "kind": p.kind, "context": p.context,
+            "amplitude_db": round(pop.amplitude_db, 2), "snr_db": round(pop.snr_db, 2),
+            "centroid_hz": round(pop.centroid_hz, 1), "duration_ms": round(pop.duration_ms, 2),
+            "flexion_deg": _r(p.flexion_deg, 2), "lateral_deg": _r(p.lateral_deg, 2),
+            "twist_deg": _r(p.twist_deg, 2), "twist_rate_dps": _r(p.twist_rate_dps, 2),
+            "kind_rule": p.rule, "end_fraction": _r(p.end_fraction, 3),
+            "strength": round(pop.strength, 2), "spread_db": round(pop.spread_db, 2),
         })
-    return pd.DataFrame(rows, columns=[*POP_COLUMNS, "strength", "spread_db"])
+    return pd.DataFrame(rows, columns=[*POP_COLUMNS, *EXTRA_POP_COLUMNS])
+
+
+class MotionCsv:
+    """``motion.csv`` written as the frames come, so nothing grows with session length.
+
+    Use as the pipeline's ``frame_sink``; close it (or use ``with``) at the end.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file: IO[str] = self.path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file, lineterminator="\n")
+        self._writer.writerow(MOTION_COLUMNS)
+
+    def __call__(self, frames: list[MotionFrame]) -> None:
+        self._writer.writerows(
+            (f"{f.t:.3f}".rstrip("0").rstrip("."), _num(f.flexion_deg), _num(f.lateral_deg),
+             _num(f.twist_deg), f.context) for f in frames)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> MotionCsv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _num(value: float) -> str:
+    return repr(round(value, 2))
 
 
 def motion_frame(result: SessionResult) -> pd.DataFrame:
-    """``motion.csv``: lumbar angles and context at 10 Hz."""
+    """``motion.csv``: lumbar angles and context at 10 Hz (from frames kept in the result)."""
     return frames_table(result.frames).round(
         {"t": 3, "flexion_deg": 2, "lateral_deg": 2, "twist_deg": 2})
 
@@ -58,36 +96,69 @@ def events_frame(result: SessionResult) -> pd.DataFrame:
     return pd.DataFrame(sorted(rows, key=lambda r: r["t"]), columns=["t", "type", "detail"])
 
 
+def versions() -> dict[str, str]:
+    """The versions that decide the numbers."""
+    return {"backpop-sense": __version__, "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__, "librosa": librosa.__version__,
+            "pandas": pd.__version__}
+
+
 def summary(result: SessionResult) -> dict:
-    """Counts, rejections by reason, versions and every parameter used."""
+    """Pops (counts by level, kind and context, rates, rate ratio, recurring pops), motion,
+    rejections by reason, gaps, versions and every parameter used."""
     s = result.session
-    minutes = s.duration_s / 60.0
+    stats = result.pop_statistics
     return {
         "subject": s.info.subject, "session": s.info.session,
         "start": s.info.start.isoformat(), "duration_s": s.duration_s,
-        "pops": len(result.pops),
-        "pops_per_minute": len(result.pops) / minutes if minutes else 0.0,
-        "by_level": dict(Counter(p.level for p in result.pops)),
-        "by_context": dict(Counter(f.context for f in result.pop_frames() if f is not None)),
-        "rejected_by_reason": dict(Counter(r.reason for r in result.rejected)),
+        "pops": stats.get("count", len(result.pops)),
+        "pops_per_minute": stats.get("per_minute"),
+        "by_level": stats.get("by_level", {}),
+        "by_kind": stats.get("by_kind", {}),
+        "by_context": stats.get("by_context", {}),
+        "by_level_kind_context": stats.get("by_level_kind_context", {}),
+        "rate_per_minute_by_context": stats.get("rate_per_minute_by_context", {}),
+        "twist_stretch_rate_ratio": stats.get("twist_stretch_rate_ratio"),
+        "recurring": stats.get("recurring", {}),
+        "rejected_by_reason": dict(sorted(
+            pd.Series([r.reason for r in result.rejected], dtype=object).value_counts()
+            .items())),
         "gaps": len(result.gaps),
         "motion": result.motion_summary,
         "processing": {"wall_s": result.wall_s,
                        "times_real_time": s.duration_s / result.wall_s if result.wall_s else None},
-        "versions": {"backpop-sense": __version__, "python": platform.python_version(),
-                     "numpy": np.__version__, "librosa": librosa.__version__,
-                     "pandas": pd.__version__},
+        "versions": versions(),
         "parameters": result.parameters,
     }
 
 
 def write_outputs(result: SessionResult, out: str | Path) -> Path:
-    """Write the output folder; returns its path."""
+    """Write the output folder from a result that kept its frames; returns its path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with MotionCsv(out / "motion.csv") as motion:
+        motion(result.frames)
+    _write_rest(result, out)
+    return out
+
+
+def analyze_to(session: str | Path, out: str | Path, *, block_size: int = OFFLINE_BLOCK
+               ) -> SessionResult:
+    """Analyse a session straight into an output folder, motion.csv written as it streams.
+
+    The result's ``frames`` stay empty: memory does not grow with the session's length.
+    """
+    source = open_replay(session, block_size=block_size)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with MotionCsv(out / "motion.csv") as motion:
+        result = run(source, source.session, frame_sink=motion)
+    _write_rest(result, out)
+    return result
+
+
+def _write_rest(result: SessionResult, out: Path) -> None:
     pops_frame(result).to_csv(out / "pops.csv", index=False)
-    motion_frame(result).to_csv(out / "motion.csv", index=False)
     events_frame(result).to_csv(out / "events.csv", index=False)
     (out / "summary.json").write_text(json.dumps(summary(result), indent=2) + "\n",
                                       encoding="utf-8")
-    return out

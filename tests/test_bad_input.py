@@ -311,8 +311,8 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliRun]:
 
     def run(case_id: str) -> CliRun:
         path, before = prepared[case_id]
-        result = subprocess.run([str(BACKPOP), "replay", str(path)], capture_output=True,
-                                text=True, timeout=120, env=env)
+        result = subprocess.run([str(BACKPOP), "replay", str(path), "--speed", "0"],
+                                capture_output=True, text=True, timeout=120, env=env)
         return CliRun(path, result, before, _snapshot(path))
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -192,7 +192,7 @@ def test_replay_rejects_bad_parameters(session_dir: Path) -> None:
 
 
 def test_cli_replay_prints_duration(session_dir: Path) -> None:
-    result = run_cli("replay", str(session_dir))
+    result = run_cli("replay", str(session_dir), "--speed", "0")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "3.0 s" in result.stdout

@@ -1,0 +1,359 @@
+"""Pops in their motion context, pop typing and per-session statistics.
+
+The correlator is a pipeline stage: it takes the pops and motion frames the other stages emit
+(``feed``), gives each pop the motion at its instant, and at the end of the stream
+(``finish``) types every pop from its physiology (../shared/background.md):
+
+``snap``
+    A tendon or ligament slipping over bone repeats every movement cycle at about the same
+    angle: at least ``snap_min_count`` pops at the same level, in separate cycles, whose three
+    spine angles agree within ``snap_angle_tol_deg``.
+``readjustment``
+    Twisting or stretching shifts joint surfaces near the end of the range: a pop in ``twist``
+    or ``stretch`` context whose angle on that axis is at least ``end_range_fraction`` of the
+    furthest the same excursion went (within ``excursion_window_s`` either side), and not a
+    snap.
+``cavitation``
+    Gas forming in a facet joint gives one pop, and the joint cannot pop again for about
+    20 minutes while the gas re-dissolves: a pop that is neither of the above, with no other
+    such pop at the same level within ``refractory_s`` before or after it.
+``unknown``
+    When the evidence does not decide (a repeat inside the refractory window, no motion data).
+
+Typing needs the whole session (a snap is known by its repeats, a cavitation by the 20 minutes
+after it), so it happens at ``finish``; the live view shows pops as they come, context first.
+Memory: the stage keeps the pops (the output) and a window of motion frames of bounded length.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+from scipy import stats
+
+from .motion.tracker import MotionFrame
+from .pops.stage import Pop
+
+KINDS = ("cavitation", "snap", "readjustment", "unknown")
+ACTIVE_CONTEXTS = ("twist", "stretch")
+"""Contexts compared with all other time in the rate ratio (background.md: twist/stretch)."""
+AXIS_OF_CONTEXT = {"twist": "twist", "stretch": "flexion", "bend": "lateral"}
+
+
+@dataclass(frozen=True)
+class CorrelateConfig:
+    """Parameters of pop typing (seconds, degrees).
+
+    Attributes
+    ----------
+    refractory_s : float
+        A facet joint cannot cavitate again for this long (background.md: about 20 minutes).
+    snap_angle_tol_deg : float
+        Pops within this of each other on all three spine angles are "at the same angle".
+    snap_min_count : int
+        Pops at one level and angle (this one included) that make a recurring snap.
+    snap_min_gap_s : float
+        Pops closer than this are one movement, not separate cycles.
+    end_range_fraction : float
+        Near the end of range: at least this fraction of the excursion's furthest angle.
+    excursion_window_s : float
+        The excursion's furthest angle is looked for this far either side of the pop.
+    max_frame_distance_s : float
+        A pop further than this from any motion frame (an IMU gap) has no motion context.
+    """
+
+    refractory_s: float = 1200.0
+    snap_angle_tol_deg: float = 6.0
+    snap_min_count: int = 3
+    snap_min_gap_s: float = 2.0
+    end_range_fraction: float = 0.85
+    excursion_window_s: float = 3.0
+    max_frame_distance_s: float = 0.5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PopInContext:
+    """A pop with the motion at its instant and, once the session is over, its kind.
+
+    Attributes
+    ----------
+    pop : Pop
+        The detected pop.
+    context : str
+        Motion context at the pop (``unknown`` without motion data).
+    flexion_deg, lateral_deg, twist_deg, twist_rate_dps : float or None
+        Spine angles (degrees) and twist rate (deg/s) at the pop.
+    end_fraction : float or None
+        The pop's angle over the furthest angle of the same excursion, on the context's axis
+        (twist, stretch and bend only).
+    kind : str
+        One of :data:`KINDS`.
+    rule : str
+        Which rule decided the kind, in words.
+    """
+
+    pop: Pop
+    context: str = "unknown"
+    flexion_deg: float | None = None
+    lateral_deg: float | None = None
+    twist_deg: float | None = None
+    twist_rate_dps: float | None = None
+    end_fraction: float | None = None
+    kind: str = "unknown"
+    rule: str = "not typed yet"
+
+    @property
+    def t(self) -> float:
+        return self.pop.t
+
+    @property
+    def level(self) -> str:
+        return self.pop.level
+
+    @property
+    def angles(self) -> tuple[float, float, float] | None:
+        if self.flexion_deg is None:
+            return None
+        return (self.flexion_deg, self.lateral_deg, self.twist_deg)  # type: ignore[return-value]
+
+
+class Correlator:
+    """Pipeline stage: ``feed(outputs) -> [PopInContext]`` as context is known; ``finish()``
+    types every pop and returns the session's pops, final.
+
+    Parameters
+    ----------
+    config : CorrelateConfig, optional
+    has_motion : bool
+        False when the session has no IMU: pops are placed at once with context ``unknown``.
+    """
+
+    def __init__(self, config: CorrelateConfig | None = None, *, has_motion: bool = True
+                 ) -> None:
+        self.config = config or CorrelateConfig()
+        self.has_motion = has_motion
+        self._frames: deque[MotionFrame] = deque()
+        self._pending: deque[Pop] = deque()
+        self._placed: list[PopInContext] = []
+        self._last_frame_t = -np.inf
+
+    def feed(self, outputs: list) -> list[PopInContext]:
+        """Take the other stages' outputs (pops, frames; the rest is ignored)."""
+        for o in outputs:
+            if isinstance(o, Pop):
+                self._pending.append(o)
+            elif isinstance(o, MotionFrame):
+                self._frames.append(o)
+                self._last_frame_t = o.t
+        return self._place(final=False)
+
+    def finish(self) -> list[PopInContext]:
+        """Place what is left, type every pop of the session; returns them all, in time order."""
+        self._place(final=True)
+        self._placed.sort(key=lambda p: p.t)
+        return type_pops(self._placed, self.config)
+
+    def _place(self, *, final: bool) -> list[PopInContext]:
+        horizon = self.config.excursion_window_s
+        placed = []
+        # Pops come out in time order from the pop stage, so the oldest is the first to be due.
+        while self._pending and (final or not self.has_motion
+                                 or self._pending[0].t + horizon < self._last_frame_t):
+            placed.append(self._context(self._pending.popleft()))
+        oldest = min((p.t for p in self._pending), default=self._last_frame_t)
+        keep_from = min(oldest, self._last_frame_t) - horizon
+        while self._frames and self._frames[0].t < keep_from - 1.0:
+            self._frames.popleft()
+        self._placed.extend(placed)
+        return placed
+
+    def _context(self, pop: Pop) -> PopInContext:
+        if not self._frames:
+            return PopInContext(pop, rule="no motion data")
+        times = np.fromiter((f.t for f in self._frames), float, len(self._frames))
+        k = int(np.argmin(np.abs(times - pop.t)))
+        frame = self._frames[k]
+        if abs(frame.t - pop.t) > self.config.max_frame_distance_s:
+            return PopInContext(pop, rule="no motion data at the pop")
+        axis = AXIS_OF_CONTEXT.get(frame.context)
+        fraction = None
+        if axis is not None:
+            near = np.abs(times - pop.t) <= self.config.excursion_window_s
+            values = np.array([getattr(f, f"{axis}_deg") for f, n in zip(self._frames, near,
+                                                                         strict=True) if n])
+            here = getattr(frame, f"{axis}_deg")
+            if here != 0:
+                # the pop's own frame is in the window, so the same side is never empty
+                fraction = abs(here) / np.max(np.abs(values[np.sign(values) == np.sign(here)]))
+        return PopInContext(pop, frame.context, frame.flexion_deg, frame.lateral_deg,
+                            frame.twist_deg, frame.twist_rate_dps, fraction)
+
+
+def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
+              ) -> list[PopInContext]:
+    """Give each pop its kind and the rule that decided it (module docstring).
+
+    Parameters
+    ----------
+    pops : list of PopInContext
+        One session's pops, in time order.
+    config : CorrelateConfig, optional
+
+    Returns
+    -------
+    list of PopInContext
+        The same pops with ``kind`` and ``rule`` set.
+    """
+    config = config or CorrelateConfig()
+    kinds: list[tuple[str, str]] = [("", "")] * len(pops)
+    for i, p in enumerate(pops):
+        repeats = _same_angle_repeats(pops, i, config)
+        if repeats + 1 >= config.snap_min_count:
+            kinds[i] = ("snap", f"recurs: {repeats + 1} pops at {p.level} within "
+                                f"{config.snap_angle_tol_deg:g} deg of the same posture")
+        elif (p.context in ACTIVE_CONTEXTS and p.end_fraction is not None
+              and p.end_fraction >= config.end_range_fraction):
+            kinds[i] = ("readjustment", f"{p.context} near end of range "
+                                        f"({100 * p.end_fraction:.0f} % of the excursion)")
+    joint = [not k for k, _ in kinds]  # neither a tendon snap nor a readjustment
+    for i, p in enumerate(pops):
+        if not joint[i]:
+            continue
+        others = [q.t for j, q in enumerate(pops)
+                  if j != i and joint[j] and q.level == p.level
+                  and abs(q.t - p.t) < config.refractory_s]
+        if others:
+            nearest = min(others, key=lambda t: abs(t - p.t))
+            kinds[i] = ("unknown", f"{p.level} popped again {abs(nearest - p.t) / 60:.1f} min "
+                                   f"{'later' if nearest > p.t else 'earlier'}, inside the "
+                                   f"{config.refractory_s / 60:g} min refractory window")
+        else:
+            kinds[i] = ("cavitation", f"isolated: no other pop at {p.level} within "
+                                      f"{config.refractory_s / 60:g} min")
+    return [replace(p, kind=k, rule=r) for p, (k, r) in zip(pops, kinds, strict=True)]
+
+
+def _same_angle_repeats(pops: list[PopInContext], i: int, config: CorrelateConfig) -> int:
+    """Other pops at pop i's level, in other movement cycles, within the angle tolerance."""
+    here = pops[i].angles
+    if here is None:
+        return 0
+    n, last = 0, -np.inf
+    for j, q in enumerate(pops):
+        if j == i or q.level != pops[i].level or q.angles is None:
+            continue
+        if abs(q.t - pops[i].t) < config.snap_min_gap_s:
+            continue
+        if max(abs(a - b) for a, b in zip(here, q.angles, strict=True)) <= \
+                config.snap_angle_tol_deg and q.t - last >= config.snap_min_gap_s:
+            n += 1
+            last = q.t
+    return n
+
+
+def rate_ratio(a: int, exposure_a: float, b: int, exposure_b: float,
+               confidence: float = 0.95) -> dict[str, float | None]:
+    """Ratio of two Poisson rates with its exact (conditional binomial) confidence interval.
+
+    Given n = a + b events, a is binomial with p = r E_a / (r E_a + E_b) where r is the rate
+    ratio; the Clopper-Pearson interval for p maps to one for r.
+
+    Parameters
+    ----------
+    a, b : int
+        Event counts.
+    exposure_a, exposure_b : float
+        Time at risk of each (any unit, the same for both).
+    confidence : float
+
+    Returns
+    -------
+    dict
+        ``ratio``, ``low``, ``high`` (None where undefined: no exposure or no events), and the
+        inputs.
+
+    Examples
+    --------
+    >>> r = rate_ratio(12, 10.0, 6, 20.0)
+    >>> round(r["ratio"], 2), round(r["low"], 2), round(r["high"], 2)
+    (4.0, 1.39, 12.93)
+    """
+    out: dict[str, float | None] = {"events": a, "exposure": exposure_a, "other_events": b,
+                                    "other_exposure": exposure_b, "ratio": None, "low": None,
+                                    "high": None, "confidence": confidence}
+    if exposure_a <= 0 or exposure_b <= 0 or a + b == 0:
+        return out
+    scale = exposure_b / exposure_a
+    ci = stats.binomtest(a, a + b).proportion_ci(confidence, method="exact")
+
+    def odds(p: float) -> float | None:
+        return None if p >= 1.0 else p / (1.0 - p) * scale
+
+    out["ratio"] = odds(a / (a + b))
+    out["low"], out["high"] = odds(ci.low), odds(ci.high)
+    return out
+
+
+def statistics(pops: list[PopInContext], context_s: dict[str, float], duration_s: float,
+               config: CorrelateConfig | None = None) -> dict:
+    """The session's pops in numbers (JSON-ready).
+
+    Parameters
+    ----------
+    pops : list of PopInContext
+        Typed pops.
+    context_s : dict
+        Seconds spent in each motion context (the motion tracker's summary).
+    duration_s : float
+        Session length, seconds.
+
+    Returns
+    -------
+    dict
+        ``count``, ``per_minute``, ``by_level``, ``by_kind``, ``by_context``,
+        ``by_level_kind_context`` (nested counts), ``rate_per_minute_by_context`` (pops per
+        minute spent in each context), ``twist_stretch_rate_ratio`` (with its exact 95 %
+        interval) and ``recurring`` (per level with snaps: count and the angles' mean and
+        standard deviation, degrees).
+    """
+    config = config or CorrelateConfig()
+    nested: dict[str, dict[str, dict[str, int]]] = {}
+    for p in pops:
+        cell = nested.setdefault(p.level, {}).setdefault(p.kind, {})
+        cell[p.context] = cell.get(p.context, 0) + 1
+    by_context = Counter(p.context for p in pops)
+    rates = {c: round(by_context.get(c, 0) / (s / 60.0), 4)
+             for c, s in sorted(context_s.items()) if s > 0}
+    active_s = sum(context_s.get(c, 0.0) for c in ACTIVE_CONTEXTS)
+    other_s = sum(s for c, s in context_s.items() if c not in ACTIVE_CONTEXTS)
+    active = sum(by_context.get(c, 0) for c in ACTIVE_CONTEXTS)
+    other = sum(n for c, n in by_context.items() if c not in ACTIVE_CONTEXTS and c != "unknown")
+    ratio = rate_ratio(active, active_s / 60.0, other, other_s / 60.0)
+    recurring = {}
+    for level in sorted({p.level for p in pops if p.kind == "snap"}):
+        angles = np.array([p.angles for p in pops if p.kind == "snap" and p.level == level])
+        recurring[level] = {
+            "count": len(angles),
+            **{f"{axis}_deg": {"mean": round(float(angles[:, k].mean()), 2),
+                               "sd": round(float(angles[:, k].std(ddof=1)), 2)
+                               if len(angles) > 1 else None}
+               for k, axis in enumerate(("flexion", "lateral", "twist"))}}
+    minutes = duration_s / 60.0
+    return {
+        "count": len(pops),
+        "per_minute": round(len(pops) / minutes, 4) if minutes > 0 else None,
+        "by_level": dict(sorted(Counter(p.level for p in pops).items())),
+        "by_kind": {k: n for k in KINDS if (n := sum(p.kind == k for p in pops))},
+        "by_context": dict(sorted(by_context.items())),
+        "by_level_kind_context": nested,
+        "rate_per_minute_by_context": rates,
+        "twist_stretch_rate_ratio": {**ratio, "exposure_unit": "minutes",
+                                     "method": "exact conditional binomial (Clopper-Pearson)"},
+        "recurring": recurring,
+        "parameters": config.to_dict(),
+    }
