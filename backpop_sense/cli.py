@@ -23,6 +23,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 # Piped output is not wrapped to a terminal width that is not there.
 console = Console() if sys.stdout.isatty() else Console(width=120)
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+DbOption = Annotated[Path | None, typer.Option(
+    "--db", help="Store file (default: $BACKPOP_DB, else ./backpop.db)")]
+SEVERITY_STYLE = {"urgent": "bold white on red", "consult": "bold black on yellow",
+                  "monitor": "bold black on cyan", "info": "bold"}
 
 
 def _sample_sessions(root: Path) -> list[Path]:
@@ -91,11 +95,14 @@ def _print_analyses(results: list[SessionResult]) -> None:
 def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample sessions")] = SAMPLES,
          out: Annotated[Path, typer.Option("-o", "--out", help="Where the analyses go")] = Path(
              "out"),
+         db: DbOption = None,
          ) -> None:
-    """Analyse the bundled samples (pops.csv, motion.csv, events.csv, summary.json in OUT) and
-    print each session's summary."""
+    """Analyse the bundled samples (pops.csv, motion.csv, events.csv, summary.json in OUT),
+    print each session's summary, store them with the diaries and print each subject's red
+    flags."""
     from .diary import read_diary_csv
     from .results import analyze_to
+    from .rules import refresh_flags
     from .view import summary_view
 
     sessions = _sample_sessions(samples)
@@ -109,12 +116,19 @@ def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample se
         console.print(summary_view(result))
         console.print(f"-> {target}\n")
         results.append(result)
-    _print_streams([_read_row(r) for r in results])
     _print_analyses(results)
-    for diary in sorted(samples.glob("*/diary.csv")):
-        entries = read_diary_csv(diary)
-        console.print(f"diary {diary.parent.name}: {len(entries)} entries, "
-                      f"{entries['time'].min():%Y-%m-%d} to {entries['time'].max():%Y-%m-%d}")
+    with _open_store(db) as store:
+        for path, result in zip(sessions, results, strict=True):
+            store.ingest(path, result=result)
+        subjects = sorted({r.session.info.subject for r in results})
+        for subject in subjects:
+            diary = samples / subject / "diary.csv"
+            if diary.is_file():
+                store.add_diary(subject, read_diary_csv(diary), f"import:{diary.name}")
+            refresh_flags(store, subject)
+        console.print(f"\nstored in {store.path}\n")
+        for subject in subjects:
+            _print_flags(subject, _stored_flags(store, subject))
 
 
 @app.command()
@@ -246,6 +260,213 @@ def simulate(
     console.print(f"wrote {out}: {summary.duration_s:.0f} s, {summary.pops} pops "
                   f"({', '.join(f'{k} {n}' for k, n in summary.kinds.items()) or 'none'}), "
                   f"{summary.steps} heel strikes, {summary.falls} falls")
+
+
+
+
+def _open_store(db: Path | None):  # noqa: ANN202 - Store is imported lazily
+    from .store import Store, default_db_path
+
+    return Store(default_db_path(db))
+
+
+def _known_subject(store, subject: str) -> str:  # noqa: ANN001
+    from .store import check_subject
+
+    check_subject(subject)
+    if not store.has_subject(subject):
+        raise BadInput(store.path, f"subject {subject}", "no such subject in the store")
+    return subject
+
+
+def _evidence_lines(evidence: dict) -> list[str]:
+    """Evidence in plain lines: scalars as ``key: value``, lists of records one per line."""
+    lines = []
+    for key, value in evidence.items():
+        label = key.replace("_", " ")
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            lines.append(f"{label}:")
+            lines += ["  - " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in item.items())
+                      for item in value]
+        elif isinstance(value, dict):
+            lines.append(f"{label}: " + ", ".join(f"{k.replace('_', ' ')} {v}"
+                                                  for k, v in value.items()))
+        elif value not in ([], None):
+            lines.append(f"{label}: {value}")
+    return lines
+
+
+def _print_flags(subject: str, flags: list[dict]) -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from .rules import NOT_A_DIAGNOSIS
+
+    if not flags:
+        console.print(f"{subject}: no red flags. {NOT_A_DIAGNOSIS}")
+        return
+    console.print(f"[bold]{subject}: {len(flags)} red flag{'s' * (len(flags) > 1)}, most "
+                  "severe first[/bold]")
+    for f in flags:
+        body = Text()
+        body.append(f"first seen {f['first_seen']}, last seen {f['last_seen']}\n")
+        body.append("\n".join(_evidence_lines(f["evidence"])) + "\n")
+        body.append(f"Why it matters: {f['reason']}\n", style="italic")
+        body.append(NOT_A_DIAGNOSIS, style="dim")
+        title = Text.assemble((f" {f['severity'].upper()} ", SEVERITY_STYLE[f["severity"]]),
+                              f" {f['rule_id']} {f['title']}")
+        console.print(Panel(body, title=title, title_align="left"))
+
+
+def _stored_flags(store, subject: str) -> list[dict]:  # noqa: ANN001
+    from .rules import SEVERITIES
+    from .rules.engine import _iso
+
+    frame = store.flags(subject)
+    rows = []
+    for r in frame.itertuples():
+        rows.append({"rule_id": r.rule_id, "severity": r.severity, "title": r.title,
+                     "first_seen": _iso(r.first_seen), "last_seen": _iso(r.last_seen),
+                     "evidence": r.evidence, "reason": r.reason})
+    return sorted(rows, key=lambda f: (SEVERITIES.index(f["severity"]), f["rule_id"]))
+
+
+@app.command()
+def ingest(
+    sessions: Annotated[list[Path], typer.Argument(help="Session folders")],
+    db: DbOption = None,
+) -> None:
+    """Analyse (if needed) and store sessions, one transaction each; then re-evaluate the red
+    flags of every subject touched."""
+    from .rules import refresh_flags
+
+    with _open_store(db) as store:
+        subjects = []
+        for path in sessions:
+            info = Session(path).info
+            status = store.ingest(path)
+            console.print(f"{info.subject}/{info.session}: {status}")
+            if info.subject not in subjects:
+                subjects.append(info.subject)
+        for subject in subjects:
+            flags = refresh_flags(store, subject)
+            console.print(f"{subject}: {len(flags)} red flag{'s' * (len(flags) != 1)}"
+                          + (f" ({', '.join(f.rule_id + ' ' + f.severity for f in flags)})"
+                             if flags else ""))
+
+
+diary_app = typer.Typer(no_args_is_help=True, help="The subject's symptom diary.")
+app.add_typer(diary_app, name="diary")
+
+
+@diary_app.command("add")
+def diary_add(
+    subject: Annotated[str, typer.Argument(help="Subject pseudonym")],
+    pain: Annotated[float, typer.Option(help="Pain, 0-10")] = 0.0,
+    stiffness: Annotated[float, typer.Option(help="Stiffness, 0-10")] = 0.0,
+    numbness: Annotated[bool, typer.Option("--numbness", help="Numbness felt")] = False,
+    tingling: Annotated[bool, typer.Option("--tingling", help="Tingling felt")] = False,
+    weakness: Annotated[bool, typer.Option("--weakness", help="Weakness felt")] = False,
+    swelling: Annotated[bool, typer.Option("--swelling", help="Swelling seen")] = False,
+    bruising: Annotated[bool, typer.Option("--bruising", help="Bruising seen")] = False,
+    trauma: Annotated[bool, typer.Option("--trauma", help="A fall, accident or other trauma")
+                      ] = False,
+    note: Annotated[str, typer.Option(help="Free text")] = "",
+    time: Annotated[str | None, typer.Option(help="ISO 8601 time (default: now)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Add one diary entry and re-evaluate the subject's red flags."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from .diary import DIARY_COLUMNS, parse_time
+    from .rules import refresh_flags
+    from .store import check_subject
+
+    check_subject(subject)
+    for name, value in (("--pain", pain), ("--stiffness", stiffness)):
+        if not 0 <= value <= 10:
+            raise BadInput(name, None, f"{value:g} is outside the 0-10 scale")
+    when = parse_time(time, "--time", "value") if time else datetime.now(UTC)
+    row = {"time": pd.Timestamp(when), "pain": pain, "stiffness": stiffness,
+           "numbness": int(numbness), "tingling": int(tingling), "weakness": int(weakness),
+           "swelling": int(swelling), "bruising": int(bruising), "trauma": int(trauma),
+           "note": note}
+    with _open_store(db) as store:
+        added = store.add_diary(subject, pd.DataFrame([row], columns=list(DIARY_COLUMNS)),
+                                "cli")
+        flags = refresh_flags(store, subject)
+    console.print(f"{subject}: {added} diary entry added at {when:%Y-%m-%d %H:%M:%S %Z}; "
+                  f"{len(flags)} red flag{'s' * (len(flags) != 1)}")
+    urgent = [f for f in flags if f.severity == "urgent"]
+    if urgent:
+        _print_flags(subject, [f.to_dict() for f in urgent])
+
+
+@diary_app.command("import")
+def diary_import(
+    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="Diary file (DESIGN.md format)")],
+    subject: Annotated[str, typer.Option(help="Subject pseudonym")],
+    db: DbOption = None,
+) -> None:
+    """Import diary entries from a CSV file (again: nothing is added twice)."""
+    from .diary import read_diary_csv
+    from .rules import refresh_flags
+    from .store import check_subject
+
+    check_subject(subject)
+    entries = read_diary_csv(csv_file)
+    with _open_store(db) as store:
+        added = store.add_diary(subject, entries, f"import:{csv_file.name}")
+        flags = refresh_flags(store, subject)
+    console.print(f"{subject}: {added} of {len(entries)} diary entries added from {csv_file}; "
+                  f"{len(flags)} red flag{'s' * (len(flags) != 1)}")
+
+
+@diary_app.command("list")
+def diary_list(
+    subject: Annotated[str, typer.Argument(help="Subject pseudonym")],
+    db: DbOption = None,
+) -> None:
+    """The subject's diary, oldest first."""
+    from .diary import FLAGS
+
+    with _open_store(db) as store:
+        frame = store.diary(_known_subject(store, subject))
+    table = Table(title=f"{subject}: diary", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("time (UTC)", "pain", "stiffness", "reported", "note", "source"):
+        table.add_column(col)
+    for r in frame.itertuples():
+        reported = ", ".join(f for f in FLAGS if getattr(r, f) == 1)
+        table.add_row(f"{r.time:%Y-%m-%d %H:%M}", f"{r.pain:g}", f"{r.stiffness:g}", reported,
+                      str(r.note or ""), r.source)
+    console.print(table)
+
+
+@app.command()
+def flags(
+    subject: Annotated[str, typer.Argument(help="Subject pseudonym")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+    rules: Annotated[Path | None, typer.Option(help="Rule file to re-evaluate with "
+                                               "(default: the stored flags)")] = None,
+    db: DbOption = None,
+) -> None:
+    """The subject's red flags, most severe first, with their evidence and reasons."""
+    import json
+
+    from .rules import NOT_A_DIAGNOSIS, load_rules, refresh_flags
+
+    with _open_store(db) as store:
+        _known_subject(store, subject)
+        if rules is not None:
+            refresh_flags(store, subject, load_rules(rules))
+        found = _stored_flags(store, subject)
+    if as_json:
+        print(json.dumps({"subject": subject, "flags": found, "note": NOT_A_DIAGNOSIS},
+                         indent=2, default=str))
+        return
+    _print_flags(subject, found)
 
 
 def _one_line(message: str) -> str:

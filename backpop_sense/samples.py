@@ -54,7 +54,7 @@ def _visits() -> dict[str, list[_Visit]]:
             _Visit(8, cfg("S02", 8, "post-fall", 202, rom_scale=0.85, snap_level="L3",
                           with_fall=True, pop_scale=2.0), 6.0),
             _Visit(15, cfg("S02", 15, "snapping", 203, rom_scale=0.7, snap_level="L3",
-                           with_catch=True), 7.0),
+                           with_catch=True, catch_pop=1.0), 7.0),
         ],
     }
 

@@ -105,6 +105,8 @@ class SimConfig:
         Force a fall or a mid-range catch into the script (the scenario decides when None).
     snap_level : str, optional
         Level of the snapping tendon (random when None).
+    catch_pop : float
+        Probability that a catch comes with a pop (a cavitation as the joint gives).
     """
 
     scenario: str = "healthy"
@@ -126,6 +128,7 @@ class SimConfig:
     with_mag: bool = False
     subtype: str = "PCM_16"
     snap_level: str | None = None
+    catch_pop: float = 0.9
 
     @property
     def duration_s(self) -> float:
@@ -671,6 +674,18 @@ def schedule_pops(script: Script, config: SimConfig, rng: np.random.Generator) -
             t = float(rng.uniform(move.t_peak - 0.1, move.t_hold_end))
             pops.append(Pop(t, level, "readjustment",
                             float(angles[move.axis][int(t * config.imu_rate)])))
+    # A joint that catches pops as it gives (background.md R4): a cavitation at most catches,
+    # drawn from a stream of its own so the other pops stay as they were.
+    catch_rng = np.random.default_rng([config.seed, 11])
+    for c in script.catches:
+        busy = {p.level for p in pops
+                if p.kind == "cavitation" and abs(p.t - c) < config.refractory_s}
+        free = [lv for lv in levels if lv not in busy]
+        if free and catch_rng.random() < config.catch_pop:
+            level = str(catch_rng.choice(free))
+            t = c + float(catch_rng.uniform(0.05, 0.3))
+            k = int(t * config.imu_rate)
+            pops.append(Pop(t, level, "cavitation", float(script.flexion[k])))
     pops.sort(key=lambda p: p.t)
     kept: list[Pop] = []
     for p in pops:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,9 +71,15 @@ def test_the_second_subject_has_the_history_the_rules_need() -> None:
     assert np.max(healthy["pain"]) <= 1
 
 
-def test_demo_replays_every_sample() -> None:
-    run = subprocess.run([str(BACKPOP), "demo"], capture_output=True, text=True)
+def test_demo_analyses_stores_and_flags_every_sample(tmp_path: Path) -> None:
+    run = subprocess.run([str(BACKPOP), "demo"], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "COLUMNS": "160"})
     assert run.returncode == 0, run.stderr
     for path in SAMPLES.glob("*/*/session.json"):
-        assert f"{path.parent.parent.name}/{path.parent.name}" in run.stdout
-    assert "5000+5000" in run.stdout
+        session = f"{path.parent.parent.name}/{path.parent.name}"
+        assert session in run.stdout
+        assert (tmp_path / "out" / session / "summary.json").is_file()
+    assert (tmp_path / "backpop.db").is_file()
+    assert "S01: no red flags" in run.stdout
+    assert "URGENT" in run.stdout and "R5 Numbness, tingling or weakness" in run.stdout
+    assert "not a diagnosis" in run.stdout

@@ -1,0 +1,333 @@
+"""The longitudinal store: a real SQLite file, real sample sessions, a real SIGKILL."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from backpop_sense import store as store_module
+from backpop_sense.diary import DIARY_COLUMNS, read_diary_csv, write_diary_csv
+from backpop_sense.errors import BadInput
+from backpop_sense.motion.tracker import MotionEvent
+from backpop_sense.pipeline import SessionResult, analyze
+from backpop_sense.results import POP_COLUMNS
+from backpop_sense.simulate import SimConfig, simulate_session
+from backpop_sense.store import MIGRATIONS, SCHEMA_VERSION, Store, default_db_path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "data" / "samples"
+SAMPLE = SAMPLES / "S02" / "2026-11-03a"
+"""50 s, three mics, two IMUs, and a symptoms.csv with three entries."""
+TABLES = ("subjects", "sessions", "pops", "motion", "events", "diary", "flags")
+
+
+@pytest.fixture(scope="module")
+def sample_result() -> SessionResult:
+    return analyze(SAMPLE)
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    """Every row of every table, in a stable order; the time of writing is left out."""
+    columns = {"sessions": ", ".join(store_module.SESSION_COLUMNS[:-1])}
+    with closing(sqlite3.connect(db)) as conn:
+        return {t: sorted(conn.execute(f"SELECT {columns.get(t, '*')} FROM {t}").fetchall(),
+                          key=repr) for t in TABLES}
+
+
+def test_the_schema_is_created_in_wal_mode_with_foreign_keys_and_a_version(tmp_path: Path
+                                                                           ) -> None:
+    db = tmp_path / "backpop.db"
+    with Store(db) as store:
+        conn = store.connection
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS) == 1
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert set(TABLES) <= names
+    with closing(sqlite3.connect(db)) as conn:  # the file itself says so, not just our connection
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    Store(db).close()  # opening again migrates nothing and fails on nothing
+
+
+def test_a_new_migration_is_applied_once_and_a_failing_one_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "backpop.db"
+    Store(db).close()
+    monkeypatch.setattr(store_module, "MIGRATIONS",
+                        [*MIGRATIONS, "ALTER TABLE pops ADD COLUMN spare REAL; NOT SQL AT ALL;"])
+    with pytest.raises(sqlite3.OperationalError):
+        Store(db)
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert "spare" not in {r[1] for r in conn.execute("PRAGMA table_info(pops)")}
+    monkeypatch.setattr(store_module, "MIGRATIONS",
+                        [*MIGRATIONS, "ALTER TABLE pops ADD COLUMN spare REAL;"])
+    for _ in range(2):
+        with Store(db) as store:
+            assert store.schema_version == 2
+            assert "spare" in {r[1] for r in store.connection.execute("PRAGMA table_info(pops)")}
+
+
+def test_the_database_path_comes_from_the_argument_then_the_environment_then_the_cwd(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BACKPOP_DB", raising=False)
+    assert default_db_path(None) == Path("backpop.db")
+    monkeypatch.setenv("BACKPOP_DB", str(tmp_path / "env.db"))
+    assert default_db_path(None) == tmp_path / "env.db"
+    assert default_db_path(tmp_path / "arg.db") == tmp_path / "arg.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BACKPOP_DB")
+    Store().close()
+    assert (tmp_path / "backpop.db").is_file()
+
+
+def test_ingesting_the_same_session_twice_changes_nothing(tmp_path: Path,
+                                                          sample_result: SessionResult) -> None:
+    db = tmp_path / "backpop.db"
+    with Store(db) as store:
+        assert store.ingest(SAMPLE) == "stored"  # analysed here, by the real pipeline
+        with closing(sqlite3.connect(db)) as conn:
+            first = {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+        assert store.ingest(SAMPLE) == "unchanged"
+        with closing(sqlite3.connect(db)) as conn:
+            assert {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES} == first
+        pops, sessions = store.pops("S02"), store.sessions("S02")
+        assert len(pops) == len(sample_result.pops) > 0
+        assert len(sessions) == 1 and len(store.motion()) == 1
+        assert sessions["analysis_version"].iloc[0] == store_module.analysis_version()
+        assert sessions["summary"].iloc[0]["pops"] == len(sample_result.pops)
+        start = sessions["start"].iloc[0]
+        assert start == pd.Timestamp("2026-11-03T09:30:00Z")
+        offsets = (pops["time"] - start).dt.total_seconds()
+        assert (offsets - pops["t"]).abs().max() < 1e-5
+        diary = store.diary("S02")
+        assert list(diary["source"]) == ["session:2026-11-03a"] * 3
+
+
+def test_a_new_analysis_version_replaces_the_old_rows(
+        tmp_path: Path, sample_result: SessionResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    older = dataclasses.replace(sample_result, pops=sample_result.pops[:1], motion_events=[
+        MotionEvent(1.0, "catch", "an old analysis's catch")])
+    with Store(tmp_path / "backpop.db") as store:
+        with monkeypatch.context() as m:
+            m.setattr(store_module, "analysis_version", lambda *a: "0.0.1+older")
+            assert store.ingest(SAMPLE, result=older) == "stored"
+            assert store.ingest(SAMPLE, result=older) == "unchanged"
+        assert len(store.pops()) == 1 and len(store.events()) == 1
+        assert store.ingest(SAMPLE, result=sample_result) == "replaced"
+        assert store.ingest(SAMPLE, result=sample_result) == "unchanged"
+        sessions = store.sessions()
+        assert list(sessions["analysis_version"]) == [store_module.analysis_version()]
+        assert len(store.pops()) == len(sample_result.pops)
+        assert len(store.events()) == len(sample_result.motion_events) + len(sample_result.gaps)
+        assert len(store.motion()) == 1 and len(store.diary()) == 3
+        assert len(store.subjects()) == 1
+
+
+def test_changed_inputs_replace_the_session_and_its_symptoms(
+        tmp_path: Path, sample_result: SessionResult) -> None:
+    session = shutil.copytree(SAMPLE, tmp_path / "session")
+    with Store(tmp_path / "backpop.db") as store:
+        assert store.ingest(session, result=sample_result) == "stored"
+        symptoms = read_diary_csv(session / "symptoms.csv")
+        write_diary_csv(session / "symptoms.csv", symptoms.iloc[:2])
+        assert store.ingest(session, result=sample_result) == "replaced"
+        assert len(store.diary("S02")) == 2 and len(store.sessions()) == 1
+
+
+def test_a_failure_inside_the_write_leaves_the_database_as_it_was(
+        tmp_path: Path, sample_result: SessionResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "backpop.db"
+    with Store(db) as store:
+        store.ingest(SAMPLE, result=sample_result)
+        before = snapshot(db)
+        # The old rows are deleted first, then this event breaks the events table's CHECK.
+        broken = dataclasses.replace(sample_result, motion_events=[MotionEvent(2.0, "x", "")])
+        monkeypatch.setattr(store_module, "analysis_version", lambda *a: "9.9.9+new")
+        with pytest.raises(sqlite3.IntegrityError):
+            store.ingest(SAMPLE, result=broken)
+        assert not store.connection.in_transaction
+        assert snapshot(db) == before
+
+
+def test_the_frames_have_their_columns_and_utc_times(tmp_path: Path,
+                                                     sample_result: SessionResult) -> None:
+    with Store(tmp_path / "backpop.db") as store:
+        store.ingest(SAMPLE, result=sample_result)
+        store.replace_flags("S02", [])
+        key = ["subject", "session"]
+        expected = {
+            "subjects": ["subject", "created_at", "sessions"],
+            "sessions": [*key, "start", "duration_s", "analysis_version", "input_sha256",
+                         "source_path", "summary", "ingested_at"],
+            "pops": [*key, "t", "time", *POP_COLUMNS[1:], "kind_rule", "end_fraction",
+                     "strength", "spread_db"],
+            "motion": [*key, "start", "duration_s"] + [
+                f"{a}_{s}" for a in ("flexion", "lateral", "twist")
+                for s in ("p5", "p95", "min", "max")] + ["context_s", "catches", "falls"],
+            "events": [*key, "t", "time", "type", "detail"],
+            "diary": ["subject", *DIARY_COLUMNS, "source"],
+            "flags": ["subject", "rule_id", "severity", "title", "first_seen", "last_seen",
+                      "evidence", "reason", "evaluated_at"],
+        }
+        for name, columns in expected.items():
+            for frame in (getattr(store, name)(), getattr(store, name)("S01")
+                          if name != "subjects" else store.subjects()):
+                assert list(frame.columns) == columns, name
+                for column in ("start", "time", "created_at", "ingested_at"):
+                    if column in frame:
+                        assert str(frame[column].dtype).endswith("UTC]"), (name, column)
+        assert store.pops("S01").empty and not store.has_subject("S01")
+        assert store.has_subject("S02") and list(store.subjects()["sessions"]) == [1]
+        motion = store.motion("S02").iloc[0]
+        rom = sample_result.motion_summary["rom_deg"]
+        assert motion["twist_p95"] == rom["twist"]["p95"]
+        assert motion["context_s"] == sample_result.motion_summary["context_s"]
+
+
+def test_a_bad_subject_id_is_bad_input(tmp_path: Path) -> None:
+    entries = read_diary_csv(SAMPLES / "S01" / "diary.csv")
+    with Store(tmp_path / "backpop.db") as store:
+        for subject in ("", "has space", "../etc", "x" * 65, "Ünï"):
+            with pytest.raises(BadInput, match="not a valid subject ID"):
+                store.add_diary(subject, entries, "diary.csv")
+            with pytest.raises(BadInput):
+                store.replace_flags(subject, [])
+        assert store.subjects().empty and store.diary().empty
+
+
+def test_importing_the_same_diary_again_adds_nothing(tmp_path: Path) -> None:
+    entries = read_diary_csv(SAMPLES / "S01" / "diary.csv")
+    with Store(tmp_path / "backpop.db") as store:
+        assert store.add_diary("S01", entries, "diary.csv") == len(entries) > 0
+        assert store.add_diary("S01", entries, "diary.csv") == 0
+        assert store.add_diary("S01", entries.iloc[:3], "diary.csv") == 0
+        assert store.add_diary("S01", entries.iloc[:3], "phone") == 3
+        diary = store.diary("S01")
+        assert len(diary) == len(entries) + 3
+        held = diary[diary["source"] == "diary.csv"].reset_index(drop=True)
+        pd.testing.assert_series_equal(held["time"], entries["time"].astype(held["time"].dtype),
+                                       check_names=False)
+        assert list(held["pain"]) == list(entries["pain"])
+
+
+def test_flags_are_replaced_as_a_whole(tmp_path: Path) -> None:
+    flag = {"rule_id": "new-neuro", "severity": "urgent", "title": "New numbness",
+            "first_seen": "2026-11-03T09:30:11Z", "last_seen": pd.Timestamp("2026-11-10"),
+            "evidence": {"sessions": ["2026-11-03a"], "count": 2}, "reason": "not a diagnosis"}
+    with Store(tmp_path / "backpop.db") as store:
+        store.replace_flags("S02", [flag, {**flag, "rule_id": "other", "first_seen": None}])
+        assert list(store.flags("S02")["rule_id"]) == ["new-neuro", "other"]
+        store.replace_flags("S02", [flag])
+        flags = store.flags("S02")
+        assert list(flags["rule_id"]) == ["new-neuro"]
+        assert flags["evidence"].iloc[0] == flag["evidence"]
+        assert flags["last_seen"].iloc[0] == pd.Timestamp("2026-11-10", tz="UTC")
+        with pytest.raises(ValueError, match="lacks reason"):
+            store.replace_flags("S02", [{k: v for k, v in flag.items() if k != "reason"}])
+        assert len(store.flags("S02")) == 1
+
+
+CHILD = """
+import pickle, sys, time
+from backpop_sense.store import Store
+
+db, session, pickled = sys.argv[1:]
+with open(pickled, "rb") as f:
+    result = pickle.load(f)
+store = Store(db)
+store.connection.set_trace_callback(lambda sql: print("SQL", sql.split()[0], flush=True))
+# Stretch the write transaction (as a slow disk would) so that kills land inside it.
+store.connection.set_progress_handler(lambda: time.sleep(0.003) or 0, 4)
+print("READY", flush=True)
+print("DONE", store.ingest(session, result=result), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_ingest_leaves_the_old_state_or_the_new_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = tmp_path / "session"
+    simulate_session(session, SimConfig("twist-cavitation", minutes=3, seed=1, sr=8000,
+                                        imu_rate=100, pop_scale=4, with_fall=True))
+    symptoms = read_diary_csv(SAMPLE / "symptoms.csv")
+    write_diary_csv(session / "symptoms.csv", symptoms.assign(
+        time=symptoms["time"] + pd.Timedelta(days=17)))
+    result = dataclasses.replace(analyze(session), frames=[])
+    pickled = tmp_path / "result.pkl"
+    pickled.write_bytes(pickle.dumps(result))
+
+    before_db, after_db = tmp_path / "before.db", tmp_path / "after.db"
+    with Store(before_db) as store:
+        store.add_diary("SIM01", read_diary_csv(SAMPLES / "S01" / "diary.csv"), "diary.csv")
+        with monkeypatch.context() as m:
+            m.setattr(store_module, "analysis_version", lambda *a: "0.0.1+older")
+            store.ingest(session, result=dataclasses.replace(result, pops=result.pops[:2]))
+    shutil.copy(before_db, after_db)
+    with Store(after_db) as store:
+        assert store.ingest(session, result=result) == "replaced"
+    before, after = snapshot(before_db), snapshot(after_db)
+    assert before != after and len(after["pops"]) == len(result.pops) > 10
+
+    moments = [("READY", 0.0), ("SQL BEGIN", 0.0), ("SQL BEGIN", 0.05), ("SQL BEGIN", 0.2),
+               ("SQL BEGIN", 0.5), ("SQL COMMIT", 0.0)]
+    mid_write = 0
+    for i, (marker, delay) in enumerate(moments):
+        db = tmp_path / f"killed{i}.db"
+        shutil.copy(before_db, db)
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(session),
+                                  str(pickled)], stdout=subprocess.PIPE, text=True, cwd=REPO)
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.strip() == marker:
+                break
+        time.sleep(delay)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=60)
+        said = [line.strip() for line in child.stdout]
+        assert child.returncode == -signal.SIGKILL, f"{marker} +{delay}s: {said[-3:]}"
+        with Store(db) as store:
+            conn = store.connection
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+            state = snapshot(db)
+            assert state in (before, after), f"partial state after a kill at {marker} +{delay}s"
+            if marker == "SQL BEGIN" and "SQL COMMIT" not in said:
+                mid_write += 1
+                assert state == before
+            assert store.ingest(session, result=result) in ("replaced", "unchanged")
+        assert snapshot(db) == after
+    assert mid_write >= 3, "the kills missed the write transaction"
+
+
+def test_two_different_entries_at_the_same_time_are_both_kept(tmp_path: Path) -> None:
+    # S02's diary holds a morning entry and a trauma report at the same minute.
+    entries = read_diary_csv(SAMPLES / "S02" / "diary.csv")
+    assert entries["time"].duplicated().any()
+    with Store(tmp_path / "backpop.db") as store:
+        assert store.add_diary("S02", entries, "diary.csv") == len(entries)
+        assert store.add_diary("S02", entries, "diary.csv") == 0
+        assert store.diary("S02")["trauma"].sum() == entries["trauma"].sum() == 1
+
+
+def test_a_store_that_cannot_be_opened_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="cannot open the store"):
+        Store(tmp_path / "no such folder" / "backpop.db")
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("not a database, just text that is long enough " * 50)
+    with pytest.raises(BadInput, match="cannot open the store"):
+        Store(not_sqlite)
+    assert not_sqlite.read_text().startswith("not a database")
