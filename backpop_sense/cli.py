@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Detect, locate, type and follow back pops from a sensor strap.")
 # Piped output is not wrapped to a terminal width that is not there.
-console = Console() if sys.stdout.isatty() else Console(width=120)
+console = Console() if sys.stdout.isatty() else Console(
+    width=int(os.environ.get("COLUMNS", "0")) or 160)
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 DbOption = Annotated[Path | None, typer.Option(
     "--db", help="Store file (default: $BACKPOP_DB, else ./backpop.db)")]
@@ -196,7 +197,7 @@ def evaluate(
 
     if block_size < 1:
         raise BadInput("--block-size", None, "must be at least 1")
-    from .evaluate import score_pops
+    from .evaluate import score_pops, score_typing
     from .motion.evaluate import events_table, frames_table, score_motion
     from .pipeline import analyze as run_analysis
 
@@ -209,6 +210,9 @@ def evaluate(
         scores = score_pops(truth["t"], truth["level"], [p.t for p in result.pops],
                             [p.level for p in result.pops], result.session.duration_s)
         motion_truth = result.session.motion_truth()
+        scores["typing"] = score_typing(truth, [p.t for p in result.pops],
+                                        [p.kind for p in result.pops],
+                                        [p.context for p in result.pops], motion_truth)
         if motion_truth is not None and result.frames:
             scores["motion"] = score_motion(
                 frames_table(result.frames), motion_truth, events_table(result.motion_events),
@@ -219,7 +223,7 @@ def evaluate(
         return
     table = Table(title="Pop detection against truth", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("session", "truth", "found", "F1@10ms", "F1@50ms", "P", "R", "FP/h", "level",
-                "RMSE f/l/t deg", "context"):
+                "kind", "pop ctx", "RMSE f/l/t deg", "context"):
         table.add_column(col, no_wrap=True)
     for r in rows:
         level = "-" if r["level_accuracy"] is None else f"{100 * r['level_accuracy']:.0f} %"
@@ -230,7 +234,8 @@ def evaluate(
         table.add_row("/".join(Path(r["session"]).parts[-2:]), str(r["truth"]), str(r["detected"]),
                       f"{r['10ms']['f1']:.3f}", f"{r['50ms']['f1']:.3f}",
                       f"{r['50ms']['precision']:.2f}", f"{r['50ms']['recall']:.2f}",
-                      f"{r['fp_per_hour']:.1f}", level, rmse, context)
+                      f"{r['fp_per_hour']:.1f}", level, _percent(r["typing"]["kind_accuracy"]),
+                      _percent(r["typing"]["context_accuracy"]), rmse, context)
     console.print(table)
 
 
@@ -467,6 +472,10 @@ def flags(
                          indent=2, default=str))
         return
     _print_flags(subject, found)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f} %"
 
 
 def _one_line(message: str) -> str:
