@@ -96,12 +96,15 @@ def _print_analyses(results: list[SessionResult]) -> None:
 def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample sessions")] = SAMPLES,
          out: Annotated[Path, typer.Option("-o", "--out", help="Where the analyses go")] = Path(
              "out"),
+         reports: Annotated[Path, typer.Option(help="Where the HTML reports go")] = Path(
+             "reports"),
          db: DbOption = None,
          ) -> None:
     """Analyse the bundled samples (pops.csv, motion.csv, events.csv, summary.json in OUT),
-    print each session's summary, store them with the diaries and print each subject's red
-    flags."""
+    print each session's summary, store them with the diaries, print each subject's red
+    flags and write each subject's report (with its session reports)."""
     from .diary import read_diary_csv
+    from .report import write_subject_report
     from .results import analyze_to
     from .rules import refresh_flags
     from .view import summary_view
@@ -130,6 +133,10 @@ def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample se
         console.print(f"\nstored in {store.path}\n")
         for subject in subjects:
             _print_flags(subject, _stored_flags(store, subject))
+        for subject in subjects:
+            path = write_subject_report(store, subject, reports / f"{subject}.html",
+                                        session_reports=True)
+            console.print(f"report for {subject}: {path}")
 
 
 @app.command()
@@ -472,6 +479,55 @@ def flags(
                          indent=2, default=str))
         return
     _print_flags(subject, found)
+
+
+@app.command()
+def report(
+    subject: Annotated[str | None, typer.Argument(help="Subject pseudonym")] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="HTML file (default: "
+                                             "reports/SUBJECT.html)")] = None,
+    session: Annotated[str | None, typer.Option(
+        "--session", help="Write the researcher's report of this session instead")] = None,
+    sessions: Annotated[bool, typer.Option(
+        "--sessions", help="Also write every session's report, linked from the table")] = False,
+    rules: Annotated[Path | None, typer.Option(help="Rule file to re-evaluate the flags "
+                                               "with first")] = None,
+    db: DbOption = None,
+) -> None:
+    """The physiotherapist's report on a subject (flags first), or with --session the
+    researcher's report on one session; one self-contained HTML file each."""
+    from .report import write_session_report, write_subject_report
+    from .rules import load_rules, refresh_flags
+
+    if subject is None and session is None:
+        raise BadInput("report", None, "give a SUBJECT, or --session SESSION_ID")
+    with _open_store(db) as store:
+        if session is not None:
+            path = write_session_report(store, session, subject=subject, out=out)
+        else:
+            _known_subject(store, subject)
+            loaded = load_rules(rules) if rules is not None else None
+            if loaded is not None:
+                refresh_flags(store, subject, loaded)
+            path = write_subject_report(store, subject, out, session_reports=sessions,
+                                        rules=loaded)
+    console.print(f"report: {path}")
+
+
+@app.command()
+def export(
+    subject: Annotated[str, typer.Argument(help="Subject pseudonym")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the tables")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    db: DbOption = None,
+) -> None:
+    """Every table behind the subject's report, as CSV or Parquet files."""
+    from .report import export_tables
+
+    with _open_store(db) as store:
+        _known_subject(store, subject)
+        paths = export_tables(store, subject, out, fmt)
+    console.print(f"{len(paths)} tables in {out}: {', '.join(p.name for p in paths)}")
 
 
 def _percent(value: float | None) -> str:

@@ -83,3 +83,6 @@ def test_demo_analyses_stores_and_flags_every_sample(tmp_path: Path) -> None:
     assert "S01: no red flags" in run.stdout
     assert "URGENT" in run.stdout and "R5 Numbness, tingling or weakness" in run.stdout
     assert "not a diagnosis" in run.stdout
+    for subject in ("S01", "S02"):
+        assert (tmp_path / "reports" / f"{subject}.html").is_file()
+        assert len(list((tmp_path / "reports" / subject).glob("*.html"))) == 3

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import BadInput
 
@@ -207,6 +206,9 @@ def r2_sharp_or_rising_pain(h: History, p: dict) -> Flag | None:
             times += list(sharp["time"])
     d = h.diary.dropna(subset=["pain"])
     if len(h.pops) and len(d) >= p["trend_min_entries"]:
+        from scipy import stats  # here: scipy.stats takes a second to import
+
+
         weeks = (d["time"] - d["time"].min()) / pd.Timedelta(weeks=1)
         fit = stats.theilslopes(d["pain"].to_numpy(float), weeks.to_numpy(float))
         rise = fit.slope * float(weeks.max())
