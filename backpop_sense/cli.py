@@ -530,6 +530,100 @@ def export(
     console.print(f"{len(paths)} tables in {out}: {', '.join(p.name for p in paths)}")
 
 
+@app.command()
+def scan(
+    timeout: Annotated[float, typer.Option(help="How long to listen, seconds")] = 5.0,
+    profile: Annotated[str | None, typer.Option(help="Only straps of this profile")] = None,
+) -> None:
+    """List the BLE straps advertising nearby that match a profile (firmware_configs/)."""
+    from .sources.ble import scan as ble_scan
+
+    if timeout <= 0:
+        raise BadInput("--timeout", None, "must be positive")
+    found = ble_scan(timeout, profile=profile)
+    if not found:
+        console.print("no strap found")
+        return
+    table = Table(title="Straps", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("address", "name", "RSSI dBm", "profile"):
+        table.add_column(col)
+    for f in found:
+        table.add_row(f.address, f.name or "-", str(f.rssi), f.profile)
+    console.print(table)
+
+
+@app.command()
+def record(
+    profile: Annotated[str, typer.Option(help="Strap profile: a name in firmware_configs/ or "
+                                         "a .toml file")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Session folder to write")],
+    address: Annotated[str | None, typer.Option(help="The strap's address (default: the "
+                                                "first one advertising the profile)")] = None,
+    subject: Annotated[str, typer.Option(help="Subject pseudonym")] = "anonymous",
+    session: Annotated[str | None, typer.Option(help="Session id (default: folder name)")
+                       ] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")
+                        ] = None,
+    emulate: Annotated[Path | None, typer.Option(
+        help="Record from this session played by a strap emulated in software, over a real "
+             "BLE stack (Bumble, in-process)")] = None,
+    speed: Annotated[float, typer.Option(help="Emulated strap's pace (1 = real time)")] = 1.0,
+    drop: Annotated[float, typer.Option(help="Emulated packet loss, 0-1")] = 0.0,
+    disconnect_at: Annotated[list[float] | None, typer.Option(
+        help="Emulated link drops at these session times, s (repeatable)")] = None,
+) -> None:
+    """Record a strap over BLE into a session folder, crash-safe, with the live pipeline and
+    view; ends with the session summary."""
+    from .sources.ble import Emulation
+    from .sources.ble import record as ble_record
+    from .store import check_subject
+    from .view import summary_view
+
+    check_subject(subject)
+    if duration is not None and duration <= 0:
+        raise BadInput("--duration", None, "must be positive")
+    if not speed > 0:
+        raise BadInput("--speed", None, "must be positive")
+    if not 0 <= drop < 1:
+        raise BadInput("--drop", None, "must be at least 0 and below 1")
+    emulation = None if emulate is None else Emulation(
+        emulate, speed=speed, drop=drop, disconnect_at=tuple(disconnect_at or ()))
+    r = ble_record(profile, out, subject=subject, session=session, address=address,
+                   emulate=emulation, duration_s=duration, console=console)
+    link = r.link
+    console.print(f"\nrecorded {r.path}: {link.connects} connection(s), {link.link_losses} "
+                  f"link loss(es), packets {sum(r.decode.packets.values())}, lost "
+                  f"{sum(r.decode.lost.values())} (marked as gaps), malformed "
+                  f"{sum(r.decode.malformed.values())}")
+    if r.result is not None:
+        console.print(summary_view(r.result))
+
+
+@app.command()
+def emulate(
+    session: Annotated[Path, typer.Argument(help="Session folder to play")],
+    profile: Annotated[str, typer.Option(help="Strap profile to play it as")],
+    transport: Annotated[str, typer.Option(
+        help="Bumble transport of the controller to advertise on, e.g. usb:0 or "
+             "tcp-client:HOST:PORT")],
+    speed: Annotated[float, typer.Option(help="Pace, 1 = real time")] = 1.0,
+    drop: Annotated[float, typer.Option(help="Packet loss, 0-1")] = 0.0,
+    disconnect_at: Annotated[list[float] | None, typer.Option(
+        help="Drop the link at these session times, s (repeatable)")] = None,
+) -> None:
+    """Play a recorded session as a BLE strap (a Bumble GATT server), at the profile's pace."""
+    from .sources.emulator import emulate as run_emulator
+
+    if not speed > 0:
+        raise BadInput("--speed", None, "must be positive")
+    if not 0 <= drop < 1:
+        raise BadInput("--drop", None, "must be at least 0 and below 1")
+    stats = run_emulator(session, profile, transport=transport, speed=speed, drop=drop,
+                         disconnect_at=tuple(disconnect_at or ()))
+    console.print(f"emulated {session}: {stats.sent} packets sent, {stats.dropped} dropped on "
+                  f"purpose, {stats.unheard} unheard, {stats.disconnects} disconnects")
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 

@@ -19,7 +19,7 @@ from .correlate import CorrelateConfig, Correlator, PopInContext, statistics
 from .motion.tracker import MotionEvent, MotionFrame, MotionTracker
 from .pops.artifacts import GateConfig
 from .pops.detector import DetectorConfig
-from .pops.stage import PopStage, Rejected
+from .pops.stage import Pop, PopStage, Rejected
 from .session import Session
 from .sources.replay import ReplaySource
 
@@ -51,9 +51,11 @@ class SessionResult:
 class Pipeline:
     """All stages of one session: ``feed(block) -> [outputs]``, ``finish() -> SessionResult``.
 
-    ``feed`` returns what became known with that block, for a live view: pops placed in their
-    motion context (:class:`PopInContext`, not typed yet), rejected onsets, motion frames and
-    events, and gaps.
+    ``feed`` returns what became known with that block, for a live view: pops as soon as
+    they are heard (:class:`~backpop_sense.pops.stage.Pop`, about a second after the sound),
+    the same pops placed in their motion context once the motion has caught up
+    (:class:`PopInContext`, not typed yet; a few seconds later), rejected onsets, motion
+    frames and events, and gaps.
 
     Parameters
     ----------
@@ -117,7 +119,9 @@ class Pipeline:
         events = [o for o in outputs if isinstance(o, MotionEvent)]
         self.result.motion_events.extend(events)
         placed = self.correlator.feed(outputs)
-        return [*placed, *(o for o in outputs if isinstance(o, Rejected)), *frames, *events]
+        heard = [o for o in outputs if isinstance(o, Pop)]
+        return [*heard, *placed, *(o for o in outputs if isinstance(o, Rejected)), *frames,
+                *events]
 
 
 def run(blocks: Iterable[Block], session: Session, *, detector: DetectorConfig | None = None,

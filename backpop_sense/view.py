@@ -13,6 +13,7 @@ from .blocks import Gap
 from .correlate import KINDS, PopInContext
 from .motion.tracker import MotionEvent, MotionFrame
 from .pipeline import SessionResult
+from .pops.stage import Pop
 
 
 def _fmt_time(seconds: float) -> str:
@@ -26,7 +27,8 @@ class LiveView:
 
     Shows elapsed stream time, the current context and angles, pops so far by level and kind
     (kinds are decided at the end of the session, so they read ``pending`` until then), the
-    last pops with their context, and catches, falls and gaps so far.
+    last pops (shown when heard, their context filled in when the motion catches up, a few
+    seconds later), and catches, falls and gaps so far.
     """
 
     def __init__(self, title: str, *, last: int = 6) -> None:
@@ -42,9 +44,14 @@ class LiveView:
         """Take what :meth:`Pipeline.feed` returned; ``t`` is the stream time reached, s."""
         self.elapsed = max(self.elapsed, t)
         for o in outputs:
-            if isinstance(o, PopInContext):
+            if isinstance(o, Pop):
                 self.by_level[o.level] += 1
-                self.last.append(o)
+                self.last.append(PopInContext(o, context="..."))
+            elif isinstance(o, PopInContext):
+                # the motion has caught up with a pop already shown: fill in its context
+                for i, shown in enumerate(self.last):
+                    if shown.pop is o.pop:
+                        self.last[i] = o
             elif isinstance(o, MotionFrame):
                 self.frame = o
             elif isinstance(o, MotionEvent):

@@ -1,0 +1,641 @@
+"""A live strap over Bluetooth LE (bleak): scan, connect, keep the link, stream blocks, record.
+
+:class:`StrapLink` connects with bleak's ``BleakClient``, takes the MTU the strap offers,
+subscribes to the profile's characteristics and, when the link drops, reconnects with an
+exponential backoff while the recording goes on; the packets lost meanwhile come out of the
+decoder as gaps (the strap's sequence counters run on). bleak-retry-connector is not used: it
+is built around BlueZ's D-Bus state (device cache, adapter slots) and wraps a single connect,
+whereas the loop here must also resubscribe and must work with any bleak backend, including
+:mod:`.bumble_backend` for emulated straps.
+
+:class:`LiveSource` runs that asyncio side in a background thread (with, for ``--emulate``,
+an emulated strap on Bumble's in-process radio) and hands decoded blocks to the calling
+thread, where :func:`record` tees them to a :class:`~backpop_sense.record.SessionRecorder`
+and runs the pipeline and its live view on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bleak import BleakClient, BleakScanner
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+from bleak.exc import BleakCharacteristicNotFoundError, BleakError
+
+from ..blocks import AudioBlock, Block, Gap, ImuBlock
+from ..errors import BadInput
+from ..record import SessionRecorder, info_from_profile
+from ..session import ID_PATTERN, AudioInfo, SessionInfo
+from .packets import DecodeStats, PacketDecoder
+from .profiles import Profile, list_profiles, load_profile
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+FIRST_CONNECT_S = 30.0
+BACKOFF_S = (0.05, 5.0)
+"""First and longest wait between failed connection attempts, seconds (doubling)."""
+IDLE_S = 0.25
+"""How long the consumer waits for a block before it flushes the recorder and redraws."""
+REDRAW_S = 0.25
+"""Shortest time between two renderings of the live view, seconds."""
+PIPELINE_SLICE_S = 1.0
+"""Longest audio block handed to the pipeline (a long zero-filled gap comes in slices)."""
+
+
+@dataclass(frozen=True)
+class FoundStrap:
+    """A device seen advertising that matches a profile (name pattern or service UUID)."""
+
+    address: str
+    name: str | None
+    rssi: int
+    profile: str
+    device: BLEDevice = field(repr=False, compare=False)
+
+
+def match_profile(name: str | None, ad: AdvertisementData,
+                  profiles: Sequence[Profile]) -> Profile | None:
+    """The first profile whose service UUID is advertised or whose name pattern fits."""
+    for p in profiles:
+        if p.service_uuid in ad.service_uuids or p.matches_name(name or ad.local_name):
+            return p
+    return None
+
+
+async def scan_async(timeout_s: float = 5.0, *, profiles: Sequence[Profile] | None = None,
+                     backend: type[BaseBleakScanner] | None = None,
+                     backend_kwargs: dict[str, Any] | None = None) -> list[FoundStrap]:
+    """Scan for ``timeout_s`` seconds; return the straps matching any profile, by RSSI.
+
+    Parameters
+    ----------
+    timeout_s : float
+        Scan duration, seconds.
+    profiles : sequence of Profile, optional
+        Which straps to look for; every known profile by default.
+    backend, backend_kwargs
+        A bleak scanner backend and its arguments (None: the platform's).
+    """
+    profiles = list(profiles) if profiles is not None else list_profiles()
+    seen = await BleakScanner.discover(timeout=timeout_s, return_adv=True, backend=backend,
+                                       **(backend_kwargs or {}))
+    found = []
+    for device, ad in seen.values():
+        profile = match_profile(device.name, ad, profiles)
+        if profile is not None:
+            found.append(FoundStrap(device.address, ad.local_name or device.name, ad.rssi,
+                                    profile.name, device))
+    return sorted(found, key=lambda f: -f.rssi)
+
+
+def scan(timeout_s: float = 5.0, *, profile: str | None = None) -> list[FoundStrap]:
+    """``backpop scan``: straps advertising nearby that match a profile (platform radio).
+
+    Parameters
+    ----------
+    timeout_s : float
+        Scan duration, seconds.
+    profile : str, optional
+        Only this profile (name or file); all known profiles by default.
+
+    Returns
+    -------
+    list of FoundStrap
+        Strongest signal first.
+
+    Examples
+    --------
+    >>> for s in scan(5.0):  # doctest: +SKIP
+    ...     print(s.address, s.name, s.rssi, s.profile)
+    """
+    profiles = [load_profile(profile)] if profile else None
+    try:
+        return asyncio.run(scan_async(timeout_s, profiles=profiles))
+    except (BleakError, OSError) as exc:
+        raise BadInput("bluetooth", None, f"cannot scan ({exc!r}): is there a Bluetooth "
+                       "adapter, and is its service (BlueZ on Linux) running?") from None
+
+
+@dataclass
+class LinkStats:
+    """The link's history: connections, losses and how long each reconnection took."""
+
+    connects: int = 0
+    link_losses: int = 0
+    failed_attempts: int = 0
+    reconnect_s: list[float] = field(default_factory=list)
+    mtu: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The statistics as JSON-able values (reconnection times summarised)."""
+        r = np.asarray(self.reconnect_s)
+        return {"connects": self.connects, "link_losses": self.link_losses,
+                "failed_attempts": self.failed_attempts, "mtu": self.mtu,
+                "reconnect_median_s": float(np.median(r)) if r.size else None,
+                "reconnect_max_s": float(r.max()) if r.size else None}
+
+
+class StrapLink:
+    """Connect to a strap, subscribe to its streams, and reconnect after every loss.
+
+    Parameters
+    ----------
+    profile : Profile
+        The strap's profile (service and characteristics).
+    target : BLEDevice or str
+        The strap (a scan result, or an address).
+    on_packet : callable
+        ``on_packet(stream, data)`` for each notification, in the event loop's thread.
+    on_link_lost : callable, optional
+        Called when the link drops unasked.
+    backend, backend_kwargs
+        A bleak client backend and its arguments (None: the platform's).
+    connect_timeout_s : float
+        Timeout of each connection attempt, seconds.
+    backoff_s : (float, float)
+        First and longest wait between failed attempts, seconds.
+    first_connect_s : float
+        Give up (:class:`BadInput`) if the first connection has not succeeded by then,
+        seconds; once connected, the link is retried for as long as the recording runs.
+    """
+
+    def __init__(self, profile: Profile, target: BLEDevice | str,
+                 on_packet: Callable[[str, bytearray], None], *,
+                 on_link_lost: Callable[[], None] | None = None,
+                 backend: type[BaseBleakClient] | None = None,
+                 backend_kwargs: dict[str, Any] | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 backoff_s: tuple[float, float] = BACKOFF_S,
+                 first_connect_s: float = FIRST_CONNECT_S) -> None:
+        self.profile = profile
+        self.target = target
+        self.on_packet = on_packet
+        self.on_link_lost = on_link_lost
+        self.backend = backend
+        self.backend_kwargs = backend_kwargs or {}
+        self.connect_timeout_s = connect_timeout_s
+        self.backoff_s = backoff_s
+        self.first_connect_s = first_connect_s
+        self.stats = LinkStats()
+        self.connected = asyncio.Event()
+
+    async def _open(self, lost: asyncio.Event) -> BleakClient:
+        client = BleakClient(self.target, lambda _: lost.set(), [self.profile.service_uuid],
+                             timeout=self.connect_timeout_s, backend=self.backend,
+                             **self.backend_kwargs)
+        await client.connect()
+        try:
+            if client.services.get_service(self.profile.service_uuid) is None:
+                raise BadInput("--profile", None,
+                               f"the device at {client.address} has no service "
+                               f"{self.profile.service_uuid} of profile {self.profile.name}")
+            for uuid, stream in self.profile.characteristics.items():
+                await client.start_notify(uuid, lambda _, data, s=stream: self.on_packet(s, data))
+        except BleakCharacteristicNotFoundError as exc:
+            await client.disconnect()
+            raise BadInput("--profile", None,
+                           f"the device at {client.address} lacks characteristic "
+                           f"{exc.char_specifier} of profile {self.profile.name}") from None
+        except BaseException:
+            await client.disconnect()
+            raise
+        return client
+
+    async def _open_within(self, lost: asyncio.Event, timeout_s: float) -> BleakClient:
+        # Connection, discovery and subscriptions together can stall when the link drops
+        # under them, and some stacks ignore the cancellation wait_for would wait for: a
+        # stalled attempt is abandoned instead.
+        task = asyncio.ensure_future(self._open(lost))
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
+            task.cancel()
+            raise TimeoutError(f"no connection in {timeout_s:g} s")
+        return task.result()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the strap connected and subscribed until ``stop`` is set."""
+        failures = 0
+        lost_at: float | None = None
+        started = time.monotonic()
+        while not stop.is_set():
+            lost = asyncio.Event()
+            try:
+                client = await self._open_within(lost, 2 * self.connect_timeout_s)
+            except BadInput:
+                raise
+            except Exception as exc:
+                if isinstance(exc, OSError) and self.stats.connects == 0:
+                    raise BadInput("bluetooth", None, f"cannot connect ({exc!r}): is there a "
+                                   "Bluetooth adapter, and is its service running?") from None
+                # Each backend raises its own errors for a refused, failed or interrupted
+                # connection (bleak's, D-Bus or Bumble errors): all mean "try again".
+                log.info("connection attempt failed: %r", exc)
+                if self.stats.connects == 0 and \
+                        time.monotonic() - started > self.first_connect_s:
+                    raise BadInput("--address", None,
+                                   f"no connection to {self.target} in "
+                                   f"{self.first_connect_s:g} s ({exc!r})") from None
+                failures += 1
+                self.stats.failed_attempts += 1
+                wait = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (failures - 1))
+                await _wait_any(stop, timeout=wait)
+                continue
+            failures = 0
+            self.stats.connects += 1
+            self.stats.mtu = client.mtu_size
+            if lost_at is not None:
+                self.stats.reconnect_s.append(time.monotonic() - lost_at)
+            self.connected.set()
+            await _wait_any(stop, lost)
+            if not lost.is_set():
+                await client.disconnect()
+                return
+            lost_at = time.monotonic()
+            self.connected.clear()
+            self.stats.link_losses += 1
+            if self.on_link_lost is not None:
+                self.on_link_lost()
+
+
+async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
+    tasks = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """Play a recorded session as an emulated strap in-process (``record --emulate``).
+
+    Attributes
+    ----------
+    session : Path
+        The session to play.
+    speed : float
+        Pace: 1.0 is real time.
+    drop : float
+        Probability of losing each packet.
+    disconnect_at : tuple of float
+        Session times, s, at which the strap drops the link.
+    clock_ppm : float
+        Error of the strap's timestamp clock, ppm.
+    on_send : callable, optional
+        Latency probe: the emulator's send hook (see ``emulator.SendHook``).
+    """
+
+    session: Path
+    speed: float = 1.0
+    drop: float = 0.0
+    disconnect_at: tuple[float, ...] = ()
+    clock_ppm: float = 0.0
+    on_send: Callable[[str, float, int, float], None] | None = None
+
+
+_END = object()
+
+
+class LiveSource:
+    """Decoded blocks from a strap over BLE, iterated in the calling thread.
+
+    The BLE side (bleak, the decoder and, with ``emulate``, the emulated strap on Bumble's
+    in-process radio) runs in a background thread. Iteration ends when :meth:`stop` is called
+    or when the emulated session has been played.
+
+    Parameters
+    ----------
+    profile : Profile
+        The strap's profile.
+    address : str, optional
+        The strap's address; by default the first device found that matches the profile.
+    emulate : Emulation, optional
+        Record from an emulated strap instead of the platform's radio.
+    scan_timeout_s, connect_timeout_s : float
+        Seconds to look for the strap, and per connection attempt.
+    on_idle : callable, optional
+        Called in the iterating thread whenever no block came for :data:`IDLE_S`.
+    on_decoded : callable, optional
+        Latency probe: ``on_decoded(block, time.perf_counter())`` in the BLE thread.
+
+    Examples
+    --------
+    >>> src = LiveSource(load_profile("backpop-strap-v1"),
+    ...                  emulate=Emulation(Path("data/x")))  # doctest: +SKIP
+    >>> for block in src: ...
+    """
+
+    def __init__(self, profile: Profile, *, address: str | None = None,
+                 emulate: Emulation | None = None, scan_timeout_s: float = 10.0,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S,
+                 on_idle: Callable[[], None] | None = None,
+                 on_decoded: Callable[[Block, float], None] | None = None) -> None:
+        self.profile = profile
+        self.address = address
+        self.emulate = emulate
+        self.scan_timeout_s = scan_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.on_idle = on_idle
+        self.on_decoded = on_decoded
+        self.decoder = PacketDecoder(profile)
+        self.link: StrapLink | None = None
+        self.emulator: Any = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._thread_main, name="backpop-ble",
+                                        daemon=True)
+        self._started = False
+
+    @property
+    def stats(self) -> DecodeStats:
+        """The decoder's packet statistics."""
+        return self.decoder.stats
+
+    def stop(self) -> None:
+        """End the stream (thread-safe): disconnect, and let iteration finish."""
+        if self._loop is not None and self._stop is not None:
+            # The loop may have closed already (the emulated session ended meanwhile).
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+
+    def __iter__(self) -> Iterator[Block]:
+        # A fresh iterator after an interruption (Ctrl-C) goes on with what is queued.
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        try:
+            while True:
+                try:
+                    item = self._queue.get(timeout=IDLE_S)
+                except queue.Empty:
+                    if self.on_idle is not None:
+                        self.on_idle()
+                    continue
+                if item is _END:
+                    self._thread.join()
+                    return
+                if isinstance(item, BaseException):
+                    self._thread.join()
+                    raise item
+                yield item
+        finally:
+            self.stop()
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # handed to the iterating thread, which raises it
+            self._queue.put(exc)
+        self._queue.put(_END)
+
+    def _on_packet(self, stream: str, data: bytearray) -> None:
+        for block in self.decoder.feed(stream, data):
+            if self.on_decoded is not None:
+                self.on_decoded(block, time.perf_counter())
+            self._queue.put(block)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        backend: Any = None
+        kwargs: dict[str, Any] = {}
+        scanner: Any = None
+        play: asyncio.Future[Any] | None = None
+        if self.emulate is not None:
+            from .bumble_backend import BumbleClient, BumbleScanner, VirtualRadio
+            from .emulator import StrapEmulator
+
+            radio = VirtualRadio()
+            e = self.emulate
+            self.emulator = StrapEmulator(
+                e.session, self.profile, radio.device(self.profile.name, "C0:98:E5:49:00:01"),
+                speed=e.speed, drop=e.drop, disconnect_at=e.disconnect_at,
+                clock_ppm=e.clock_ppm, on_send=e.on_send)
+            await self.emulator.start()
+            backend, scanner = BumbleClient, BumbleScanner
+            kwargs = {"bumble": radio.central("backpop", "C0:98:E5:49:00:99")}
+            play = asyncio.ensure_future(self.emulator.play())
+        target: BLEDevice | str | None = self.address
+        if target is None:
+            profiles = [self.profile]
+            try:
+                target = await BleakScanner.find_device_by_filter(
+                    lambda d, ad: match_profile(d.name, ad, profiles) is not None,
+                    timeout=self.scan_timeout_s, backend=scanner, **kwargs)
+            except (BleakError, OSError) as exc:
+                raise BadInput("bluetooth", None, f"cannot scan ({exc!r}): is there a "
+                               "Bluetooth adapter, and is its service running?") from None
+            if target is None:
+                raise BadInput("--profile", None,
+                               f"no strap matching profile {self.profile.name} found in "
+                               f"{self.scan_timeout_s:g} s (is it on and advertising?)")
+        self.link = StrapLink(self.profile, target, self._on_packet,
+                              on_link_lost=self.decoder.link_lost, backend=backend,
+                              backend_kwargs=kwargs, connect_timeout_s=self.connect_timeout_s)
+        link = asyncio.ensure_future(self.link.run(self._stop))
+        if play is not None:
+            play.add_done_callback(lambda _: self._stop.set() if self._stop else None)
+        stopped = asyncio.ensure_future(self._stop.wait())
+        # The link ends on a stop, or by itself on a fatal error (no adapter, wrong strap).
+        await asyncio.wait({link, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        self._stop.set()
+        try:
+            await link
+        finally:
+            if play is not None:
+                play.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await play  # raises what ended the emulator, if it failed
+
+
+class LiveSession:
+    """What :class:`~backpop_sense.pipeline.Pipeline` needs of a session, for a live stream.
+
+    ``Pipeline`` reads ``info``, ``audio.sr`` and ``imu_rates`` when it starts and
+    ``duration_s`` when it finishes; the recorder advances ``audio.frames`` as audio comes.
+    """
+
+    def __init__(self, path: Path, info: SessionInfo, profile: Profile) -> None:
+        self.path = path
+        self.info = info
+        sr = profile.audio.sr if profile.audio else 0
+        self.audio = AudioInfo(sr, 0, len(info.mics), "PCM_16")
+        self.imu_rates = {i.name: i.rate for i in profile.imus}
+
+    @property
+    def duration_s(self) -> float:
+        """Audio received so far (gaps included), seconds."""
+        return self.audio.duration_s if self.audio.sr else 0.0
+
+    def set_frames(self, frames: int) -> None:
+        """Record that ``frames`` audio frames have been received."""
+        self.audio = replace(self.audio, frames=frames)
+
+    def truth(self) -> None:
+        """A live session has no ground truth."""
+        return None
+
+    motion_truth = truth
+    symptoms = truth
+
+
+@dataclass
+class RecordResult:
+    """The outcome of :func:`record`."""
+
+    path: Path
+    session: LiveSession
+    result: Any
+    link: LinkStats
+    decode: DecodeStats
+    emulator: Any = None
+
+
+def _slices(block: Block) -> Iterator[Block]:
+    if not isinstance(block, AudioBlock):
+        yield block
+        return
+    step = max(1, int(block.sr * PIPELINE_SLICE_S))
+    for a in range(0, block.n, step):
+        yield block if block.n <= step else AudioBlock(
+            block.start_index + a, block.sr, block.data[a:a + step], block.offset_s)
+
+
+def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "anonymous",
+           session: str | None = None, address: str | None = None,
+           emulate: Emulation | None = None, duration_s: float | None = None,
+           analyse: bool = True, console: Any = None,
+           on_output: Callable[[list, float], None] | None = None) -> RecordResult:
+    """``backpop record``: stream a strap to a session folder with the live pipeline.
+
+    Every block is first written by a crash-safe :class:`SessionRecorder`, then fed to the
+    pipeline, whose outputs drive a rich live view when ``console`` is given. Stops at
+    ``duration_s``, on Ctrl-C, or when an emulated session ends; the folder is finalised in
+    every case.
+
+    Parameters
+    ----------
+    profile : str, Path or Profile
+        The strap's profile (name or file).
+    out : str or Path
+        The session folder to write (must not hold a session yet).
+    subject : str
+        Subject pseudonym.
+    session : str, optional
+        Session identifier; the folder's name by default (or a timestamp if that is not a
+        valid identifier).
+    address : str, optional
+        The strap's address; by default the first strap found advertising the profile.
+    emulate : Emulation, optional
+        Record from an emulated strap playing a session, over Bumble's in-process radio.
+    duration_s : float, optional
+        Stop after this much received audio (or IMU time for an IMU-only strap), seconds.
+    analyse : bool
+        Run the pipeline (pops, motion) on the stream; needs a strap with mics.
+    console : rich.console.Console, optional
+        Where to draw the live view; none by default.
+    on_output : callable, optional
+        ``on_output(outputs, perf_counter)`` after each pipeline step (latency probes).
+
+    Returns
+    -------
+    RecordResult
+        The folder, the pipeline's :class:`SessionResult` (None without analysis) and the
+        link, decoder and emulator statistics.
+
+    Examples
+    --------
+    >>> record("backpop-strap-v1", "out/S01/live", subject="S01",
+    ...        emulate=Emulation(Path("data/samples/S01/x")))  # doctest: +SKIP
+    """
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    out = Path(out)
+    if session is None:
+        session = out.name if ID_PATTERN.fullmatch(out.name) else \
+            datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
+    info = info_from_profile(prof, subject=subject, session=session)
+    recorder = SessionRecorder(out, info, sr=prof.audio.sr if prof.audio else None,
+                               imu_lsb={i.name: (i.acc_lsb, i.gyro_lsb) for i in prof.imus})
+    live = LiveSession(out, info, prof)
+    pipeline = None
+    if analyse and prof.audio is not None:
+        from ..pipeline import Pipeline
+
+        pipeline = Pipeline(live)  # type: ignore[arg-type]
+    source = LiveSource(prof, address=address, emulate=emulate, on_idle=recorder.tick)
+    view, display = _live_view(info, console)
+    reached = 0.0
+    drawn = 0.0
+    stopping = False
+    try:
+        with display:
+            for block in source:
+                recorder.feed(block)
+                live.set_frames(recorder.frames)
+                reached = max(reached, block.t_end if isinstance(block, Gap | AudioBlock)
+                              else float(block.t[-1]) if isinstance(block, ImuBlock) else 0.0)
+                if pipeline is not None:
+                    for piece in _slices(block):
+                        outputs = pipeline.feed(piece)
+                        if on_output is not None:
+                            on_output(outputs, time.perf_counter())
+                        if view is not None:
+                            view.update(outputs, reached)
+                if view is not None and time.monotonic() - drawn >= REDRAW_S:
+                    display.update(view.render())
+                    drawn = time.monotonic()
+                if duration_s is not None and reached >= duration_s and not stopping:
+                    stopping = True
+                    source.stop()
+    except KeyboardInterrupt:
+        source.stop()
+        for block in source:
+            recorder.feed(block)
+    finally:
+        link = source.link.stats if source.link else LinkStats()
+        recorder.close({"profile": prof.name, "link": link.to_json(),
+                        "packets": dict(source.stats.packets), "lost": dict(source.stats.lost),
+                        "malformed": dict(source.stats.malformed),
+                        "duplicates": dict(source.stats.duplicates)})
+    live.set_frames(recorder.frames)
+    result = pipeline.finish() if pipeline is not None else None
+    return RecordResult(out, live, result, link, source.stats, source.emulator)
+
+
+def _live_view(info: SessionInfo, console: Any) -> tuple[Any, Any]:
+    if console is None:
+        return None, _NoDisplay()
+    from rich.live import Live
+
+    from ..view import LiveView
+
+    view = LiveView(f"{info.subject}/{info.session} (live)")
+    return view, Live(view.render(), console=console, refresh_per_second=4,
+                      transient=console.is_terminal)
+
+
+class _NoDisplay:
+    def __enter__(self) -> _NoDisplay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, renderable: Any) -> None:
+        """Nothing to draw."""
