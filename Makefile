@@ -29,6 +29,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/detection.py
 	$(PY) benchmarks/motion.py
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/ble.py
+	$(PY) benchmarks/report.py
 
 samples: $(STAMP)
 	rm -rf data/samples && $(PY) -m backpop_sense.samples data/samples

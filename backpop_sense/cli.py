@@ -154,11 +154,14 @@ def replay(
     from rich.live import Live
 
     from .pipeline import Pipeline, open_replay
+    from .pops.detector import LIVE_CHUNK, DetectorConfig
     from .view import LiveView, summary_view
 
     source = open_replay(session, block_size=block_size, speed=speed)
     info = source.session.info
-    pipeline = Pipeline(source.session)
+    # Paced like a live stream, it is processed like one: in short chunks, pops out sooner.
+    pipeline = Pipeline(source.session,
+                        detector=DetectorConfig(chunk=LIVE_CHUNK) if speed > 0 else None)
     view = LiveView(f"{info.subject}/{info.session}")
     with Live(view.render(), console=console, refresh_per_second=4,
               transient=console.is_terminal) as live:

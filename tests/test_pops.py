@@ -104,6 +104,23 @@ def test_a_known_pop_train_is_found_at_its_times_and_levels(pop_train) -> None:
     assert np.all(np.abs(snr - 15.0) <= 4.0)
 
 
+def test_results_do_not_depend_on_the_processing_chunk(tmp_path_factory) -> None:
+    from backpop_sense.pipeline import open_replay, run
+    from backpop_sense.pops.detector import LIVE_CHUNK, DetectorConfig
+
+    path = tmp_path_factory.getbasetemp() / "blocks"
+    if not (path / "truth.csv").exists():
+        simulate_session(path, SimConfig("snapping", minutes=1.0, seed=31, snr_db=5.0))
+    found = {}
+    for chunk in (LIVE_CHUNK, 3000, DetectorConfig().chunk):
+        source = open_replay(path, block_size=777)
+        r = run(source, source.session, detector=DetectorConfig(chunk=chunk))
+        found[chunk] = ([(round(p.t * SR), p.level, p.kind, round(p.pop.snr_db, 6))
+                         for p in r.pops], [(round(x.t * SR), x.reason) for x in r.rejected])
+    assert len(found[LIVE_CHUNK][0]) > 3
+    assert found[LIVE_CHUNK] == found[3000] == found[DetectorConfig().chunk]
+
+
 @pytest.mark.parametrize("block_size", [256, 1000, 65536])
 def test_results_do_not_depend_on_block_size(tmp_path_factory, block_size: int) -> None:
     path = tmp_path_factory.getbasetemp() / "blocks"

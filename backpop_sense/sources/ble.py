@@ -576,8 +576,9 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     pipeline = None
     if analyse and prof.audio is not None:
         from ..pipeline import Pipeline
+        from ..pops.detector import LIVE_CHUNK, DetectorConfig
 
-        pipeline = Pipeline(live)  # type: ignore[arg-type]
+        pipeline = Pipeline(live, detector=DetectorConfig(chunk=LIVE_CHUNK))  # type: ignore[arg-type]
     source = LiveSource(prof, address=address, emulate=emulate, on_idle=recorder.tick)
     view, display = _live_view(info, console)
     reached = 0.0
