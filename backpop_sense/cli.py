@@ -627,6 +627,30 @@ def emulate(
                   f"purpose, {stats.unheard} unheard, {stats.disconnects} disconnects")
 
 
+@app.command()
+def batch(
+    sessions: Annotated[list[Path], typer.Argument(help="Session folders")],
+    engine: Annotated[str, typer.Option(help="local (a process pool) or dask")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (default: a LocalCluster)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: the "
+                                                "machine's cores)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Analyse and store many sessions in parallel (only this process writes the store);
+    sessions already stored with the same inputs and analysis version are skipped, a failed
+    one is reported and the rest go on. Exit status 2 if any failed."""
+    from .batch import run_batch
+
+    report = run_batch(sessions, db=db, engine=engine, workers=workers, scheduler=scheduler,
+                       progress=True)
+    for path, error in report.failed:
+        console.print(f"[red]failed[/red] {path}: {error}", soft_wrap=True)
+    console.print(report.summary())
+    if report.failed:
+        raise typer.Exit(2)
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 
