@@ -47,7 +47,8 @@ def _read_row(result: SessionResult) -> dict:
     truth = s.truth()
     return {
         "subject": s.info.subject, "session": s.info.session,
-        "duration_s": result.samples["audio"] / s.audio.sr, "sr": s.audio.sr,
+        "duration_s": s.duration_s if s.audio is None else result.samples["audio"] / s.audio.sr,
+        "sr": 0 if s.audio is None else s.audio.sr,
         "mics": s.info.mic_names, "imu_rates": s.imu_rates,
         "imu_samples": {imu.name: result.samples[imu.name] for imu in s.info.imus},
         "gaps": len(result.gaps), "truth_pops": None if truth is None else len(truth),
@@ -62,7 +63,8 @@ def _print_streams(rows: list[dict]) -> None:
     for r in rows:
         rates = "/".join(sorted({f"{rate:.0f} Hz" for rate in r["imu_rates"].values()}))
         table.add_row(f"{r['subject']}/{r['session']}", f"{r['duration_s']:.1f} s",
-                      ",".join(r["mics"]), f"{r['sr'] / 1000:g} kHz",
+                      ",".join(r["mics"]) or "-",
+                      f"{r['sr'] / 1000:g} kHz" if r["sr"] else "-",
                       f"{len(r['imu_samples'])} @ {rates}",
                       "+".join(str(n) for n in r["imu_samples"].values()), str(r["gaps"]),
                       "-" if r["truth_pops"] is None else str(r["truth_pops"]))

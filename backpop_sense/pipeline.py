@@ -69,15 +69,18 @@ class Pipeline:
                  gate: GateConfig | None = None, correlate: CorrelateConfig | None = None,
                  frame_sink: FrameSink | None = None) -> None:
         self.session = session
-        self.pop_stage = PopStage(session.info, session.audio.sr, detector=detector, gate=gate)
+        # An IMU-only session has motion and no pops.
+        self.pop_stage = PopStage(session.info, session.audio.sr, detector=detector, gate=gate) \
+            if session.audio is not None else None
         self.motion = (MotionTracker(session.info, session.imu_rates) if session.info.imus
                        else None)
         self.correlator = Correlator(correlate, has_motion=self.motion is not None)
         self.frame_sink = frame_sink
-        self.result = SessionResult(session, parameters={
-            "detector": self.pop_stage.detector.config.to_dict(),
-            "gate": self.pop_stage.gate.config.to_dict(),
-            "correlate": self.correlator.config.to_dict()})
+        parameters = {"correlate": self.correlator.config.to_dict()}
+        if self.pop_stage is not None:
+            parameters = {"detector": self.pop_stage.detector.config.to_dict(),
+                          "gate": self.pop_stage.gate.config.to_dict(), **parameters}
+        self.result = SessionResult(session, parameters=parameters)
         self.result.samples.update({"audio": 0, **{imu.name: 0 for imu in session.info.imus}})
 
     def feed(self, block: Block) -> list:
@@ -87,7 +90,7 @@ class Pipeline:
         else:
             self.result.samples["audio" if isinstance(block, AudioBlock) else block.imu] += \
                 block.n
-        outputs = self.pop_stage.feed(block)
+        outputs = self.pop_stage.feed(block) if self.pop_stage is not None else []
         if self.motion is not None:
             outputs += self.motion.feed(block)
         out = self._route(outputs)
@@ -97,7 +100,7 @@ class Pipeline:
 
     def finish(self) -> SessionResult:
         """Flush every stage, type the pops and compute the session's statistics."""
-        outputs = self.pop_stage.finish()
+        outputs = self.pop_stage.finish() if self.pop_stage is not None else []
         if self.motion is not None:
             outputs += self.motion.finish()
             self.result.motion_summary = self.motion.summary()

@@ -249,8 +249,9 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         raise BadInput(file, "field audio_offset_s", f"must be a finite number, not {offset!r}")
 
     mic_docs = _require(doc, "mics", list, file)
-    if not mic_docs:
-        raise BadInput(file, "field mics", "must list at least one mic")
+    if not mic_docs and not doc.get("imus"):
+        raise BadInput(file, "field mics", "must list at least one mic (or, for an IMU-only "
+                       "recording, at least one IMU)")
     mics = []
     for i, m in enumerate(mic_docs):
         if not isinstance(m, dict):
@@ -382,8 +383,12 @@ class Session:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.info = read_info(self.path)
+        # An IMU-only recording (a strap without mics) lists no mics and has no mic.wav.
         self.audio = read_audio_info(self.path / "mic.wav", len(self.info.mics),
-                                     self.path / "session.json")
+                                     self.path / "session.json") if self.info.mics else None
+        if self.audio is None and (self.path / "mic.wav").exists():
+            raise BadInput(self.path / "session.json", "field mics",
+                           "lists no mics, but the folder holds a mic.wav")
         self.imu_columns: dict[str, list[str]] = {}
         self.imu_rates: dict[str, float] = {}
         for imu in self.info.imus:
@@ -399,8 +404,21 @@ class Session:
 
     @property
     def duration_s(self) -> float:
-        """Length of the audio, in seconds."""
-        return self.audio.duration_s
+        """Length of the audio, in seconds (of the IMU record, for an IMU-only session)."""
+        if self.audio is not None:
+            return self.audio.duration_s
+        return max((self._last_time(imu.name) for imu in self.info.imus), default=0.0)
+
+    def _last_time(self, name: str) -> float:
+        """``t`` of the IMU file's last row plus one nominal period, seconds."""
+        with self.imu_path(name).open("rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 4096))
+            rows = [r for r in f.read().decode("utf-8", "replace").splitlines() if r.strip()]
+        try:
+            return float(rows[-1].split(",")[0]) + 1.0 / self.imu_rates[name]
+        except (ValueError, IndexError):
+            raise BadInput(self.imu_path(name), "last line", "no time in the last row") from None
 
     def _nominal_rate(self, name: str) -> float:
         file = self.imu_path(name)
@@ -415,6 +433,8 @@ class Session:
 
     def audio_blocks(self, block_size: int) -> Iterator[AudioBlock]:
         """The audio in blocks of ``block_size`` samples (the last may be shorter)."""
+        if self.audio is None:
+            return
         index = 0
         with sf.SoundFile(str(self.path / "mic.wav")) as f:
             for data in f.blocks(blocksize=block_size, dtype="float32", always_2d=True):

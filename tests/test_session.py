@@ -386,3 +386,26 @@ def test_rate_minimums_are_inclusive(make_session: SessionFactory) -> None:
     with pytest.raises(BadInput, match="below the 50 Hz minimum") as err:
         Session(make_session("slow", imu_rate=49.0))
     assert err.value.where == "field t"
+
+
+def test_imu_only_sessions_list_no_mics_and_hold_no_wav(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from backpop_sense.errors import BadInput
+
+    sample = Path(__file__).resolve().parent.parent / "data" / "samples" / "S01" / "2026-11-02a"
+    folder = tmp_path / "s"
+    shutil.copytree(sample, folder)
+    doc = json.loads((folder / "session.json").read_text())
+    doc["mics"] = []
+    (folder / "session.json").write_text(json.dumps(doc))
+    with pytest.raises(BadInput, match="lists no mics, but the folder holds a mic.wav"):
+        Session(folder)
+    (folder / "mic.wav").unlink()
+    s = Session(folder)
+    assert s.audio is None and s.duration_s == pytest.approx(50.0, abs=0.02)
+    doc["imus"] = []
+    (folder / "session.json").write_text(json.dumps(doc))
+    with pytest.raises(BadInput, match="field mics: must list at least one mic"):
+        Session(folder)

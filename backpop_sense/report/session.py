@@ -134,6 +134,8 @@ def _snippets(result: SessionResult) -> list[plots.Snippet]:
     """Audio around sampled pops, each from the mic nearest the pop's level; read from the
     file one snippet at a time, so memory does not grow with the session."""
     session = result.session
+    if session.audio is None:  # an IMU-only session: no sound to show
+        return []
     sr, frames = session.audio.sr, session.audio.frames
     mics = [level_index(m) for m in session.info.mic_names]
     out = []
@@ -196,7 +198,8 @@ def _context(store: Store, session: str, subject: str | None) -> dict[str, Any]:
     return {
         "subject": row["subject"], "session": session, "start": row["start"],
         "duration_s": result.session.duration_s, "folder": str(folder),
-        "info": result.session.info, "sr": result.session.audio.sr,
+        "info": result.session.info,
+        "sr": result.session.audio.sr if result.session.audio is not None else None,
         "generated": datetime.now(UTC), "version": __version__,
         "not_a_diagnosis": NOT_A_DIAGNOSIS,
         "analysis": {"stored": row["analysis_version"],

@@ -112,7 +112,8 @@ class ReplaySource:
         s = self.session
         audio = s.audio_blocks(self.block_size)
         cursors = [_ImuCursor(s, imu.name) for imu in s.info.imus]
-        step_s = self.block_size / s.audio.sr
+        # Without audio (an IMU-only session) the IMUs are handed out a second at a time.
+        step_s = self.block_size / s.audio.sr if s.audio is not None else 1.0
         t_end = s.info.audio_offset_s
         t_first: float | None = None
         wall_start = time.monotonic()
