@@ -474,18 +474,21 @@ class LiveSession:
     def __init__(self, path: Path, info: SessionInfo, profile: Profile) -> None:
         self.path = path
         self.info = info
-        sr = profile.audio.sr if profile.audio else 0
-        self.audio = AudioInfo(sr, 0, len(info.mics), "PCM_16")
+        # No audio (an IMU-only strap): the pipeline runs motion only, as for such a folder.
+        self.audio = AudioInfo(profile.audio.sr, 0, len(info.mics), "PCM_16") \
+            if profile.audio else None
         self.imu_rates = {i.name: i.rate for i in profile.imus}
+        self.reached_s = 0.0
 
     @property
     def duration_s(self) -> float:
-        """Audio received so far (gaps included), seconds."""
-        return self.audio.duration_s if self.audio.sr else 0.0
+        """Audio received so far (gaps included), seconds; IMU time for an IMU-only strap."""
+        return self.audio.duration_s if self.audio is not None else self.reached_s
 
     def set_frames(self, frames: int) -> None:
         """Record that ``frames`` audio frames have been received."""
-        self.audio = replace(self.audio, frames=frames)
+        if self.audio is not None:
+            self.audio = replace(self.audio, frames=frames)
 
     def truth(self) -> None:
         """A live session has no ground truth."""
@@ -547,7 +550,7 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     duration_s : float, optional
         Stop after this much received audio (or IMU time for an IMU-only strap), seconds.
     analyse : bool
-        Run the pipeline (pops, motion) on the stream; needs a strap with mics.
+        Run the pipeline on the stream (pops and motion; motion only without mics).
     console : rich.console.Console, optional
         Where to draw the live view; none by default.
     on_output : callable, optional
@@ -574,7 +577,7 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
                                imu_lsb={i.name: (i.acc_lsb, i.gyro_lsb) for i in prof.imus})
     live = LiveSession(out, info, prof)
     pipeline = None
-    if analyse and prof.audio is not None:
+    if analyse:
         from ..pipeline import Pipeline
         from ..pops.detector import LIVE_CHUNK, DetectorConfig
 
@@ -591,6 +594,7 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
                 live.set_frames(recorder.frames)
                 reached = max(reached, block.t_end if isinstance(block, Gap | AudioBlock)
                               else float(block.t[-1]) if isinstance(block, ImuBlock) else 0.0)
+                live.reached_s = reached
                 if pipeline is not None:
                     for piece in _slices(block):
                         outputs = pipeline.feed(piece)
