@@ -67,12 +67,15 @@ class Analysed:
         The analysis, without motion frames (the store keeps none).
     error : str, optional
         Why it failed, in one line.
+    checksum : str, optional
+        The folder's input checksum, computed once here and handed to the store.
     """
 
     path: str
     status: str
     result: SessionResult | None = None
     error: str | None = None
+    checksum: str | None = None
 
 
 @dataclass
@@ -153,9 +156,11 @@ def analyze_session(path: str, stored_checksum: str | None = None) -> Analysed:
         from .pipeline import analyze
         from .store import input_checksum
 
-        if stored_checksum is not None and input_checksum(path) == stored_checksum:
+        checksum = input_checksum(path)
+        if checksum == stored_checksum:
             return Analysed(path, "current")
-        return Analysed(path, "analysed", analyze(path, frame_sink=_discard_frames))
+        return Analysed(path, "analysed", analyze(path, frame_sink=_discard_frames),
+                        checksum=checksum)
     except Exception as exc:  # noqa: BLE001 - reported per session; the batch goes on
         return Analysed(path, "failed", error=_one_line(exc))
 
@@ -247,9 +252,7 @@ def _plan(given: Sequence[Path], store: Store, report: BatchReport
     from .store import analysis_version, check_subject
 
     version = analysis_version()
-    held = {(subject, session): checksum for subject, session, held_version, checksum
-            in store.connection.execute("SELECT subject_id, session_id, analysis_version, "
-                                        "input_sha256 FROM sessions")
+    held = {key: checksum for key, (held_version, checksum) in store.stored_inputs().items()
             if held_version == version}
     tasks: list[Task] = []
     folders: dict[str, tuple[Path, str]] = {}
@@ -284,7 +287,7 @@ def _write(store: Store, outcome: Analysed, folder: Path, report: BatchReport) -
         report.failed.append((folder, outcome.error or "failed"))
         return
     try:
-        status = store.ingest(outcome.path, result=outcome.result)
+        status = store.ingest(outcome.path, result=outcome.result, checksum=outcome.checksum)
     except Exception as exc:  # noqa: BLE001 - reported; the batch goes on
         report.failed.append((folder, _one_line(exc)))
         return

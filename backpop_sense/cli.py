@@ -336,16 +336,11 @@ def _print_flags(subject: str, flags: list[dict]) -> None:
 
 
 def _stored_flags(store, subject: str) -> list[dict]:  # noqa: ANN001
-    from .rules import SEVERITIES
-    from .rules.engine import _iso
+    """The flags last evaluated, in the engine's order (most severe first)."""
+    from .rules import Flag
 
-    frame = store.flags(subject)
-    rows = []
-    for r in frame.itertuples():
-        rows.append({"rule_id": r.rule_id, "severity": r.severity, "title": r.title,
-                     "first_seen": _iso(r.first_seen), "last_seen": _iso(r.last_seen),
-                     "evidence": r.evidence, "reason": r.reason})
-    return sorted(rows, key=lambda f: (SEVERITIES.index(f["severity"]), f["rule_id"]))
+    return [Flag(r.rule_id, r.severity, r.title, r.first_seen, r.last_seen, r.evidence,
+                 r.reason).to_dict() for r in store.flags(subject).itertuples()]
 
 
 @app.command()

@@ -48,6 +48,12 @@ class SessionResult:
     wall_s: float = 0.0
 
 
+def default_parameters() -> dict:
+    """Every stage's default parameters, keyed as :attr:`SessionResult.parameters` is."""
+    return {"detector": DetectorConfig().to_dict(), "gate": GateConfig().to_dict(),
+            "correlate": CorrelateConfig().to_dict()}
+
+
 class Pipeline:
     """All stages of one session: ``feed(block) -> [outputs]``, ``finish() -> SessionResult``.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import platform
+from collections import Counter
 from pathlib import Path
 from typing import IO
 
@@ -120,9 +121,7 @@ def summary(result: SessionResult) -> dict:
         "rate_per_minute_by_context": stats.get("rate_per_minute_by_context", {}),
         "twist_stretch_rate_ratio": stats.get("twist_stretch_rate_ratio"),
         "recurring": stats.get("recurring", {}),
-        "rejected_by_reason": dict(sorted(
-            pd.Series([r.reason for r in result.rejected], dtype=object).value_counts()
-            .items())),
+        "rejected_by_reason": dict(sorted(Counter(r.reason for r in result.rejected).items())),
         "gaps": len(result.gaps),
         "motion": result.motion_summary,
         "processing": {"wall_s": result.wall_s,

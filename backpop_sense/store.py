@@ -97,12 +97,9 @@ def default_db_path(db: str | Path | None = None) -> Path:
 
 
 def _default_parameters() -> dict[str, Any]:
-    from .correlate import CorrelateConfig
-    from .pops.artifacts import GateConfig
-    from .pops.detector import DetectorConfig
+    from .pipeline import default_parameters
 
-    return {"detector": DetectorConfig().to_dict(), "gate": GateConfig().to_dict(),
-            "correlate": CorrelateConfig().to_dict()}
+    return default_parameters()
 
 
 def analysis_version(parameters: Mapping[str, Any] | None = None) -> str:
@@ -293,7 +290,14 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def ingest(self, session_path: str | Path, *, result: SessionResult | None = None) -> str:
+    def stored_inputs(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """``{(subject, session): (analysis version, input checksum)}`` of every session held."""
+        return {(subject, session): (version, checksum) for subject, session, version, checksum
+                in self._conn.execute("SELECT subject_id, session_id, analysis_version, "
+                                      "input_sha256 FROM sessions")}
+
+    def ingest(self, session_path: str | Path, *, result: SessionResult | None = None,
+               checksum: str | None = None) -> str:
         """Analyse a session folder if needed and store it, replacing an older analysis.
 
         Parameters
@@ -302,6 +306,8 @@ class Store:
             The session folder; its symptoms.csv goes to the diary as ``session:<id>``.
         result : SessionResult, optional
             Its analysis, when already done; otherwise the pipeline runs here.
+        checksum : str, optional
+            Its :func:`input_checksum`, when already computed (a batch worker's).
 
         Returns
         -------
@@ -316,9 +322,11 @@ class Store:
                                    result.session.info.session) != key:
             raise ValueError(f"the result is not of {path} ({key[0]}/{key[1]})")
         version = analysis_version()
-        if result is not None and result.parameters not in ({}, _default_parameters()):
+        defaults = _default_parameters()
+        # A session without mics runs no pop stage: its parameters are a subset of the defaults.
+        if result is not None and any(defaults.get(k) != v for k, v in result.parameters.items()):
             version = analysis_version(result.parameters)
-        checksum = input_checksum(path)
+        checksum = checksum or input_checksum(path)
         held = self._conn.execute("SELECT analysis_version, input_sha256 FROM sessions "
                                   "WHERE subject_id = ? AND session_id = ?", key).fetchone()
         if held == (version, checksum):
