@@ -99,9 +99,13 @@ def score_set(paths: list[Path]) -> tuple[dict, dict, float, float]:
     return ours, theirs, channel_s / ours_wall, duration / librosa_wall
 
 
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "NUMBA_NUM_THREADS": "1"}
+"""Environment for a child process that measures speed on one core."""
+
+
 def measure(which: str, path: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    env = {**os.environ, **ONE_THREAD}
     run = subprocess.run([sys.executable, "-c", CHILD, which, str(path)], check=True,
                          capture_output=True, text=True, env=env)
     return json.loads(run.stdout)

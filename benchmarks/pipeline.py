@@ -26,10 +26,12 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from detection import ONE_THREAD, make
+
 from backpop_sense.evaluate import score_typing
 from backpop_sense.pipeline import analyze
 from backpop_sense.session import Session
-from backpop_sense.simulate import SimConfig, simulate_session
+from backpop_sense.simulate import SimConfig
 
 OUT = Path(__file__).resolve().parent.parent / "bench-out" / "pipeline"
 FIRST_SEED = 3000
@@ -53,22 +55,40 @@ print(json.dumps({"wall_s": done - imported, "startup_s": imported - started,
 """
 
 
-def make(folder: Path, config: SimConfig) -> Path:
-    if not (folder / "truth.csv").exists():
-        if folder.exists():
-            raise SystemExit(f"{folder} is incomplete; remove it and run again")
-        simulate_session(folder, config)
-    return folder
-
-
 def measure(path: Path) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    env = {**os.environ, **ONE_THREAD}
     with tempfile.TemporaryDirectory() as out:
         run = subprocess.run([sys.executable, "-c", CHILD, str(path), out, str(WARM_UP)],
                              check=True,
                              capture_output=True, text=True, env=env)
     return json.loads(run.stdout)
+
+
+def stage_speeds(path: Path) -> None:
+    """Times real time of each part of the pipeline alone, on blocks read beforehand."""
+    import time
+
+    from backpop_sense.motion.tracker import MotionTracker
+    from backpop_sense.pipeline import open_replay
+    from backpop_sense.pops.stage import PopStage
+
+    analyze(WARM_UP)
+    started = time.perf_counter()
+    source = open_replay(path)
+    blocks = list(source)
+    reading = time.perf_counter() - started
+    s = source.session
+    pops, motion = PopStage(s.info, s.audio.sr), MotionTracker(s.info, s.imu_rates)
+    spent = {"reading files": reading, "pop stage (3 mics)": 0.0, "motion (2 IMUs)": 0.0}
+    for block in blocks:
+        for name, stage in (("pop stage (3 mics)", pops), ("motion (2 IMUs)", motion)):
+            t = time.perf_counter()
+            stage.feed(block)
+            spent[name] += time.perf_counter() - t
+    total = sum(spent.values())
+    print(f"\nwhere the time goes ({s.duration_s / 60:.0f} min session, warm, one process)")
+    for name, seconds in spent.items():
+        print(f"{name:<20}{s.duration_s / seconds:>8.0f}x real time{100 * seconds / total:>6.0f} %")
 
 
 def main() -> None:
@@ -116,6 +136,7 @@ def main() -> None:
     print("context errors (true -> found): " + (", ".join(
         f"{a}->{b} {n}" for (a, b), n in sorted(contexts.items()) if a != b) or "none"))
 
+    stage_speeds(make(OUT / "long-10min", SimConfig("long", minutes=10.0, seed=FIRST_SEED + 50)))
     lengths = [("10 min", 10.0)] if args.quick else [("10 min", 10.0), ("1 h", 60.0)]
     print("\nwhole pipeline (analyze -o OUT), 3 mics 16 kHz + 2 IMUs 200 Hz, one thread, "
           "fresh process")
