@@ -211,8 +211,11 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
     """
     config = config or CorrelateConfig()
     kinds: list[tuple[str, str]] = [("", "")] * len(pops)
+    at_level: dict[str, list[int]] = {}  # both rules compare a pop with its own level only
     for i, p in enumerate(pops):
-        repeats = _same_angle_repeats(pops, i, config)
+        at_level.setdefault(p.level, []).append(i)
+    for i, p in enumerate(pops):
+        repeats = _same_angle_repeats(pops, i, at_level[p.level], config)
         if repeats + 1 >= config.snap_min_count:
             kinds[i] = ("snap", f"recurs: {repeats + 1} pops at {p.level} within "
                                 f"{config.snap_angle_tol_deg:g} deg of the same posture")
@@ -224,9 +227,8 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
     for i, p in enumerate(pops):
         if not joint[i]:
             continue
-        others = [q.t for j, q in enumerate(pops)
-                  if j != i and joint[j] and q.level == p.level
-                  and abs(q.t - p.t) < config.refractory_s]
+        others = [pops[j].t for j in at_level[p.level]
+                  if j != i and joint[j] and abs(pops[j].t - p.t) < config.refractory_s]
         if others:
             nearest = min(others, key=lambda t: abs(t - p.t))
             kinds[i] = ("unknown", f"{p.level} popped again {abs(nearest - p.t) / 60:.1f} min "
@@ -238,14 +240,17 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
     return [replace(p, kind=k, rule=r) for p, (k, r) in zip(pops, kinds, strict=True)]
 
 
-def _same_angle_repeats(pops: list[PopInContext], i: int, config: CorrelateConfig) -> int:
-    """Other pops at pop i's level, in other movement cycles, within the angle tolerance."""
+def _same_angle_repeats(pops: list[PopInContext], i: int, same_level: list[int],
+                        config: CorrelateConfig) -> int:
+    """Other pops at pop i's level (``same_level``: their indices, in time order), in other
+    movement cycles, within the angle tolerance."""
     here = pops[i].angles
     if here is None:
         return 0
     n, last = 0, -np.inf
-    for j, q in enumerate(pops):
-        if j == i or q.level != pops[i].level or q.angles is None:
+    for j in same_level:
+        q = pops[j]
+        if j == i or q.angles is None:
             continue
         if abs(q.t - pops[i].t) < config.snap_min_gap_s:
             continue
