@@ -296,27 +296,11 @@ def _known_subject(store, subject: str) -> str:  # noqa: ANN001
     return subject
 
 
-def _evidence_lines(evidence: dict) -> list[str]:
-    """Evidence in plain lines: scalars as ``key: value``, lists of records one per line."""
-    lines = []
-    for key, value in evidence.items():
-        label = key.replace("_", " ")
-        if isinstance(value, list) and value and isinstance(value[0], dict):
-            lines.append(f"{label}:")
-            lines += ["  - " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in item.items())
-                      for item in value]
-        elif isinstance(value, dict):
-            lines.append(f"{label}: " + ", ".join(f"{k.replace('_', ' ')} {v}"
-                                                  for k, v in value.items()))
-        elif value not in ([], None):
-            lines.append(f"{label}: {value}")
-    return lines
-
-
 def _print_flags(subject: str, flags: list[dict]) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
+    from .report.evidence import describe, when
     from .rules import NOT_A_DIAGNOSIS
 
     if not flags:
@@ -326,8 +310,12 @@ def _print_flags(subject: str, flags: list[dict]) -> None:
                   "severe first[/bold]")
     for f in flags:
         body = Text()
-        body.append(f"first seen {f['first_seen']}, last seen {f['last_seen']}\n")
-        body.append("\n".join(_evidence_lines(f["evidence"])) + "\n")
+        body.append(f"first seen {when(f['first_seen'])}, last seen {when(f['last_seen'])} UTC\n")
+        said = describe(f["rule_id"], f["evidence"])
+        body.append(said.summary + "\n")
+        body.append("".join(f"  - {line}\n" for line in said.details))
+        if said.more:
+            body.append(f"  ... and {said.more} more\n")
         body.append(f"Why it matters: {f['reason']}\n", style="italic")
         body.append(NOT_A_DIAGNOSIS, style="dim")
         title = Text.assemble((f" {f['severity'].upper()} ", SEVERITY_STYLE[f["severity"]]),

@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 
 MAX_DETAILS = 12
+"""Detail lines shown per flag; the rest are counted (and all are in the export)."""
 AXIS_NAMES = {"flexion": "flexion", "lateral": "side bend", "twist": "twist"}
 """The spine's axes in the physiotherapist's words."""
-"""Detail lines shown per flag; the rest are counted (and all are in the export)."""
 
 
 @dataclass(frozen=True)
