@@ -304,8 +304,8 @@ def rate_ratio(a: int, exposure_a: float, b: int, exposure_b: float,
     return out
 
 
-def statistics(pops: list[PopInContext], context_s: dict[str, float], duration_s: float,
-               config: CorrelateConfig | None = None) -> dict:
+def statistics(pops: list[PopInContext], context_s: dict[str, float], duration_s: float
+               ) -> dict:
     """The session's pops in numbers (JSON-ready).
 
     Parameters
@@ -326,7 +326,6 @@ def statistics(pops: list[PopInContext], context_s: dict[str, float], duration_s
         interval) and ``recurring`` (per level with snaps: count and the angles' mean and
         standard deviation, degrees).
     """
-    config = config or CorrelateConfig()
     nested: dict[str, dict[str, dict[str, int]]] = {}
     for p in pops:
         cell = nested.setdefault(p.level, {}).setdefault(p.kind, {})
@@ -360,5 +359,4 @@ def statistics(pops: list[PopInContext], context_s: dict[str, float], duration_s
         "twist_stretch_rate_ratio": {**ratio, "exposure_unit": "minutes",
                                      "method": "exact conditional binomial (Clopper-Pearson)"},
         "recurring": recurring,
-        "parameters": config.to_dict(),
     }

@@ -114,7 +114,7 @@ class Pipeline:
         r = self.result
         r.pops = self.correlator.finish()
         r.pop_statistics = statistics(r.pops, r.motion_summary.get("context_s", {}),
-                                      self.session.duration_s, self.correlator.config)
+                                      self.session.duration_s)
         return r
 
     def _route(self, outputs: list) -> list:

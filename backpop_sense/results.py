@@ -108,19 +108,13 @@ def summary(result: SessionResult) -> dict:
     """Pops (counts by level, kind and context, rates, rate ratio, recurring pops), motion,
     rejections by reason, gaps, versions and every parameter used."""
     s = result.session
-    stats = result.pop_statistics
+    stats = dict(result.pop_statistics)
     return {
         "subject": s.info.subject, "session": s.info.session,
         "start": s.info.start.isoformat(), "duration_s": s.duration_s,
-        "pops": stats.get("count", len(result.pops)),
-        "pops_per_minute": stats.get("per_minute"),
-        "by_level": stats.get("by_level", {}),
-        "by_kind": stats.get("by_kind", {}),
-        "by_context": stats.get("by_context", {}),
-        "by_level_kind_context": stats.get("by_level_kind_context", {}),
-        "rate_per_minute_by_context": stats.get("rate_per_minute_by_context", {}),
-        "twist_stretch_rate_ratio": stats.get("twist_stretch_rate_ratio"),
-        "recurring": stats.get("recurring", {}),
+        "pops": stats.pop("count"),
+        "pops_per_minute": stats.pop("per_minute"),
+        **stats,
         "rejected_by_reason": dict(sorted(Counter(r.reason for r in result.rejected).items())),
         "gaps": len(result.gaps),
         "motion": result.motion_summary,
@@ -129,16 +123,6 @@ def summary(result: SessionResult) -> dict:
         "versions": versions(),
         "parameters": result.parameters,
     }
-
-
-def write_outputs(result: SessionResult, out: str | Path) -> Path:
-    """Write the output folder from a result that kept its frames; returns its path."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with MotionCsv(out / "motion.csv") as motion:
-        motion(result.frames)
-    _write_rest(result, out)
-    return out
 
 
 def analyze_to(session: str | Path, out: str | Path, *, block_size: int = OFFLINE_BLOCK
