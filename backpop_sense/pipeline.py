@@ -118,6 +118,8 @@ class Pipeline:
         return r
 
     def _route(self, outputs: list) -> list:
+        if not outputs:  # most blocks complete nothing; the correlator waits on new outputs
+            return []
         frames = [o for o in outputs if isinstance(o, MotionFrame)]
         if frames:
             if self.frame_sink is not None:
