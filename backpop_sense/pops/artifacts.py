@@ -25,11 +25,17 @@ the first rule that applies rejects the candidate and its name is the reason rec
     ``min_prominence`` times it): a peak of the noise, not an event.
 ``no burst``
     Whatever it is, its energy does not fall after its first 5 ms (less than
-    ``min_decay_db`` between the first 5 ms and 15-40 ms after onset): not a transient.
+    ``min_decay_db`` between the first 5 ms and 15-40 ms after onset, what sounded just
+    before taken from both): not a transient. Unless it stands clearly out of the noise
+    (prominence above ``clear_prominence``): then it is a burst with something louder
+    after it, such as a pop as a rub swells.
 ``voice``
     Speech carried through the body is harmonic: its waveform repeats at the voice's period
     (80-400 Hz), which a pop's decaying burst does not. Rejected when the normalised
     autocorrelation at a voice period exceeds ``voice_harmonicity``.
+``same event``
+    Within ``same_event_s`` of the pop before: the ringing or the second click of that pop
+    (a joint readjustment can click twice within about 12 ms), not a pop of its own.
 ``rub``
     Fabric rubbing on the strap rises slowly and lasts long (hundreds of ms); a pop rises
     within a millisecond or two and is over within tens. Rejected when the rise is slower
@@ -54,7 +60,7 @@ class GateConfig:
     """Thresholds of the artifact rules (dB, ms, s, m/s^2, ratios)."""
 
     knock_spread_db: float = 3.0
-    low_band_ratio: float = 0.6
+    low_band_ratio: float = 0.7
     impact_ms2: float = 3.0
     impact_window_s: float = 0.08
     heartbeat_period_s: tuple[float, float] = (0.4, 1.5)
@@ -64,7 +70,9 @@ class GateConfig:
     voice_harmonicity: float = 0.5
     burst_decay_db: float = 6.0
     min_decay_db: float = 4.5
-    min_prominence: float = 1.2
+    min_prominence: float = 1.4
+    clear_prominence: float = 3.0
+    same_event_s: float = 0.05
 
     def to_dict(self) -> dict:
         """The thresholds, for summary.json."""
@@ -98,6 +106,7 @@ class ArtifactGate:
         self.impacts: deque[float] = deque()
         self.low_band_times: deque[float] = deque(maxlen=4)
         self.pending: deque[Candidate] = deque()
+        self.last_pop = -np.inf
 
     def feed_imu(self, block: ImuBlock) -> list[tuple[Candidate, str | None]]:
         """Take IMU samples: note impacts; return the candidates now judged."""
@@ -142,13 +151,16 @@ class ArtifactGate:
             return "heartbeat" if periodic else "thump"
         if c.prominence < cfg.min_prominence:
             return "noise"
-        if c.decay_db < cfg.min_decay_db:
+        if c.decay_db < cfg.min_decay_db and c.prominence <= cfg.clear_prominence:
             return "no burst"
         sustained = c.decay_db < cfg.burst_decay_db
         if c.harmonicity > cfg.voice_harmonicity:
             return "voice"
         if c.rise_ms > cfg.rub_rise_ms or (c.duration_ms > cfg.rub_duration_ms and sustained):
             return "rub"
+        if c.t - self.last_pop < cfg.same_event_s:
+            return "same event"
+        self.last_pop = c.t
         return None
 
     def _periodic(self, t: float) -> bool:

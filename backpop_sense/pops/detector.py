@@ -55,17 +55,18 @@ class DetectorConfig:
     fmin_hz: float = 400.0
     fmax_hz: float = 7000.0
     n_bands: int = 24
-    lag: int = 1
+    lag: int = 2
     max_size: int = 3
     threshold: float = 6.0
     history_s: float = 1.0
     update_frames: int = 32
     peak_radius_s: float = 0.012
-    min_separation_s: float = 0.05
+    min_separation_s: float = 0.012
     highpass_hz: float = 300.0
     low_band_hz: float = 250.0
     background_s: float = 0.5
     pop_window_s: float = 0.010
+    head_s: float = 0.003
     snippet_after_s: float = 0.08
     chunk: int = CHUNK
     """Audio samples processed at a time, at fixed positions in the session, so results do not
@@ -92,7 +93,8 @@ class Candidate:
     mic : int
         Index of the loudest mic.
     band_energy : ndarray
-        Per mic, high-passed power over the 10 ms after onset minus the background's.
+        Per mic, high-passed power over the first ``head_s`` after onset minus the
+        background's.
     band_background : ndarray
         Per mic, high-passed background power (median over the previous 0.5 s).
     amplitude_db : float
@@ -116,7 +118,8 @@ class Candidate:
         burst that dies away (even on top of another sound); rub and voice carry on.
     prominence : float
         Peak of the noise-normalised envelope (summed over mics) over the highest the noise
-        alone reached (99.9th percentile) in the 200 ms before: near 1 for a noise peak.
+        alone reached in the 200 ms before (the second highest of its 25 ms maxima, so that
+        one knock in that stretch does not count): near 1 for a noise peak.
     """
 
     t: float
@@ -321,9 +324,9 @@ class PopDetector:
         pop_raw = np.mean(raw[onset: onset + w, mic].astype(np.float64) ** 2)
         if pop_hp[mic] < 2.0 * bg_hp[mic]:
             return None  # nothing above the background's own level where it was loudest
-        # Where the pop is, its energy is in its first milliseconds: 5 ms keeps the most pop
-        # and the least noise in each mic's share, for locating.
-        n_head = max(1, w // 2)
+        # Where the pop is, its energy is in its first milliseconds: a few keep the most pop
+        # and the least noise in each mic's share, for locating (and for the knock rule).
+        n_head = max(1, int(round(c.head_s * sr)))
         head_hp = np.mean(hp[onset: onset + n_head] ** 2, axis=0)
         band_energy = np.maximum(head_hp - _frame_power(hp[before], n_head), 1e-20)
         snr = 10 * math.log10(max(pop_raw - bg_raw[mic], 1e-20) / max(bg_raw[mic], 1e-20))
@@ -336,8 +339,11 @@ class PopDetector:
         centroid = float((spec * freqs).sum() / max(spec.sum(), 1e-30))
         low = float(spec[freqs < c.low_band_hz].sum() / max(spec.sum(), 1e-30))
         duration = _duration_ms(hp[onset:, mic], floor_hp[mic], sr)
-        head = np.mean(hp[onset: onset + int(0.005 * sr), mic] ** 2)
-        body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr), mic] ** 2)
+        # What was already sounding just before the onset is taken from both, so a pop on top
+        # of a rub or a voice still shows as the burst it is.
+        pre = np.mean(hp[max(onset - int(0.022 * sr), 0): max(onset - int(0.002 * sr), 1), mic] ** 2)
+        head = np.mean(hp[onset: onset + int(0.005 * sr), mic] ** 2) - pre
+        body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr), mic] ** 2) - pre
         decay = 10 * math.log10(max(head, 1e-30) / max(body, floor_hp[mic], 1e-30))
         # Voice is still periodic 15-55 ms after an onset; a pop's ringing has died by then.
         harm = _harmonicity(hp[onset + int(0.015 * sr): onset + int(0.055 * sr), mic], sr)
@@ -379,16 +385,13 @@ class PopDetector:
         trace = region.sum(axis=1)
         k_peak = int(np.argmax(trace))
         peak, floor = trace[k_peak], float(region.shape[1])
-        # Above a fifth of the climb, and above what the noise alone reaches (99.9 %).
-        noise_top = float(np.percentile((quiet / noise).sum(axis=1), 99.9)) if len(quiet) else 0
+        # Above a fifth of the climb, and above what the noise alone reaches.
+        noise_top = _noise_reach((quiet / noise).sum(axis=1), 8)
         level = max(floor + 0.2 * (peak - floor), noise_top)
         start = max(0, k_peak - int(0.015 * sr))
         hold = max(1, int(round(0.0005 * sr)))
-        above = trace[start: k_peak + 1] >= level
-        held = np.convolve(above.astype(int), np.ones(hold, dtype=int), mode="full")
-        held = held[hold - 1: hold - 1 + len(above)]  # samples k..k+hold-1 all above
-        first = np.flatnonzero(held >= min(hold, len(above)))
-        k0 = start + (int(first[0]) if len(first) else k_peak - start)
+        k0 = start + _burst_start(trace[start: k_peak + 1], level,
+                                  floor + 0.4 * (peak - floor), hold)
         single = region[:, mic]
         reached = np.flatnonzero(single[k0: k_peak + 1] >= 0.9 * single[k0: k_peak + 1].max())
         rise = 1000.0 * reached[0] / sr if len(reached) else 0.0
@@ -440,6 +443,45 @@ class _RunningMedian:
             scale[lo - first: hi - first] = self.scale
         self.hist = hist[-self.length:]
         return level, scale
+
+
+def _burst_start(trace: np.ndarray, level: float, strong: float, hold: int) -> int:
+    """Where the burst that ends at ``trace``'s last sample (its peak) began.
+
+    The trace is cut into runs above ``level``, dips shorter than ``hold`` samples bridged.
+    The burst is the run that holds the peak, unless an earlier run reaches ``strong`` and
+    lasts ``hold``: then that one (the first click of a double click). A mere rise of the
+    noise before the pop does not pull the onset earlier.
+    """
+    below = np.concatenate([[True], trace < level, [True]])
+    edges = np.flatnonzero(np.diff(below.astype(np.int8)))  # starts (down) and ends (up)
+    starts, ends = edges[::2], edges[1::2]                   # runs above: [start, end)
+    if len(starts) == 0:
+        return len(trace) - 1
+    # bridge short dips: a run joins the previous one when the dip between is short
+    keep = np.concatenate([[True], starts[1:] - ends[:-1] >= hold])
+    run_id = np.cumsum(keep) - 1
+    run_start = starts[keep]
+    run_end = np.maximum.reduceat(ends, np.flatnonzero(keep))
+    main = run_id[-1]
+    for k in range(main):
+        a, b = run_start[k], run_end[k]
+        if b - a >= hold and trace[a:b].max() >= strong:
+            return int(a)
+    return int(run_start[main])
+
+
+def _noise_reach(x: np.ndarray, parts: int) -> float:
+    """How high the noise alone reaches in ``x``: the second highest of the maxima of its
+    ``parts`` pieces.
+
+    The highest piece is left out, so a knock or a click somewhere in the stretch does not
+    count as the noise's reach; the second is kept, so the noise's own peaks still do.
+    """
+    n = (len(x) // parts) * parts
+    if n < 2 * parts:
+        return float(x.max()) if len(x) else 0.0
+    return float(np.sort(x[len(x) - n:].reshape(parts, -1).max(axis=1))[-2])
 
 
 def _envelope(x: np.ndarray, sr: int) -> np.ndarray:
