@@ -181,6 +181,28 @@ def test_each_artifact_type_is_not_a_pop(tmp_path: Path, kind: str, reasons: set
     assert {r.reason for r in result.rejected} <= reasons
 
 
+def test_a_pop_soon_after_a_knock_is_still_found(tmp_path: Path) -> None:
+    """A knock 30 or 150 ms before a pop neither hides it nor makes it look like noise."""
+    rng = np.random.default_rng(5)
+    seconds = 12.0
+    audio = _floor(seconds, rng)
+    knock = knock_events(seconds, 30.0, MICS, SR, rng)[0]
+    knocks = [2.0, 5.0, 8.0]
+    audio += _Track([replace(knock, start=int(t * SR)) for t in knocks], 3).render(0, len(audio))
+    times = [2.15, 5.03, 8.15]
+    for t, level in zip(times, ("T12", "L2", "L1"), strict=True):
+        shape, nearest = pop_at_mics("cavitation", level, MICS, SR, rng)
+        i = int(round(t * SR))
+        background = np.mean(audio[i - SR // 2: i + SR // 2, nearest] ** 2)
+        audio[i: i + len(shape)] += shape * np.sqrt(background * 10 ** (10 / 10))
+    result = analyze(_write(tmp_path / "s", audio))
+    found = sorted(p.t for p in result.pops)
+    assert len(found) == len(times)
+    assert np.all(np.abs(np.array(found) - times) <= 0.002)
+    assert [r.reason for r in result.rejected if any(abs(r.t - k) < 0.01 for k in knocks)] \
+        == ["knock"] * 3
+
+
 def test_locate_places_a_pop_at_every_level_between_the_mics() -> None:
     rng = np.random.default_rng(3)
     for level in ("T10", "T11", "T12", "L1", "L2", "L3", "L4"):
