@@ -33,14 +33,17 @@ the first rule that applies rejects the candidate and its name is the reason rec
     Speech carried through the body is harmonic: its waveform repeats at the voice's period
     (80-400 Hz), which a pop's decaying burst does not. Rejected when the normalised
     autocorrelation at a voice period exceeds ``voice_harmonicity``.
-``same event``
-    Within ``same_event_s`` of the pop before: the ringing or the second click of that pop
-    (a joint readjustment can click twice within about 12 ms), not a pop of its own.
 ``rub``
     Fabric rubbing on the strap rises slowly and lasts long (hundreds of ms); a pop rises
     within a millisecond or two and is over within tens. Rejected when the rise is slower
-    than ``rub_rise_ms``, or the event outlasts ``rub_duration_ms`` without dying away (a pop
-    riding on a rub still stands out as a burst that decays).
+    than ``rub_rise_ms``, or the event outlasts ``rub_duration_ms`` without dying away: it
+    loses less than ``burst_decay_db`` from its first 5 ms to 15-40 ms after onset, where a
+    pop, whose ringing dies within a few ms, loses far more. Voice onsets are caught here
+    too. A pop riding on a rub still stands out: it is spared when its prominence is above
+    ``clear_prominence``.
+``same event``
+    Within ``same_event_s`` of the pop before: the ringing or the second click of that pop
+    (a joint readjustment can click twice within about 12 ms), not a pop of its own.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class GateConfig:
     rub_rise_ms: float = 6.0
     rub_duration_ms: float = 30.0
     voice_harmonicity: float = 0.5
-    burst_decay_db: float = 6.0
+    burst_decay_db: float = 10.0
     min_decay_db: float = 4.5
     min_prominence: float = 1.4
     clear_prominence: float = 3.0
@@ -153,7 +156,7 @@ class ArtifactGate:
             return "noise"
         if c.decay_db < cfg.min_decay_db and c.prominence <= cfg.clear_prominence:
             return "no burst"
-        sustained = c.decay_db < cfg.burst_decay_db
+        sustained = c.decay_db < cfg.burst_decay_db and c.prominence <= cfg.clear_prominence
         if c.harmonicity > cfg.voice_harmonicity:
             return "voice"
         if c.rise_ms > cfg.rub_rise_ms or (c.duration_ms > cfg.rub_duration_ms and sustained):
