@@ -170,7 +170,9 @@ def _artifact_session(tmp_path: Path, kind: str) -> Path:
     ("knock", {"knock"}),
     ("footstep", {"footstep", "thump", "no burst"}),
     ("heartbeat", {"heartbeat", "thump", "no burst"}),
-    ("speech", {"voice", "rub", "no burst", "noise"}),
+    # Voice comes from the throat, far from every mic, so it is nearly as loud at all of
+    # them: the knock rule's evidence may catch it first.
+    ("speech", {"voice", "rub", "no burst", "noise", "knock"}),
     ("rub", {"rub", "no burst", "noise"}),
 ])
 def test_each_artifact_type_is_not_a_pop(tmp_path: Path, kind: str, reasons: set[str]) -> None:

@@ -67,6 +67,8 @@ class DetectorConfig:
     background_s: float = 0.5
     pop_window_s: float = 0.010
     head_s: float = 0.003
+    locate_corner: float = 0.7
+    """The high-pass for the mics' shares sits at this fraction of the pop's centroid."""
     snippet_after_s: float = 0.08
     chunk: int = CHUNK
     """Audio samples processed at a time, at fixed positions in the session, so results do not
@@ -93,10 +95,11 @@ class Candidate:
     mic : int
         Index of the loudest mic.
     band_energy : ndarray
-        Per mic, high-passed power over the first ``head_s`` after onset minus the
-        background's.
+        Per mic, power over the first ``head_s`` after onset minus the background's, above
+        a high-pass at ``locate_corner`` times the centroid (and at least ``highpass_hz``).
     band_background : ndarray
-        Per mic, high-passed background power (median over the previous 0.5 s).
+        Per mic, the background power through that high-pass (median over the previous
+        0.5 s).
     amplitude_db : float
         Peak amplitude at the loudest mic, dB full scale.
     snr_db : float
@@ -324,20 +327,25 @@ class PopDetector:
         pop_raw = np.mean(raw[onset: onset + w, mic].astype(np.float64) ** 2)
         if pop_hp[mic] < 2.0 * bg_hp[mic]:
             return None  # nothing above the background's own level where it was loudest
-        # Where the pop is, its energy is in its first milliseconds: a few keep the most pop
-        # and the least noise in each mic's share, for locating (and for the knock rule).
-        n_head = max(1, int(round(c.head_s * sr)))
-        head_hp = np.mean(hp[onset: onset + n_head] ** 2, axis=0)
-        band_energy = np.maximum(head_hp - _frame_power(hp[before], n_head), 1e-20)
         snr = 10 * math.log10(max(pop_raw - bg_raw[mic], 1e-20) / max(bg_raw[mic], 1e-20))
         seg = raw[onset: onset + w, mic].astype(np.float64)
         peak = float(np.max(np.abs(seg))) if len(seg) else 0.0
         lead = int(0.001 * sr)
-        before = raw[: max(onset - int(0.02 * sr), 0), mic].astype(np.float64)
+        earlier = raw[: max(onset - int(0.02 * sr), 0), mic].astype(np.float64)
         event = raw[max(onset - lead, 0): onset + int(0.03 * sr), mic].astype(np.float64)
-        freqs, spec = _event_spectrum(event, before, lead, sr)
+        freqs, spec = _event_spectrum(event, earlier, lead, sr)
         centroid = float((spec * freqs).sum() / max(spec.sum(), 1e-30))
         low = float(spec[freqs < c.low_band_hz].sum() / max(spec.sum(), 1e-30))
+        # Each mic's share, for locating (and for the knock rule): the first milliseconds,
+        # where a pop's energy is, above a high-pass just under the pop's own band, so that
+        # the body's low noise does not blur the shares of the mics that heard it faintly.
+        corner = min(max(c.locate_corner * centroid, c.highpass_hz), 0.4 * sr)
+        sos = signal.butter(4, corner, btype="highpass", fs=sr, output="sos")
+        loc = signal.sosfiltfilt(sos, raw.astype(np.float64), axis=0)
+        n_head = max(1, int(round(c.head_s * sr)))
+        head_loc = np.mean(loc[onset: onset + n_head] ** 2, axis=0)
+        band_energy = np.maximum(head_loc - _frame_power(loc[before], n_head), 1e-20)
+        band_background = _frame_power(loc[before], w)
         duration = _duration_ms(hp[onset:, mic], floor_hp[mic], sr)
         # What was already sounding just before the onset is taken from both, so a pop on top
         # of a rub or a voice still shows as the burst it is.
@@ -350,7 +358,7 @@ class PopDetector:
         index = start + onset
         return Candidate(
             t=self.offset_s + index / sr, index=index, strength=strength, mic=mic,
-            band_energy=band_energy, band_background=bg_hp,
+            band_energy=band_energy, band_background=band_background,
             amplitude_db=20 * math.log10(max(peak, 1e-10)), snr_db=snr, centroid_hz=centroid,
             duration_ms=duration, rise_ms=rise_ms, low_band_ratio=low, harmonicity=harm,
             decay_db=decay, prominence=prominence,
