@@ -22,7 +22,10 @@ the first rule that applies rejects the candidate and its name is the reason rec
 ``noise``
     The envelope, summed over the mics in units of each mic's noise level, never climbs
     clearly above the highest the noise alone reached in the 200 ms before (less than
-    ``min_prominence`` times it): a peak of the noise, not an event.
+    ``min_prominence`` times it): a peak of the noise, not an event. Unless its spectral
+    onset is beyond doubt (strength of ``clear_strength`` MAD units, twice the detector's
+    threshold): in a busy background a weak pop's envelope may not top what a rub or a
+    voice reached before it, while its sudden broadband rise still stands out.
 ``no burst``
     Whatever it is, its energy does not fall after its first 5 ms (less than
     ``min_decay_db`` between the first 5 ms and 15-40 ms after onset, what sounded just
@@ -75,6 +78,7 @@ class GateConfig:
     min_decay_db: float = 4.5
     min_prominence: float = 1.4
     clear_prominence: float = 3.0
+    clear_strength: float = 12.0
     same_event_s: float = 0.05
 
     def to_dict(self) -> dict:
@@ -152,7 +156,7 @@ class ArtifactGate:
             if near:
                 return "footstep"
             return "heartbeat" if periodic else "thump"
-        if c.prominence < cfg.min_prominence:
+        if c.prominence < cfg.min_prominence and c.strength < cfg.clear_strength:
             return "noise"
         if c.decay_db < cfg.min_decay_db and c.prominence <= cfg.clear_prominence:
             return "no burst"
