@@ -29,9 +29,10 @@ the first rule that applies rejects the candidate and its name is the reason rec
 ``no burst``
     Whatever it is, its energy does not fall after its first 5 ms (less than
     ``min_decay_db`` between the first 5 ms and 15-40 ms after onset, what sounded just
-    before taken from both): not a transient. Unless it stands clearly out of the noise
-    (prominence above ``clear_prominence``): then it is a burst with something louder
-    after it, such as a pop as a rub swells.
+    before taken from both): not a transient. Unless it is a clear burst, rising within
+    ``sharp_rise_ms`` to a prominence above ``clear_prominence``: then it is a burst with
+    something louder after it, such as a pop as a rub swells (a rub's own start rises
+    more slowly).
 ``voice``
     Speech carried through the body is harmonic: its waveform repeats at the voice's period
     (80-400 Hz), which a pop's decaying burst does not. Rejected when the normalised
@@ -42,8 +43,7 @@ the first rule that applies rejects the candidate and its name is the reason rec
     than ``rub_rise_ms``, or the event outlasts ``rub_duration_ms`` without dying away: it
     loses less than ``burst_decay_db`` from its first 5 ms to 15-40 ms after onset, where a
     pop, whose ringing dies within a few ms, loses far more. Voice onsets are caught here
-    too. A pop riding on a rub still stands out: it is spared when its prominence is above
-    ``clear_prominence``.
+    too. A pop riding on a rub still stands out: a clear burst (see ``no burst``) is spared.
 ``same event``
     Within ``same_event_s`` of the pop before: the ringing or the second click of that pop
     (a joint readjustment can click twice within about 12 ms), not a pop of its own.
@@ -73,11 +73,12 @@ class GateConfig:
     heartbeat_jitter: float = 0.15
     rub_rise_ms: float = 6.0
     rub_duration_ms: float = 30.0
-    voice_harmonicity: float = 0.5
+    voice_harmonicity: float = 0.33
     burst_decay_db: float = 10.0
     min_decay_db: float = 4.5
     min_prominence: float = 1.4
     clear_prominence: float = 3.0
+    sharp_rise_ms: float = 2.0
     clear_strength: float = 12.0
     same_event_s: float = 0.05
 
@@ -158,9 +159,12 @@ class ArtifactGate:
             return "heartbeat" if periodic else "thump"
         if c.prominence < cfg.min_prominence and c.strength < cfg.clear_strength:
             return "noise"
-        if c.decay_db < cfg.min_decay_db and c.prominence <= cfg.clear_prominence:
+        # A sharp burst clearly out of the noise is a transient even if something louder
+        # follows it (a pop as a rub swells).
+        clear = c.prominence > cfg.clear_prominence and c.rise_ms <= cfg.sharp_rise_ms
+        if c.decay_db < cfg.min_decay_db and not clear:
             return "no burst"
-        sustained = c.decay_db < cfg.burst_decay_db and c.prominence <= cfg.clear_prominence
+        sustained = c.decay_db < cfg.burst_decay_db and not clear
         if c.harmonicity > cfg.voice_harmonicity:
             return "voice"
         if c.rise_ms > cfg.rub_rise_ms or (c.duration_ms > cfg.rub_duration_ms and sustained):
