@@ -24,7 +24,7 @@ the first rule that applies rejects the candidate and its name is the reason rec
     clearly above the highest the noise alone reached in the 200 ms before (less than
     ``min_prominence`` times it): a peak of the noise, not an event. Unless its spectral
     onset is beyond doubt (strength of ``clear_strength`` MAD units, twice the detector's
-    threshold): in a busy background a weak pop's envelope may not top what a rub or a
+    default threshold): in a busy background a weak pop's envelope may not top what a rub or a
     voice reached before it, while its sudden broadband rise still stands out.
 ``no burst``
     Whatever it is, its energy does not fall after its first 5 ms (less than

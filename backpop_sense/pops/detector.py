@@ -14,9 +14,11 @@ footsteps, muscle rumble and mains hum sit below ~300 Hz):
 3. Each mic's flux is turned into a robust z-score against its own recent past: running
    median and MAD over the previous second, updated every 32 frames. The z-scores of all
    mics are combined by taking the largest, so one pop heard on several mics is one peak.
-4. A peak above the threshold that is the largest within +-12 ms is a candidate. Nothing
-   else holds back the next candidate: the gate (``artifacts.py``) decides what is the
-   same event, so a noise onset cannot hide a pop that follows it.
+4. A peak above the threshold that is the largest within +-12 ms is a candidate, unless
+   its refined onset (step 5) falls within ``min_separation_s`` (12 ms) of the previous
+   candidate's: two peaks of one burst refine to the same onset. Nothing longer holds back
+   the next candidate: the gate (``artifacts.py``) decides what is the same event, so a
+   noise onset cannot hide a pop that follows it.
 5. Its time is refined on the waveform: where the burst that holds the peak of the
    high-passed envelopes (each mic in units of its own noise, summed) rose above the noise
    (or an earlier click of the same pop reaching two fifths of the climb): within 2 ms on
@@ -353,7 +355,8 @@ class PopDetector:
         duration = _duration_ms(hp[onset:, mic], floor_hp[mic], sr)
         # What was already sounding just before the onset is taken from both, so a pop on top
         # of a rub or a voice still shows as the burst it is.
-        pre = np.mean(hp[max(onset - int(0.022 * sr), 0): max(onset - int(0.002 * sr), 1), mic] ** 2)
+        lead_in = hp[max(onset - int(0.022 * sr), 0): max(onset - int(0.002 * sr), 1), mic]
+        pre = np.mean(lead_in**2)
         head = np.mean(hp[onset: onset + int(0.005 * sr), mic] ** 2) - pre
         body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr), mic] ** 2) - pre
         decay = 10 * math.log10(max(head, 1e-30) / max(body, floor_hp[mic], 1e-30))

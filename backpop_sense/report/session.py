@@ -244,6 +244,7 @@ def write_session_report(store: Store, session: str, *, subject: str | None = No
     out : str or Path, optional
         The HTML file; default ``reports/<subject>/<session>.html`` (where the subject
         report links to).
+
     Returns
     -------
     Path
