@@ -20,12 +20,17 @@ the first rule that applies rejects the candidate and its name is the reason rec
     Any other event whose energy is mostly below ~300 Hz is not the broadband transient of a
     pop either (a bump, a fall's thud without a clear impact on the IMU).
 ``noise``
-    The envelope, summed over the mics in units of each mic's noise level, never climbs
-    clearly above the highest the noise alone reached in the 200 ms before (less than
-    ``min_prominence`` times it): a peak of the noise, not an event. Unless its spectral
-    onset is beyond doubt (strength of ``clear_strength`` MAD units, twice the detector's
-    default threshold): in a busy background a weak pop's envelope may not top what a rub or a
-    voice reached before it, while its sudden broadband rise still stands out.
+    A peak of the ongoing sound, not an event of its own. Either its first 5 ms are less
+    than ``min_contrast_db`` above the sound of the 20 ms before or of 15-40 ms after (the
+    crest of a rub's swell: a pop, a burst, stands out of both); or the envelope, summed over
+    the mics in units of each mic's noise level, never climbs clearly above the highest the
+    noise alone reached in the 200 ms before (less than ``min_prominence`` times it), and
+    those first 5 ms are not clearly out of their surroundings either (``clear_contrast_db``):
+    a weak pop's envelope may not top a rub's loudest moment 100 ms before, while it still
+    stands out of the sound around it. Neither applies when the spectral onset is beyond
+    doubt (strength of ``clear_strength`` MAD units, twice the detector's default
+    threshold): in a busy background a weak pop's envelope may not stand out at one mic,
+    while its sudden broadband rise still does.
 ``no burst``
     Whatever it is, its energy does not fall after its first 5 ms (less than
     ``min_decay_db`` between the first 5 ms and 15-40 ms after onset, what sounded just
@@ -81,6 +86,8 @@ class GateConfig:
     sharp_rise_ms: float = 2.0
     clear_strength: float = 12.0
     same_event_s: float = 0.05
+    min_contrast_db: float = 5.0
+    clear_contrast_db: float = 7.0
 
     def to_dict(self) -> dict:
         """The thresholds, for summary.json."""
@@ -157,8 +164,10 @@ class ArtifactGate:
             if near:
                 return "footstep"
             return "heartbeat" if periodic else "thump"
-        if c.prominence < cfg.min_prominence and c.strength < cfg.clear_strength:
-            return "noise"
+        if c.strength < cfg.clear_strength and (
+                c.contrast_db < cfg.min_contrast_db
+                or (c.prominence < cfg.min_prominence and c.contrast_db < cfg.clear_contrast_db)):
+            return "noise"  # a crest of the ongoing sound, or a peak of the noise
         # A sharp burst clearly out of the noise is a transient even if something louder
         # follows it (a pop as a rub swells).
         clear = c.prominence > cfg.clear_prominence and c.rise_ms <= cfg.sharp_rise_ms

@@ -5,15 +5,18 @@ of energy in the band where pops live and the body's own low sounds do not (hear
 footsteps, muscle rumble and mains hum sit below ~300 Hz):
 
 1. Each mic's audio is cut into 16 ms Hann frames every 4 ms (block-independent: frame ``f``
-   always starts at sample ``f * hop``), summarised as log energies in mel bands from
-   400 Hz up.
-2. Onset strength is librosa's spectral flux over those bands, each frame against the one
-   two hops (8 ms) before, so that the 75 %-overlapping frames see a pop's whole rise; with
-   SuperFlux's maximum filter across bands (Boeck & Widmer 2013) so that gliding harmonics
-   (speech) rise less.
-3. Each mic's flux is turned into a robust z-score against its own recent past: running
-   median and MAD over the previous second, updated every 32 frames. The z-scores of all
-   mics are combined by taking the largest, so one pop heard on several mics is one peak.
+   always starts at sample ``f * hop``), summarised as log energies in two sets of mel
+   bands: 24 from 400 Hz up, where most pops are, and 8 over 200-1500 Hz, where a tendon's
+   snap is (background.md: lower in pitch and longer; averaged with the 24 bands above, its
+   rise is diluted by the noise of the bands it does not reach).
+2. Onset strength is librosa's spectral flux over each set of bands, each frame against the
+   one two hops (8 ms) before, so that the 75 %-overlapping frames see a pop's whole rise;
+   with SuperFlux's maximum filter across bands (Boeck & Widmer 2013) so that gliding
+   harmonics (speech) rise less.
+3. Each mic's flux of each band set is turned into a robust z-score against its own recent
+   past: running median and MAD over the previous second, updated every 32 frames. The
+   z-scores are combined by taking the largest, so one pop heard on several mics (and in
+   both band sets) is one peak.
 4. A peak above the threshold that is the largest within +-12 ms is a candidate, unless
    its refined onset (step 5) falls within ``min_separation_s`` (12 ms) of the previous
    candidate's: two peaks of one burst refine to the same onset. Nothing longer holds back
@@ -61,6 +64,10 @@ class DetectorConfig:
     fmin_hz: float = 400.0
     fmax_hz: float = 7000.0
     n_bands: int = 24
+    low_fmin_hz: float = 200.0
+    """The second onset strength's band (0: none), for the low-pitched snaps."""
+    low_fmax_hz: float = 1500.0
+    low_bands: int = 8
     lag: int = 2
     max_size: int = 3
     threshold: float = 6.0
@@ -129,6 +136,11 @@ class Candidate:
         Peak of the noise-normalised envelope (summed over mics) over the highest the noise
         alone reached in the 200 ms before (the second highest of its 25 ms maxima, so that
         one knock in that stretch does not count): near 1 for a noise peak.
+    contrast_db : float
+        High-passed power of the first 5 ms after onset over the larger of that of the
+        20 ms before and of 15-40 ms after, at the loudest mic: whether the onset stands out
+        of the sound around it on both sides, as a burst does and the crest of a swelling
+        rub does not.
     """
 
     t: float
@@ -146,6 +158,7 @@ class Candidate:
     harmonicity: float = 0.0
     decay_db: float = 0.0
     prominence: float = 0.0
+    contrast_db: float = 0.0
 
 
 class PopDetector:
@@ -178,9 +191,16 @@ class PopDetector:
         fmax = min(c.fmax_hz, 0.45 * sr)
         self.mel = librosa.filters.mel(sr=sr, n_fft=self.n_fft, n_mels=c.n_bands,
                                        fmin=c.fmin_hz, fmax=fmax, norm=None).astype(np.float32)
-        used = np.flatnonzero(self.mel.sum(axis=0) > 0)
+        mels = [self.mel]
+        if c.low_fmin_hz > 0:
+            mels.append(librosa.filters.mel(sr=sr, n_fft=self.n_fft, n_mels=c.low_bands,
+                                            fmin=c.low_fmin_hz, fmax=c.low_fmax_hz,
+                                            norm=None).astype(np.float32))
+        self.band_sets = [len(m) for m in mels]
+        mel = np.concatenate(mels)
+        used = np.flatnonzero(mel.sum(axis=0) > 0)
         self.bins = slice(int(used[0]), int(used[-1]) + 1)
-        self.mel_t = np.ascontiguousarray(self.mel[:, self.bins].T)
+        self.mel_t = np.ascontiguousarray(mel[:, self.bins].T)
         self.sos_hp = signal.butter(4, c.highpass_hz, btype="highpass", fs=sr, output="sos")
         self.radius = max(1, int(round(c.peak_radius_s / c.hop_s)))
         self.min_sep = int(round(c.min_separation_s * sr))
@@ -190,8 +210,9 @@ class PopDetector:
         self.tail = np.zeros((n_mics, 0), dtype=np.float32)  # channel-major: fast framing
         self.tail_start = 0
         self.next_frame = 0
-        self.prev_bands = np.zeros((n_mics, 0, c.n_bands), dtype=np.float32)
-        self.odf_stats = _RunningMedian(self.hist_len, c.update_frames, (n_mics,))
+        self.prev_bands = np.zeros((n_mics, 0, sum(self.band_sets)), dtype=np.float32)
+        self.odf_stats = _RunningMedian(self.hist_len, c.update_frames,
+                                        (n_mics * len(self.band_sets),))
         self.z_pending = np.zeros(0)
         self.z_start = 0
         self.judged = 0
@@ -258,10 +279,13 @@ class PopDetector:
         n_prev = self.prev_bands.shape[1]
         self.prev_bands = context[:, -c.lag:]
         S = np.swapaxes(context, 1, 2)                                # (m, bands, prev + F)
-        strength = librosa.onset.onset_strength_multi(
-            S=S, lag=c.lag, max_size=c.max_size, center=False,
-            aggregate=False).mean(axis=-2)                            # (m, prev + F)
-        strength = strength[:, n_prev:].T                              # (F, m)
+        parts, b0 = [], 0
+        for nb in self.band_sets:
+            parts.append(librosa.onset.onset_strength_multi(
+                S=S[:, b0: b0 + nb], lag=c.lag, max_size=c.max_size, center=False,
+                aggregate=False).mean(axis=-2))                       # (m, prev + F)
+            b0 += nb
+        strength = np.concatenate(parts)[:, n_prev:].T                 # (F, sets * m)
         level, scale = self.odf_stats.update(strength, first)
         scale = np.maximum(1.4826 * scale, 1e-3 + 0.05 * np.abs(level))
         z = np.nan_to_num((strength - level) / scale, nan=0.0)
@@ -360,6 +384,8 @@ class PopDetector:
         head = np.mean(hp[onset: onset + int(0.005 * sr), mic] ** 2) - pre
         body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr), mic] ** 2) - pre
         decay = 10 * math.log10(max(head, 1e-30) / max(body, floor_hp[mic], 1e-30))
+        # Against the sound on both sides, not taken away: a burst stands out of both.
+        contrast = 10 * math.log10(max(head + pre, 1e-30) / max(body + pre, pre, 1e-30))
         # Voice is still periodic 15-55 ms after an onset; a pop's ringing has died by then.
         harm = _harmonicity(hp[onset + int(0.015 * sr): onset + int(0.055 * sr), mic], sr)
         index = start + onset
@@ -368,7 +394,7 @@ class PopDetector:
             band_energy=band_energy, band_background=band_background,
             amplitude_db=20 * math.log10(max(peak, 1e-10)), snr_db=snr, centroid_hz=centroid,
             duration_ms=duration, rise_ms=rise_ms, low_band_ratio=low, harmonicity=harm,
-            decay_db=decay, prominence=prominence,
+            decay_db=decay, prominence=prominence, contrast_db=contrast,
         )
 
     def _refine(self, hp: np.ndarray, guess: int) -> tuple[int | None, int, float, float]:
