@@ -8,7 +8,9 @@ the first rule that applies rejects the candidate and its name is the reason rec
     An external knock (a door, a table, a tap on the chair) reaches every mic through the air
     or the furniture at the same level, whereas a pop fades along the spine (about 3 dB per
     level: mics three levels apart differ by ~10 dB). Rejected when the loudest and the
-    quietest mic are within ``knock_spread_db``. Needs at least two mics.
+    quietest mic are within ``knock_spread_db``. Each mic's share is counted above what that
+    mic heard just before, so a rub or a footstep under way on one mic does not lift the
+    knock's spread past the limit. Needs at least two mics.
 ``footstep``
     A heel strike is a thump: most of its energy lies below ~300 Hz, and it coincides with an
     impact seen by the IMUs (a jolt in the specific force). Rejected when the low band holds
@@ -70,7 +72,7 @@ from .detector import Candidate
 class GateConfig:
     """Thresholds of the artifact rules (dB, ms, s, m/s^2, ratios)."""
 
-    knock_spread_db: float = 3.0
+    knock_spread_db: float = 4.0
     low_band_ratio: float = 0.7
     impact_ms2: float = 3.0
     impact_window_s: float = 0.08
@@ -86,7 +88,7 @@ class GateConfig:
     sharp_rise_ms: float = 2.0
     clear_strength: float = 12.0
     same_event_s: float = 0.05
-    min_contrast_db: float = 5.0
+    min_contrast_db: float = 6.0
     clear_contrast_db: float = 7.0
 
     def to_dict(self) -> dict:

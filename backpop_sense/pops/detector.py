@@ -108,8 +108,10 @@ class Candidate:
     mic : int
         Index of the loudest mic.
     band_energy : ndarray
-        Per mic, power over the first ``head_s`` after onset minus the background's, above
-        a high-pass at ``locate_corner`` times the centroid (and at least ``highpass_hz``).
+        Per mic, power over the first ``head_s`` after onset minus the background's (the
+        larger of its median over the previous 0.5 s and its mean over the 20 ms before),
+        above a high-pass at ``locate_corner`` times the centroid (and at least
+        ``highpass_hz``).
     band_background : ndarray
         Per mic, the background power through that high-pass (median over the previous
         0.5 s).
@@ -374,7 +376,13 @@ class PopDetector:
         loc = signal.sosfiltfilt(sos, raw.astype(np.float64), axis=0)
         n_head = max(1, int(round(c.head_s * sr)))
         head_loc = np.mean(loc[onset: onset + n_head] ** 2, axis=0)
-        band_energy = np.maximum(head_loc - _frame_power(loc[before], n_head), 1e-20)
+        # The background is the larger of the usual (median over 0.5 s) and what sounded in
+        # the 20 ms just before: a rub or a footstep under way on one mic adds to that mic's
+        # share, which would make a knock look like a pop fading along the spine.
+        pre_loc = np.mean(loc[max(onset - int(0.022 * sr), 0): max(onset - int(0.002 * sr), 1)]
+                          ** 2, axis=0)
+        band_energy = np.maximum(head_loc - np.maximum(_frame_power(loc[before], n_head),
+                                                       pre_loc), 1e-20)
         band_background = _frame_power(loc[before], w)
         duration = _duration_ms(hp[onset:, mic], floor_hp[mic], sr)
         # What was already sounding just before the onset is taken from both, so a pop on top
