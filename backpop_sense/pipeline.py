@@ -176,8 +176,10 @@ def open_replay(path: str | Path, *, block_size: int = OFFLINE_BLOCK, speed: flo
 
 
 def analyze(path: str | Path, *, block_size: int = OFFLINE_BLOCK, speed: float = 0.0,
+            detector: DetectorConfig | None = None, gate: GateConfig | None = None,
             correlate: CorrelateConfig | None = None, frame_sink: FrameSink | None = None
             ) -> SessionResult:
-    """Replay a recorded session through the pipeline."""
+    """Replay a recorded session through the pipeline (stage parameters as for :func:`run`)."""
     source = open_replay(path, block_size=block_size, speed=speed)
-    return run(source, source.session, correlate=correlate, frame_sink=frame_sink)
+    return run(source, source.session, detector=detector, gate=gate, correlate=correlate,
+               frame_sink=frame_sink)

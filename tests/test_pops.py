@@ -105,7 +105,6 @@ def test_a_known_pop_train_is_found_at_its_times_and_levels(pop_train) -> None:
 
 
 def test_results_do_not_depend_on_the_processing_chunk(tmp_path_factory) -> None:
-    from backpop_sense.pipeline import open_replay, run
     from backpop_sense.pops.detector import LIVE_CHUNK, DetectorConfig
 
     path = tmp_path_factory.getbasetemp() / "blocks"
@@ -113,8 +112,7 @@ def test_results_do_not_depend_on_the_processing_chunk(tmp_path_factory) -> None
         simulate_session(path, SimConfig("snapping", minutes=1.0, seed=31, snr_db=5.0))
     found = {}
     for chunk in (LIVE_CHUNK, 3000, DetectorConfig().chunk):
-        source = open_replay(path, block_size=777)
-        r = run(source, source.session, detector=DetectorConfig(chunk=chunk))
+        r = analyze(path, block_size=777, detector=DetectorConfig(chunk=chunk))
         found[chunk] = ([(round(p.t * SR), p.level, p.kind, round(p.pop.snr_db, 6))
                          for p in r.pops], [(round(x.t * SR), x.reason) for x in r.rejected])
     assert len(found[LIVE_CHUNK][0]) > 3
@@ -211,7 +209,6 @@ def test_faint_snaps_are_found(tmp_path: Path) -> None:
     The 200-1500 Hz onset strength is what finds them: on this session the 400-7000 Hz bands
     alone found 24 of its 29 pops (seeds 41 and 43 also pass, by a smaller margin).
     """
-    from backpop_sense.pipeline import open_replay, run
     from backpop_sense.pops.detector import DetectorConfig
 
     path = tmp_path / "s"
@@ -222,8 +219,7 @@ def test_faint_snaps_are_found(tmp_path: Path) -> None:
     found = {}
     for name, cfg in (("default", DetectorConfig()), ("no snap band",
                                                        DetectorConfig(low_fmin_hz=0.0))):
-        source = open_replay(path, block_size=4096)
-        pops = run(source, source.session, detector=cfg).pops
+        pops = analyze(path, block_size=4096, detector=cfg).pops
         hits = sum(any(abs(p.t - t) <= 0.002 for p in pops) for t in truth.t)
         found[name] = (hits, len(pops) - hits)
     hits, false = found["default"]
