@@ -28,6 +28,8 @@ import numpy as np
 
 from backpop_sense.evaluate import score_pops
 from backpop_sense.pipeline import analyze
+from backpop_sense.pops.artifacts import GateConfig
+from backpop_sense.pops.detector import DetectorConfig
 from backpop_sense.session import Session
 from backpop_sense.simulate import SimConfig, simulate_session
 
@@ -72,7 +74,8 @@ def librosa_onsets(path: Path) -> np.ndarray:
     return librosa.onset.onset_detect(y=y, sr=sr, units="time")
 
 
-def score_set(paths: list[Path]) -> tuple[dict, dict, float, float]:
+def score_set(paths: list[Path], detector: DetectorConfig | None = None,
+              gate: GateConfig | None = None) -> tuple[dict, dict, float, float]:
     """Scores of ours and librosa's over a set (sessions laid end to end in time)."""
     offset = 0.0
     tt, tl, ot, ol, lt = [], [], [], [], []
@@ -81,7 +84,7 @@ def score_set(paths: list[Path]) -> tuple[dict, dict, float, float]:
         s = Session(path)
         truth = s.truth()
         start = time.perf_counter()
-        result = analyze(path)
+        result = analyze(path, detector=detector, gate=gate)
         ours_wall += time.perf_counter() - start
         start = time.perf_counter()
         onsets = librosa_onsets(path)
@@ -111,6 +114,19 @@ def measure(which: str, path: Path) -> dict:
     return json.loads(run.stdout)
 
 
+def _assignments(kind: type, items: list[str]) -> dict:
+    """``["low_fmin_hz=0", ...]`` as keyword arguments of ``kind``, each of its field's type."""
+    defaults = kind()
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not hasattr(defaults, key):
+            raise SystemExit(f"detection.py: {item!r} is not KEY=VALUE with a field of "
+                             f"{kind.__name__}")
+        out[key] = type(getattr(defaults, key))(float(value))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed, 2-minute sessions")
@@ -122,10 +138,20 @@ def main() -> None:
                         help="score the artifacts-only audio as 30-minute sessions on these "
                              "seeds, instead of one hour on the first seed + 7")
     parser.add_argument("--no-speed", action="store_true", help="skip throughput and memory")
+    parser.add_argument("--detector", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="change detector parameters (ablations), e.g. low_fmin_hz=0")
+    parser.add_argument("--gate", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="change gate parameters (ablations), e.g. min_contrast_db=5")
     args = parser.parse_args()
+    detector = DetectorConfig(**_assignments(DetectorConfig, args.detector))
+    gate = GateConfig(**_assignments(GateConfig, args.gate))
+    if args.detector or args.gate:
+        print(f"ablation: detector {args.detector} gate {args.gate}", file=sys.stderr)
     minutes, seeds = (2.0, 1) if args.quick else (3.0, args.seeds)
     first = args.first_seed
     out = OUT if first == FIRST_SEED else OUT.parent / f"detection-{first}"
+    if args.quick:  # 2-minute sessions: not to be mixed with the full sets' cache
+        out = out.parent / f"{out.name}-quick"
     rows = []
     for artifacts in (True, False):
         for snr in SNRS:
@@ -134,7 +160,7 @@ def main() -> None:
                           SimConfig(sc, minutes=minutes, seed=first + k + int(snr) * 100,
                                     snr_db=snr, artifacts=artifacts))
                      for sc in SCENARIOS for k in range(seeds)]
-            ours, theirs, speed, lspeed = score_set(paths)
+            ours, theirs, speed, lspeed = score_set(paths, detector, gate)
             rows.append((name, ours, theirs))
             print(f"scored {name}", file=sys.stderr, flush=True)
     if args.artifact_seeds:
@@ -146,7 +172,7 @@ def main() -> None:
         quiet = [make(out / "artifacts-only-60min",
                       SimConfig("artifacts-only", minutes=60.0, seed=first + 7))]
         label = "artifacts-only 1 h"
-    ours, theirs, _, _ = score_set(quiet)
+    ours, theirs, _, _ = score_set(quiet, detector, gate)
     rows.append((label, ours, theirs))
 
     print("\npop detection, simulated (3 mics, 16 kHz); librosa = onset_detect defaults on the "
@@ -162,8 +188,8 @@ def main() -> None:
               f"{o['fp_per_hour']:>7.1f}{level:>7} | {t['10ms']['f1']:>9.3f}"
               f"{t['50ms']['f1']:>10.3f}{t['fp_per_hour']:>9.1f}")
 
-    if args.no_speed:
-        return
+    if args.no_speed or args.detector or args.gate:
+        return  # speed is measured on the defaults only
     ten = make(out / "healthy-10min", SimConfig("healthy", minutes=10.0, seed=first + 8))
     hour_h = make(out / "healthy-60min", SimConfig("healthy", minutes=60.0, seed=first + 9))
     print("\nthroughput and memory, one thread, fresh process each")
