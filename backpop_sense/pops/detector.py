@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 import librosa
 import numpy as np
 from scipy import fft as sp_fft
-from scipy import signal
+from scipy import ndimage, signal
 
 from ..blocks import AudioBlock
 
@@ -197,7 +197,8 @@ class PopDetector:
             mels.append(librosa.filters.mel(sr=sr, n_fft=self.n_fft, n_mels=c.low_bands,
                                             fmin=c.low_fmin_hz, fmax=c.low_fmax_hz,
                                             norm=None).astype(np.float32))
-        self.band_sets = [len(m) for m in mels]
+        edges = np.cumsum([0] + [len(m) for m in mels]).tolist()
+        self.set_slices = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
         mel = np.concatenate(mels)
         used = np.flatnonzero(mel.sum(axis=0) > 0)
         self.bins = slice(int(used[0]), int(used[-1]) + 1)
@@ -212,9 +213,9 @@ class PopDetector:
         self.tail = np.zeros((n_mics, 0), dtype=np.float32)  # channel-major: fast framing
         self.tail_start = 0
         self.next_frame = 0
-        self.prev_bands = np.zeros((n_mics, 0, sum(self.band_sets)), dtype=np.float32)
+        self.prev_bands = np.zeros((n_mics, 0, edges[-1]), dtype=np.float32)
         self.odf_stats = _RunningMedian(self.hist_len, c.update_frames,
-                                        (n_mics * len(self.band_sets),))
+                                        (n_mics * len(self.set_slices),))
         self.z_pending = np.zeros(0)
         self.z_start = 0
         self.judged = 0
@@ -280,14 +281,14 @@ class PopDetector:
         context = np.concatenate([self.prev_bands, log_bands], axis=1)  # (m, prev + F, bands)
         n_prev = self.prev_bands.shape[1]
         self.prev_bands = context[:, -c.lag:]
-        S = np.swapaxes(context, 1, 2)                                # (m, bands, prev + F)
-        parts, b0 = [], 0
-        for nb in self.band_sets:
-            parts.append(librosa.onset.onset_strength_multi(
-                S=S[:, b0: b0 + nb], lag=c.lag, max_size=c.max_size, center=False,
-                aggregate=False).mean(axis=-2))                       # (m, prev + F)
-            b0 += nb
-        strength = np.concatenate(parts)[:, n_prev:].T                 # (F, sets * m)
+        # SuperFlux's reference: the maximum over neighbouring bands, within each band set
+        # (computed here, along the contiguous axis and not across the sets' boundary).
+        ref = np.concatenate([ndimage.maximum_filter1d(context[..., s], c.max_size, axis=-1)
+                              for s in self.set_slices], axis=-1)
+        strength = librosa.onset.onset_strength_multi(
+            S=np.swapaxes(context, 1, 2), ref=np.swapaxes(ref, 1, 2), lag=c.lag,
+            center=False, channels=self.set_slices)                    # (m, sets, prev + F)
+        strength = strength[..., n_prev:].reshape(-1, strength.shape[-1] - n_prev).T
         level, scale = self.odf_stats.update(strength, first)
         scale = np.maximum(1.4826 * scale, 1e-3 + 0.05 * np.abs(level))
         z = np.nan_to_num((strength - level) / scale, nan=0.0)
@@ -474,10 +475,11 @@ class _RunningMedian:
         scales = np.empty_like(levels)
         if full.any():
             # every refresh with a full history at once, through one strided view
+            # (U, ..., length): each window contiguous, which np.median partitions fastest
             win = np.lib.stride_tricks.sliding_window_view(hist, self.length, axis=0)
-            past = np.moveaxis(win[ends[full] - self.length], -1, 1)    # (U, length, ...)
-            levels[full] = np.median(past, axis=1)
-            scales[full] = np.median(np.abs(past - levels[full][:, None]), axis=1)
+            past = win[ends[full] - self.length]
+            levels[full] = np.median(past, axis=-1)
+            scales[full] = np.median(np.abs(past - levels[full][..., None]), axis=-1)
         for k in np.flatnonzero(~full):
             past = hist[:ends[k]]
             levels[k] = np.median(past, axis=0)
