@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 import librosa
 import numpy as np
 from scipy import fft as sp_fft
-from scipy import ndimage, signal
+from scipy import signal
 
 from ..blocks import AudioBlock
 
@@ -283,8 +283,8 @@ class PopDetector:
         self.prev_bands = context[:, -c.lag:]
         # SuperFlux's reference: the maximum over neighbouring bands, within each band set
         # (computed here, along the contiguous axis and not across the sets' boundary).
-        ref = np.concatenate([ndimage.maximum_filter1d(context[..., s], c.max_size, axis=-1)
-                              for s in self.set_slices], axis=-1)
+        ref = np.concatenate([_band_max(context[..., s], c.max_size) for s in self.set_slices],
+                             axis=-1)
         strength = librosa.onset.onset_strength_multi(
             S=np.swapaxes(context, 1, 2), ref=np.swapaxes(ref, 1, 2), lag=c.lag,
             center=False, channels=self.set_slices)                    # (m, sets, prev + F)
@@ -347,16 +347,16 @@ class PopDetector:
         raw, start = self._snippet(guess - before, guess + int(round(c.snippet_after_s * sr)))
         if raw.shape[0] < int(0.05 * sr):
             return None
-        hp = _filtfilt(self.sos_hp, self.zi_hp, raw.astype(np.float64))
-        onset, mic, rise_ms, prominence = self._refine(hp, guess - start)
+        hp_all = _filtfilt(self.sos_hp, self.zi_hp, raw.astype(np.float64))
+        onset, mic, rise_ms, prominence = self._refine(hp_all, guess - start)
         if onset is None:
             return None
+        hp = hp_all[:, mic]  # everything from here on is measured at the loudest mic
         w = max(1, int(round(c.pop_window_s * sr)))
         before = slice(0, max(onset - int(0.02 * sr), w))
         just_before = slice(max(onset - int(0.022 * sr), 0), max(onset - int(0.002 * sr), 1))
         bg_hp, floor_hp = _frame_power(hp[before], w, (50.0, 10.0))
-        pop_hp = np.mean(hp[onset: onset + w] ** 2, axis=0)
-        if pop_hp[mic] < 2.0 * bg_hp[mic]:
+        if np.mean(hp[onset: onset + w] ** 2) < 2.0 * bg_hp:
             return None  # nothing above the background's own level where it was loudest
         (bg_raw,) = _frame_power(raw[before].astype(np.float64), w)
         pop_raw = np.mean(raw[onset: onset + w, mic].astype(np.float64) ** 2)
@@ -384,17 +384,17 @@ class PopDetector:
         (bg_head,) = _frame_power(loc[before], n_head)
         band_energy = np.maximum(head_loc - np.maximum(bg_head, pre_loc), 1e-20)
         (band_background,) = _frame_power(loc[before], w)
-        duration = _duration_ms(hp[onset:, mic], floor_hp[mic], sr)
+        duration = _duration_ms(hp[onset:], floor_hp, sr)
         # What was already sounding just before the onset is taken from both, so a pop on top
         # of a rub or a voice still shows as the burst it is.
-        pre = np.mean(hp[just_before, mic] ** 2)
-        head = np.mean(hp[onset: onset + int(0.005 * sr), mic] ** 2) - pre
-        body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr), mic] ** 2) - pre
-        decay = 10 * math.log10(max(head, 1e-30) / max(body, floor_hp[mic], 1e-30))
+        pre = np.mean(hp[just_before] ** 2)
+        head = np.mean(hp[onset: onset + int(0.005 * sr)] ** 2) - pre
+        body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr)] ** 2) - pre
+        decay = 10 * math.log10(max(head, 1e-30) / max(body, floor_hp, 1e-30))
         # Against the sound on both sides, not taken away: a burst stands out of both.
         contrast = 10 * math.log10(max(head + pre, 1e-30) / max(body + pre, pre, 1e-30))
         # Voice is still periodic 15-55 ms after an onset; a pop's ringing has died by then.
-        harm = _harmonicity(hp[onset + int(0.015 * sr): onset + int(0.055 * sr), mic], sr)
+        harm = _harmonicity(hp[onset + int(0.015 * sr): onset + int(0.055 * sr)], sr)
         index = start + onset
         return Candidate(
             t=self.offset_s + index / sr, index=index, strength=strength, mic=mic,
@@ -424,10 +424,11 @@ class PopDetector:
         first = max(0, noise_end - int(0.2 * sr))
         a = max(0, first - int(0.001 * sr) - 1)
         b = min(len(hp), max(hi, noise_end) + int(0.001 * sr) + 1)
-        env = np.zeros_like(hp)
-        env[a:b] = np.stack([_envelope(hp[a:b, j], sr) for j in range(hp.shape[1])], axis=1)
+        env_t = np.zeros(hp.shape[::-1])  # mic-major: each mic's envelope contiguous
+        env_t[:, a:b] = [_envelope(x, sr) for x in hp[a:b].T]
+        env = env_t.T
         quiet = env[first: noise_end]
-        noise = np.median(quiet, axis=0) + 1e-12
+        noise = np.median(env_t[:, first: noise_end], axis=1) + 1e-12
         region = env[lo:hi] / noise
         mic = int(np.argmax(region.max(axis=0)))
         trace = region.sum(axis=1)
@@ -477,9 +478,10 @@ class _RunningMedian:
             # every refresh with a full history at once, through one strided view
             # (U, ..., length): each window contiguous, which np.median partitions fastest
             win = np.lib.stride_tricks.sliding_window_view(hist, self.length, axis=0)
-            past = win[ends[full] - self.length]
-            levels[full] = np.median(past, axis=-1)
-            scales[full] = np.median(np.abs(past - levels[full][..., None]), axis=-1)
+            past = win[ends[full] - self.length]  # a copy: the medians may reorder it
+            levels[full] = np.median(past, axis=-1, overwrite_input=True)
+            dev = np.abs(past - levels[full][..., None], out=past)
+            scales[full] = np.median(dev, axis=-1, overwrite_input=True)
         for k in np.flatnonzero(~full):
             past = hist[:ends[k]]
             levels[k] = np.median(past, axis=0)
@@ -554,6 +556,19 @@ def _frame_power(x: np.ndarray, w: int, qs: tuple[float, ...] = (50.0,)
         return np.stack([p] * len(qs))
     frames = x[len(x) - n:].reshape(n // w, w, *x.shape[1:])
     return np.percentile(np.mean(frames**2, axis=1), qs, axis=0)
+
+
+def _band_max(x: np.ndarray, size: int) -> np.ndarray:
+    """``scipy.ndimage.maximum_filter1d(x, size, axis=-1)`` (mode ``reflect``) for odd
+    ``size``: the maximum over the bands within ``size // 2`` on either side. The same
+    numbers at a third of the time on the detector's small per-chunk arrays."""
+    if size % 2 == 0:
+        raise ValueError(f"the band maximum's size must be odd, not {size}")
+    out = x.copy()
+    for k in range(1, size // 2 + 1):
+        np.maximum(out[..., :-k], x[..., k:], out=out[..., :-k])
+        np.maximum(out[..., k:], x[..., :-k], out=out[..., k:])
+    return out
 
 
 def _filtfilt(sos: np.ndarray, zi: np.ndarray, x: np.ndarray) -> np.ndarray:
