@@ -216,7 +216,7 @@ class PopDetector:
         self.zi_hp = signal.sosfilt_zi(self.sos_hp)
         self.radius = max(1, int(round(c.peak_radius_s / c.hop_s)))
         self.min_sep = int(round(c.min_separation_s * sr))
-        self.hist_len = int(round(c.history_s / c.hop_s))
+        self.hist_len = int(round(c.history_s / c.hop_s)) | 1  # odd: see _RunningMedian
         self.offset_s = 0.0
         # carried state
         self.tail = np.zeros((n_mics, 0), dtype=np.float32)  # channel-major: fast framing
@@ -481,9 +481,14 @@ class _RunningMedian:
 
     Refreshed every ``every`` frames (at absolute frame numbers, so independent of blocks),
     from the frames before the refresh; NaN until ``4 * every`` frames have been seen.
+    ``length`` is odd, so that each median is one of the values, found by a single
+    ``np.partition``: four times faster than ``np.median``, which partitions at two places
+    (the two middle values, or the middle and the end where it checks for NaN).
     """
 
     def __init__(self, length: int, every: int, shape: tuple[int, ...]) -> None:
+        if length % 2 == 0:
+            raise ValueError(f"the running median's length must be odd, not {length}")
         self.length, self.every = length, every
         self.hist = np.zeros((0, *shape))
         self.level = np.full(shape, np.nan)
@@ -507,10 +512,13 @@ class _RunningMedian:
             # every refresh with a full history at once, through one strided view
             # (U, ..., length): each window contiguous, which np.median partitions fastest
             win = np.lib.stride_tricks.sliding_window_view(hist, self.length, axis=0)
-            past = win[ends[full] - self.length]  # a copy: the medians may reorder it
-            levels[full] = np.median(past, axis=-1, overwrite_input=True)
+            past = win[ends[full] - self.length]  # a copy, which the partitions reorder
+            mid = self.length // 2
+            past.partition(mid, axis=-1)
+            levels[full] = past[..., mid]
             dev = np.abs(past - levels[full][..., None], out=past)
-            scales[full] = np.median(dev, axis=-1, overwrite_input=True)
+            dev.partition(mid, axis=-1)
+            scales[full] = dev[..., mid]
         for k in np.flatnonzero(~full):
             past = hist[:ends[k]]
             levels[k] = np.median(past, axis=0)
