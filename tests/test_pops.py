@@ -398,3 +398,15 @@ def test_the_thresholds_running_median_and_mad_match_numpys() -> None:
     assert np.isnan(level[4 * every - 1]).all()
     with pytest.raises(ValueError, match="odd"):
         _RunningMedian(250, every, (6,))
+
+
+def test_the_detectors_median_matches_numpys() -> None:
+    """The one-partition median gives np.median's numbers exactly, for odd and even counts."""
+    from backpop_sense.pops.detector import _median
+
+    rng = np.random.default_rng(5)
+    for shape in ((7,), (3, 8), (4, 6, 251), (2, 3, 3200), (5, 1), (3, 2)):
+        x = rng.gamma(1.0, size=shape)
+        assert np.array_equal(_median(x.copy()), np.median(x, axis=-1))
+    ties = np.array([[1.0, 2.0, 2.0, 2.0, 5.0, 9.0], [3.0, 3.0, 3.0, 3.0, 3.0, 3.0]])
+    assert np.array_equal(_median(ties.copy()), np.median(ties, axis=-1))
