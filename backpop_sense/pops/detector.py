@@ -486,13 +486,11 @@ class _RunningMedian:
 
     Refreshed every ``every`` frames (at absolute frame numbers, so independent of blocks),
     from the frames before the refresh; NaN until ``4 * every`` frames have been seen.
-    ``length`` is odd, so that each median is one of the values, found by a single
-    partition (see :func:`_median`).
+    The detector's ``length`` is odd, so that each median is one of the frames' values and
+    :func:`_median` finds it with a single partition.
     """
 
     def __init__(self, length: int, every: int, shape: tuple[int, ...]) -> None:
-        if length % 2 == 0:
-            raise ValueError(f"the running median's length must be odd, not {length}")
         self.length, self.every = length, every
         self.hist = np.zeros((0, *shape))
         self.level = np.full(shape, np.nan)
