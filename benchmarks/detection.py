@@ -86,7 +86,7 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
               gate: GateConfig | None = None) -> tuple[dict, dict, float, float]:
     """Scores of ours and librosa's over a set (sessions laid end to end in time)."""
     offset = 0.0
-    tt, tl, ot, ol, lt = [], [], [], [], []
+    tt, tl, ot, ol, lt, rise = [], [], [], [], [], []
     ours_wall = librosa_wall = channel_s = 0.0
     for path in paths:
         s = Session(path)
@@ -101,11 +101,13 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
         tl += truth["level"].tolist()
         ot += [p.t + offset for p in result.pops]
         ol += [p.level for p in result.pops]
+        rise += [p.pop.band_rise for p in result.pops]
         lt += (onsets + offset).tolist()
         offset += s.duration_s + 10.0
         channel_s += s.duration_s * len(s.info.mics)
     duration = offset - 10.0 * len(paths)
     ours = score_pops(tt, tl, ot, ol, duration)
+    ours["weakest_rise"] = min(rise, default=None)  # the frames' first test, weakest pop
     theirs = score_pops(tt, tl, lt, [""] * len(lt), duration)
     return ours, theirs, channel_s / ours_wall, duration / librosa_wall
 
@@ -186,14 +188,16 @@ def main() -> None:
     print("\npop detection, simulated (3 mics, 16 kHz); librosa = onset_detect defaults on the "
           "mono mix")
     head = (f"{'set':<20}{'truth':>6}{'F1@10':>7}{'F1@50':>7}{'P@50':>6}{'R@50':>6}"
-            f"{'FP/h':>7}{'level':>7} | {'lib F1@10':>9}{'lib F1@50':>10}{'lib FP/h':>9}")
+            f"{'FP/h':>7}{'level':>7}{'rise':>6} | {'lib F1@10':>9}{'lib F1@50':>10}"
+            f"{'lib FP/h':>9}")
     print(head)
     print("-" * len(head))
     for name, o, t in rows:
         level = "-" if o["level_accuracy"] is None else f"{100 * o['level_accuracy']:.0f}%"
+        rise = "-" if o["weakest_rise"] is None else f"{o['weakest_rise']:.1f}"
         print(f"{name:<20}{o['truth']:>6}{o['10ms']['f1']:>7.3f}{o['50ms']['f1']:>7.3f}"
               f"{o['50ms']['precision']:>6.2f}{o['50ms']['recall']:>6.2f}"
-              f"{o['fp_per_hour']:>7.1f}{level:>7} | {t['10ms']['f1']:>9.3f}"
+              f"{o['fp_per_hour']:>7.1f}{level:>7}{rise:>6} | {t['10ms']['f1']:>9.3f}"
               f"{t['50ms']['f1']:>10.3f}{t['fp_per_hour']:>9.1f}")
 
     if args.no_speed or args.detector or args.gate:

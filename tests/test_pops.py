@@ -353,18 +353,20 @@ def test_the_frames_first_test_skips_only_what_would_not_be_a_pop(tmp_path: Path
     """The band-power test on the frames spares most peaks their measurement (here 172 of
     249), and what it spares would not have been pops: the same pops as measuring every
     peak, and no rejection that measuring every peak does not also make, on pops at 3 dB
-    among rubs, footsteps, voice and knocks."""
+    among rubs, footsteps, voice and knocks; measuring every peak, each pop found had risen
+    more than the test asks."""
     from backpop_sense.blocks import AudioBlock
     from backpop_sense.pops.detector import DetectorConfig, PopDetector
 
     path = tmp_path / "s"
     simulate_session(path, SimConfig("snapping", minutes=3.0, seed=44, snr_db=3.0))
     default = DetectorConfig().min_band_rise
-    pops, rejected, measured = {}, {}, {}
+    pops, rejected, measured, weakest = {}, {}, {}, {}
     for rise in (0.0, default):
         cfg = DetectorConfig(min_band_rise=rise)
         r = analyze(path, detector=cfg)
         pops[rise] = [(p.t, p.level, p.kind) for p in r.pops]
+        weakest[rise] = min(p.pop.band_rise for p in r.pops)
         rejected[rise] = {(x.t, x.reason) for x in r.rejected}
         source = open_replay(path)
         det = PopDetector(source.session.audio.sr, len(source.session.info.mics), cfg)
@@ -375,6 +377,7 @@ def test_the_frames_first_test_skips_only_what_would_not_be_a_pop(tmp_path: Path
         measured[rise] = det.measured
     assert len(pops[0.0]) >= 20
     assert pops[default] == pops[0.0]
+    assert weakest[0.0] > default  # measuring every peak, each pop's band power rose more
     assert rejected[default] <= rejected[0.0]
     assert measured[default] < 0.5 * measured[0.0]
 

@@ -154,6 +154,10 @@ class Candidate:
         20 ms before and of 15-40 ms after, at the loudest mic: whether the onset stands out
         of the sound around it on both sides, as a burst does and the crest of a swelling
         rub does not.
+    band_rise : float
+        The frames' first test: the largest, over mics and band sets, of the band power
+        within 24 ms of the onset guess over its median of the ``background_s`` before (inf
+        before there is a background).
     """
 
     t: float
@@ -172,6 +176,7 @@ class Candidate:
     decay_db: float = 0.0
     prominence: float = 0.0
     contrast_db: float = 0.0
+    band_rise: float = math.inf
 
 
 class PopDetector:
@@ -241,7 +246,7 @@ class PopDetector:
                     + c.chunk)
         self.ring = np.zeros((ring_len, n_mics), dtype=np.float32)
         self.ring_end = 0
-        self.waiting: deque[tuple[int, float]] = deque()
+        self.waiting: deque[tuple[int, float, float]] = deque()
         self.measured = 0
         """How many peaks have been measured (passed the frames' first test), for diagnostics."""
         self.inbox = np.zeros((0, n_mics), dtype=np.float32)
@@ -336,18 +341,20 @@ class PopDetector:
 
     def _candidate_frame(self, frame: int, strength: float) -> None:
         c = self.config
-        if c.min_band_rise > 0:
-            # Frames frame-6 .. frame+2 span 24 ms either side of the onset guess (at 4 ms
-            # hops), more than the 16 ms either side where the onset is then looked for.
-            i = frame - self.band_power_start
-            past = self.band_power[:, max(i - 6 - self.bg_frames, 0): max(i - 6, 0)]
+        # Frames frame-6 .. frame+2 span 24 ms either side of the onset guess (at 4 ms hops),
+        # more than the 16 ms either side where the onset is then looked for.
+        i = frame - self.band_power_start
+        past = self.band_power[:, max(i - 6 - self.bg_frames, 0): max(i - 6, 0)]
+        rise = math.inf  # no background yet: measure
+        if past.shape[1]:
             near = self.band_power[:, max(i - 6, 0): i + 3].max(axis=1)
-            if past.shape[1] and not (
-                    near >= c.min_band_rise * _median(np.moveaxis(past, 1, -1).copy())).any():
-                return
+            background = _median(np.moveaxis(past, 1, -1).copy())
+            rise = float((near / np.maximum(background, 1e-30)).max())
+        if rise < c.min_band_rise:
+            return
         # The onset lies in the samples frame `frame` added to frame `frame - lag`.
         onset_guess = (frame - c.lag) * self.hop + self.n_fft // 2
-        self.waiting.append((onset_guess, strength))
+        self.waiting.append((onset_guess, strength, rise))
 
     # -------------------------------------------------------------- snippets and features
     def _remember(self, data: np.ndarray) -> None:
@@ -368,15 +375,15 @@ class PopDetector:
         out: list[Candidate] = []
         after = int(round(self.config.snippet_after_s * self.sr))
         while self.waiting and (final or self.waiting[0][0] + after + self.n_fft <= self.ring_end):
-            guess, strength = self.waiting.popleft()
+            guess, strength, rise = self.waiting.popleft()
             self.measured += 1
-            cand = self._measure(guess, strength)
+            cand = self._measure(guess, strength, rise)
             if cand is not None and cand.index - self.last_peak >= self.min_sep:
                 self.last_peak = cand.index
                 out.append(cand)
         return out
 
-    def _measure(self, guess: int, strength: float) -> Candidate | None:
+    def _measure(self, guess: int, strength: float, rise: float) -> Candidate | None:
         c, sr = self.config, self.sr
         before = int(round((c.background_s + 0.05) * sr))
         raw, start = self._snippet(guess - before, guess + int(round(c.snippet_after_s * sr)))
@@ -436,7 +443,7 @@ class PopDetector:
             band_energy=band_energy, band_background=band_background,
             amplitude_db=20 * math.log10(max(peak, 1e-10)), snr_db=snr, centroid_hz=centroid,
             duration_ms=duration, rise_ms=rise_ms, low_band_ratio=low, harmonicity=harm,
-            decay_db=decay, prominence=prominence, contrast_db=contrast,
+            decay_db=decay, prominence=prominence, contrast_db=contrast, band_rise=rise,
         )
 
     def _refine(self, hp: np.ndarray, guess: int) -> tuple[int | None, int, float, float]:

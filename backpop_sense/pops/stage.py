@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..blocks import AudioBlock, Block, ImuBlock
@@ -27,6 +28,8 @@ class Pop:
         Onset strength at detection, MAD units above the running median.
     spread_db : float
         Loudest over quietest mic, dB.
+    band_rise : float
+        The detector's first test on the frames (:attr:`Candidate.band_rise`).
     """
 
     t: float
@@ -37,6 +40,7 @@ class Pop:
     duration_ms: float
     strength: float
     spread_db: float
+    band_rise: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -87,5 +91,5 @@ class PopStage:
                 continue
             where = locate(c.band_energy, self.mics, background=c.band_background)
             out.append(Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
-                           c.duration_ms, c.strength, spread_db(c)))
+                           c.duration_ms, c.strength, spread_db(c), c.band_rise))
         return out
