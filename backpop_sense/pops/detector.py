@@ -215,9 +215,6 @@ class PopDetector:
                                             norm=None).astype(np.float32))
         edges = np.cumsum([0] + [len(m) for m in mels]).tolist()
         self.set_slices = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        self.set_sum = np.zeros((edges[-1], len(self.set_slices)), dtype=np.float32)
-        for k, s in enumerate(self.set_slices):
-            self.set_sum[s, k] = 1.0  # bands @ set_sum: each band set's total
         mel = np.concatenate(mels)
         used = np.flatnonzero(mel.sum(axis=0) > 0)
         self.bins = slice(int(used[0]), int(used[-1]) + 1)
@@ -234,8 +231,8 @@ class PopDetector:
         self.next_frame = 0
         self.prev_bands = np.zeros((n_mics, 0, edges[-1]), dtype=np.float32)
         self.bg_frames = int(round(c.background_s / c.hop_s))
+        # each band set's power in the last frames; its last frame is next_frame - 1
         self.band_power = np.zeros((n_mics, 0, len(self.set_slices)), dtype=np.float32)
-        self.band_power_start = 0  # the frame number of band_power[:, 0]
         self.odf_stats = _RunningMedian(self.hist_len, c.update_frames,
                                         (n_mics * len(self.set_slices),))
         self.z_pending = np.zeros(0)
@@ -296,10 +293,9 @@ class PopDetector:
         power = spec.real**2 + spec.imag**2
         bands = power @ self.mel_t
         # each band set's power per frame, kept for the peaks' first test (_candidate_frame)
-        set_power = bands @ self.set_sum
+        set_power = np.add.reduceat(bands, [s.start for s in self.set_slices], axis=-1)
         kept = self.band_power[:, -(self.bg_frames + 16):]  # what unjudged peaks look back on
         self.band_power = np.concatenate([kept, set_power], axis=1)
-        self.band_power_start = self.next_frame + n_frames - self.band_power.shape[1]
         log_bands = 10.0 * np.log10(np.maximum(bands, 1e-12))       # (m, F, bands)
         first = self.next_frame
         self.next_frame += n_frames
@@ -343,7 +339,7 @@ class PopDetector:
         c = self.config
         # Frames frame-6 .. frame+2 span 24 ms either side of the onset guess (at 4 ms hops),
         # more than the 16 ms either side where the onset is then looked for.
-        i = frame - self.band_power_start
+        i = frame - (self.next_frame - self.band_power.shape[1])
         past = self.band_power[:, max(i - 6 - self.bg_frames, 0): max(i - 6, 0)]
         rise = math.inf  # no background yet: measure
         if past.shape[1]:
@@ -400,9 +396,9 @@ class PopDetector:
         bg_hp, floor_hp = _frame_power(hp[before], w, (50.0, 10.0))
         if np.mean(hp[onset: onset + w] ** 2) < 2.0 * bg_hp:
             return None  # nothing above the background's own level where it was loudest
-        (bg_raw,) = _frame_power(raw[before].astype(np.float64), w)
+        (bg_raw,) = _frame_power(raw[before, mic].astype(np.float64), w)
         pop_raw = np.mean(raw[onset: onset + w, mic].astype(np.float64) ** 2)
-        snr = 10 * math.log10(max(pop_raw - bg_raw[mic], 1e-20) / max(bg_raw[mic], 1e-20))
+        snr = 10 * math.log10(max(pop_raw - bg_raw, 1e-20) / max(bg_raw, 1e-20))
         seg = raw[onset: onset + w, mic].astype(np.float64)
         peak = float(np.max(np.abs(seg))) if len(seg) else 0.0
         lead = int(0.001 * sr)
@@ -526,9 +522,9 @@ class _RunningMedian:
             levels[full] = _median(past)
             scales[full] = _median(np.abs(past - levels[full][..., None], out=past))
         for k in np.flatnonzero(~full):
-            past = hist[:ends[k]]
-            levels[k] = np.median(past, axis=0)
-            scales[k] = np.median(np.abs(past - levels[k]), axis=0)
+            past = hist[:ends[k]].T.copy()
+            levels[k] = _median(past)
+            scales[k] = _median(np.abs(past - levels[k][:, None], out=past))
         bounds = [first, *updates.tolist(), first + n]
         for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             if k > 0:
