@@ -350,8 +350,8 @@ def test_the_detectors_band_maximum_matches_scipy() -> None:
 
 
 def test_the_frames_first_test_skips_only_what_would_not_be_a_pop(tmp_path: Path) -> None:
-    """The band-power test on the frames spares most peaks their measurement (here 172 of
-    249), and what it spares would not have been pops: the same pops as measuring every
+    """The band-power test on the frames spares most peaks their measurement (more than half
+    here), and what it spares would not have been pops: the same pops as measuring every
     peak, and no rejection that measuring every peak does not also make, on pops at 3 dB
     among rubs, footsteps, voice and knocks; measuring every peak, each pop found had risen
     more than the test asks."""
