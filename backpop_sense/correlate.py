@@ -20,8 +20,15 @@ The correlator is a pipeline stage: it takes the pops and motion frames the othe
 ``unknown``
     When the evidence does not decide (a repeat inside the refractory window, no motion data).
 
-Typing needs the whole session (a snap is known by its repeats, a cavitation by the 20 minutes
-after it), so it happens at ``finish``; the live view shows pops as they come, context first.
+Before typing, a pop that recurs at the same posture (``snap_min_count`` pops, in separate
+cycles, angles within ``snap_angle_tol_deg``, placed within ``pool_reach`` levels of each
+other) takes the level its repeats agree on (:func:`~backpop_sense.pops.locate.pooled_level`):
+one source heard several times is placed from all its repeats, which a faint pop alone, at
+0-3 dB SNR, is not reliably.
+
+Typing and pooling need the whole session (a snap is known by its repeats, a cavitation by the
+20 minutes after it), so they happen at ``finish``; the live view shows pops as they come,
+context first, at the level each pop's own sound gives.
 Memory: the stage keeps the pops (the output) and a window of motion frames of bounded length.
 """
 
@@ -33,7 +40,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy import stats
 
+from .levels import level_index
 from .motion.tracker import MotionFrame
+from .pops.locate import POOL_SLACK, pooled_level
 from .pops.stage import Pop
 
 KINDS = ("cavitation", "snap", "readjustment", "unknown")
@@ -62,6 +71,14 @@ class CorrelateConfig:
         The excursion's furthest angle is looked for this far either side of the pop.
     max_frame_distance_s : float
         A pop further than this from any motion frame (an IMU gap) has no motion context.
+    pool_reach : int
+        Repeats at the same posture are pooled for the level when each pop's own level is
+        within this many levels of the pop's (0: no pooling). One: a faint pop's own fit
+        errs by one level (the development sets at 0-3 dB); two let pops of neighbouring
+        sources at the same posture move each other.
+    pool_slack : float
+        A pop takes the pooled level only if its own fit there costs at most this much more
+        than at its own level (:data:`~backpop_sense.pops.locate.POOL_SLACK`).
     """
 
     refractory_s: float = 1200.0
@@ -71,6 +88,8 @@ class CorrelateConfig:
     end_range_fraction: float = 0.85
     excursion_window_s: float = 3.0
     max_frame_distance_s: float = 0.5
+    pool_reach: int = 1
+    pool_slack: float = POOL_SLACK
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -210,12 +229,13 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
         The same pops with ``kind`` and ``rule`` set.
     """
     config = config or CorrelateConfig()
+    pops = pool_levels(pops, config)
     kinds: list[tuple[str, str]] = [("", "")] * len(pops)
     at_level: dict[str, list[int]] = {}  # both rules compare a pop with its own level only
     for i, p in enumerate(pops):
         at_level.setdefault(p.level, []).append(i)
     for i, p in enumerate(pops):
-        repeats = _same_angle_repeats(pops, i, at_level[p.level], config)
+        repeats = len(_same_angle_repeats(pops, i, at_level[p.level], config))
         if repeats + 1 >= config.snap_min_count:
             kinds[i] = ("snap", f"recurs: {repeats + 1} pops at {p.level} within "
                                 f"{config.snap_angle_tol_deg:g} deg of the same posture")
@@ -240,15 +260,54 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
     return [replace(p, kind=k, rule=r) for p, (k, r) in zip(pops, kinds, strict=True)]
 
 
-def _same_angle_repeats(pops: list[PopInContext], i: int, same_level: list[int],
-                        config: CorrelateConfig) -> int:
-    """Other pops at pop i's level (``same_level``: their indices, in time order), in other
-    movement cycles, within the angle tolerance."""
+def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
+                ) -> list[PopInContext]:
+    """Each pop that recurs at the same posture at the level its repeats agree on.
+
+    Parameters
+    ----------
+    pops : list of PopInContext
+        One session's pops, in time order.
+    config : CorrelateConfig, optional
+
+    Returns
+    -------
+    list of PopInContext
+        The same pops; those with at least ``snap_min_count - 1`` repeats (other cycles, the
+        same posture, own levels within ``pool_reach``) placed by
+        :func:`~backpop_sense.pops.locate.pooled_level`.
+    """
+    config = config or CorrelateConfig()
+    if config.pool_reach <= 0:
+        return list(pops)
+    at_index: dict[int, list[int]] = {}
+    for i, p in enumerate(pops):
+        if p.pop.level_costs:
+            at_index.setdefault(level_index(p.level), []).append(i)
+    out = []
+    for i, p in enumerate(pops):
+        k, reach = level_index(p.level), config.pool_reach
+        near = sorted(j for d in range(k - reach, k + reach + 1) for j in at_index.get(d, []))
+        repeats = _same_angle_repeats(pops, i, near, config) if p.pop.level_costs else []
+        if len(repeats) + 1 < config.snap_min_count:
+            out.append(p)
+            continue
+        level = pooled_level(p.pop.level_costs, [pops[j].pop.level_costs for j in repeats],
+                             slack=config.pool_slack)
+        out.append(p if level == p.level else replace(p, pop=replace(p.pop, level=level)))
+    return out
+
+
+def _same_angle_repeats(pops: list[PopInContext], i: int, candidates: list[int],
+                        config: CorrelateConfig) -> list[int]:
+    """Indices of the pops among ``candidates`` (indices, in time order) that repeat pop i:
+    in other movement cycles, within the angle tolerance."""
     here = pops[i].angles
     if here is None:
-        return 0
-    n, last = 0, -np.inf
-    for j in same_level:
+        return []
+    found: list[int] = []
+    last = -np.inf
+    for j in candidates:
         q = pops[j]
         if j == i or q.angles is None:
             continue
@@ -256,9 +315,9 @@ def _same_angle_repeats(pops: list[PopInContext], i: int, same_level: list[int],
             continue
         if max(abs(a - b) for a, b in zip(here, q.angles, strict=True)) <= \
                 config.snap_angle_tol_deg and q.t - last >= config.snap_min_gap_s:
-            n += 1
+            found.append(j)
             last = q.t
-    return n
+    return found
 
 
 def rate_ratio(a: int, exposure_a: float, b: int, exposure_b: float,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backpop_sense.correlate import CorrelateConfig
 from backpop_sense.evaluate import score_pops
 from backpop_sense.pipeline import analyze
 from backpop_sense.pops.artifacts import GateConfig
@@ -83,7 +84,8 @@ def librosa_onsets(path: Path) -> np.ndarray:
 
 
 def score_set(paths: list[Path], detector: DetectorConfig | None = None,
-              gate: GateConfig | None = None) -> tuple[dict, dict, float, float]:
+              gate: GateConfig | None = None, correlate: CorrelateConfig | None = None
+              ) -> tuple[dict, dict, float, float]:
     """Scores of ours and librosa's over a set (sessions laid end to end in time)."""
     offset = 0.0
     tt, tl, ot, ol, lt, rise = [], [], [], [], [], []
@@ -92,7 +94,7 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
         s = Session(path)
         truth = s.truth()
         start = time.perf_counter()
-        result = analyze(path, detector=detector, gate=gate)
+        result = analyze(path, detector=detector, gate=gate, correlate=correlate)
         ours_wall += time.perf_counter() - start
         start = time.perf_counter()
         onsets = librosa_onsets(path)
@@ -152,11 +154,16 @@ def main() -> None:
                         help="change detector parameters (ablations), e.g. low_fmin_hz=0")
     parser.add_argument("--gate", nargs="+", default=[], metavar="KEY=VALUE",
                         help="change gate parameters (ablations), e.g. min_contrast_db=5")
+    parser.add_argument("--correlate", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="change typing parameters (ablations), e.g. pool_reach=0")
     args = parser.parse_args()
     detector = DetectorConfig(**_assignments(DetectorConfig, args.detector))
     gate = GateConfig(**_assignments(GateConfig, args.gate))
-    if args.detector or args.gate:
-        print(f"ablation: detector {args.detector} gate {args.gate}", file=sys.stderr)
+    correlate = CorrelateConfig(**_assignments(CorrelateConfig, args.correlate))
+    ablation = args.detector or args.gate or args.correlate
+    if ablation:
+        print(f"ablation: detector {args.detector} gate {args.gate} correlate "
+              f"{args.correlate}", file=sys.stderr)
     minutes, seeds = (2.0, 1) if args.quick else (3.0, args.seeds)
     first = args.first_seed
     out = OUT if first == FIRST_SEED else OUT.parent / f"detection-{first}"
@@ -170,7 +177,7 @@ def main() -> None:
                           SimConfig(sc, minutes=minutes, seed=first + k + int(snr) * 100,
                                     snr_db=snr, artifacts=artifacts))
                      for sc in SCENARIOS for k in range(seeds)]
-            ours, theirs, speed, lspeed = score_set(paths, detector, gate)
+            ours, theirs, speed, lspeed = score_set(paths, detector, gate, correlate)
             rows.append((name, ours, theirs))
             print(f"scored {name}", file=sys.stderr, flush=True)
     if args.artifact_seeds:
@@ -182,7 +189,7 @@ def main() -> None:
         quiet = [make(out / "artifacts-only-60min",
                       SimConfig("artifacts-only", minutes=60.0, seed=first + 7))]
         label = "artifacts-only 1 h"
-    ours, theirs, _, _ = score_set(quiet, detector, gate)
+    ours, theirs, _, _ = score_set(quiet, detector, gate, correlate)
     rows.append((label, ours, theirs))
 
     print("\npop detection, simulated (3 mics, 16 kHz); librosa = onset_detect defaults on the "
@@ -200,7 +207,7 @@ def main() -> None:
               f"{o['fp_per_hour']:>7.1f}{level:>7}{rise:>6} | {t['10ms']['f1']:>9.3f}"
               f"{t['50ms']['f1']:>10.3f}{t['fp_per_hour']:>9.1f}")
 
-    if args.no_speed or args.detector or args.gate:
+    if args.no_speed or ablation:
         return  # speed is measured on the defaults only
     ten = make(out / "healthy-10min", SimConfig("healthy", minutes=10.0, seed=first + 8))
     hour_h = make(out / "healthy-60min", SimConfig("healthy", minutes=60.0, seed=first + 9))

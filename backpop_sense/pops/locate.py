@@ -10,6 +10,10 @@ fit when the faint mics' shares are noisy.
 
 Arrival order carries little here: at ~2 m/ms and 3 cm per level, the delays between
 neighbouring mics are below one sample at 16 kHz, so energies decide.
+
+A source heard again and again (a tendon snapping at the same posture every cycle,
+background.md) can be placed from all its repeats at once: :func:`pooled_level` adds up the
+fits' costs level by level, which averages out the noise that misplaces a faint pop alone.
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ from ..levels import LEVELS, SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_index
 
 @dataclass(frozen=True)
 class Location:
-    """Result of :func:`locate`: the level, the fitted attenuation and the fit's margin."""
+    """Result of :func:`locate`: the level, the fitted attenuation and the fit's margin.
+
+    ``costs`` pairs each candidate level with the fit's least cost there (the level's is the
+    least of all): what :func:`pooled_level` adds up over the repeats of one source.
+    """
 
     level: str
     attenuation_per_m: float
     margin: float
+    costs: tuple[tuple[str, float], ...] = ()
 
 
 def candidate_levels(mics: Sequence[str], *, beyond: int = 0) -> list[str]:
@@ -76,7 +85,7 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
     'L1'
     """
     if len(mics) == 1:
-        return Location(mics[0], prior_per_m, 0.0)
+        return Location(mics[0], prior_per_m, 0.0, ((mics[0], 0.0),))
     levels = candidate_levels(mics)
     b = attenuations if attenuations is not None else np.geomspace(6.0, 70.0, 24)
     log_e = np.log(np.maximum(np.asarray(energy, dtype=float), 1e-30))
@@ -105,4 +114,36 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
     by_level = cost.min(axis=1)
     others = np.delete(by_level, best[0])
     margin = float(others.min() - by_level[best[0]]) if len(others) else 0.0
-    return Location(levels[best[0]], float(b[best[1]]), margin)
+    return Location(levels[best[0]], float(b[best[1]]), margin,
+                    tuple((lv, float(c)) for lv, c in zip(levels, by_level, strict=True)))
+
+
+POOL_SLACK = 0.25
+"""How much worse, by its own fit, the pooled level may be for a pop that takes it: a quarter
+of a residual unit, what the attenuation prior charges for a factor 2 (0.5 * ln(2)^2)."""
+
+
+def pooled_level(own: Sequence[tuple[str, float]], repeats: Sequence[Sequence[tuple[str, float]]],
+                 *, slack: float = POOL_SLACK) -> str:
+    """The level of a pop from its own fit and its repeats' (``Location.costs`` of each).
+
+    The level whose costs, summed over the pop and its repeats, are least; the pop takes it
+    if its own cost there is within ``slack`` of its best, and otherwise keeps its own level:
+    a pop that its own energies place clearly elsewhere is not moved by its neighbours.
+
+    Examples
+    --------
+    >>> faint = (("L2", 0.30), ("L3", 0.35), ("L4", 0.9))   # alone, a near tie
+    >>> clear = (("L2", 0.9), ("L3", 0.1), ("L4", 0.8))
+    >>> pooled_level(faint, [clear, clear])
+    'L3'
+    """
+    levels = [lv for lv, _ in own]
+    mine = np.array([c for _, c in own])
+    total = mine.copy()
+    for r in repeats:
+        if [lv for lv, _ in r] != levels:
+            raise ValueError("repeats must be placed among the same levels (the same mics)")
+        total += np.array([c for _, c in r])
+    k = int(np.argmin(total))
+    return levels[k] if mine[k] - mine.min() <= slack else levels[int(np.argmin(mine))]

@@ -30,6 +30,9 @@ class Pop:
         Loudest over quietest mic, dB.
     band_rise : float
         The detector's first test on the frames (:attr:`Candidate.band_rise`).
+    level_costs : tuple of (str, float)
+        The locator's cost of each candidate level (:attr:`Location.costs`), for pooling the
+        repeats of one source at the end of the session.
     """
 
     t: float
@@ -41,6 +44,7 @@ class Pop:
     strength: float
     spread_db: float
     band_rise: float = math.inf
+    level_costs: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,5 +95,5 @@ class PopStage:
                 continue
             where = locate(c.band_energy, self.mics, background=c.band_background)
             out.append(Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
-                           c.duration_ms, c.strength, spread_db(c), c.band_rise))
+                           c.duration_ms, c.strength, spread_db(c), c.band_rise, where.costs))
         return out
