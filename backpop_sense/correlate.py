@@ -22,9 +22,10 @@ The correlator is a pipeline stage: it takes the pops and motion frames the othe
 
 Before typing, a pop that recurs at the same posture (``snap_min_count`` pops, in separate
 cycles, angles within ``snap_angle_tol_deg``, placed within ``pool_reach`` levels of each
-other) takes the level its repeats agree on (:func:`~backpop_sense.pops.locate.pooled_level`):
-one source heard several times is placed from all its repeats, which a faint pop alone, at
-0-3 dB SNR, is not reliably.
+other) takes the level its repeats agree on (:func:`~backpop_sense.pops.locate.pooled_level`)
+if ``snap_min_count`` of the repeats are there by their own sound: one source heard several
+times is placed from all its repeats, which a faint pop alone, at 0-3 dB SNR, is not
+reliably; pops of different joints that merely happen at one posture are left apart.
 
 Typing and pooling need the whole session (a snap is known by its repeats, a cavitation by the
 20 minutes after it), so they happen at ``finish``; the live view shows pops as they come,
@@ -275,7 +276,8 @@ def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
     list of PopInContext
         The same pops; those with at least ``snap_min_count - 1`` repeats (other cycles, the
         same posture, own levels within ``pool_reach``) placed by
-        :func:`~backpop_sense.pops.locate.pooled_level`.
+        :func:`~backpop_sense.pops.locate.pooled_level`, if at least ``snap_min_count`` of
+        the repeats are at that level by their own sound.
     """
     config = config or CorrelateConfig()
     if config.pool_reach <= 0:
@@ -294,7 +296,13 @@ def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
             continue
         level = pooled_level(p.pop.level_costs, [pops[j].pop.level_costs for j in repeats],
                              slack=config.pool_slack)
-        out.append(p if level == p.level else replace(p, pop=replace(p.pop, level=level)))
+        # A pop joins a recurring source its repeats make on their own sound (snap_min_count
+        # of them placed there); pops that merely share a posture do not make one.
+        there = sum(pops[j].level == level for j in repeats)
+        if level == p.level or there < config.snap_min_count:
+            out.append(p)
+        else:
+            out.append(replace(p, pop=replace(p.pop, level=level)))
     return out
 
 

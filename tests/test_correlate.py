@@ -84,6 +84,8 @@ def test_repeats_at_one_posture_are_placed_together() -> None:
     assert pool_levels([*clear, elsewhere])[-1].level == "L4"
     assert pool_levels([clear[0], faint])[-1].level == "L4"
     assert pool_levels([*clear, faint], CorrelateConfig(pool_reach=0))[-1].level == "L4"
+    # two repeats at L3 are not yet a recurring source there: nobody is moved to them
+    assert pool_levels([clear[0], clear[1], faint])[-1].level == "L4"
     # two levels away is another source, not a misplaced repeat
     far = _placed(34.0, {"L5": 0.30, "L3": 0.40})
     assert pool_levels([*clear, far])[-1].level == "L5"
