@@ -15,7 +15,7 @@ import pytest
 from backpop_sense.evaluate import score_pops
 from backpop_sense.levels import level_distance_m
 from backpop_sense.pipeline import analyze, open_replay
-from backpop_sense.pops.locate import locate
+from backpop_sense.pops.locate import locate, pooled_level
 from backpop_sense.session import ImuInfo, MicInfo, SessionInfo, SessionWriter
 from backpop_sense.simulate import (
     GRAVITY,
@@ -257,6 +257,23 @@ def test_locate_places_a_pop_at_every_level_between_the_mics() -> None:
         d = np.array([level_distance_m(level, m) + 0.015 for m in MICS])
         energy = np.exp(-2 * d / 0.08) * rng.uniform(0.8, 1.25, 3)  # +-1 dB of mic noise
         assert locate(energy, MICS).level == level
+
+
+def test_a_source_heard_five_times_is_placed_better_from_all_five() -> None:
+    rng = np.random.default_rng(4)
+    d = np.array([level_distance_m("T11", m) + 0.015 for m in MICS])
+    alone = pooled = 0
+    for _ in range(40):
+        # 1.5 dB (sd) of noise on each mic's energy: alone, one pop in six misplaced
+        fits = [locate(np.exp(-2 * d / 0.08) * 10 ** rng.normal(0, 0.15, 3), MICS)
+                for _ in range(5)]
+        assert all(min(f.costs, key=lambda c: c[1])[0] == f.level for f in fits)
+        alone += sum(f.level == "T11" for f in fits)
+        pooled += sum(pooled_level(f.costs, [g.costs for g in fits if g is not f]) == "T11"
+                      for f in fits)
+    assert alone < 0.9 * 200 and pooled > alone and pooled >= 0.95 * 200
+    with pytest.raises(ValueError, match="same levels"):
+        pooled_level(fits[0].costs, [locate(np.ones(2), MICS[:2]).costs])
 
 
 def test_scores_of_a_tiny_case_match_the_hand_count() -> None:
