@@ -232,11 +232,12 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
     config = config or CorrelateConfig()
     pops = pool_levels(pops, config)
     kinds: list[tuple[str, str]] = [("", "")] * len(pops)
+    postures = _Postures(pops)
     at_level: dict[str, list[int]] = {}  # both rules compare a pop with its own level only
     for i, p in enumerate(pops):
         at_level.setdefault(p.level, []).append(i)
     for i, p in enumerate(pops):
-        repeats = len(_same_angle_repeats(pops, i, at_level[p.level], config))
+        repeats = len(postures.repeats(i, at_level[p.level], config))
         if repeats + 1 >= config.snap_min_count:
             kinds[i] = ("snap", f"recurs: {repeats + 1} pops at {p.level} within "
                                 f"{config.snap_angle_tol_deg:g} deg of the same posture")
@@ -244,14 +245,15 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
               and p.end_fraction >= config.end_range_fraction):
             kinds[i] = ("readjustment", f"{p.context} near end of range "
                                         f"({100 * p.end_fraction:.0f} % of the excursion)")
-    joint = [not k for k, _ in kinds]  # neither a tendon snap nor a readjustment
+    joint = np.array([not k for k, _ in kinds], dtype=bool)  # neither a snap nor a readjustment
+    t = postures.t
     for i, p in enumerate(pops):
         if not joint[i]:
             continue
-        others = [pops[j].t for j in at_level[p.level]
-                  if j != i and joint[j] and abs(pops[j].t - p.t) < config.refractory_s]
-        if others:
-            nearest = min(others, key=lambda t: abs(t - p.t))
+        js = np.asarray(at_level[p.level])
+        others = js[(js != i) & joint[js] & (np.abs(t[js] - t[i]) < config.refractory_s)]
+        if others.size:
+            nearest = float(t[others[np.argmin(np.abs(t[others] - t[i]))]])
             kinds[i] = ("unknown", f"{p.level} popped again {abs(nearest - p.t) / 60:.1f} min "
                                    f"{'later' if nearest > p.t else 'earlier'}, inside the "
                                    f"{config.refractory_s / 60:g} min refractory window")
@@ -268,7 +270,7 @@ def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
     Parameters
     ----------
     pops : list of PopInContext
-        One session's pops, in time order.
+        One session's pops, in time order, located among the same levels.
     config : CorrelateConfig, optional
 
     Returns
@@ -280,52 +282,63 @@ def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
         the repeats are at that level by their own sound.
     """
     config = config or CorrelateConfig()
-    if config.pool_reach <= 0:
+    located = [i for i, p in enumerate(pops) if p.pop.level_costs]
+    if config.pool_reach <= 0 or not located:
         return list(pops)
+    levels = [lv for lv, _ in pops[located[0]].pop.level_costs]
+    costs = np.zeros((len(pops), len(levels)))
+    for i in located:
+        if [lv for lv, _ in pops[i].pop.level_costs] != levels:
+            raise ValueError("pops located among different levels cannot be pooled")
+        costs[i] = [c for _, c in pops[i].pop.level_costs]
+    postures = _Postures(pops)
     at_index: dict[int, list[int]] = {}
-    for i, p in enumerate(pops):
-        if p.pop.level_costs:
-            at_index.setdefault(level_index(p.level), []).append(i)
-    out = []
-    for i, p in enumerate(pops):
-        k, reach = level_index(p.level), config.pool_reach
+    for i in located:
+        at_index.setdefault(level_index(pops[i].level), []).append(i)
+    own = np.array([p.level for p in pops])
+    out = list(pops)
+    for i in located:
+        k, reach = level_index(pops[i].level), config.pool_reach
         near = sorted(j for d in range(k - reach, k + reach + 1) for j in at_index.get(d, []))
-        repeats = _same_angle_repeats(pops, i, near, config) if p.pop.level_costs else []
+        repeats = postures.repeats(i, near, config)
         if len(repeats) + 1 < config.snap_min_count:
-            out.append(p)
             continue
-        level = pooled_level(p.pop.level_costs, [pops[j].pop.level_costs for j in repeats],
-                             slack=config.pool_slack)
+        level = pooled_level(levels, costs[i], costs[repeats], slack=config.pool_slack)
         # A pop joins a recurring source its repeats make on their own sound (snap_min_count
         # of them placed there); pops that merely share a posture do not make one.
-        there = sum(pops[j].level == level for j in repeats)
-        if level == p.level or there < config.snap_min_count:
-            out.append(p)
-        else:
-            out.append(replace(p, pop=replace(p.pop, level=level)))
+        if level != pops[i].level and np.sum(own[repeats] == level) >= config.snap_min_count:
+            out[i] = replace(pops[i], pop=replace(pops[i].pop, level=level))
     return out
 
 
-def _same_angle_repeats(pops: list[PopInContext], i: int, candidates: list[int],
-                        config: CorrelateConfig) -> list[int]:
-    """Indices of the pops among ``candidates`` (indices, in time order) that repeat pop i:
-    in other movement cycles, within the angle tolerance."""
-    here = pops[i].angles
-    if here is None:
-        return []
-    found: list[int] = []
-    last = -np.inf
-    for j in candidates:
-        q = pops[j]
-        if j == i or q.angles is None:
-            continue
-        if abs(q.t - pops[i].t) < config.snap_min_gap_s:
-            continue
-        if max(abs(a - b) for a, b in zip(here, q.angles, strict=True)) <= \
-                config.snap_angle_tol_deg and q.t - last >= config.snap_min_gap_s:
-            found.append(j)
-            last = q.t
-    return found
+class _Postures:
+    """The pops' times and angles as arrays, for the searches for repeats (a session may hold
+    thousands of snaps, each compared with all the others)."""
+
+    def __init__(self, pops: list[PopInContext]) -> None:
+        self.t = np.array([p.t for p in pops], dtype=float)
+        self.angles = np.array([p.angles if p.angles is not None else (np.nan,) * 3
+                                for p in pops], dtype=float).reshape(len(pops), 3)
+
+    def repeats(self, i: int, candidates: list[int], config: CorrelateConfig) -> np.ndarray:
+        """Indices of the pops among ``candidates`` (indices, in time order) that repeat pop
+        i: in other movement cycles, within the angle tolerance (no angles: none)."""
+        c = np.asarray(candidates, dtype=int)
+        if c.size == 0 or np.isnan(self.angles[i]).any():
+            return c[:0]
+        gap = config.snap_min_gap_s
+        close = np.abs(self.angles[c] - self.angles[i]).max(axis=1) <= config.snap_angle_tol_deg
+        hit = c[(c != i) & (np.abs(self.t[c] - self.t[i]) >= gap) & close]
+        times = self.t[hit]
+        if len(hit) < 2 or np.all(np.diff(times) >= gap):
+            return hit
+        # several within one movement: each cycle counts once, its first pop
+        keep, last = [], -np.inf
+        for j, tj in zip(hit, times, strict=True):
+            if tj - last >= gap:
+                keep.append(j)
+                last = tj
+        return np.array(keep, dtype=int)
 
 
 def rate_ratio(a: int, exposure_a: float, b: int, exposure_b: float,

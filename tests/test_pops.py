@@ -268,12 +268,14 @@ def test_a_source_heard_five_times_is_placed_better_from_all_five() -> None:
         fits = [locate(np.exp(-2 * d / 0.08) * 10 ** rng.normal(0, 0.15, 3), MICS)
                 for _ in range(5)]
         assert all(min(f.costs, key=lambda c: c[1])[0] == f.level for f in fits)
+        levels = [lv for lv, _ in fits[0].costs]
+        costs = np.array([[c for _, c in f.costs] for f in fits])
         alone += sum(f.level == "T11" for f in fits)
-        pooled += sum(pooled_level(f.costs, [g.costs for g in fits if g is not f]) == "T11"
-                      for f in fits)
+        pooled += sum(pooled_level(levels, costs[k], np.delete(costs, k, axis=0)) == "T11"
+                      for k in range(5))
     assert alone < 0.9 * 200 and pooled > alone and pooled >= 0.95 * 200
-    with pytest.raises(ValueError, match="same levels"):
-        pooled_level(fits[0].costs, [locate(np.ones(2), MICS[:2]).costs])
+    with pytest.raises(ValueError, match="costs of 7 levels"):
+        pooled_level(levels, costs[0], costs[1:, :2])
 
 
 def test_scores_of_a_tiny_case_match_the_hand_count() -> None:

@@ -123,27 +123,36 @@ POOL_SLACK = 0.25
 of a residual unit, what the attenuation prior charges for a factor 2 (0.5 * ln(2)^2)."""
 
 
-def pooled_level(own: Sequence[tuple[str, float]], repeats: Sequence[Sequence[tuple[str, float]]],
-                 *, slack: float = POOL_SLACK) -> str:
-    """The level of a pop from its own fit and its repeats' (``Location.costs`` of each).
+def pooled_level(levels: Sequence[str], own: np.ndarray, repeats: np.ndarray, *,
+                 slack: float = POOL_SLACK) -> str:
+    """The level of a pop from its own fit and its repeats'.
 
     The level whose costs, summed over the pop and its repeats, are least; the pop takes it
     if its own cost there is within ``slack`` of its best, and otherwise keeps its own level:
     a pop that its own energies place clearly elsewhere is not moved by its neighbours.
 
+    Parameters
+    ----------
+    levels : sequence of str
+        The candidate levels (those of :attr:`Location.costs`).
+    own : ndarray, shape (n_levels,)
+        The pop's cost at each level.
+    repeats : ndarray, shape (n_repeats, n_levels)
+        Each repeat's cost at each level.
+
     Examples
     --------
-    >>> faint = (("L2", 0.30), ("L3", 0.35), ("L4", 0.9))   # alone, a near tie
-    >>> clear = (("L2", 0.9), ("L3", 0.1), ("L4", 0.8))
-    >>> pooled_level(faint, [clear, clear])
+    >>> faint = np.array([0.30, 0.35, 0.9])   # alone, a near tie
+    >>> clear = np.array([[0.9, 0.1, 0.8], [0.9, 0.1, 0.8]])
+    >>> pooled_level(["L2", "L3", "L4"], faint, clear)
     'L3'
     """
-    levels = [lv for lv, _ in own]
-    mine = np.array([c for _, c in own])
-    total = mine.copy()
-    for r in repeats:
-        if [lv for lv, _ in r] != levels:
-            raise ValueError("repeats must be placed among the same levels (the same mics)")
-        total += np.array([c for _, c in r])
-    k = int(np.argmin(total))
-    return levels[k] if mine[k] - mine.min() <= slack else levels[int(np.argmin(mine))]
+    own = np.asarray(own, dtype=float)
+    repeats = np.asarray(repeats, dtype=float)
+    if repeats.size == 0:
+        repeats = np.zeros((0, len(levels)))
+    if own.shape != (len(levels),) or repeats.ndim != 2 or repeats.shape[1] != len(levels):
+        raise ValueError(f"costs of {len(levels)} levels expected, got {own.shape} and "
+                         f"{repeats.shape}")
+    k = int(np.argmin(own + repeats.sum(axis=0)))
+    return levels[k] if own[k] - own.min() <= slack else levels[int(np.argmin(own))]
