@@ -89,6 +89,9 @@ class DetectorConfig:
     low_band_hz: float = 250.0
     background_s: float = 0.5
     pop_window_s: float = 0.010
+    min_head_ratio: float = 2.0
+    """A candidate is dismissed unless its first ``pop_window_s`` at the loudest mic, above
+    ``highpass_hz``, has this many times the median power of the background before."""
     head_s: float = 0.003
     locate_corner: float = 0.7
     """The high-pass for the mics' shares sits at this fraction of the pop's centroid."""
@@ -393,7 +396,7 @@ class PopDetector:
         before = slice(0, max(onset - int(0.02 * sr), w))
         just_before = slice(max(onset - int(0.022 * sr), 0), max(onset - int(0.002 * sr), 1))
         bg_hp, floor_hp = _frame_power(hp[before], w, (50.0, 10.0))
-        if np.mean(hp[onset: onset + w] ** 2) < 2.0 * bg_hp:
+        if np.mean(hp[onset: onset + w] ** 2) < c.min_head_ratio * bg_hp:
             return None  # nothing above the background's own level where it was loudest
         (bg_raw,) = _frame_power(raw[before, mic].astype(np.float64), w)
         pop_raw = np.mean(raw[onset: onset + w, mic].astype(np.float64) ** 2)
