@@ -114,7 +114,10 @@ class PopInContext:
     kind : str
         One of :data:`KINDS`.
     rule : str
-        Which rule decided the kind, in words.
+        Which rule decided the kind, in words (and, for a pop its repeats placed, that).
+    own_level : str or None
+        The level the pop's own sound gave, when its repeats placed it elsewhere
+        (:func:`pool_levels`); None otherwise.
     """
 
     pop: Pop
@@ -126,6 +129,7 @@ class PopInContext:
     end_fraction: float | None = None
     kind: str = "unknown"
     rule: str = "not typed yet"
+    own_level: str | None = None
 
     @property
     def t(self) -> float:
@@ -260,6 +264,11 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
         else:
             kinds[i] = ("cavitation", f"isolated: no other pop at {p.level} within "
                                       f"{config.refractory_s / 60:g} min")
+    for i, p in enumerate(pops):
+        if p.own_level is not None:
+            k, r = kinds[i]
+            kinds[i] = (k, f"{r}; placed at {p.level} with its repeats at the same posture "
+                           f"(its own sound alone: {p.own_level})")
     return [replace(p, kind=k, rule=r) for p, (k, r) in zip(pops, kinds, strict=True)]
 
 
@@ -307,7 +316,8 @@ def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
         # A pop joins a recurring source its repeats make on their own sound (snap_min_count
         # of them placed there); pops that merely share a posture do not make one.
         if level != pops[i].level and np.sum(own[repeats] == level) >= config.snap_min_count:
-            out[i] = replace(pops[i], pop=replace(pops[i].pop, level=level))
+            out[i] = replace(pops[i], pop=replace(pops[i].pop, level=level),
+                             own_level=pops[i].level)
     return out
 
 

@@ -75,7 +75,11 @@ def test_repeats_at_one_posture_are_placed_together() -> None:
     faint = _placed(34.0, {"L4": 0.30, "L3": 0.40})  # alone a near tie, L4 by a hair
     pooled = pool_levels([*clear, faint])
     assert [p.level for p in pooled] == ["L3"] * 4
-    assert [p.kind for p in type_pops([*clear, faint])] == ["snap"] * 4
+    assert [p.own_level for p in pooled] == [None, None, None, "L4"]
+    typed = type_pops([*clear, faint])
+    assert [p.kind for p in typed] == ["snap"] * 4
+    assert typed[-1].rule.endswith("(its own sound alone: L4)")
+    assert "own sound" not in typed[0].rule
     # its own fit rules L3 out: a neighbouring source at the same posture stays where it is
     other = _placed(34.0, {"L4": 0.30, "L3": 0.80})
     assert pool_levels([*clear, other])[-1].level == "L4"
