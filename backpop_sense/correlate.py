@@ -264,12 +264,10 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
         else:
             kinds[i] = ("cavitation", f"isolated: no other pop at {p.level} within "
                                       f"{config.refractory_s / 60:g} min")
-    for i, p in enumerate(pops):
-        if p.own_level is not None:
-            k, r = kinds[i]
-            kinds[i] = (k, f"{r}; placed at {p.level} with its repeats at the same posture "
-                           f"(its own sound alone: {p.own_level})")
-    return [replace(p, kind=k, rule=r) for p, (k, r) in zip(pops, kinds, strict=True)]
+    return [replace(p, kind=k, rule=r if p.own_level is None else
+                    f"{r}; placed at {p.level} with its repeats at the same posture (its own "
+                    f"sound alone: {p.own_level})")
+            for p, (k, r) in zip(pops, kinds, strict=True)]
 
 
 def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None

@@ -264,7 +264,7 @@ def test_a_source_heard_five_times_is_placed_better_from_all_five() -> None:
     d = np.array([level_distance_m("T11", m) + 0.015 for m in MICS])
     alone = pooled = 0
     for _ in range(40):
-        # 1.5 dB (sd) of noise on each mic's energy: alone, one pop in six misplaced
+        # 1.5 dB (sd) of noise on each mic's energy: alone, over a tenth misplaced
         fits = [locate(np.exp(-2 * d / 0.08) * 10 ** rng.normal(0, 0.15, 3), MICS)
                 for _ in range(5)]
         assert all(min(f.costs, key=lambda c: c[1])[0] == f.level for f in fits)

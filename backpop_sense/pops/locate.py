@@ -28,16 +28,14 @@ from ..levels import LEVELS, SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_index
 
 @dataclass(frozen=True)
 class Location:
-    """Result of :func:`locate`: the level, the fitted attenuation and the fit's margin.
-
-    ``costs`` pairs each candidate level with the fit's least cost there (the level's is the
-    least of all): what :func:`pooled_level` adds up over the repeats of one source.
+    """Result of :func:`locate`: the level, the fitted attenuation, and each candidate level
+    with the fit's least cost there (the level's is the least of all): what
+    :func:`pooled_level` adds up over the repeats of one source.
     """
 
     level: str
     attenuation_per_m: float
-    margin: float
-    costs: tuple[tuple[str, float], ...] = ()
+    costs: tuple[tuple[str, float], ...]
 
 
 def candidate_levels(mics: Sequence[str], *, beyond: int = 0) -> list[str]:
@@ -85,7 +83,7 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
     'L1'
     """
     if len(mics) == 1:
-        return Location(mics[0], prior_per_m, 0.0, ((mics[0], 0.0),))
+        return Location(mics[0], prior_per_m, ((mics[0], 0.0),))
     levels = candidate_levels(mics)
     b = attenuations if attenuations is not None else np.geomspace(6.0, 70.0, 24)
     log_e = np.log(np.maximum(np.asarray(energy, dtype=float), 1e-30))
@@ -109,12 +107,9 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
     cost = residual + prior_weight * np.log(b / prior_per_m)[None, :] ** 2
     if len(mics) == 2:
         cost = cost + 1e3 * (np.log(b / prior_per_m) ** 2)[None, :]  # too few mics to fit b
-    flat = np.argsort(cost, axis=None)
-    best = np.unravel_index(flat[0], cost.shape)
+    best = np.unravel_index(np.argmin(cost), cost.shape)
     by_level = cost.min(axis=1)
-    others = np.delete(by_level, best[0])
-    margin = float(others.min() - by_level[best[0]]) if len(others) else 0.0
-    return Location(levels[best[0]], float(b[best[1]]), margin,
+    return Location(levels[best[0]], float(b[best[1]]),
                     tuple((lv, float(c)) for lv, c in zip(levels, by_level, strict=True)))
 
 
