@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from backpop_sense.correlate import CorrelateConfig
-from backpop_sense.evaluate import score_pops
+from backpop_sense.evaluate import match_pairs, score_pops
 from backpop_sense.pipeline import analyze
 from backpop_sense.pops.artifacts import GateConfig
 from backpop_sense.pops.detector import DetectorConfig
@@ -89,6 +89,7 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
     """Scores of ours and librosa's over a set (sessions laid end to end in time)."""
     offset = 0.0
     tt, tl, ot, ol, lt, rise = [], [], [], [], [], []
+    tk, rt, rr = [], [], []  # true kinds; rejected onsets' times and reasons
     ours_wall = librosa_wall = channel_s = 0.0
     for path in paths:
         s = Session(path)
@@ -101,6 +102,9 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
         librosa_wall += time.perf_counter() - start
         tt += (truth["t"] + offset).tolist()
         tl += truth["level"].tolist()
+        tk += truth["kind"].tolist()
+        rt += [r.t + offset for r in result.rejected]
+        rr += [r.reason for r in result.rejected]
         ot += [p.t + offset for p in result.pops]
         ol += [p.level for p in result.pops]
         rise += [p.pop.band_rise for p in result.pops]
@@ -110,8 +114,30 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
     duration = offset - 10.0 * len(paths)
     ours = score_pops(tt, tl, ot, ol, duration)
     ours["weakest_rise"] = min(rise, default=None)  # the frames' first test, weakest pop
+    ours["missed"], ours["misplaced"] = _errors(tt, tl, tk, ot, ol, rt, rr)
     theirs = score_pops(tt, tl, lt, [""] * len(lt), duration)
     return ours, theirs, channel_s / ours_wall, duration / librosa_wall
+
+
+def _errors(tt: list, tl: list, tk: list, ot: list, ol: list, rt: list, rr: list
+            ) -> tuple[dict, dict]:
+    """Missed pops by what became of them (the gate's reason for a rejected onset within
+    50 ms, else ``not detected``) and misplaced matched pops by their true kind."""
+    pairs = match_pairs(tt, ot, 0.05)
+    found = {i for i, _ in pairs}
+    rt_arr = np.asarray(rt, dtype=float)
+    missed: dict[str, int] = {}
+    for i, t in enumerate(tt):
+        if i in found:
+            continue
+        d = np.abs(rt_arr - t)
+        why = rr[int(np.argmin(d))] if len(d) and d.min() <= 0.05 else "not detected"
+        missed[why] = missed.get(why, 0) + 1
+    misplaced: dict[str, int] = {}
+    for i, j in pairs:
+        if tl[i] != ol[j]:
+            misplaced[tk[i]] = misplaced.get(tk[i], 0) + 1
+    return missed, misplaced
 
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -206,6 +232,14 @@ def main() -> None:
               f"{o['50ms']['precision']:>6.2f}{o['50ms']['recall']:>6.2f}"
               f"{o['fp_per_hour']:>7.1f}{level:>7}{rise:>6} | {t['10ms']['f1']:>9.3f}"
               f"{t['50ms']['f1']:>10.3f}{t['fp_per_hour']:>9.1f}")
+
+    print("\nour errors: missed pops by what became of them, misplaced pops by true kind")
+    def counts(d: dict) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda x: -x[1]))
+
+    for name, o, _ in rows[:-1]:
+        print(f"{name:<20} missed {sum(o['missed'].values()):>3} ({counts(o['missed'])}); "
+              f"misplaced {sum(o['misplaced'].values())} ({counts(o['misplaced'])})")
 
     if args.no_speed or ablation:
         return  # speed is measured on the defaults only
