@@ -17,14 +17,15 @@ footsteps, muscle rumble and mains hum sit below ~300 Hz):
    past: running median and MAD over the previous second, updated every 32 frames. The
    z-scores are combined by taking the largest, so one pop heard on several mics (and in
    both band sets) is one peak.
-4. A peak above the threshold that is the largest within +-12 ms is a candidate, unless
-   its refined onset (step 5) falls within ``min_separation_s`` (12 ms) of the previous
-   candidate's: two peaks of one burst refine to the same onset. Nothing longer holds back
-   the next candidate: the gate (``artifacts.py``) decides what is the same event, so a
-   noise onset cannot hide a pop that follows it. A peak is not measured at all when no
-   band set at no mic rose to 2.5 times its median power of the previous 0.5 s in the
-   frames around it: measuring it, at a far higher cost, would have dismissed or rejected
-   it (see ``DetectorConfig.min_band_rise``).
+4. A peak above the threshold that is the largest within +-12 ms is a candidate. Two
+   candidates whose refined onsets (step 5) fall within ``min_separation_s`` (12 ms) are
+   one burst, and the stronger peak's measurement stands for it: a weak peak of the noise
+   just before a pop may refine to the noise, and must not hide the pop. Nothing longer
+   holds back the next candidate: the gate (``artifacts.py``) decides what is the same
+   event, so a noise onset cannot hide a pop that follows it. A peak is not measured at
+   all when no band set at no mic rose to 2.5 times its median power of the previous 0.5 s
+   in the frames around it: measuring it, at a far higher cost, would have dismissed or
+   rejected it (see ``DetectorConfig.min_band_rise``).
 5. Its time is refined on the waveform: where the burst that holds the peak of the
    high-passed envelopes (each mic in units of its own noise, summed) rose above the noise
    (or an earlier click of the same pop reaching two fifths of the climb): within 2 ms on
@@ -240,7 +241,7 @@ class PopDetector:
         self.z_pending = np.zeros(0)
         self.z_start = 0
         self.judged = 0
-        self.last_peak = -(10**12)
+        self.held: Candidate | None = None  # the last candidate, until no peak can join it
         ring_len = (int(round((c.background_s + 0.1 + c.snippet_after_s) * sr)) + self.n_fft
                     + c.chunk)
         self.ring = np.zeros((ring_len, n_mics), dtype=np.float32)
@@ -376,9 +377,28 @@ class PopDetector:
             guess, strength, rise = self.waiting.popleft()
             self.measured += 1
             cand = self._measure(guess, strength, rise)
-            if cand is not None and cand.index - self.last_peak >= self.min_sep:
-                self.last_peak = cand.index
-                out.append(cand)
+            if cand is None:
+                continue
+            held = self.held
+            if held is not None and cand.index - held.index < self.min_sep:
+                # Two peaks refined to one burst: it is the candidate of its stronger peak,
+                # measured from there (a weak peak of the noise just before a pop may refine
+                # to the noise, and must not stand for the pop).
+                if cand.strength > held.strength:
+                    self.held = cand
+                continue
+            if held is not None:
+                out.append(held)
+            self.held = cand
+        # The held candidate is complete once no peak still to measure can refine within
+        # min_sep of it: a refined onset lies at most n_fft before its peak's onset guess.
+        if self.held is not None:
+            c = self.config
+            next_guess = (self.waiting[0][0] if self.waiting
+                          else (self.judged - c.lag) * self.hop + self.n_fft // 2)
+            if final or next_guess - self.n_fft - self.held.index >= self.min_sep:
+                out.append(self.held)
+                self.held = None
         return out
 
     def _measure(self, guess: int, strength: float, rise: float) -> Candidate | None:
