@@ -49,7 +49,9 @@ the first rule that applies rejects the candidate and its name is the reason rec
 ``voice``
     Speech carried through the body is harmonic: its waveform repeats at the voice's period
     (80-400 Hz), which a pop's decaying burst does not. Rejected when the normalised
-    autocorrelation at a voice period exceeds ``voice_harmonicity``.
+    autocorrelation at a voice period exceeds ``voice_harmonicity``, unless the onset is a
+    burst that dies away by ``burst_decay_db`` (a pop while the subject talks: the voice is
+    heard after it, but voice does not fall 10 dB within 40 ms of an onset).
 ``rub``
     Fabric rubbing on the strap rises slowly and lasts long (hundreds of ms); a pop rises
     within a millisecond or two and is over within tens. Rejected when the rise is slower
@@ -187,7 +189,9 @@ class ArtifactGate:
         if c.decay_db < cfg.min_decay_db and not clear:
             return "no burst"
         sustained = c.decay_db < cfg.burst_decay_db and not clear
-        if c.harmonicity > cfg.voice_harmonicity:
+        # A burst that dies away by burst_decay_db is no voice, though voice may be heard
+        # after it: a pop while the subject talks.
+        if c.harmonicity > cfg.voice_harmonicity and c.decay_db < cfg.burst_decay_db:
             return "voice"
         if c.rise_ms > cfg.rub_rise_ms or (c.duration_ms > cfg.rub_duration_ms and sustained):
             return "rub"

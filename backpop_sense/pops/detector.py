@@ -139,7 +139,8 @@ class Candidate:
     duration_ms : float
         How long the high-passed envelope stays above a quarter of its peak (and the noise).
     rise_ms : float
-        Time from 10 % to 90 % of the envelope's first peak.
+        Time from the onset to 90 % of the first click's peak at the loudest mic (of a double
+        click, the first; the gap before the second is no slow rise).
     low_band_ratio : float
         Share of the event's energy below ``low_band_hz`` (footsteps, heartbeat: most).
     harmonicity : float
@@ -501,8 +502,12 @@ class PopDetector:
         hold = max(1, int(round(0.0005 * sr)))
         k0 = start + _burst_start(trace[start: k_peak + 1], level,
                                   floor + 0.4 * (peak - floor), hold)
+        # The rise is the first click's own: up to where the trace first falls back below
+        # the level for ``hold`` samples (a double click's second click may be the louder,
+        # and the gap before it is no slow rise).
         single = region[:, mic]
-        reached = np.flatnonzero(single[k0: k_peak + 1] >= 0.9 * single[k0: k_peak + 1].max())
+        end = k0 + _first_run_end(trace[k0: k_peak + 1], level, hold)
+        reached = np.flatnonzero(single[k0: end] >= 0.9 * single[k0: end].max())
         rise = 1000.0 * reached[0] / sr if len(reached) else 0.0
         return lo + k0, mic, float(rise), float(peak / max(noise_top, floor))
 
@@ -581,6 +586,16 @@ def _burst_start(trace: np.ndarray, level: float, strong: float, hold: int) -> i
         if b - a >= hold and trace[a:b].max() >= strong:
             return int(a)
     return int(run_start[main])
+
+
+def _first_run_end(trace: np.ndarray, level: float, hold: int) -> int:
+    """Where the run above ``level`` that starts ``trace`` ends: the first sample of the
+    first stretch of at least ``hold`` samples below it (``len(trace)`` if there is none)."""
+    below = np.concatenate([[False], trace < level, [False]])
+    edges = np.flatnonzero(np.diff(below.astype(np.int8)))
+    starts, ends = edges[::2], edges[1::2]  # stretches below: [start, end)
+    long = np.flatnonzero(ends - starts >= hold)
+    return int(starts[long[0]]) if len(long) else len(trace)
 
 
 def _noise_reach(x: np.ndarray, parts: int) -> float:
