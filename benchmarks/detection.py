@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import signal
 
 from backpop_sense.correlate import CorrelateConfig
 from backpop_sense.evaluate import match_pairs, score_pops
@@ -32,7 +33,7 @@ from backpop_sense.pipeline import analyze
 from backpop_sense.pops.artifacts import GateConfig
 from backpop_sense.pops.detector import DetectorConfig
 from backpop_sense.session import Session
-from backpop_sense.simulate import SimConfig, simulate_session
+from backpop_sense.simulate import SimConfig, simulate_session, simulate_stems
 
 OUT = Path(__file__).resolve().parent.parent / "bench-out" / "detection"
 SNRS = (20.0, 10.0, 5.0, 3.0, 0.0)
@@ -115,6 +116,9 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
     ours = score_pops(tt, tl, ot, ol, duration)
     ours["weakest_rise"] = min(rise, default=None)  # the frames' first test, weakest pop
     ours["missed"], ours["misplaced"] = _errors(tt, tl, tk, ot, ol, rt, rr)
+    found = np.zeros(len(tt), dtype=bool)
+    found[[i for i, _ in match_pairs(tt, ot, 0.05)]] = True
+    ours["found"] = found  # per true pop, in the order of the sessions and their truth
     theirs = score_pops(tt, tl, lt, [""] * len(lt), duration)
     return ours, theirs, channel_s / ours_wall, duration / librosa_wall
 
@@ -138,6 +142,51 @@ def _errors(tt: list, tl: list, tk: list, ot: list, ol: list, rt: list, rr: list
         if tl[i] != ol[j]:
             misplaced[tk[i]] = misplaced.get(tk[i], 0) + 1
     return missed, misplaced
+
+
+MASK_BINS = (0.0, 5.0)
+"""Edges (dB) of the local SNR bins that ``--masking`` counts found pops in."""
+
+
+def local_snr_db(config: SimConfig) -> np.ndarray:
+    """Each true pop's SNR against everything else its nearest mic heard, in dB.
+
+    The simulation is run again with its parts kept apart: above 300 Hz (where the detector
+    looks; the body's low noise lies below), the pop's power over its first 10 ms at the mic
+    that hears it loudest, against the power of the floor and the artifacts together over
+    the 100 ms around it at that mic. The sets' nominal SNR is against the floor alone, so
+    this says how far an artifact buried each pop.
+    """
+    _, _, pops, parts = simulate_stems(config)
+    sr = config.sr
+    sos = signal.butter(4, 300.0, btype="highpass", fs=sr, output="sos")
+    pop = signal.sosfiltfilt(sos, parts["pops"], axis=0)
+    rest = signal.sosfiltfilt(sos, parts["floor"] + parts["artifacts"], axis=0)
+    head, half = int(round(0.01 * sr)), int(round(0.05 * sr))
+    out = []
+    for p in pops:
+        i = int(round(p.t * sr))
+        power = np.mean(pop[i: i + head] ** 2, axis=0)
+        mic = int(np.argmax(power))
+        around = np.mean(rest[max(i - half, 0): i + half, mic] ** 2)
+        out.append(10 * np.log10(max(power[mic], 1e-30) / max(around, 1e-30)))
+    return np.array(out)
+
+
+def masking_line(configs: list[SimConfig], found: np.ndarray) -> str:
+    """Found over true pops in each local SNR bin (:func:`local_snr_db`) of one set."""
+    snr = np.concatenate([local_snr_db(c) for c in configs])
+    if len(snr) != len(found):
+        raise SystemExit("--masking: the re-simulated pops differ from the sessions' truth")
+    edges = [-np.inf, *MASK_BINS, np.inf]
+    names = [f"<= {MASK_BINS[0]:g} dB", *[f"{a:g}-{b:g} dB" for a, b in
+                                          zip(MASK_BINS[:-1], MASK_BINS[1:], strict=True)],
+             f"> {MASK_BINS[-1]:g} dB"]
+    cells = []
+    for name, lo, hi in zip(names, edges[:-1], edges[1:], strict=True):
+        inside = (snr > lo) & (snr <= hi)
+        cells.append(f"{name} {int(found[inside].sum())}/{int(inside.sum())}")
+    return ", ".join(cells)
 
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -180,6 +229,12 @@ def main() -> None:
                         help="change detector parameters (ablations), e.g. low_fmin_hz=0")
     parser.add_argument("--gate", nargs="+", default=[], metavar="KEY=VALUE",
                         help="change gate parameters (ablations), e.g. min_contrast_db=5")
+    parser.add_argument("--sets", nargs="+", metavar="NAME",
+                        help="score only these sets (as the table names them, e.g. snr10-art; "
+                             "'artifacts-only' for the artifacts-only audio)")
+    parser.add_argument("--masking", action="store_true",
+                        help="also count found pops by their SNR against floor and artifacts "
+                             "together (re-simulates the sets with artifacts)")
     parser.add_argument("--correlate", nargs="+", default=[], metavar="KEY=VALUE",
                         help="change typing parameters (ablations), e.g. pool_reach=0")
     args = parser.parse_args()
@@ -195,18 +250,25 @@ def main() -> None:
     out = OUT if first == FIRST_SEED else OUT.parent / f"detection-{first}"
     if args.quick:  # 2-minute sessions: not to be mixed with the full sets' cache
         out = out.parent / f"{out.name}-quick"
-    rows = []
+    rows, masks = [], []
     for artifacts in (True, False):
         for snr in SNRS:
             name = f"snr{snr:g}-{'art' if artifacts else 'clean'}"
-            paths = [make(out / name / f"{sc}-{first + k}",
-                          SimConfig(sc, minutes=minutes, seed=first + k + int(snr) * 100,
-                                    snr_db=snr, artifacts=artifacts))
-                     for sc in SCENARIOS for k in range(seeds)]
+            if args.sets and name not in args.sets:
+                continue
+            configs = [SimConfig(sc, minutes=minutes, seed=first + k + int(snr) * 100,
+                                 snr_db=snr, artifacts=artifacts)
+                       for sc in SCENARIOS for k in range(seeds)]
+            paths = [make(out / name / f"{c.scenario}-{c.seed - int(snr) * 100}", c)
+                     for c in configs]
             ours, theirs, speed, lspeed = score_set(paths, detector, gate, correlate)
+            if args.masking and artifacts:
+                masks.append((name, masking_line(configs, ours["found"])))
             rows.append((name, ours, theirs))
             print(f"scored {name}", file=sys.stderr, flush=True)
-    if args.artifact_seeds:
+    if args.sets and "artifacts-only" not in args.sets:
+        quiet = []
+    elif args.artifact_seeds:
         quiet = [make(out / f"artifacts-only-30min-{seed}",
                       SimConfig("artifacts-only", minutes=30.0, seed=seed))
                  for seed in args.artifact_seeds]
@@ -215,8 +277,9 @@ def main() -> None:
         quiet = [make(out / "artifacts-only-60min",
                       SimConfig("artifacts-only", minutes=60.0, seed=first + 7))]
         label = "artifacts-only 1 h"
-    ours, theirs, _, _ = score_set(quiet, detector, gate, correlate)
-    rows.append((label, ours, theirs))
+    if quiet:
+        ours, theirs, _, _ = score_set(quiet, detector, gate, correlate)
+        rows.append((label, ours, theirs))
 
     print("\npop detection, simulated (3 mics, 16 kHz); librosa = onset_detect defaults on the "
           "mono mix")
@@ -237,9 +300,15 @@ def main() -> None:
     def counts(d: dict) -> str:
         return ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda x: -x[1]))
 
-    for name, o, _ in rows[:-1]:
+    for name, o, _ in rows[:-1] if quiet else rows:
         print(f"{name:<20} missed {sum(o['missed'].values()):>3} ({counts(o['missed'])}); "
               f"misplaced {sum(o['misplaced'].values())} ({counts(o['misplaced'])})")
+
+    if masks:
+        print("\nfound pops by their SNR against floor and artifacts together (the pop's first "
+              "10 ms over the 100 ms around it, above 300 Hz, at its nearest mic)")
+        for name, line in masks:
+            print(f"{name:<20} {line}")
 
     if args.no_speed or ablation:
         return  # speed is measured on the defaults only
