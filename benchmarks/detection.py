@@ -245,6 +245,11 @@ def main() -> None:
     if ablation:
         print(f"ablation: detector {args.detector} gate {args.gate} correlate "
               f"{args.correlate}", file=sys.stderr)
+    known = {f"snr{snr:g}-{kind}" for snr in SNRS for kind in ("art", "clean")}
+    unknown = set(args.sets or ()) - known - {"artifacts-only"}
+    if unknown:
+        raise SystemExit(f"detection.py: --sets: no set named {', '.join(sorted(unknown))} "
+                         f"(sets: {', '.join(sorted(known))}, artifacts-only)")
     minutes, seeds = (2.0, 1) if args.quick else (3.0, args.seeds)
     first = args.first_seed
     out = OUT if first == FIRST_SEED else OUT.parent / f"detection-{first}"

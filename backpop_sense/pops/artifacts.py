@@ -37,8 +37,7 @@ the first rule that applies rejects the candidate and its name is the reason rec
     after, what sounded just before taken from both, at least ``short_contrast_db`` (3 dB)
     out of the sound on both sides, with a clear spectral onset (``short_strength``, 8 MAD
     units): a weak pop on a busy background, whereas the crest of a rub or of a voice lasts
-    and carries on (on the development sets' artifacts-only hours the crests this test
-    rejects last 50 ms at the median, and do not die away: -0.9 dB at the median).
+    and carries on.
 ``no burst``
     Whatever it is, its energy does not fall after its first 5 ms (less than
     ``min_decay_db`` between the first 5 ms and 15-40 ms after onset, what sounded just
