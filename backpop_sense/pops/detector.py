@@ -500,13 +500,11 @@ class PopDetector:
         level = max(floor + 0.2 * (peak - floor), noise_top)
         start = max(0, k_peak - int(0.015 * sr))
         hold = max(1, int(round(0.0005 * sr)))
-        k0 = start + _burst_start(trace[start: k_peak + 1], level,
-                                  floor + 0.4 * (peak - floor), hold)
-        # The rise is the first click's own: up to where the trace first falls back below
-        # the level for ``hold`` samples (a double click's second click may be the louder,
-        # and the gap before it is no slow rise).
+        a, b = _burst(trace[start: k_peak + 1], level, floor + 0.4 * (peak - floor), hold)
+        k0, end = start + a, start + b
+        # The rise is the first click's own (a double click's second click may be the
+        # louder, and the gap before it is no slow rise).
         single = region[:, mic]
-        end = k0 + _first_run_end(trace[k0: k_peak + 1], level, hold)
         reached = np.flatnonzero(single[k0: end] >= 0.9 * single[k0: end].max())
         rise = 1000.0 * reached[0] / sr if len(reached) else 0.0
         return lo + k0, mic, float(rise), float(peak / max(noise_top, floor))
@@ -562,19 +560,21 @@ class _RunningMedian:
         return level, scale
 
 
-def _burst_start(trace: np.ndarray, level: float, strong: float, hold: int) -> int:
-    """Where the burst that ends at ``trace``'s last sample (its peak) began.
+def _burst(trace: np.ndarray, level: float, strong: float, hold: int) -> tuple[int, int]:
+    """Where the burst that ends at ``trace``'s last sample (its peak) began, and where its
+    first click ends: ``(start, end)``.
 
     The trace is cut into runs above ``level``, dips shorter than ``hold`` samples bridged.
     The burst is the run that holds the peak, unless an earlier run reaches ``strong`` and
-    lasts ``hold``: then that one (the first click of a double click). A mere rise of the
-    noise before the pop does not pull the onset earlier.
+    lasts ``hold``: then that one (the first click of a double click), which ends where its
+    run does; the run that holds the peak ends with the trace. A mere rise of the noise
+    before the pop does not pull the onset earlier.
     """
     below = np.concatenate([[True], trace < level, [True]])
     edges = np.flatnonzero(np.diff(below.astype(np.int8)))  # starts (down) and ends (up)
     starts, ends = edges[::2], edges[1::2]                   # runs above: [start, end)
     if len(starts) == 0:
-        return len(trace) - 1
+        return len(trace) - 1, len(trace)
     # bridge short dips: a run joins the previous one when the dip between is short
     keep = np.concatenate([[True], starts[1:] - ends[:-1] >= hold])
     run_id = np.cumsum(keep) - 1
@@ -584,18 +584,8 @@ def _burst_start(trace: np.ndarray, level: float, strong: float, hold: int) -> i
     for k in range(main):
         a, b = run_start[k], run_end[k]
         if b - a >= hold and trace[a:b].max() >= strong:
-            return int(a)
-    return int(run_start[main])
-
-
-def _first_run_end(trace: np.ndarray, level: float, hold: int) -> int:
-    """Where the run above ``level`` that starts ``trace`` ends: the first sample of the
-    first stretch of at least ``hold`` samples below it (``len(trace)`` if there is none)."""
-    below = np.concatenate([[False], trace < level, [False]])
-    edges = np.flatnonzero(np.diff(below.astype(np.int8)))
-    starts, ends = edges[::2], edges[1::2]  # stretches below: [start, end)
-    long = np.flatnonzero(ends - starts >= hold)
-    return int(starts[long[0]]) if len(long) else len(trace)
+            return int(a), int(b)
+    return int(run_start[main]), len(trace)
 
 
 def _noise_reach(x: np.ndarray, parts: int) -> float:
