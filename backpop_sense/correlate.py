@@ -234,9 +234,9 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
         The same pops with ``kind`` and ``rule`` set.
     """
     config = config or CorrelateConfig()
-    pops = pool_levels(pops, config)
+    postures = _Postures(pops)  # times and angles: pooling changes levels only
+    pops = _pool_levels(pops, config, postures)
     kinds: list[tuple[str, str]] = [("", "")] * len(pops)
-    postures = _Postures(pops)
     at_level: dict[str, list[int]] = {}  # both rules compare a pop with its own level only
     for i, p in enumerate(pops):
         at_level.setdefault(p.level, []).append(i)
@@ -288,7 +288,11 @@ def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
         :func:`~backpop_sense.pops.locate.pooled_level`, if at least ``snap_min_count`` of
         the repeats are at that level by their own sound.
     """
-    config = config or CorrelateConfig()
+    return _pool_levels(pops, config or CorrelateConfig(), _Postures(pops))
+
+
+def _pool_levels(pops: list[PopInContext], config: CorrelateConfig, postures: _Postures
+                 ) -> list[PopInContext]:
     located = [i for i, p in enumerate(pops) if p.pop.level_costs]
     if config.pool_reach <= 0 or not located:
         return list(pops)
@@ -298,7 +302,6 @@ def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
         if [lv for lv, _ in pops[i].pop.level_costs] != levels:
             raise ValueError("pops located among different levels cannot be pooled")
         costs[i] = [c for _, c in pops[i].pop.level_costs]
-    postures = _Postures(pops)
     at_index: dict[int, list[int]] = {}
     for i in located:
         at_index.setdefault(level_index(pops[i].level), []).append(i)

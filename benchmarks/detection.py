@@ -115,19 +115,20 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
     duration = offset - 10.0 * len(paths)
     ours = score_pops(tt, tl, ot, ol, duration)
     ours["weakest_rise"] = min(rise, default=None)  # the frames' first test, weakest pop
-    ours["missed"], ours["misplaced"] = _errors(tt, tl, tk, ot, ol, rt, rr)
+    pairs = match_pairs(tt, ot, 0.05)
+    ours["missed"], ours["misplaced"] = _errors(pairs, tt, tl, tk, ol, rt, rr)
     found = np.zeros(len(tt), dtype=bool)
-    found[[i for i, _ in match_pairs(tt, ot, 0.05)]] = True
+    found[[i for i, _ in pairs]] = True
     ours["found"] = found  # per true pop, in the order of the sessions and their truth
     theirs = score_pops(tt, tl, lt, [""] * len(lt), duration)
     return ours, theirs, channel_s / ours_wall, duration / librosa_wall
 
 
-def _errors(tt: list, tl: list, tk: list, ot: list, ol: list, rt: list, rr: list
-            ) -> tuple[dict, dict]:
+def _errors(pairs: list[tuple[int, int]], tt: list, tl: list, tk: list, ol: list, rt: list,
+            rr: list) -> tuple[dict, dict]:
     """Missed pops by what became of them (the gate's reason for a rejected onset within
-    50 ms, else ``not detected``) and misplaced matched pops by their true kind."""
-    pairs = match_pairs(tt, ot, 0.05)
+    50 ms, else ``not detected``) and misplaced matched pops by their true kind, from the
+    truth's matches to ours within 50 ms (``pairs``)."""
     found = {i for i, _ in pairs}
     rt_arr = np.asarray(rt, dtype=float)
     missed: dict[str, int] = {}

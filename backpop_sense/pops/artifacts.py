@@ -187,10 +187,11 @@ class ArtifactGate:
         clear = c.prominence > cfg.clear_prominence and c.rise_ms <= cfg.sharp_rise_ms
         if c.decay_db < cfg.min_decay_db and not clear:
             return "no burst"
-        sustained = c.decay_db < cfg.burst_decay_db and not clear
-        # A burst that dies away by burst_decay_db is no voice, though voice may be heard
-        # after it: a pop while the subject talks.
-        if c.harmonicity > cfg.voice_harmonicity and c.decay_db < cfg.burst_decay_db:
+        dies_away = c.decay_db >= cfg.burst_decay_db
+        sustained = not dies_away and not clear
+        # A burst that dies away is no voice, though voice may be heard after it: a pop
+        # while the subject talks.
+        if c.harmonicity > cfg.voice_harmonicity and not dies_away:
             return "voice"
         if c.rise_ms > cfg.rub_rise_ms or (c.duration_ms > cfg.rub_duration_ms and sustained):
             return "rub"
