@@ -27,6 +27,13 @@ if ``snap_min_count`` of the repeats are there by their own sound: one source he
 times is placed from all its repeats, which a faint pop alone, at 0-3 dB SNR, is not
 reliably; pops of different joints that merely happen at one posture are left apart.
 
+An onset the gate turned away only for not standing out of the sound around it
+(:data:`~backpop_sense.pops.stage.DOUBTFUL`) is taken back as a pop when it repeats a snap
+that ``snap_min_count`` pops make on their own: at its level and posture, in a cycle where
+none of them was heard. A snap repeats every cycle (background.md), and on a busy background
+a faint repeat may not stand out of a rub's swell; its repeats vouch for it where its own
+sound cannot. Its own sound must not place it elsewhere (:func:`pooled_level`).
+
 Typing and pooling need the whole session (a snap is known by its repeats, a cavitation by the
 20 minutes after it), so they happen at ``finish``; the live view shows pops as they come,
 context first, at the level each pop's own sound gives.
@@ -44,7 +51,7 @@ from scipy import stats
 from .levels import level_index
 from .motion.tracker import MotionFrame
 from .pops.locate import POOL_SLACK, pooled_level
-from .pops.stage import Pop
+from .pops.stage import Pop, Rejected
 
 KINDS = ("cavitation", "snap", "readjustment", "unknown")
 ACTIVE_CONTEXTS = ("twist", "stretch")
@@ -118,6 +125,9 @@ class PopInContext:
     own_level : str or None
         The level the pop's own sound gave, when its repeats placed it elsewhere
         (:func:`pool_levels`); None otherwise.
+    rescued : str or None
+        For an onset the gate rejected and its repeats vouched for (:func:`rescue`), the
+        gate's reason; None otherwise.
     """
 
     pop: Pop
@@ -130,6 +140,7 @@ class PopInContext:
     kind: str = "unknown"
     rule: str = "not typed yet"
     own_level: str | None = None
+    rescued: str | None = None
 
     @property
     def t(self) -> float:
@@ -162,14 +173,18 @@ class Correlator:
         self.config = config or CorrelateConfig()
         self.has_motion = has_motion
         self._frames: deque[MotionFrame] = deque()
-        self._pending: deque[Pop] = deque()
+        self._pending: deque[Pop | Rejected] = deque()
         self._placed: list[PopInContext] = []
+        self._doubtful: list[PopInContext] = []
         self._last_frame_t = -np.inf
+        self.rescued: list[PopInContext] = []
+        """After :meth:`finish`: the rejected onsets taken back as pops (:func:`rescue`)."""
 
     def feed(self, outputs: list) -> list[PopInContext]:
-        """Take the other stages' outputs (pops, frames; the rest is ignored)."""
+        """Take the other stages' outputs (pops, doubtful rejections, frames; the rest is
+        ignored)."""
         for o in outputs:
-            if isinstance(o, Pop):
+            if isinstance(o, Pop) or (isinstance(o, Rejected) and o.pop is not None):
                 self._pending.append(o)
             elif isinstance(o, MotionFrame):
                 self._frames.append(o)
@@ -180,7 +195,11 @@ class Correlator:
         """Place what is left, type every pop of the session; returns them all, in time order."""
         self._place(final=True)
         self._placed.sort(key=lambda p: p.t)
-        return type_pops(self._placed, self.config)
+        typed = type_pops(self._placed, self.config)
+        self.rescued = rescue(typed, self._doubtful, self.config)
+        if not self.rescued:
+            return typed
+        return type_pops(sorted(self._placed + self.rescued, key=lambda p: p.t), self.config)
 
     def _place(self, *, final: bool) -> list[PopInContext]:
         horizon = self.config.excursion_window_s
@@ -188,7 +207,11 @@ class Correlator:
         # Pops come out in time order from the pop stage, so the oldest is the first to be due.
         while self._pending and (final or not self.has_motion
                                  or self._pending[0].t + horizon < self._last_frame_t):
-            placed.append(self._context(self._pending.popleft()))
+            o = self._pending.popleft()
+            if isinstance(o, Rejected):
+                self._doubtful.append(replace(self._context(o.pop), rescued=o.reason))
+            else:
+                placed.append(self._context(o))
         oldest = min((p.t for p in self._pending), default=self._last_frame_t)
         keep_from = min(oldest, self._last_frame_t) - horizon
         while self._frames and self._frames[0].t < keep_from - 1.0:
@@ -264,10 +287,84 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
         else:
             kinds[i] = ("cavitation", f"isolated: no other pop at {p.level} within "
                                       f"{config.refractory_s / 60:g} min")
-    return [replace(p, kind=k, rule=r if p.own_level is None else
-                    f"{r}; placed at {p.level} with its repeats at the same posture (its own "
-                    f"sound alone: {p.own_level})")
-            for p, (k, r) in zip(pops, kinds, strict=True)]
+    return [replace(p, kind=k, rule=_rule(p, r)) for p, (k, r) in zip(pops, kinds, strict=True)]
+
+
+def _rule(p: PopInContext, rule: str) -> str:
+    if p.own_level is not None:
+        rule += (f"; placed at {p.level} with its repeats at the same posture (its own sound "
+                 f"alone: {p.own_level})")
+    if p.rescued is not None:
+        rule += (f"; the gate had rejected it ({p.rescued}), its repeats at this level and "
+                 f"posture vouch for it")
+    return rule
+
+
+def rescue(pops: list[PopInContext], doubtful: list[PopInContext],
+           config: CorrelateConfig | None = None) -> list[PopInContext]:
+    """The doubtful onsets that repeat a recurring snap (module docstring).
+
+    An onset repeats a snap when at least ``snap_min_count`` of the snap's pops, in other
+    cycles, are within ``snap_angle_tol_deg`` of its posture, and it is as close to their
+    median posture as the farthest of them is (a source's own spread is how far its repeats
+    stray; a noise onset 100 ms from the snap's posture is a few degrees off); its own sound
+    must not place it elsewhere (:func:`~backpop_sense.pops.locate.pooled_level`). In each
+    cycle of a snap, at most the onset closest to its posture is taken back, and none where
+    the snap was heard.
+
+    Parameters
+    ----------
+    pops : list of PopInContext
+        The session's pops, typed (:func:`type_pops`).
+    doubtful : list of PopInContext
+        Onsets the gate rejected for not standing out, placed in their motion context, with
+        ``rescued`` set to the gate's reason.
+
+    Returns
+    -------
+    list of PopInContext
+        Those taken back, in time order, each at the level of the snap it repeats
+        (``own_level`` set when its own sound gave another); not typed yet.
+    """
+    config = config or CorrelateConfig()
+    snaps = [p for p in pops if p.kind == "snap" and p.pop.level_costs]
+    if len(snaps) < config.snap_min_count:
+        return []
+    postures = _Postures(snaps)
+    levels = [lv for lv, _ in snaps[0].pop.level_costs]
+    costs = np.array([[c for _, c in p.pop.level_costs] for p in snaps])
+    at = np.array([p.level for p in snaps])
+    gap = config.snap_min_gap_s
+    offers: list[tuple[float, int, str]] = []  # (distance to the snap's posture, onset, level)
+    for k, d in enumerate(doubtful):
+        if d.angles is None or [lv for lv, _ in d.pop.level_costs] != levels:
+            continue
+        here = np.array(d.angles)
+        close = np.abs(postures.angles - here).max(axis=1) <= config.snap_angle_tol_deg
+        apart = np.abs(postures.t - d.t) >= gap
+        own = np.array([c for _, c in d.pop.level_costs])
+        for level in dict.fromkeys(at[close].tolist()):
+            same = close & (at == level)
+            if (same & ~apart).any():
+                continue  # its cycle already has this snap
+            repeats = np.flatnonzero(same & apart)
+            if len(repeats) < config.snap_min_count:
+                continue
+            centre = np.median(postures.angles[repeats], axis=0)
+            spread = np.abs(postures.angles[repeats] - centre).max()
+            distance = float(np.abs(here - centre).max())
+            if (distance <= spread and pooled_level(levels, own, costs[repeats],
+                                                     slack=config.pool_slack) == level):
+                offers.append((distance, k, level))
+    taken: dict[int, str] = {}
+    for _, k, level in sorted(offers):
+        t = doubtful[k].t
+        if k in taken or any(abs(doubtful[j].t - t) < gap for j in taken):
+            continue
+        taken[k] = level
+    return [replace(doubtful[k], pop=replace(doubtful[k].pop, level=level),
+                    own_level=None if doubtful[k].level == level else doubtful[k].level)
+            for k, level in sorted(taken.items(), key=lambda x: doubtful[x[0]].t)]
 
 
 def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None

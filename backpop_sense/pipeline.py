@@ -113,6 +113,9 @@ class Pipeline:
         self._route(outputs)
         r = self.result
         r.pops = self.correlator.finish()
+        if self.correlator.rescued:  # taken back as pops: no longer rejected
+            back = {p.t for p in self.correlator.rescued}
+            r.rejected = [x for x in r.rejected if x.t not in back]
         r.pop_statistics = statistics(r.pops, r.motion_summary.get("context_s", {}),
                                       self.session.duration_s)
         return r

@@ -25,7 +25,6 @@ import numpy as np
 
 from ..levels import LEVELS, SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_index
 
-
 PRIOR_PER_M = 30.0
 """Typical attenuation of a pop's power along the spine, natural-log units per metre (-3.9 dB
 per level), in the band the shares are measured in (above a high-pass at 0.7 times the pop's

@@ -47,14 +47,23 @@ class Pop:
     level_costs: tuple[tuple[str, float], ...] = ()
 
 
+DOUBTFUL = ("noise", "no burst")
+"""Rejections for want of standing out, not for a sign of something else (a low band, equal
+mics, a slow rise, a voice): a faint pop on a busy background is judged so. Such an onset
+carries the pop it would be, which its repeats may still vouch for (a recurring snap,
+``correlate.py``)."""
+
+
 @dataclass(frozen=True)
 class Rejected:
-    """An onset the artifact gate turned away, with the rule that did it."""
+    """An onset the artifact gate turned away, with the rule that did it; for the reasons
+    in :data:`DOUBTFUL`, ``pop`` is the pop it would have been (located), else None."""
 
     t: float
     reason: str
     strength: float
     spread_db: float
+    pop: Pop | None = None
 
 
 class PopStage:
@@ -90,10 +99,12 @@ class PopStage:
     def _judged(self, judged: list[tuple[Candidate, str | None]]) -> list[Pop | Rejected]:
         out: list[Pop | Rejected] = []
         for c, reason in judged:
-            if reason is not None:
+            if reason is not None and reason not in DOUBTFUL:
                 out.append(Rejected(c.t, reason, c.strength, spread_db(c)))
                 continue
             where = locate(c.band_energy, self.mics, background=c.band_background)
-            out.append(Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
-                           c.duration_ms, c.strength, spread_db(c), c.band_rise, where.costs))
+            pop = Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
+                      c.duration_ms, c.strength, spread_db(c), c.band_rise, where.costs)
+            out.append(pop if reason is None
+                       else Rejected(c.t, reason, c.strength, pop.spread_db, pop))
         return out
