@@ -43,6 +43,7 @@ Memory: the stage keeps the pops (the output) and a window of motion frames of b
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -87,6 +88,8 @@ class CorrelateConfig:
     pool_slack : float
         A pop takes the pooled level only if its own fit there costs at most this much more
         than at its own level (:data:`~backpop_sense.pops.locate.POOL_SLACK`).
+    rescue : bool
+        Take back the rejected onsets that repeat a recurring snap (:func:`rescue`).
     """
 
     refractory_s: float = 1200.0
@@ -98,6 +101,7 @@ class CorrelateConfig:
     max_frame_distance_s: float = 0.5
     pool_reach: int = 1
     pool_slack: float = POOL_SLACK
+    rescue: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,6 +180,7 @@ class Correlator:
         self._pending: deque[Pop | Rejected] = deque()
         self._placed: list[PopInContext] = []
         self._doubtful: list[PopInContext] = []
+        self._turned_away: list[tuple[float, tuple[float, float, float] | None]] = []
         self._last_frame_t = -np.inf
         self.rescued: list[PopInContext] = []
         """After :meth:`finish`: the rejected onsets taken back as pops (:func:`rescue`)."""
@@ -184,7 +189,7 @@ class Correlator:
         """Take the other stages' outputs (pops, doubtful rejections, frames; the rest is
         ignored)."""
         for o in outputs:
-            if isinstance(o, Pop) or (isinstance(o, Rejected) and o.pop is not None):
+            if isinstance(o, (Pop, Rejected)):
                 self._pending.append(o)
             elif isinstance(o, MotionFrame):
                 self._frames.append(o)
@@ -196,7 +201,9 @@ class Correlator:
         self._place(final=True)
         self._placed.sort(key=lambda p: p.t)
         typed = type_pops(self._placed, self.config)
-        self.rescued = rescue(typed, self._doubtful, self.config)
+        if not self.config.rescue:
+            return typed
+        self.rescued = rescue(typed, self._doubtful, self.config, others=self._turned_away)
         if not self.rescued:
             return typed
         return type_pops(sorted(self._placed + self.rescued, key=lambda p: p.t), self.config)
@@ -208,8 +215,10 @@ class Correlator:
         while self._pending and (final or not self.has_motion
                                  or self._pending[0].t + horizon < self._last_frame_t):
             o = self._pending.popleft()
-            if isinstance(o, Rejected):
+            if isinstance(o, Rejected) and o.pop is not None:
                 self._doubtful.append(replace(self._context(o.pop), rescued=o.reason))
+            elif isinstance(o, Rejected):
+                self._turned_away.append((o.t, self._context(_stand_in(o)).angles))
             else:
                 placed.append(self._context(o))
         oldest = min((p.t for p in self._pending), default=self._last_frame_t)
@@ -300,8 +309,15 @@ def _rule(p: PopInContext, rule: str) -> str:
     return rule
 
 
+def _stand_in(r: Rejected) -> Pop:
+    """A pop at a rejected onset's instant, to look up its posture."""
+    return Pop(r.t, "", 0.0, 0.0, 0.0, 0.0, r.strength, r.spread_db)
+
+
 def rescue(pops: list[PopInContext], doubtful: list[PopInContext],
-           config: CorrelateConfig | None = None) -> list[PopInContext]:
+           config: CorrelateConfig | None = None, *,
+           others: Sequence[tuple[float, tuple[float, float, float] | None]] = ()
+           ) -> list[PopInContext]:
     """The doubtful onsets that repeat a recurring snap (module docstring).
 
     An onset repeats a snap when at least ``snap_min_count`` of the snap's pops, in other
@@ -310,7 +326,9 @@ def rescue(pops: list[PopInContext], doubtful: list[PopInContext],
     stray; a noise onset 100 ms from the snap's posture is a few degrees off); its own sound
     must not place it elsewhere (:func:`~backpop_sense.pops.locate.pooled_level`). In each
     cycle of a snap, at most the onset closest to its posture is taken back, and none where
-    the snap was heard.
+    a pop was heard at that posture within ``pool_reach`` levels of the snap (the snap, or
+    a pop that may be it), nor where the closest was rejected for a sign of something else
+    (a knock, a rub: ``others``), as the snap may have been that onset.
 
     Parameters
     ----------
@@ -319,6 +337,8 @@ def rescue(pops: list[PopInContext], doubtful: list[PopInContext],
     doubtful : list of PopInContext
         Onsets the gate rejected for not standing out, placed in their motion context, with
         ``rescued`` set to the gate's reason.
+    others : sequence of (float, angles or None)
+        The time and posture of every other onset the gate rejected.
 
     Returns
     -------
@@ -335,6 +355,11 @@ def rescue(pops: list[PopInContext], doubtful: list[PopInContext],
     costs = np.array([[c for _, c in p.pop.level_costs] for p in snaps])
     at = np.array([p.level for p in snaps])
     gap = config.snap_min_gap_s
+    placed = [(t, a) for t, a in others if a is not None]
+    other_t = np.array([t for t, _ in placed], dtype=float)
+    other_angles = np.array([a for _, a in placed], dtype=float).reshape(len(placed), 3)
+    everyone = _Postures(pops)
+    pop_index = np.array([level_index(p.level) for p in pops])
     offers: list[tuple[float, int, str]] = []  # (distance to the snap's posture, onset, level)
     for k, d in enumerate(doubtful):
         if d.angles is None or [lv for lv, _ in d.pop.level_costs] != levels:
@@ -343,18 +368,24 @@ def rescue(pops: list[PopInContext], doubtful: list[PopInContext],
         close = np.abs(postures.angles - here).max(axis=1) <= config.snap_angle_tol_deg
         apart = np.abs(postures.t - d.t) >= gap
         own = np.array([c for _, c in d.pop.level_costs])
+        # a pop heard in its cycle at this posture, within pool_reach levels of the snap
+        heard = ((np.abs(everyone.t - d.t) < gap)
+                 & (np.abs(everyone.angles - here).max(axis=1) <= config.snap_angle_tol_deg))
         for level in dict.fromkeys(at[close].tolist()):
             same = close & (at == level)
-            if (same & ~apart).any():
-                continue  # its cycle already has this snap
+            if (heard & (np.abs(pop_index - level_index(level)) <= config.pool_reach)).any():
+                continue  # its cycle already has this snap, or a pop that may be it
             repeats = np.flatnonzero(same & apart)
             if len(repeats) < config.snap_min_count:
                 continue
             centre = np.median(postures.angles[repeats], axis=0)
             spread = np.abs(postures.angles[repeats] - centre).max()
             distance = float(np.abs(here - centre).max())
-            if (distance <= spread and pooled_level(levels, own, costs[repeats],
-                                                     slack=config.pool_slack) == level):
+            nearer = ((np.abs(other_t - d.t) < gap)
+                      & (np.abs(other_angles - centre).max(axis=1) < distance)).any()
+            if (distance <= spread and not nearer
+                    and pooled_level(levels, own, costs[repeats], slack=config.pool_slack)
+                    == level):
                 offers.append((distance, k, level))
     taken: dict[int, str] = {}
     for _, k, level in sorted(offers):

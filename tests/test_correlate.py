@@ -139,6 +139,16 @@ def test_a_rejected_onset_that_repeats_a_recurring_snap_is_taken_back() -> None:
     # two onsets in one cycle: the one nearer the snap's posture
     near, off = _doubtful(50.3, faint, (25.1, 0.0, 0.0)), _doubtful(50.0, faint, (25.8, 0, 0))
     assert [p.t for p in rescue(typed, [off, near])] == [50.3]
+    # nor where a pop was heard in that cycle at the posture one level off (it may be the
+    # snap, misplaced)
+    heard = type_pops(sorted([*clear, _placed(49.9, {"L4": 0.1})], key=lambda p: p.t))
+    assert heard[-1].level == "L4" and rescue(heard, [repeat]) == []
+    assert len(rescue(type_pops([*clear, _placed(49.9, {"L5": 0.1})]), [repeat])) == 1
+    # nor where an onset turned away for a sign of something else (a knock, a rub) lies
+    # nearer the snap's posture in that cycle: the snap may have been that one
+    assert rescue(typed, [repeat], others=[(50.1, (25.0, 0.0, 0.0))]) == []
+    assert len(rescue(typed, [repeat], others=[(50.1, (27.0, 0.0, 0.0)),
+                                               (53.0, (25.0, 0.0, 0.0))])) == 1
     # once taken back it is a snap like its repeats, and says why it was rejected
     final = type_pops(sorted([*clear, *back], key=lambda p: p.t))
     assert [p.kind for p in final] == ["snap"] * 5
@@ -158,6 +168,9 @@ def test_rescued_onsets_are_pops_and_no_longer_rejected(tmp_path: Path) -> None:
     hits = sum(min(abs(truth["t"] - p.t)) <= 0.01 for p in back)
     assert hits >= 0.75 * len(back)
     assert not {p.t for p in back} & {r.t for r in result.rejected}
+    off = analyze(tmp_path, correlate=CorrelateConfig(rescue=False))
+    assert [p.t for p in off.pops] == [p.t for p in result.pops if p.rescued is None]
+    assert {p.t for p in back} <= {r.t for r in off.rejected}
 
 
 def test_readjustment_is_twist_or_stretch_near_end_of_range() -> None:
