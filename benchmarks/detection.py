@@ -8,8 +8,9 @@ channel, one thread) and peak RSS of both on a 10-minute and a 1-hour session, e
 fresh process.
 
 The simulated sessions are cached in bench-out/detection/ (remove it to simulate afresh).
-Parameters were chosen on other seeds (``--first-seed 7000``, see the README); the seeds
-here (from 1000) were not looked at while tuning.
+Parameters were chosen on other seeds (``--first-seed 7000``; how, and what each change
+measured, is in ``benchmarks/detection.md``); the seeds here (from 1000) were not tuned on
+since the first rework (see there).
 
 Run: ``make bench`` or ``.venv/bin/python benchmarks/detection.py [--quick]``.
 """
