@@ -4,6 +4,7 @@ entries; the healthy history and the bundled cohort."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -14,6 +15,7 @@ import pytest
 
 from backpop_sense.diary import DIARY_COLUMNS, read_diary_csv
 from backpop_sense.errors import BadInput
+from backpop_sense.report.evidence import describe
 from backpop_sense.rules import NOT_A_DIAGNOSIS, load_rules, refresh_flags
 from backpop_sense.simulate import SimConfig, simulate_session, start_of_day
 from backpop_sense.store import Store
@@ -176,6 +178,10 @@ def test_r8_new_popping_after_a_fall(tmp_path: Path, visits: dict[str, Path]) ->
     [trauma] = flags["R8"].evidence["traumas"]
     assert trauma["trauma"].startswith("fall measured")
     assert trauma["pops_after"] >= 1
+    [line] = describe("R8", flags["R8"].evidence).details
+    rates = re.findall(r"([\d.]+) pops per recorded minute after against ([\d.]+) before", line)
+    assert rates == [(f"{trauma['rate_after_per_min']:.1f}",
+                      f"{trauma['rate_before_per_min']:.1f}")]
 
 
 def test_r8_reported_trauma_counts_too(tmp_path: Path, visits: dict[str, Path]) -> None:
