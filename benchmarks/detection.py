@@ -92,6 +92,7 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
     offset = 0.0
     tt, tl, ot, ol, lt, rise = [], [], [], [], [], []
     tk, rt, rr = [], [], []  # true kinds; rejected onsets' times and reasons
+    where = []  # each of our pops: its session, its time there, strength, taken back or not
     ours_wall = librosa_wall = channel_s = 0.0
     for path in paths:
         s = Session(path)
@@ -110,6 +111,7 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
         ot += [p.t + offset for p in result.pops]
         ol += [p.level for p in result.pops]
         rise += [p.pop.band_rise for p in result.pops]
+        where += [(path.name, p.t, p.pop.strength, p.rescued is not None) for p in result.pops]
         lt += (onsets + offset).tolist()
         offset += s.duration_s + 10.0
         channel_s += s.duration_s * len(s.info.mics)
@@ -118,6 +120,8 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
     ours["weakest_rise"] = min(rise, default=None)  # the frames' first test, weakest pop
     pairs = match_pairs(tt, ot, 0.05)
     ours["missed"], ours["misplaced"] = _errors(pairs, tt, tl, tk, ol, rt, rr)
+    matched = {j for _, j in pairs}
+    ours["false"] = [w for j, w in enumerate(where) if j not in matched]
     found = np.zeros(len(tt), dtype=bool)
     found[[i for i, _ in pairs]] = True
     ours["found"] = found  # per true pop, in the order of the sessions and their truth
@@ -310,6 +314,13 @@ def main() -> None:
     for name, o, _ in rows[:-1] if quiet else rows:
         print(f"{name:<20} missed {sum(o['missed'].values()):>3} ({counts(o['missed'])}); "
               f"misplaced {sum(o['misplaced'].values())} ({counts(o['misplaced'])})")
+
+    print("\nour false pops (none of the truth within 50 ms): session, time, onset strength in "
+          "MAD units; 'taken back' = a snap's repeat the gate had rejected")
+    for name, o, _ in rows:
+        for session, t, strength, taken in o["false"]:
+            print(f"{name:<20} {session} at {t:.3f} s, {strength:.1f}"
+                  f"{', taken back' if taken else ''}")
 
     if masks:
         print("\nfound pops by their SNR against floor and artifacts together (the pop's first "
