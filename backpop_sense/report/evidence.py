@@ -168,8 +168,8 @@ def _r8(e: dict) -> tuple[str, list[str]]:
                f"{first['pops_after']} pops after it against {first['pops_before']} before")
     if first["new_levels"]:
         summary += f", new at {', '.join(first['new_levels'])}"
-    details = [f"{when(t['time'])}, {t['trauma']}: {t['rate_after_per_min']:.1f} pops per "
-               f"recorded minute after against {t['rate_before_per_min']:.1f} before"
+    details = [f"{when(t['time'])}, {t['trauma']}: {t['rate_after_per_min']:g} pops per "
+               f"recorded minute after against {t['rate_before_per_min']:g} before"
                + (f"; new level {', '.join(t['new_levels'])}" if t["new_levels"] else "")
                for t in traumas]
     return summary + ".", details

@@ -358,8 +358,8 @@ def r8_after_trauma(h: History, p: dict) -> Flag | None:
         if rate_after > p["rate_factor"] * rate_before or new_levels:
             found.append({"trauma": what, "time": _iso(when), "pops_before": len(before),
                           "pops_after": len(after),
-                          "rate_before_per_min": round(rate_before, 3),
-                          "rate_after_per_min": round(rate_after, 3),
+                          "rate_before_per_min": round(rate_before, 2),
+                          "rate_after_per_min": round(rate_after, 2),
                           "new_levels": new_levels,
                           "sessions_after": sorted(set(after["session"]))})
     if not found:
