@@ -51,11 +51,12 @@ from scipy import signal
 from scipy.ndimage import maximum_filter1d
 from scipy.spatial.transform import Rotation
 
-from . import __version__
+from . import __version__, family
 from .levels import LEVELS, SKIN_DEPTH_M, level_distance_m, level_index
 from .motion.context import DEFAULT_CONTEXT, ContextConfig, label_context
 from .motion.spine import spine_rotation
 from .session import GRAVITY, ImuInfo, MicInfo, SessionInfo, SessionWriter
+from .sounds import Event, Track, damped, mic_weights, ramp, seed_of
 
 SCENARIOS = ("healthy", "twist-cavitation", "snapping", "post-fall", "artifacts-only", "long")
 DEFAULT_MINUTES = {"healthy": 2.0, "twist-cavitation": 2.0, "snapping": 2.0, "post-fall": 3.0,
@@ -107,6 +108,11 @@ class SimConfig:
         Level of the snapping tendon (random when None).
     catch_pop : float
         Probability that a catch comes with a pop (a cavitation as the joint gives).
+    acoustics : Acoustics, optional
+        A member of the simulator family (``family.py``, :func:`family_member`): its sounds
+        instead of the project's own model.
+    with_imus : bool
+        Write the two IMUs (a session with mics only when False).
     """
 
     scenario: str = "healthy"
@@ -129,6 +135,8 @@ class SimConfig:
     subtype: str = "PCM_16"
     snap_level: str | None = None
     catch_pop: float = 0.9
+    acoustics: family.Acoustics | None = None
+    with_imus: bool = True
 
     @property
     def duration_s(self) -> float:
@@ -191,12 +199,6 @@ class SimSummary:
     falls: int
 
 
-def _ramp(x: np.ndarray) -> np.ndarray:
-    """Raised-cosine step from 0 (x <= 0) to 1 (x >= 1), smooth in velocity."""
-    x = np.clip(x, 0.0, 1.0)
-    return 0.5 - 0.5 * np.cos(np.pi * x)
-
-
 class _ScriptBuilder:
     """Lays activities end to end; each starts and ends standing upright and still."""
 
@@ -232,14 +234,14 @@ class _ScriptBuilder:
               amplitude: float) -> None:
         s = self._span(t0, t0 + rise + hold + fall)
         tt = self.t[s] - t0
-        target[s] += amplitude * (_ramp(tt / rise) - _ramp((tt - rise - hold) / fall))
+        target[s] += amplitude * (ramp(tt / rise) - ramp((tt - rise - hold) / fall))
 
     def stand(self, seconds: float) -> None:
         t0 = self.cursor
         s = self._span(t0, t0 + seconds)
         phase = self.rng.uniform(0, 2 * np.pi)
         sway = 0.3 * np.sin(2 * np.pi * 0.15 * (self.t[s] - t0) + phase)
-        edge = _ramp((self.t[s] - t0) / 1.0) * _ramp((t0 + seconds - self.t[s]) / 1.0)
+        edge = ramp((self.t[s] - t0) / 1.0) * ramp((t0 + seconds - self.t[s]) / 1.0)
         self.flexion[s] += sway * edge
         self.cursor += seconds
 
@@ -294,14 +296,14 @@ class _ScriptBuilder:
         tt = self.t[s] - t0
         v_peak = stop_frac * amp / (rise1 + decel / 2)
         # Angular velocity: steady movement, an abrupt stop within decel, a pause, then resume.
-        vel = np.where(tt < rise1, v_peak * _ramp(tt / 0.25), 0.0)
+        vel = np.where(tt < rise1, v_peak * ramp(tt / 0.25), 0.0)
         stop = (tt >= rise1) & (tt < rise1 + decel)
-        vel[stop] = v_peak * (1 - _ramp((tt[stop] - rise1) / decel))
+        vel[stop] = v_peak * (1 - ramp((tt[stop] - rise1) / decel))
         angle = np.cumsum(vel) / self.rate
         reached = angle[np.searchsorted(tt, rise1 + decel)] if len(angle) else 0.0
         t_resume = rise1 + decel + halt
-        resume = _ramp((tt - t_resume) / rise2) * (amp - reached)
-        back = _ramp((tt - t_resume - rise2 - hold) / fall) * amp
+        resume = ramp((tt - t_resume) / rise2) * (amp - reached)
+        back = ramp((tt - t_resume - rise2 - hold) / fall) * amp
         target = {"flexion": self.flexion, "twist": self.twist, "lateral": self.lateral}[axis]
         target[s] += angle + resume - back
         if axis == "flexion":
@@ -319,7 +321,7 @@ class _ScriptBuilder:
         tt = self.t[s] - t0
         cadence = self.rng.uniform(1.7, 1.95)
         speed = self.rng.uniform(1.0, 1.35)
-        env = _ramp(tt / 1.0) * _ramp((seconds - tt) / 1.0)
+        env = ramp(tt / 1.0) * ramp((seconds - tt) / 1.0)
         phase = 2 * np.pi * cadence * tt
         stride = phase / 2
         self.twist[s] += 4.0 * np.sin(stride) * env
@@ -342,7 +344,7 @@ class _ScriptBuilder:
         """Turn the whole body on the spot (no lumbar twist)."""
         seconds = 2.0
         s = self._span(self.cursor, self.duration)
-        self.heading[s] += degrees * _ramp((self.t[s] - self.cursor) / seconds)
+        self.heading[s] += degrees * ramp((self.t[s] - self.cursor) / seconds)
         self.heading_now += degrees
         self.cursor += seconds + 0.5
 
@@ -384,10 +386,10 @@ class _ScriptBuilder:
         tt = self.t[s] - t0
         # Velocity grows until the body meets the floor, then dies within t_stop (the impact).
         grow = np.clip(tt / t_fall, 0, None)
-        decay = np.where(tt < t_fall, 1.0, 1 - _ramp((tt - t_fall) / t_stop))
+        decay = np.where(tt < t_fall, 1.0, 1 - ramp((tt - t_fall) / t_stop))
         profile = np.cumsum(grow * decay) / self.rate
         profile = profile / profile[-1]
-        getting_up = _ramp((tt - t_fall - t_stop - lie_seconds) / up)
+        getting_up = ramp((tt - t_fall - t_stop - lie_seconds) / up)
         shape = profile * (1 - getting_up)
         target[s] += angle * shape
         self.height_drop[s] += 0.85 * shape
@@ -698,14 +700,6 @@ def schedule_pops(script: Script, config: SimConfig, rng: np.random.Generator) -
 # ---------------------------------------------------------------- sound sources
 
 
-def _damped(t: np.ndarray, freqs: np.ndarray, taus: np.ndarray, phases: np.ndarray,
-            weights: np.ndarray, rise_s: float) -> np.ndarray:
-    """Sum of damped sinusoids starting at t = 0, with a raised-cosine onset of ``rise_s``."""
-    tt = np.maximum(t, 0.0)[:, None]
-    y = (weights * np.exp(-tt / taus) * np.sin(2 * np.pi * freqs * tt + phases)).sum(axis=1)
-    return np.where(t >= 0, y * _ramp(t / rise_s), 0.0)
-
-
 def pop_source(kind: str, rng: np.random.Generator, sr: int) -> Callable[[np.ndarray], np.ndarray]:
     """The waveform of a pop at its source, as a function of time since onset (s)."""
     top = 0.42 * sr
@@ -716,19 +710,19 @@ def pop_source(kind: str, rng: np.random.Generator, sr: int) -> Callable[[np.nda
         tau = np.append(tau, 3e-3)
         w = np.array([1.0, 0.8, 0.6, 0.3])
         ph = rng.uniform(0, 2 * np.pi, 4)
-        return lambda t: _damped(t, f, tau, ph, w, 1e-4)
+        return lambda t: damped(t, f, tau, ph, w, 1e-4)
     if kind == "snap":
         f = np.minimum(rng.uniform(250, 1200, 3), top)
         tau = rng.uniform(2e-3, 5e-3, 3)
         w, ph = np.array([1.0, 0.7, 0.5]), rng.uniform(0, 2 * np.pi, 3)
-        return lambda t: _damped(t, f, tau, ph, w, 1e-3)
+        return lambda t: damped(t, f, tau, ph, w, 1e-3)
     f1, f2 = np.minimum(rng.uniform(600, 2500, 2), top), np.minimum(rng.uniform(600, 2500, 2), top)
     tau1, tau2 = rng.uniform(1e-3, 2.5e-3, 2), rng.uniform(1e-3, 2.5e-3, 2)
     gap = rng.uniform(4e-3, 12e-3)
     ph1, ph2 = rng.uniform(0, 2 * np.pi, 2), rng.uniform(0, 2 * np.pi, 2)
     w = np.array([1.0, 0.6])
-    return lambda t: (_damped(t, f1, tau1, ph1, w, 3e-4)
-                      + 0.7 * _damped(t - gap, f2, tau2, ph2, w, 3e-4))
+    return lambda t: (damped(t, f1, tau1, ph1, w, 3e-4)
+                      + 0.7 * damped(t - gap, f2, tau2, ph2, w, 3e-4))
 
 
 def pop_at_mics(kind: str, level: str, mics: tuple[str, ...], sr: int,
@@ -757,69 +751,15 @@ def pop_at_mics(kind: str, level: str, mics: tuple[str, ...], sr: int,
     return out / math.sqrt(power), nearest
 
 
-@dataclass(frozen=True)
-class Event:
-    """A short sound: ``length`` samples from sample ``start``, rendered by ``make`` on demand.
-
-    ``make`` returns an array of shape (length, mics) and draws its randomness from its own
-    seed, so rendering order does not matter and only sounding events occupy memory.
-    """
-
-    start: int
-    length: int
-    make: Callable[[], np.ndarray]
-    kind: str
-
-
-class _Track:
-    """Events placed chunk by chunk, in time order; memory is bounded by what is sounding."""
-
-    def __init__(self, events: list[Event], n_mics: int) -> None:
-        self.events = sorted(events, key=lambda e: e.start)
-        self.n_mics = n_mics
-        self.next = 0
-        self.active: list[tuple[Event, np.ndarray]] = []
-
-    def add(self, event: Event) -> None:
-        """Append an event that starts no earlier than any already rendered."""
-        self.events.append(event)
-
-    def render(self, a: int, b: int) -> np.ndarray:
-        """The sum of every event over samples ``a`` to ``b``; call with increasing ``a``."""
-        out = np.zeros((b - a, self.n_mics))
-        while self.next < len(self.events) and self.events[self.next].start < b:
-            e = self.events[self.next]
-            self.next += 1
-            if e.start + e.length > a:
-                self.active.append((e, e.make()))
-        still = []
-        for e, x in self.active:
-            lo, hi = max(a, e.start), min(b, e.start + e.length)
-            if lo < hi:
-                out[lo - a: hi - a] += x[lo - e.start: hi - e.start]
-            if e.start + e.length > b:
-                still.append((e, x))
-        self.active = still
-        return out
-
-
-def _mic_weights(mics: tuple[str, ...], origin: str, length_m: float) -> np.ndarray:
-    return np.array([math.exp(-level_distance_m(origin, m) / length_m) for m in mics])
-
-
-def _seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(2**63))
-
-
 def heartbeat_events(duration_s: float, mics: tuple[str, ...], sr: int,
                      rng: np.random.Generator) -> list[Event]:
     """Heart sounds (S1, then S2 0.3 s later) at about 70 beats/min, loudest near the heart."""
     t = np.arange(int(0.4 * sr)) / sr
-    s1 = _damped(t, np.array([45.0, 70.0]), np.array([0.02, 0.015]), np.zeros(2),
+    s1 = damped(t, np.array([45.0, 70.0]), np.array([0.02, 0.015]), np.zeros(2),
                  np.array([1.0, 0.5]), 0.005)
-    s2 = _damped(t - 0.3, np.array([60.0]), np.array([0.015]), np.zeros(1), np.array([1.0]),
+    s2 = damped(t - 0.3, np.array([60.0]), np.array([0.015]), np.zeros(1), np.array([1.0]),
                  0.005)
-    wave = (s1 + 0.6 * s2)[:, None] * 0.006 * _mic_weights(mics, HEART_LEVEL, 0.15)
+    wave = (s1 + 0.6 * s2)[:, None] * 0.006 * mic_weights(mics, HEART_LEVEL, 0.15)
     period = 60.0 / rng.uniform(62, 78)
     events, beat = [], rng.uniform(0, 0.8)
     while beat < duration_s:
@@ -832,7 +772,7 @@ def heartbeat_events(duration_s: float, mics: tuple[str, ...], sr: int,
 def footstep_events(strikes: list[float], mics: tuple[str, ...], sr: int,
                     rng: np.random.Generator) -> list[Event]:
     """Heel-strike thumps travelling up from the pelvis: energy below about 300 Hz."""
-    weights = _mic_weights(mics, "S1", 0.3)
+    weights = mic_weights(mics, "S1", 0.3)
     t = np.arange(int(0.15 * sr)) / sr
     events = []
     for ts in strikes:
@@ -841,7 +781,7 @@ def footstep_events(strikes: list[float], mics: tuple[str, ...], sr: int,
         ph = rng.uniform(0, 6, 3)
 
         def make(amp: float = amp, f: np.ndarray = f, ph: np.ndarray = ph) -> np.ndarray:
-            wave = _damped(t, f, np.array([0.03, 0.02, 0.012]), ph, np.array([1.0, 0.6, 0.3]),
+            wave = damped(t, f, np.array([0.03, 0.02, 0.012]), ph, np.array([1.0, 0.6, 0.3]),
                            0.004)
             return amp * wave[:, None] * weights
 
@@ -858,7 +798,7 @@ def fall_events(falls: list[float], mics: tuple[str, ...], sr: int,
         ph = rng.uniform(0, 6, 4)
 
         def make(ph: np.ndarray = ph) -> np.ndarray:
-            wave = _damped(t, np.array([30.0, 55.0, 110.0, 240.0]),
+            wave = damped(t, np.array([30.0, 55.0, 110.0, 240.0]),
                            np.array([0.08, 0.05, 0.03, 0.01]), ph, np.array([1.0, 0.8, 0.5, 0.3]),
                            0.003)
             return 0.15 * wave[:, None] * np.ones(len(mics))
@@ -882,7 +822,7 @@ def knock_events(duration_s: float, per_minute: float, mics: tuple[str, ...], sr
 
             def make(f: np.ndarray = f, tau: np.ndarray = tau, ph: np.ndarray = ph,
                      level: np.ndarray = level) -> np.ndarray:
-                wave = _damped(t, f, tau, ph, np.array([1.0, 0.7, 0.4]), 2e-4)
+                wave = damped(t, f, tau, ph, np.array([1.0, 0.7, 0.4]), 2e-4)
                 return wave[:, None] * level
 
             events.append(Event(int(tk * sr), len(t), make, "knock"))
@@ -902,18 +842,18 @@ def _speech(length: float, sr: int, rng: np.random.Generator) -> np.ndarray:
                 + 0.5 * np.exp(-(((fk - formant2) / 350) ** 2)) + 0.05)
         wave += gain * np.sin(k * phase) / k**0.5
     syllables = np.clip(np.sin(2 * np.pi * rng.uniform(3.5, 5.0) * t), 0, None) ** 2
-    wave *= syllables * _ramp(t / 0.1) * _ramp((length - t) / 0.1)
+    wave *= syllables * ramp(t / 0.1) * ramp((length - t) / 0.1)
     return wave * rng.uniform(0.006, 0.015) / (np.sqrt(np.mean(wave**2)) + 1e-12)
 
 
 def speech_events(duration_s: float, per_minute: float, mics: tuple[str, ...], sr: int,
                   rng: np.random.Generator) -> list[Event]:
     """Bone-conducted speech: voiced, harmonic (F0 100-200 Hz), syllables at about 4 Hz."""
-    weights = _mic_weights(mics, "C7", 0.25)
+    weights = mic_weights(mics, "C7", 0.25)
     events = []
     n = rng.poisson(per_minute * duration_s / 60.0)
     for start in np.sort(rng.uniform(1.0, max(duration_s - 5.0, 1.5), n)):
-        length, seed = rng.uniform(1.5, 4.0), _seed(rng)
+        length, seed = rng.uniform(1.5, 4.0), seed_of(rng)
 
         def make(length: float = length, seed: int = seed) -> np.ndarray:
             return _speech(length, sr, np.random.default_rng(seed))[:, None] * weights
@@ -926,17 +866,16 @@ def rub_events(script: Script, mics: tuple[str, ...], sr: int, rng: np.random.Ge
                ) -> list[Event]:
     """Fabric rub as the strap slides during movement: long, slow-rising, 0.6-3.5 kHz noise."""
     events = []
-    starts = [m.t_start + rng.uniform(0.2, 0.8) for m in script.moves if rng.random() < 0.4]
-    starts += [s for s in script.heel_strikes[::6] if rng.random() < 0.3]
+    starts = _rub_starts(script, rng)
     sos = signal.butter(2, [600.0, min(3500.0, 0.45 * sr)], btype="bandpass", fs=sr,
                         output="sos")
     for start in starts:
-        length, seed = rng.uniform(0.3, 1.0), _seed(rng)
+        length, seed = rng.uniform(0.3, 1.0), seed_of(rng)
 
         def make(length: float = length, seed: int = seed) -> np.ndarray:
             r = np.random.default_rng(seed)
             t = np.arange(int(length * sr)) / sr
-            env = _ramp(t / r.uniform(0.1, 0.25)) * _ramp((length - t) / r.uniform(0.1, 0.2))
+            env = ramp(t / r.uniform(0.1, 0.25)) * ramp((length - t) / r.uniform(0.1, 0.2))
             env *= 1 + 0.5 * np.sin(2 * np.pi * r.uniform(5, 15) * t)
             noise = signal.sosfilt(sos, r.normal(0, 1, len(t)))
             wave = env * noise / (np.std(noise) + 1e-12) * r.uniform(0.004, 0.015)
@@ -952,12 +891,16 @@ class _Floor:
     """The continuous background of every mic, rendered chunk by chunk with carried state."""
 
     def __init__(self, config: SimConfig, script: Script, kin: Kinematics,
-                 beats: list[Event]) -> None:
+                 beats: list[Event], scale: float = 1.0) -> None:
         sr, mics = config.sr, config.mics
         self.sr, self.m = sr, len(mics)
         self.seed = config.seed
         ny = 0.45 * sr
-        self.sos_pink = signal.butter(1, 300.0, fs=sr, output="sos")
+        ac = config.acoustics
+        self.gains = tuple(scale * g for g in (ac.floor_gains if ac is not None
+                                               else (1.0, 1.0, 1.0, 1.0, 1.0)))
+        corner = ac.pink_corner_hz if ac is not None else 300.0
+        self.sos_pink = signal.butter(1, corner, fs=sr, output="sos")
         self.sos_rumble = signal.butter(2, [8.0, 60.0], btype="bandpass", fs=sr, output="sos")
         self.sos_breath = signal.butter(2, [150.0, min(900.0, ny)], btype="bandpass", fs=sr,
                                         output="sos")
@@ -967,10 +910,10 @@ class _Floor:
         rel = np.linalg.norm(kin.gyro["thoracic"] - kin.gyro["sacral"], axis=1)
         self.motion_t = script.t
         self.motion = np.clip(rel + 0.5 * np.linalg.norm(kin.gyro["sacral"], axis=1), 0, 2.0)
-        self.breath_w = 0.0015 * _mic_weights(mics, "T6", 0.3)
+        self.breath_w = 0.0015 * mic_weights(mics, "T6", 0.3)
         self.hum_phase = np.random.default_rng([config.seed, 7]).uniform(0, 2 * np.pi)
         self.breath_rate = np.random.default_rng([config.seed, 8]).uniform(0.2, 0.3)
-        self.beats = _Track(beats, self.m)
+        self.beats = Track(beats, self.m)
 
     def render(self, a: int, b: int, k: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 2, k])
@@ -990,7 +933,52 @@ class _Floor:
         breath = breath * breath_env[:, None] * self.breath_w * 3.0
         hum = (0.0008 * np.sin(2 * np.pi * 50.0 * t + self.hum_phase)
                + 0.0003 * np.sin(2 * np.pi * 150.0 * t + 2 * self.hum_phase))
-        return white + pink + rumble + breath + hum[:, None] + self.beats.render(a, b)
+        g_white, g_pink, g_rumble, g_breath, g_hum = self.gains
+        return (g_white * white + g_pink * pink + g_rumble * rumble + g_breath * breath
+                + g_hum * hum[:, None] + self.beats.render(a, b))
+
+
+def _rub_starts(script: Script, rng: np.random.Generator) -> list[float]:
+    """When the strap rubs: early in some movements, and now and then while walking."""
+    starts = [m.t_start + rng.uniform(0.2, 0.8) for m in script.moves if rng.random() < 0.4]
+    return starts + [s for s in script.heel_strikes[::6] if rng.random() < 0.3]
+
+
+def _family_sounds(config: SimConfig, script: Script, kin: Kinematics, pops: list[Pop],
+                   rng: np.random.Generator
+                   ) -> tuple[_Floor, list[Event], list[tuple[np.ndarray, int]],
+                              family.MicResponse]:
+    """A family member's floor (with its heart), artifacts, pops and mic response
+    (``family.py``). The floor is set to the member's level (``floor_dbfs`` at its loudest mic,
+    over its first two seconds without the heart), and artifacts against it."""
+    ac, sr, mics = config.acoustics, config.sr, config.mics
+    assert ac is not None
+    duration = config.duration_s
+    probe = _Floor(config, script, kin, []).render(0, min(int(round(duration * sr)), 2 * sr), 0)
+    scale = 10 ** (ac.floor_dbfs / 20) / float(np.sqrt(np.mean(probe ** 2, axis=0)).max())
+    floor_rms = scale * np.sqrt(np.mean(probe ** 2, axis=0))
+    floor = _Floor(config, script, kin,
+                   family.heart_events(ac, duration, mics, sr, rng, floor_rms), scale)
+    events: list[Event] = []
+    if config.artifacts:
+        busy = 2.0 if config.scenario == "artifacts-only" else 0.4
+        events += family.footstep_events(ac, script.heel_strikes, mics, sr, rng, floor_rms)
+        events += fall_events(script.falls, mics, sr, rng)
+        events += family.knock_events(ac, duration, 0.75 * busy, mics, sr, rng, floor_rms)
+        events += family.speech_events(ac, duration, busy, mics, sr, rng, floor_rms)
+        events += family.rub_events(ac, _rub_starts(script, rng), mics, sr, rng, floor_rms)
+        events += family.handling_events(ac, duration, ac.handling_per_min * busy / 2, mics, sr,
+                                         rng, floor_rms)
+    response = family.MicResponse(ac, sr, len(mics))
+    shapes = []
+    head = int(round(SNR_WINDOW_S * sr))
+    for p in pops:
+        heard = response.filter_only(family.propagate(ac, family.pop_wave(ac, p.kind, rng, sr),
+                                                      p.level, mics, sr))
+        nearest = int(np.argmin([level_distance_m(p.level, m) for m in mics]))
+        power = np.mean(heard[:head, nearest] ** 2)
+        shapes.append((heard / math.sqrt(max(power, 1e-30)), nearest))
+    return floor, events, shapes, response
 
 
 def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[Pop],
@@ -1009,18 +997,23 @@ def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[
     """
     sr, mics, m = config.sr, config.mics, len(config.mics)
     total = int(round(config.duration_s * sr))
-    floor = _Floor(config, script, kin, heartbeat_events(config.duration_s, mics, sr, rng))
-    artifact_events: list[Event] = []
-    if config.artifacts:
-        busy = 2.0 if config.scenario == "artifacts-only" else 0.4
-        artifact_events += footstep_events(script.heel_strikes, mics, sr, rng)
-        artifact_events += fall_events(script.falls, mics, sr, rng)
-        artifact_events += knock_events(config.duration_s, 0.75 * busy, mics, sr, rng)
-        artifact_events += speech_events(config.duration_s, busy, mics, sr, rng)
-        artifact_events += rub_events(script, mics, sr, rng)
-    artifacts = _Track(artifact_events, m)
-    pop_track = _Track([], m)
-    shapes = [pop_at_mics(p.kind, p.level, mics, sr, rng) for p in pops]
+    if config.acoustics is None:
+        floor = _Floor(config, script, kin, heartbeat_events(config.duration_s, mics, sr, rng))
+        artifact_events: list[Event] = []
+        if config.artifacts:
+            busy = 2.0 if config.scenario == "artifacts-only" else 0.4
+            artifact_events += footstep_events(script.heel_strikes, mics, sr, rng)
+            artifact_events += fall_events(script.falls, mics, sr, rng)
+            artifact_events += knock_events(config.duration_s, 0.75 * busy, mics, sr, rng)
+            artifact_events += speech_events(config.duration_s, busy, mics, sr, rng)
+            artifact_events += rub_events(script, mics, sr, rng)
+        shapes = [pop_at_mics(p.kind, p.level, mics, sr, rng) for p in pops]
+        response: family.MicResponse | None = None
+    else:
+        floor, artifact_events, shapes, response = _family_sounds(config, script, kin, pops, rng)
+    art_response = family.MicResponse(response.ac, sr, m) if response is not None else None
+    artifacts = Track(artifact_events, m)
+    pop_track = Track([], m)
     starts = [int(round(p.t * sr)) for p in pops]
     half = int(BACKGROUND_WINDOW_S * sr / 2)
     bounds = list(range(0, total, CHUNK)) + [total]
@@ -1028,7 +1021,8 @@ def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[
 
     def fill(k: int) -> None:
         if k < len(bounds) - 1:
-            chunks.append((bounds[k], floor.render(bounds[k], bounds[k + 1], k)))
+            chunk = floor.render(bounds[k], bounds[k + 1], k)
+            chunks.append((bounds[k], response(chunk) if response is not None else chunk))
 
     fill(0)
     fill(1)
@@ -1050,8 +1044,13 @@ def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[
                                     lambda x=shapes[i][0], g=scale: x * g, "pop"))
         art = artifacts.render(a, b)
         popped = pop_track.render(a, b)
-        mix = cur + art + popped
-        parts = {"floor": cur, "artifacts": art, "pops": popped} if stems else {}
+        floor_part = cur
+        if response is not None and art_response is not None:
+            art = art_response(art) * response.gain
+            popped = popped * response.gain
+            floor_part = cur * response.gain
+        mix = floor_part + art + popped
+        parts = {"floor": floor_part, "artifacts": art, "pops": popped} if stems else {}
         yield a, mix, parts
         previous = cur[-half:] if half else None
 
@@ -1063,9 +1062,36 @@ def session_info(config: SimConfig) -> SessionInfo:
         session=config.session or f"{config.scenario}-s{config.seed}",
         start=config.start,
         mics=tuple(MicInfo(m) for m in config.mics),
-        imus=(ImuInfo("thoracic", "T12"), ImuInfo("sacral", "S1")),
+        imus=(ImuInfo("thoracic", "T12"), ImuInfo("sacral", "S1")) if config.with_imus else (),
         extra={},
     )
+
+
+def family_member(family_name: str, seed: int, *, acoustics: dict | None = None,
+                  **config: object) -> SimConfig:
+    """A session of the simulator family: its acoustics drawn from ``seed`` (``family.py``).
+
+    Parameters
+    ----------
+    family_name : str
+        ``dev`` (parameters are chosen on these) or ``heldout`` (figures are reported on
+        these).
+    seed : int
+        Draws the acoustics and, as for any session, the motion and the pops.
+    acoustics : dict, optional
+        Acoustic parameters to set instead of drawing them (see :class:`family.Acoustics`).
+    **config
+        Other :class:`SimConfig` fields (scenario, minutes, snr_db, sr, mics...).
+
+    Examples
+    --------
+    >>> c = family_member("heldout", 3, scenario="snapping", snr_db=5.0)
+    >>> c.acoustics.family
+    'heldout'
+    """
+    mics = config.get("mics", SimConfig.mics)
+    drawn = family.draw_acoustics(family_name, seed, len(mics), **(acoustics or {}))  # type: ignore[arg-type]
+    return SimConfig(seed=seed, acoustics=drawn, **config)  # type: ignore[arg-type]
 
 
 def _config_doc(config: SimConfig) -> dict:
@@ -1125,7 +1151,7 @@ def simulate_session(out: str | Path, config: SimConfig, *,
                           "over the surrounding 1 s",
     }})
     with SessionWriter(out, info, sr=config.sr, subtype=config.subtype) as writer:
-        for name, r in imus.items():
+        for name, r in imus.items() if config.with_imus else ():
             step = 65536
             for i in range(0, len(r["t"]), step):
                 writer.write_imu(name, r["t"][i:i + step], r["acc"][i:i + step],

@@ -20,7 +20,6 @@ from backpop_sense.session import ImuInfo, MicInfo, SessionInfo, SessionWriter
 from backpop_sense.simulate import (
     GRAVITY,
     SimConfig,
-    _Track,
     footstep_events,
     heartbeat_events,
     knock_events,
@@ -28,6 +27,7 @@ from backpop_sense.simulate import (
     simulate_session,
     speech_events,
 )
+from backpop_sense.sounds import Track
 
 BACKPOP = Path(sys.executable).parent / "backpop"
 MICS = ("T10", "L1", "L4")
@@ -160,7 +160,7 @@ def _artifact_session(tmp_path: Path, kind: str) -> Path:
         script = Script(*(np.zeros(2) for _ in range(7)), np.zeros((2, 3)), np.zeros(2, bool),
                         [], moves)
         events = _louder(rub_events(script, MICS, SR, rng), 3.0)
-    audio += _Track(events, 3).render(0, len(audio))
+    audio += Track(events, 3).render(0, len(audio))
     return _write(tmp_path / kind, audio, shocks=shocks)
 
 
@@ -188,7 +188,7 @@ def test_a_pop_soon_after_a_knock_is_still_found(tmp_path: Path) -> None:
     audio = _floor(seconds, rng)
     knock = knock_events(seconds, 30.0, MICS, SR, rng)[0]
     knocks = [2.0, 5.0, 8.0]
-    audio += _Track([replace(knock, start=int(t * SR)) for t in knocks], 3).render(0, len(audio))
+    audio += Track([replace(knock, start=int(t * SR)) for t in knocks], 3).render(0, len(audio))
     times = [2.15, 5.03, 8.15]
     for t, level in zip(times, ("T12", "L2", "L1"), strict=True):
         shape, nearest = pop_at_mics("cavitation", level, MICS, SR, rng)
@@ -233,7 +233,7 @@ def test_a_pop_while_the_subject_talks_is_a_pop(tmp_path: Path) -> None:
     seconds = 14.0
     audio = _floor(seconds, rng)
     voice = _louder(speech_events(seconds, 30.0, MICS, SR, rng), 4.0)
-    audio += _Track(voice, 3).render(0, len(audio))
+    audio += Track(voice, 3).render(0, len(audio))
     spans = [(e.start / SR + 0.3, (e.start + e.length) / SR - 0.3) for e in voice]
     times = [t for t in np.arange(1.0, seconds - 1.0, 0.9) if any(a < t < b for a, b in spans)]
     assert len(times) >= 6

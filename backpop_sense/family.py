@@ -1,0 +1,690 @@
+"""The simulator family: every acoustic parameter of a session drawn from wide ranges.
+
+No public recording of a spinal pop exists, so nobody knows its spectrum, and the project's
+own simulator (``simulate.py``) renders one guess at each sound. A detector tuned on one guess
+fails on the next. A *family member* is a session whose acoustics (its pops, heart, rub,
+speech, footsteps, knocks, strap handling, floor, tissue and mics) are drawn per seed from
+the ranges below, and whose sounds are rendered by one of two independent sound models:
+
+``dev``
+    Sums of exponentially damped sinusoids (modal synthesis): pops, heart sounds, footsteps
+    and knocks as a few ringing modes; rub as band-passed noise under a smooth swell; speech
+    as additive harmonics shaped by formants.
+``heldout``
+    Shaped noise and pulses: pops as noise bursts through band-pass filters or a resonator
+    struck by a pulse; heart sounds as Gaussian-windowed falling chirps; rub as stick-slip
+    crackle (a random train of impulses); speech as glottal pulses through formant
+    resonators, with plosive bursts; footsteps and knocks as decaying filtered noise.
+
+Parameters are chosen on ``dev`` members and figures reported on ``heldout`` members: held
+out by family (another physics of every sound), not only by seed. Both families draw from the
+same ranges.
+
+Ranges, and where they come from
+--------------------------------
+=========================  ======================  ==============================================
+parameter                  range                   source
+=========================  ======================  ==============================================
+pop spectrum centre        100 Hz - 8 kHz          issue 21: broadband cracks (cavitation) to
+                           (log-uniform)           dull low clunks (tendons); exact unknown
+pop character              tonal or noisy (1/2)    issue 21; tonal 1/6-1/2 octave, noisy 1-3 oct
+pop clicks                 1 - 3, 2-12 ms apart    issue 21; background.md (double click)
+pop duration               2 - 30 ms (log-unif.)   issue 21: "a few to a few tens of ms"
+attenuation along spine    2 - 8 dB per level      issue 21
+tissue low-pass            2-8 kHz at the joint,   soft tissue absorbs high frequencies faster;
+                           e-fold per 5-20 cm      corner and rate unknown, drawn
+mic high-pass              contact 10-60 Hz or     piezo contact mics: corner set by the input
+                           phone 100-300 Hz        impedance; phone voice path high-passes
+mic gain                   +-1 dB per mic          MEMS datasheets: +-1 dB sensitivity
+                                                   tolerance
+floor level                -60..-45 dBFS RMS       a 16-bit recording's gain set with headroom
+heart rate                 40 - 180 bpm            bradycardia to exercise tachycardia
+heart rhythm               regular (1-5 % beat to  sinus rhythm with respiratory arrhythmia;
+                           beat), extra beats      premature beats (55-75 % of the interval,
+                           2-12/min, or irregular  compensatory pause); atrial fibrillation
+                           (10-25 % RR spread)     (RR spread)
+heart sounds               S1 80-150 ms, S2 60-    issue 21 "20-400 Hz plus click"; clinical S1
+                           120 ms, 20-400 Hz,      and S2 lengths; S1-S2 0.33 s * sqrt(RR/1 s)
+                           valve click 2-10 ms,    (systole shortens with heart rate)
+                           150-1200 Hz
+heart loudness             S1 -5..+25 dB over the  a contact mic near the heart hears it well
+                           floor at nearest mic    above its floor; far mics less
+rub                        band 100-1500 Hz up to  issue 21: varied spectra and swells
+                           1-6 kHz; swell 20-400
+                           ms; 0.2-1.5 s long
+speech                     f0 80-300 Hz            issue 21; adult and child voices
+footstep                   thump 30-250 Hz, heel   issue 21: "footsteps with sharp heel clicks"
+                           click 1-5 ms 0.3-4 kHz
+                           at -15..+6 dB
+knock                      100 Hz - 5 kHz, equal   external: through air or furniture, the same
+                           at every mic +-0.5 dB   at every mic; air delays up to 0.4 ms
+strap handling             2-6 touches in 0.5-2 s  a hand adjusting the strap: taps and a scrape
+                           on one mic, others      at the mic touched
+                           -25..-10 dB
+floor                      each part x 0.3-3       body and electronics differ per subject
+=========================  ======================  ==============================================
+
+Where a range is wider than what a body produces, it is wider on purpose: the detector must be
+right across the whole range, not for one guess at it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import signal
+
+from .levels import SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_distance_m, level_index
+from .sounds import Event, damped, mic_weights, ramp, seed_of
+
+FAMILIES = ("dev", "heldout")
+"""The two sound models; parameters are chosen on ``dev``, figures reported on ``heldout``."""
+
+POP_KINDS = ("cavitation", "snap", "readjustment")
+HEART_LEVELS = ("T3", "T4", "T5", "T6", "T7", "T8")
+"""Levels the heart lies in front of (it is anterior, 6-12 cm deep from the back's skin)."""
+
+
+@dataclass(frozen=True)
+class PopSound:
+    """What one kind of pop sounds like at its source in one session.
+
+    Attributes
+    ----------
+    centre_hz : float
+        Centre of the source spectrum, Hz.
+    bandwidth_oct : float
+        Width of the spectrum, octaves (tonal: under 1/2; noisy: 1-3).
+    tonal : bool
+        A ringing tone rather than a noise burst.
+    clicks : int
+        Clicks per pop (1-3).
+    gap_ms : float
+        Time between clicks, ms.
+    duration_ms : float
+        Time for one click to fall 60 dB, ms.
+    """
+
+    centre_hz: float
+    bandwidth_oct: float
+    tonal: bool
+    clicks: int
+    gap_ms: float
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class Acoustics:
+    """Every acoustic parameter of one family member (see the module's table for ranges).
+
+    Levels are dB; frequencies Hz; times s unless named ``_ms``. ``pops`` holds one
+    :class:`PopSound` per kind, in :data:`POP_KINDS` order.
+    """
+
+    family: str
+    pops: tuple[PopSound, ...]
+    attenuation_db_per_level: float
+    tissue_corner_hz: float
+    tissue_length_m: float
+    sound_speed_ms: float
+    mic_kind: str
+    mic_highpass_hz: float
+    mic_gain_db: tuple[float, ...]
+    floor_dbfs: float
+    heart_bpm: float
+    heart_rhythm: str
+    heart_variability: float
+    heart_extra_per_min: float
+    heart_db: float
+    heart_level: str
+    heart_depth_m: float
+    heart_s1_hz: tuple[float, float]
+    heart_s2_hz: tuple[float, float]
+    heart_s1_ms: float
+    heart_s2_ms: float
+    heart_click_hz: float
+    heart_click_db: float
+    rub_band_hz: tuple[float, float]
+    rub_swell_s: float
+    rub_gain: float
+    speech_f0_hz: float
+    speech_gain: float
+    footstep_click_db: float
+    footstep_click_hz: float
+    knock_band_hz: tuple[float, float]
+    handling_per_min: float
+    floor_gains: tuple[float, float, float, float, float] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    """Multipliers of the floor's white noise, body noise, rumble, breathing and mains hum."""
+    pink_corner_hz: float = 300.0
+
+    def pop(self, kind: str) -> PopSound:
+        """The sound of pops of ``kind``."""
+        return self.pops[POP_KINDS.index(kind)]
+
+
+def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def draw_pop_sound(rng: np.random.Generator, *, centre_hz: tuple[float, float] = (100.0, 8000.0),
+                   tonal: bool | None = None) -> PopSound:
+    """One kind's pop sound, drawn from the family's ranges (or the given centre range)."""
+    is_tonal = bool(rng.random() < 0.5) if tonal is None else tonal
+    return PopSound(
+        centre_hz=_loguniform(rng, *centre_hz),
+        bandwidth_oct=float(rng.uniform(1 / 6, 0.5) if is_tonal else rng.uniform(1.0, 3.0)),
+        tonal=is_tonal,
+        clicks=int(rng.integers(1, 4)),
+        gap_ms=float(rng.uniform(2.0, 12.0)),
+        duration_ms=_loguniform(rng, 2.0, 30.0),
+    )
+
+
+def draw_acoustics(family: str, seed: int, n_mics: int, **fixed: object) -> Acoustics:
+    """A family member's acoustics, drawn from its own stream of ``seed``.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILIES`.
+    seed : int
+        The member's seed; the same seed gives the same acoustics.
+    n_mics : int
+        Mics of the session (one gain each).
+    **fixed
+        Fields to set instead of drawing them (``pops=...`` for low tonal snaps, say).
+
+    Raises
+    ------
+    ValueError
+        For an unknown family or field.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+    rng = np.random.default_rng([seed, 21, FAMILIES.index(family)])
+    phone = bool(rng.random() < 0.5)
+    rhythm = str(rng.choice(["regular", "extra beats", "irregular"], p=[0.5, 0.3, 0.2]))
+    s1_lo = rng.uniform(20.0, 60.0)
+    s2_lo = rng.uniform(30.0, 80.0)
+    ac = Acoustics(
+        family=family,
+        pops=tuple(draw_pop_sound(rng) for _ in POP_KINDS),
+        attenuation_db_per_level=float(rng.uniform(2.0, 8.0)),
+        tissue_corner_hz=_loguniform(rng, 2000.0, 8000.0),
+        tissue_length_m=float(rng.uniform(0.05, 0.20)),
+        sound_speed_ms=float(rng.uniform(1500.0, 3000.0)),
+        mic_kind="phone" if phone else "contact",
+        mic_highpass_hz=_loguniform(rng, 100.0, 300.0) if phone else _loguniform(rng, 10.0, 60.0),
+        mic_gain_db=tuple(float(g) for g in rng.uniform(-1.0, 1.0, n_mics)),
+        floor_dbfs=float(rng.uniform(-60.0, -45.0)),
+        heart_bpm=float(rng.uniform(40.0, 180.0)),
+        heart_rhythm=rhythm,
+        heart_variability=float(rng.uniform(0.01, 0.05) if rhythm != "irregular"
+                                else rng.uniform(0.10, 0.25)),
+        heart_extra_per_min=float(rng.uniform(2.0, 12.0)) if rhythm == "extra beats" else 0.0,
+        heart_db=float(rng.uniform(-5.0, 25.0)),
+        heart_level=str(rng.choice(HEART_LEVELS)),
+        heart_depth_m=float(rng.uniform(0.06, 0.12)),
+        heart_s1_hz=(float(s1_lo), float(rng.uniform(max(2 * s1_lo, 100.0), 400.0))),
+        heart_s2_hz=(float(s2_lo), float(rng.uniform(max(2 * s2_lo, 120.0), 400.0))),
+        heart_s1_ms=float(rng.uniform(80.0, 150.0)),
+        heart_s2_ms=float(rng.uniform(60.0, 120.0)),
+        heart_click_hz=_loguniform(rng, 150.0, 1200.0),
+        heart_click_db=float(rng.uniform(-20.0, -3.0)),
+        rub_band_hz=(_loguniform(rng, 100.0, 1500.0), _loguniform(rng, 1000.0, 6000.0)),
+        rub_swell_s=_loguniform(rng, 0.02, 0.4),
+        rub_gain=_loguniform(rng, 0.5, 3.0),
+        speech_f0_hz=_loguniform(rng, 80.0, 300.0),
+        speech_gain=_loguniform(rng, 0.5, 3.0),
+        footstep_click_db=float(rng.uniform(-15.0, 6.0)),
+        footstep_click_hz=_loguniform(rng, 300.0, 4000.0),
+        knock_band_hz=(_loguniform(rng, 100.0, 800.0), _loguniform(rng, 1000.0, 5000.0)),
+        handling_per_min=float(rng.uniform(0.5, 3.0)),
+        floor_gains=tuple(float(g) for g in np.exp(rng.uniform(math.log(0.3), math.log(3.0), 5))),
+        pink_corner_hz=_loguniform(rng, 100.0, 600.0),
+    )
+    unknown = set(fixed) - set(Acoustics.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"no such acoustic parameter: {', '.join(sorted(unknown))}")
+    return replace(ac, **fixed)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------- pops
+
+def _band(centre: float, octaves: float, sr: int) -> tuple[float, float]:
+    top = 0.45 * sr
+    lo = centre * 2 ** (-octaves / 2)
+    hi = min(centre * 2 ** (octaves / 2), top)
+    return min(max(lo, 20.0), 0.8 * hi), hi
+
+
+def _click_modes(sound: PopSound, rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
+    """``dev``: one click as damped sinusoids, 60 dB down after its duration."""
+    lo, hi = _band(sound.centre_hz, sound.bandwidth_oct, sr)
+    k = int(rng.integers(1, 4)) if sound.tonal else int(rng.integers(8, 16))
+    f = np.exp(rng.uniform(math.log(lo), math.log(hi), k))
+    tau = sound.duration_ms / 1000 / 6.9 * rng.uniform(0.6, 1.4, k)
+    w = rng.uniform(0.3, 1.0, k)
+    t = np.arange(n) / sr
+    return damped(t, f, tau, rng.uniform(0, 2 * np.pi, k), w, rng.uniform(5e-5, 1e-3))
+
+
+def _click_burst(sound: PopSound, rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
+    """``heldout``: one click as a shaped noise burst through a band-pass, or a resonator
+    struck by a short pulse (tonal)."""
+    t = np.arange(n) / sr
+    d = sound.duration_ms / 1000
+    if sound.tonal:
+        # A resonator struck by a smooth blow lasting half its period: it rings at f0 for
+        # the duration (or a couple of periods, if that is longer).
+        f0 = min(sound.centre_hz, 0.42 * sr)
+        q = max(2.0, math.pi * f0 * d / 6.9)
+        b, a = signal.iirpeak(f0, q, fs=sr)
+        width = max(2, int(rng.uniform(0.3, 0.6) / f0 * sr))
+        pulse = np.zeros(n)
+        pulse[:width] = np.hanning(width + 2)[1:-1][: n]
+        return signal.lfilter(b, a, signal.lfilter(b, a, pulse))
+    attack = rng.uniform(5e-5, 1e-3)
+    env = np.minimum(t / attack, 1.0) * np.exp(-np.maximum(t - attack, 0) * 6.9 / d)
+    lo, hi = _band(sound.centre_hz, sound.bandwidth_oct, sr)
+    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
+    return signal.sosfilt(sos, rng.normal(0, 1, n) * env)
+
+
+def pop_wave(ac: Acoustics, kind: str, rng: np.random.Generator, sr: int) -> np.ndarray:
+    """A pop at its source: its kind's sound in this session, varied a little pop by pop."""
+    base = ac.pop(kind)
+    sound = replace(base, centre_hz=base.centre_hz * 2 ** rng.normal(0, 0.15),
+                    duration_ms=base.duration_ms * rng.uniform(0.8, 1.25))
+    n = int(0.1 * sr)
+    render = _click_modes if ac.family == "dev" else _click_burst
+    out = np.zeros(n)
+    at = 0
+    for k in range(sound.clicks):
+        x = render(sound, rng, sr, n - at)
+        x = x / (np.sqrt(np.mean(x[: max(1, int(0.01 * sr))] ** 2)) + 1e-12)
+        out[at:] += x * (1.0 if k == 0 else rng.uniform(0.4, 1.2))
+        at += int(sound.gap_ms * rng.uniform(0.8, 1.2) / 1000 * sr)
+        if at >= n:
+            break
+    return out
+
+
+def _delay(x: np.ndarray, seconds: float, sr: int) -> np.ndarray:
+    """``x`` delayed by ``seconds`` (a fraction of a sample through the spectrum)."""
+    n = len(x)
+    spec = np.fft.rfft(x, 2 * n)
+    f = np.fft.rfftfreq(2 * n, 1 / sr)
+    return np.fft.irfft(spec * np.exp(-2j * np.pi * f * seconds), 2 * n)[:n]
+
+
+def propagate(ac: Acoustics, wave: np.ndarray, level: str, mics: tuple[str, ...], sr: int
+              ) -> np.ndarray:
+    """A source at ``level`` as each mic hears it: attenuated by ``attenuation_db_per_level``
+    with distance, low-passed by tissue, delayed by the speed of sound in tissue."""
+    out = np.zeros((len(wave), len(mics)))
+    for j, m in enumerate(mics):
+        d = level_distance_m(level, m) + SKIN_DEPTH_M
+        gain = 10 ** (-ac.attenuation_db_per_level * (d / SEGMENT_LENGTH_M) / 20)
+        corner = min(ac.tissue_corner_hz * math.exp(-d / ac.tissue_length_m), 0.45 * sr)
+        b, a = signal.butter(1, corner, fs=sr)
+        out[:, j] = gain * signal.lfilter(b, a, _delay(wave, d / ac.sound_speed_ms, sr))
+    return out
+
+
+# --------------------------------------------------------------------------- heart
+
+def beat_times(ac: Acoustics, duration_s: float, rng: np.random.Generator
+               ) -> list[tuple[float, float, bool]]:
+    """The heart's beats: (S1 time, RR interval before the next beat, premature) each."""
+    rr0 = 60.0 / ac.heart_bpm
+    breath = rng.uniform(3.0, 6.0)
+    out = []
+    t = rng.uniform(0, rr0)
+    while t < duration_s:
+        if ac.heart_rhythm == "irregular":
+            rr = rr0 * float(np.exp(rng.normal(0, ac.heart_variability)))
+        else:
+            rr = rr0 * (1 + 0.5 * ac.heart_variability * math.sin(2 * math.pi * t / breath)
+                        + rng.normal(0, 0.5 * ac.heart_variability))
+        rr = max(rr, 0.3)
+        if ac.heart_extra_per_min and rng.random() < ac.heart_extra_per_min * rr0 / 60:
+            early = rr * rng.uniform(0.55, 0.75)
+            out.append((t, early, False))
+            out.append((t + early, 2 * rr - early, True))
+            t += 2 * rr
+            continue
+        out.append((t, rr, False))
+        t += rr
+    return out
+
+
+def _heart_sound(ac: Acoustics, which: str, rng: np.random.Generator, sr: int) -> np.ndarray:
+    lo, hi = ac.heart_s1_hz if which == "S1" else ac.heart_s2_hz
+    ms = ac.heart_s1_ms if which == "S1" else ac.heart_s2_ms
+    d = ms / 1000 * rng.uniform(0.9, 1.1)
+    n = int((d + 0.05) * sr)
+    t = np.arange(n) / sr
+    if ac.family == "dev":
+        k = 3
+        f = np.exp(rng.uniform(math.log(lo), math.log(hi), k))
+        x = damped(t, f, np.full(k, d / 4.6), rng.uniform(0, 6, k), np.array([1.0, 0.7, 0.4]),
+                   d / 6)
+    else:
+        centre = d / 2
+        env = np.exp(-0.5 * ((t - centre) / (d / 5)) ** 2)
+        freq = hi + (lo - hi) * np.clip(t / d, 0, 1)  # a falling chirp
+        x = env * np.sin(2 * np.pi * np.cumsum(freq) / sr + rng.uniform(0, 6))
+    x = x / (np.max(np.abs(x)) + 1e-12)
+    click_gain = 10 ** (ac.heart_click_db / 20)
+    click_f = min(ac.heart_click_hz * 2 ** rng.normal(0, 0.1), 0.42 * sr)
+    at = int(rng.uniform(0.005, 0.03) * sr)
+    m = min(int(0.02 * sr), n - at)
+    tc = np.arange(m) / sr
+    width = rng.uniform(0.002, 0.01)
+    if ac.family == "dev":
+        click = damped(tc, np.array([click_f]), np.array([width / 4.6]), np.zeros(1),
+                       np.ones(1), 2e-4)
+    else:
+        sos = signal.butter(2, [click_f / 1.6, min(click_f * 1.6, 0.45 * sr)], btype="bandpass",
+                            fs=sr, output="sos")
+        click = signal.sosfilt(sos, rng.normal(0, 1, m) * np.exp(-tc * 6.9 / width))
+    x[at: at + m] += click_gain * click / (np.max(np.abs(click)) + 1e-12)
+    return x
+
+
+def heart_weights(ac: Acoustics, mics: tuple[str, ...]) -> np.ndarray:
+    """The heart's loudness at each mic, relative to the nearest: a deep source in the chest
+    heard through the back, fading as 1/distance and with tissue loss."""
+    along = np.array([level_index(m) - level_index(ac.heart_level) for m in mics], float)
+    r = np.hypot(along * SEGMENT_LENGTH_M, ac.heart_depth_m)
+    loss = 10 ** (-ac.attenuation_db_per_level * (r - r.min()) / SEGMENT_LENGTH_M / 40)
+    w = r.min() / r * loss
+    return w / w.max()
+
+
+def heart_events(ac: Acoustics, duration_s: float, mics: tuple[str, ...], sr: int,
+                 rng: np.random.Generator, floor_rms: np.ndarray) -> list[Event]:
+    """S1 and S2 of every beat, at ``heart_db`` over ``floor_rms`` (per mic) at the nearest
+    mic; premature beats weaker or stronger, S2 0.33 s * sqrt(RR) after S1."""
+    w = heart_weights(ac, mics)
+    nearest = int(np.argmax(w))
+    peak = float(floor_rms[nearest]) * 10 ** (ac.heart_db / 20) * math.sqrt(2)
+    events = []
+    for t, rr, premature in beat_times(ac, duration_s, rng):
+        gain = peak * rng.uniform(0.85, 1.15) * (rng.uniform(0.4, 1.3) if premature else 1.0)
+        systole = 0.33 * math.sqrt(min(rr, 1.5))
+        for which, at, g in (("S1", t, gain), ("S2", t + systole, gain * rng.uniform(0.5, 1.0))):
+            s = seed_of(rng)
+
+            def make(which: str = which, g: float = g, s: int = s) -> np.ndarray:
+                x = _heart_sound(ac, which, np.random.default_rng(s), sr)
+                return g * x[:, None] * w
+
+            length = int((max(ac.heart_s1_ms, ac.heart_s2_ms) * 1.1 / 1000 + 0.05) * sr)
+            events.append(Event(int(at * sr), length, _fit(make, length), "heartbeat"))
+    return events
+
+
+def _fit(make: Callable[[], np.ndarray], length: int) -> Callable[[], np.ndarray]:
+    """``make`` padded or cut to ``length`` rows."""
+    def made() -> np.ndarray:
+        x = make()
+        if len(x) >= length:
+            return x[:length]
+        return np.vstack([x, np.zeros((length - len(x), x.shape[1]))])
+    return made
+
+
+# ------------------------------------------------------------------------ artifacts
+
+def footstep_events(ac: Acoustics, strikes: list[float], mics: tuple[str, ...], sr: int,
+                    rng: np.random.Generator, floor_rms: np.ndarray) -> list[Event]:
+    """Heel strikes: a low thump and a sharp heel click at the strike, coming up from below
+    the mics (the same tissue loss per level as a pop)."""
+    n = int(0.15 * sr)
+    t = np.arange(n) / sr
+    spine = propagate(ac, np.r_[1.0, np.zeros(63)], "S1", mics, sr).sum(axis=0)
+    w = spine / spine.max()
+    events = []
+    for ts in strikes:
+        amp = float(floor_rms.max()) * 10 ** (rng.uniform(6, 26) / 20)
+        s = seed_of(rng)
+
+        def make(amp: float = amp, s: int = s) -> np.ndarray:
+            r = np.random.default_rng(s)
+            if ac.family == "dev":
+                f = r.uniform([30, 70, 130], [60, 130, 250])
+                thump = damped(t, f, np.array([0.03, 0.02, 0.012]), r.uniform(0, 6, 3),
+                               np.array([1.0, 0.6, 0.3]), 0.004)
+            else:
+                sos = signal.butter(2, [30.0, 250.0], btype="bandpass", fs=sr, output="sos")
+                thump = signal.sosfilt(sos, r.normal(0, 1, n) * np.exp(-t / 0.025))
+            thump = thump / (np.max(np.abs(thump)) + 1e-12)
+            click = _short_click(ac.footstep_click_hz, r.uniform(1e-3, 5e-3), r, sr, n,
+                                 ac.family)
+            x = thump + 10 ** (ac.footstep_click_db / 20) * click
+            return amp * x[:, None] * w
+
+        events.append(Event(int(ts * sr), n, make, "footstep"))
+    return events
+
+
+def _short_click(centre_hz: float, length_s: float, rng: np.random.Generator, sr: int, n: int,
+                 family: str) -> np.ndarray:
+    """A click of ``length_s`` around ``centre_hz``, peak 1."""
+    t = np.arange(n) / sr
+    f = min(centre_hz * 2 ** rng.normal(0, 0.2), 0.42 * sr)
+    if family == "dev":
+        x = damped(t, np.array([f, 1.7 * f if 1.7 * f < 0.45 * sr else f]),
+                   np.full(2, length_s / 6.9), rng.uniform(0, 6, 2), np.array([1.0, 0.5]), 5e-5)
+    else:
+        sos = signal.butter(2, [f / 1.8, min(1.8 * f, 0.45 * sr)], btype="bandpass", fs=sr,
+                            output="sos")
+        x = signal.sosfilt(sos, rng.normal(0, 1, n) * np.exp(-t * 6.9 / length_s))
+    return x / (np.max(np.abs(x)) + 1e-12)
+
+
+def knock_events(ac: Acoustics, duration_s: float, per_minute: float, mics: tuple[str, ...],
+                 sr: int, rng: np.random.Generator, floor_rms: np.ndarray) -> list[Event]:
+    """External knocks in bursts of 2-4: the same at every mic (+-0.5 dB), reaching them
+    through the air up to 0.4 ms apart."""
+    n = int(0.06 * sr)
+    t = np.arange(n) / sr
+    events = []
+    for start in np.sort(rng.uniform(2.0, max(duration_s - 3.0, 2.5),
+                                     rng.poisson(per_minute * duration_s / 60.0))):
+        tk = start
+        for _ in range(int(rng.integers(2, 5))):
+            amp = float(floor_rms.max()) * 10 ** (rng.uniform(10, 30) / 20)
+            level = amp * 10 ** (rng.uniform(-0.5, 0.5, len(mics)) / 20)
+            delays = np.abs(rng.uniform(-1, 1) * np.arange(len(mics))) * 0.4e-3 / max(
+                1, len(mics) - 1)
+            s = seed_of(rng)
+
+            def make(level: np.ndarray = level, delays: np.ndarray = delays, s: int = s
+                     ) -> np.ndarray:
+                r = np.random.default_rng(s)
+                lo, hi = ac.knock_band_hz
+                hi = min(hi, 0.45 * sr)
+                if ac.family == "dev":
+                    f = np.exp(r.uniform(math.log(lo), math.log(hi), 3))
+                    x = damped(t, f, r.uniform(3e-3, 8e-3, 3), r.uniform(0, 6, 3),
+                               np.array([1.0, 0.7, 0.4]), 2e-4)
+                else:
+                    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
+                    x = signal.sosfilt(sos, r.normal(0, 1, n) * np.exp(-t / r.uniform(2e-3, 8e-3)))
+                x = x / (np.max(np.abs(x)) + 1e-12)
+                return np.stack([lv * _delay(x, d, sr) for lv, d in zip(level, delays,
+                                                                        strict=True)], axis=1)
+
+            events.append(Event(int(tk * sr), n, make, "knock"))
+            tk += rng.uniform(0.15, 0.3)
+    return events
+
+
+def _speech_dev(f0: float, length: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(int(length * sr)) / sr
+    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6)))
+    phase = 2 * np.pi * np.cumsum(pitch) / sr
+    f1, f2 = rng.uniform(300, 800), rng.uniform(900, 2200)
+    wave = np.zeros_like(t)
+    for k in range(1, int(min(3000, 0.42 * sr) / f0)):
+        fk = k * pitch
+        gain = np.exp(-(((fk - f1) / 250) ** 2)) + 0.5 * np.exp(-(((fk - f2) / 350) ** 2)) + 0.05
+        wave += gain * np.sin(k * phase) / k ** 0.5
+    return wave
+
+
+def _speech_heldout(f0: float, length: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Glottal pulses (Rosenberg) through two formant resonators, with plosive bursts."""
+    n = int(length * sr)
+    t = np.arange(n) / sr
+    pitch = f0 * (1 + 0.12 * np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t + rng.uniform(0, 6)))
+    phase = np.cumsum(pitch) / sr
+    frac = phase % 1.0
+    open_q = rng.uniform(0.4, 0.7)
+    rise = 0.7 * open_q
+    pulse = np.where(frac < rise, 0.5 * (1 - np.cos(np.pi * frac / rise)),
+                     np.where(frac < open_q, np.cos(0.5 * np.pi * (frac - rise)
+                                                     / (open_q - rise)), 0.0))
+    src = np.diff(pulse, prepend=0.0)
+    y = src
+    for f, bw in ((rng.uniform(300, 800), 90.0), (rng.uniform(900, 2200), 130.0)):
+        f = min(f, 0.42 * sr)
+        b, a = signal.iirpeak(f, f / bw, fs=sr)
+        y = y + signal.lfilter(b, a, src)
+    for at in rng.uniform(0, length, int(rng.integers(0, 4))):  # plosives ("t", "k")
+        i, m = int(at * sr), int(rng.uniform(0.005, 0.02) * sr)
+        m = min(m, n - i)
+        if m > 0:
+            y[i: i + m] += rng.normal(0, 3 * np.std(y) + 1e-9, m) * np.exp(-np.arange(m) / (m / 3))
+    return y
+
+
+def speech_events(ac: Acoustics, duration_s: float, per_minute: float, mics: tuple[str, ...],
+                  sr: int, rng: np.random.Generator, floor_rms: np.ndarray) -> list[Event]:
+    """Bone-conducted speech from the throat, low-passed by the body (corner 1-3 kHz)."""
+    weights = mic_weights(mics, "C7", 0.25)
+    events = []
+    for start in np.sort(rng.uniform(1.0, max(duration_s - 5.0, 1.5),
+                                     rng.poisson(per_minute * duration_s / 60.0))):
+        length, s = rng.uniform(1.0, 4.0), seed_of(rng)
+        rms = float(floor_rms.max()) * ac.speech_gain * 10 ** (rng.uniform(0, 15) / 20)
+
+        def make(length: float = length, s: int = s, rms: float = rms) -> np.ndarray:
+            r = np.random.default_rng(s)
+            f0 = ac.speech_f0_hz * 2 ** r.normal(0, 0.1)
+            wave = (_speech_dev if ac.family == "dev" else _speech_heldout)(f0, length, sr, r)
+            sos = signal.butter(2, min(r.uniform(1000, 3000), 0.45 * sr), fs=sr, output="sos")
+            wave = signal.sosfilt(sos, wave)
+            t = np.arange(len(wave)) / sr
+            syllables = np.clip(np.sin(2 * np.pi * r.uniform(3.0, 6.0) * t), 0, None) ** 2
+            wave = wave * syllables * ramp(t / 0.1) * ramp((length - t) / 0.1)
+            return (wave * rms / (np.sqrt(np.mean(wave ** 2)) + 1e-12))[:, None] * weights
+
+        events.append(Event(int(start * sr), int(length * sr), make, "speech"))
+    return events
+
+
+def _rub_wave(ac: Acoustics, length: float, sr: int, r: np.random.Generator) -> np.ndarray:
+    t = np.arange(int(length * sr)) / sr
+    lo, hi = ac.rub_band_hz
+    hi = min(max(hi, 1.5 * lo), 0.45 * sr)
+    lo = min(lo, 0.6 * hi)
+    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
+    swell = ac.rub_swell_s * r.uniform(0.7, 1.4)
+    if ac.family == "dev":
+        env = ramp(t / swell) * ramp((length - t) / r.uniform(0.05, 0.2))
+        env *= 1 + 0.5 * np.sin(2 * np.pi * r.uniform(3, 20) * t)
+        src = r.normal(0, 1, len(t))
+    else:  # stick-slip: a random train of impulses, denser as the rub swells
+        env = (1 - np.exp(-t / swell)) * np.exp(-np.maximum(t - 0.7 * length, 0) / 0.05)
+        rate = r.uniform(300, 3000)
+        src = np.zeros(len(t))
+        hits = r.random(len(t)) < rate / sr
+        src[hits] = r.lognormal(0, 0.7, int(hits.sum())) * r.choice([-1, 1], int(hits.sum()))
+    x = signal.sosfilt(sos, src) * env
+    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+
+
+def rub_events(ac: Acoustics, starts: list[float], mics: tuple[str, ...], sr: int,
+               rng: np.random.Generator, floor_rms: np.ndarray) -> list[Event]:
+    """Fabric rub as the strap slides, loudest at the mic it slides over."""
+    events = []
+    for start in starts:
+        length, s = rng.uniform(0.2, 1.5), seed_of(rng)
+        rms = float(floor_rms.max()) * ac.rub_gain * 10 ** (rng.uniform(0, 12) / 20)
+
+        def make(length: float = length, s: int = s, rms: float = rms) -> np.ndarray:
+            r = np.random.default_rng(s)
+            weights = r.uniform(0.1, 0.5, len(mics))
+            weights[r.integers(len(mics))] = 1.0
+            return rms * _rub_wave(ac, length, sr, r)[:, None] * weights
+
+        events.append(Event(int(start * sr), int(length * sr), make, "rub"))
+    return events
+
+
+def handling_events(ac: Acoustics, duration_s: float, per_minute: float, mics: tuple[str, ...],
+                    sr: int, rng: np.random.Generator, floor_rms: np.ndarray) -> list[Event]:
+    """A hand adjusting the strap, ``per_minute`` times a minute: 2-6 taps within 0.5-2 s and
+    a scrape, at one mic."""
+    events = []
+    n_tap = int(0.04 * sr)
+    for start in np.sort(rng.uniform(1.0, max(duration_s - 3.0, 1.5),
+                                     rng.poisson(per_minute * duration_s / 60.0))):
+        mic = int(rng.integers(len(mics)))
+        weights = 10 ** (rng.uniform(-25, -10, len(mics)) / 20)
+        weights[mic] = 1.0
+        span = rng.uniform(0.5, 2.0)
+        for at in np.sort(start + rng.uniform(0, span, int(rng.integers(2, 7)))):
+            amp = float(floor_rms.max()) * 10 ** (rng.uniform(10, 30) / 20)
+            s = seed_of(rng)
+
+            def make(amp: float = amp, s: int = s, w: np.ndarray = weights) -> np.ndarray:
+                r = np.random.default_rng(s)
+                tap = _short_click(r.uniform(100, 2000), r.uniform(3e-3, 20e-3), r, sr, n_tap,
+                                   ac.family)
+                return amp * tap[:, None] * w
+
+            events.append(Event(int(at * sr), n_tap, make, "handling"))
+        length, s = span, seed_of(rng)
+        rms = float(floor_rms.max()) * 10 ** (rng.uniform(0, 12) / 20)
+
+        def scrape(length: float = length, s: int = s, rms: float = rms,
+                   w: np.ndarray = weights) -> np.ndarray:
+            return rms * _rub_wave(ac, length, sr, np.random.default_rng(s))[:, None] * w
+
+        events.append(Event(int(start * sr), int(length * sr), scrape, "handling"))
+    return events
+
+
+@dataclass
+class MicResponse:
+    """The mics' own response, applied to everything they record: a second-order high-pass
+    at ``mic_highpass_hz`` and a gain per mic; its filter state carries across chunks."""
+
+    ac: Acoustics
+    sr: int
+    n_mics: int
+    zi: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sos = signal.butter(2, self.ac.mic_highpass_hz, btype="highpass", fs=self.sr,
+                                 output="sos")
+        self.gain = 10 ** (np.asarray(self.ac.mic_gain_db[: self.n_mics]) / 20)
+
+    def filter_only(self, x: np.ndarray) -> np.ndarray:
+        """The high-pass alone, from rest (for one event or one pop)."""
+        return signal.sosfilt(self.sos, x, axis=0)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The next chunk of a continuous signal, high-passed with carried state."""
+        if self.zi is None:
+            self.zi = np.zeros((self.sos.shape[0], 2, x.shape[1]))
+        y, self.zi = signal.sosfilt(self.sos, x, axis=0, zi=self.zi)
+        return y
