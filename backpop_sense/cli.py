@@ -262,17 +262,26 @@ def simulate(
     imu_rate: Annotated[float, typer.Option(help="IMU sample rate, Hz")] = 200.0,
     artifacts: Annotated[bool, typer.Option(help="Footsteps, rub, speech, knocks")] = True,
     subject: Annotated[str, typer.Option(help="Subject pseudonym")] = "SIM01",
+    family: Annotated[str | None, typer.Option(
+        help="A member of the simulator family (dev or heldout): every acoustic parameter "
+             "drawn from the seed")] = None,
 ) -> None:
     """Write a synthetic session with ground truth (truth.csv, motion_truth.csv)."""
-    from .simulate import SCENARIOS, SimConfig, simulate_session
+    from .family import FAMILIES
+    from .simulate import SCENARIOS, SimConfig, family_member, simulate_session
 
     if scenario not in SCENARIOS:
         raise BadInput("--scenario", None,
                        f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
     if minutes is not None and not 0 < minutes <= 24 * 60:
         raise BadInput("--minutes", None, "must be above 0 and at most 1440")
-    config = SimConfig(scenario=scenario, minutes=minutes, seed=seed, snr_db=snr, sr=sr,
-                       imu_rate=imu_rate, artifacts=artifacts, subject=subject)
+    if family is not None and family not in FAMILIES:
+        raise BadInput("--family", None,
+                       f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+    fields = dict(scenario=scenario, minutes=minutes, snr_db=snr, sr=sr, imu_rate=imu_rate,
+                  artifacts=artifacts, subject=subject)
+    config = (family_member(family, seed, **fields) if family is not None
+              else SimConfig(seed=seed, **fields))  # type: ignore[arg-type]
     summary = simulate_session(out, config)
     console.print(f"wrote {out}: {summary.duration_s:.0f} s, {summary.pops} pops "
                   f"({', '.join(f'{k} {n}' for k, n in summary.kinds.items()) or 'none'}), "

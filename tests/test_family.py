@@ -171,3 +171,20 @@ def test_the_same_member_twice_gives_the_same_audio() -> None:
     c = simulate_stems(family_member("heldout", 10, scenario="healthy", minutes=0.5))[3]["mix"]
     assert np.array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+def test_the_cli_simulates_a_family_member(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    backpop = Path(sys.executable).parent / "backpop"
+    done = subprocess.run([str(backpop), "simulate", str(tmp_path / "s"), "--family", "heldout",
+                           "--seed", "4", "--minutes", "0.5"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "s" / "session.json").read_text())
+    assert doc["simulation"]["config"]["acoustics"]["family"] == "heldout"
+    bad = subprocess.run([str(backpop), "simulate", str(tmp_path / "t"), "--family", "other"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "--family" in bad.stderr and not (tmp_path / "t").exists()
