@@ -37,7 +37,7 @@ mic high-pass              contact 10-60 Hz or     piezo contact mics: corner se
                            phone 100-300 Hz        impedance; phone voice path high-passes
 mic gain                   +-1 dB per mic          MEMS datasheets: +-1 dB sensitivity
                                                    tolerance
-floor level                -60..-45 dBFS RMS       a 16-bit recording's gain set with headroom
+floor level                -65..-50 dBFS RMS       a 16-bit recording's gain set with headroom
 heart rate                 40 - 180 bpm            bradycardia to exercise tachycardia
 heart rhythm               regular (1-5 % beat to  sinus rhythm with respiratory arrhythmia;
                            beat), extra beats      premature beats (55-75 % of the interval,
@@ -219,7 +219,7 @@ def draw_acoustics(family: str, seed: int, n_mics: int, **fixed: object) -> Acou
         mic_kind="phone" if phone else "contact",
         mic_highpass_hz=_loguniform(rng, 100.0, 300.0) if phone else _loguniform(rng, 10.0, 60.0),
         mic_gain_db=tuple(float(g) for g in rng.uniform(-1.0, 1.0, n_mics)),
-        floor_dbfs=float(rng.uniform(-60.0, -45.0)),
+        floor_dbfs=float(rng.uniform(-65.0, -50.0)),
         heart_bpm=float(rng.uniform(40.0, 180.0)),
         heart_rhythm=rhythm,
         heart_variability=float(rng.uniform(0.01, 0.05) if rhythm != "irregular"

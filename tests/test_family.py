@@ -36,7 +36,7 @@ def draws() -> list[family.Acoustics]:
     ("speech_f0_hz", 80.0, 300.0),
     ("heart_click_hz", 150.0, 1200.0),
     ("footstep_click_hz", 300.0, 4000.0),
-    ("floor_dbfs", -60.0, -45.0),
+    ("floor_dbfs", -65.0, -50.0),
     ("rub_swell_s", 0.02, 0.4),
 ])
 def test_each_range_is_drawn_across_its_width(draws, name: str, lo: float, hi: float) -> None:
