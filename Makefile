@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: test demo bench samples lint
+.PHONY: test demo bench samples lint gate-model
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ bench: $(STAMP)
 
 samples: $(STAMP)
 	rm -rf data/samples && $(PY) -m backpop_sense.samples data/samples
+
+# The gate's learned judge (backpop_sense/pops/gate_model.npz): rebuilt from the dev family's
+# sessions (made on first use under bench-out/family); prints the threshold it chose.
+gate-model: $(STAMP)
+	$(PY) benchmarks/train_gate.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check backpop_sense tests benchmarks

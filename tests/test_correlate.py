@@ -99,8 +99,10 @@ def test_repeats_at_one_posture_are_placed_together() -> None:
 
 def test_pooling_places_a_faint_snapping_tendon_better(tmp_path: Path) -> None:
     """A tendon snapping every cycle at 0 dB SNR: alone, its faint pops are misplaced often
-    (asserted: this session is a case that needs pooling); pooled, they are placed right."""
-    simulate_session(tmp_path, SimConfig("snapping", minutes=3.0, seed=31, snr_db=0.0))
+    (asserted: this session is a case that needs pooling); pooled, they are placed right.
+    The seed is the first from 31 on which the learned gate's pops need pooling (on 31-38 it
+    finds 2-15 of these faint snaps and places them right on all but this one)."""
+    simulate_session(tmp_path, SimConfig("snapping", minutes=3.0, seed=35, snr_db=0.0))
     alone = analyze(tmp_path, correlate=CorrelateConfig(pool_reach=0)).pops
     truth = Session(tmp_path).truth()
 

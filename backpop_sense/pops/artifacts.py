@@ -1,70 +1,72 @@
 """The artifact gate: onsets that are not pops, and why.
 
-A spinal pop is a short, sharp, broadband transient born at one level (background.md). Each
-rule below names something else the contact mics hear and the property that gives it away;
-the first rule that applies rejects the candidate and its name is the reason recorded.
+A spinal pop is a short, sharp transient born at one level, heard once (background.md):
+a facet joint cannot cavitate again for about 20 minutes and a tendon snaps once per
+movement cycle. Its band is not known (100 Hz to 8 kHz: ``family.py``), so no rule rejects a
+sound for its band alone; the rules rest on what holds whatever the sound: where it comes
+from along the spine, whether the body was jolted, whether it rises out of its band's noise,
+whether it dies away, whether it repeats.
 
+How the gate decides. An onset the IMUs felt as an impact is rejected outright. Every other
+onset is judged by a learned model over all of its features and its context
+(``pops/model.py``, ``min_score``): trained on one family of sound models, it judged the
+other family better than the hand rules did (``benchmarks/detection.md``). The hand rules
+below name the reason of a rejection: the first that applies, or ``unlike a pop`` if none
+does. With ``min_score = 0`` they decide alone.
+
+``impact``
+    A heel strike, a fall or a bump is felt by the IMUs as a jolt in the specific force at the
+    moment it is heard; a pop moves no sensor. Rejected when an IMU impact falls within
+    ``impact_window_s``, whatever the sound's band (a heel strike's click is as sharp as a
+    pop).
 ``knock``
     An external knock (a door, a table, a tap on the chair) reaches every mic through the air
-    or the furniture at the same level, whereas a pop fades along the spine (about 3 dB per
-    level: mics three levels apart differ by ~10 dB). Rejected when the loudest and the
-    quietest mic are within ``knock_spread_db``. Each mic's share is counted above what that
-    mic heard just before, so a rub or a footstep under way on one mic does not lift the
-    knock's spread past the limit. Needs at least two mics.
-``footstep``
-    A heel strike is a thump: most of its energy lies below ~300 Hz, and it coincides with an
-    impact seen by the IMUs (a jolt in the specific force). Rejected when the low band holds
-    most of the energy and an IMU impact falls within ``impact_window_s``.
-``heartbeat``
-    Heart sounds are low-band thumps that recur with a steady period (0.4-1.5 s). Rejected
-    when low-band and the previous low-band events repeat at a steady interval.
-``thump``
-    Any other event whose energy is mostly below ~300 Hz is not the broadband transient of a
-    pop either (a bump, a fall's thud without a clear impact on the IMU).
+    or the furniture at the same level, whereas a pop fades along the spine (2-8 dB per
+    level). The loudest and the quietest mic within ``knock_spread_db``. Each mic's share
+    is counted above what that mic heard just before, so a rub or a footstep under way on
+    one mic does not lift the knock's spread past the limit. Needs at least two mics.
 ``noise``
-    A peak of the ongoing sound, not an event of its own. Either its first 5 ms are less
-    than ``min_contrast_db`` above the sound of the 20 ms before or of 15-40 ms after (the
-    crest of a rub's swell: a pop, a burst, stands out of both); or the envelope, summed over
-    the mics in units of each mic's noise level, never climbs clearly above the highest the
-    noise alone reached in the 200 ms before (less than ``min_prominence`` times it), and
-    those first 5 ms are not clearly out of their surroundings either (``clear_contrast_db``):
-    a weak pop's envelope may not top a rub's loudest moment 100 ms before, while it still
-    stands out of the sound around it. Neither applies when the spectral onset is beyond
-    doubt (strength of ``clear_strength`` MAD units, twice the detector's default
-    threshold): in a busy background a weak pop's envelope may not stand out at one mic,
-    while its sudden broadband rise still does. Nor to a short burst: over within
-    ``short_duration_ms`` (15 ms), its first 5 ms ``short_decay_db`` (6 dB) above 15-40 ms
-    after, what sounded just before taken from both, at least ``short_contrast_db`` (3 dB)
-    out of the sound on both sides, with a clear spectral onset (``short_strength``, 8 MAD
-    units): a weak pop on a busy background, whereas the crest of a rub or of a voice lasts
-    and carries on.
+    A peak of the ongoing sound: in every octave, the onset's frames rose less than
+    ``min_excess_db`` above what the background's own frames reach
+    (:attr:`Candidate.excess_db`, a constant-false-alarm test: a narrow low band's noise
+    swings far more than a wide high band's).
 ``no burst``
-    Whatever it is, its energy does not fall after its first 5 ms (less than
-    ``min_decay_db`` between the first 5 ms and 15-40 ms after onset, what sounded just
-    before taken from both): not a transient. Unless it is a clear burst, rising within
-    ``sharp_rise_ms`` to a prominence above ``clear_prominence``: then it is a burst with
-    something louder after it, such as a pop as a rub swells (a rub's own start rises
-    more slowly).
+    Its energy does not fall after its first 5 ms (less than ``min_decay_db`` between the
+    first 5 ms and 15-40 ms after onset, what sounded just before taken from both): not a
+    transient. Unless it is a clear burst, rising within ``sharp_rise_ms`` (or
+    ``sharp_rise_periods`` of its band's centre: see :func:`rise_periods`) to a prominence
+    above ``clear_prominence``: a burst with something louder after it, such as a pop as a
+    rub swells.
 ``voice``
     Speech carried through the body is harmonic: its waveform repeats at the voice's period
-    (80-400 Hz), which a pop's decaying burst does not. Rejected when the normalised
-    autocorrelation at a voice period exceeds ``voice_harmonicity``, unless the onset is a
-    burst that dies away by ``burst_decay_db`` (a pop while the subject talks: the voice is
-    heard after it, but voice does not fall 10 dB within 40 ms of an onset).
+    (80-400 Hz), which a pop's decaying burst does not. The normalised autocorrelation at a
+    voice period above ``voice_harmonicity``, unless the onset dies away by
+    ``burst_decay_db`` (a pop while the subject talks).
 ``rub``
-    Fabric rubbing on the strap rises slowly and lasts long (hundreds of ms); a pop rises
-    within a millisecond or two and is over within tens. Rejected when the rise is slower
-    than ``rub_rise_ms``, or the event outlasts ``rub_duration_ms`` without dying away: it
-    loses less than ``burst_decay_db`` from its first 5 ms to 15-40 ms after onset, where a
-    pop, whose ringing dies within a few ms, loses far more. Voice onsets are caught here
-    too. A pop riding on a rub still stands out: a clear burst (see ``no burst``) is spared.
+    Fabric rubbing on the strap rises slowly and lasts long; a pop rises within a
+    millisecond or two (a period or two of its pitch) and is over within tens. A rise slower
+    than ``rub_rise_ms`` and ``rub_rise_periods``, or
+    longer than ``rub_duration_ms`` without dying away.
+``series``
+    One of a series of onsets: heart sounds (S1 and S2 of every beat), footsteps, knocking,
+    a hand tapping the strap, the crackle of a rub. Either ``series_count`` other onsets
+    within ``series_window_s`` either side sound alike (each mic's share within
+    ``alike_place_db``, the rise per octave within ``alike_sound_db`` RMS, the length
+    within a factor ``alike_length``); or ``periodic_members`` onsets from the same place
+    fall on one steady interval through it (``periodic_period_s``, within
+    ``periodic_tolerance``): the heart, whatever its band, is known by its rhythm.
 ``same event``
     Within ``same_event_s`` of the pop before: the ringing or the second click of that pop
     (a joint readjustment can click twice within about 12 ms), not a pop of its own.
+
+A series is known only once it has been heard on both sides, so an onset is judged
+:attr:`ArtifactGate.lookahead_s` after it was heard, and once the IMUs have
+reported past it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import asdict, dataclass
 
@@ -73,6 +75,7 @@ import numpy as np
 from ..blocks import ImuBlock
 from ..session import GRAVITY
 from .detector import Candidate
+from .model import FEATURES, TreeModel, default_model
 
 
 @dataclass(frozen=True)
@@ -80,27 +83,49 @@ class GateConfig:
     """Thresholds of the artifact rules (dB, ms, s, m/s^2, ratios)."""
 
     knock_spread_db: float = 4.0
-    low_band_ratio: float = 0.7
     impact_ms2: float = 3.0
     impact_window_s: float = 0.08
-    heartbeat_period_s: tuple[float, float] = (0.4, 1.5)
-    heartbeat_jitter: float = 0.15
+    series_window_s: float = 1.75
+    """Longest time between alike onsets of one series: a heart at 40 beats a minute beats
+    every 1.5 s; a tendon snaps once per movement cycle, 2 s or more apart."""
+    series_count: int = 2
+    periodic_members: int = 4
+    """Onsets at one steady interval (``periodic_period_s``, within ``periodic_tolerance``
+    of it) that make a train: the heart's beats, steps, knocking."""
+    periodic_period_s: tuple[float, float] = (0.3, 1.6)
+    periodic_tolerance: float = 0.06
+    cluster_window_s: float = 0.75
+    """How close (either side) other clear onsets from the same place make a cluster: a hand
+    taps or adjusts the strap several times within a second or two, where a joint, once
+    popped, is silent for minutes and a tendon snaps once per movement cycle (background.md);
+    shorter than the quickest snapping cycle (about 1.3 s)."""
+    cluster_count: int = 2
+    """Other clear onsets from the same place within ``cluster_window_s`` that make a cluster."""
+    cluster_heard_db: float = 15.0
+    """Mics more than this under the loudest count as not hearing an onset when the places
+    of a cluster are compared: their share is the background's, not the source's."""
+    min_excess_db: float = 8.0
+    """An onset that rose less than this over what its band's noise reaches is ``noise``
+    (:attr:`Candidate.excess_db`)."""
+    min_score: float = 0.90
+    """The learned judge's probability at which a candidate is a pop (0: the hand rules
+    decide alone; see ``pops/model.py``)."""
+    alike_place_db: float = 4.0
+    alike_sound_db: float = 6.0
+    alike_length: float = 2.0
     rub_rise_ms: float = 6.0
+    rub_rise_periods: float = 8.0
+    """A rise is slow (``rub``) only when it is slower than ``rub_rise_ms`` and than this many
+    periods of its band's centre: a 150 Hz pop's burst cannot rise in less than a period or
+    so (6.7 ms), a 2 kHz crack's in a few tenths of a millisecond."""
     rub_duration_ms: float = 30.0
     voice_harmonicity: float = 0.33
     burst_decay_db: float = 10.0
     min_decay_db: float = 4.5
-    min_prominence: float = 1.4
     clear_prominence: float = 3.0
     sharp_rise_ms: float = 2.0
-    clear_strength: float = 12.0
+    sharp_rise_periods: float = 2.0
     same_event_s: float = 0.05
-    min_contrast_db: float = 6.0
-    clear_contrast_db: float = 7.0
-    short_contrast_db: float = 3.0
-    short_duration_ms: float = 15.0
-    short_decay_db: float = 6.0
-    short_strength: float = 8.0
 
     def to_dict(self) -> dict:
         """The thresholds, for summary.json."""
@@ -121,8 +146,7 @@ class ArtifactGate:
     n_mics : int
         Mics in the session (the knock rule needs two or more).
     imus : sequence of str
-        Names of the session's IMUs; with none, the footstep rule cannot use impacts and
-        candidates are judged at once.
+        Names of the session's IMUs; with none, the impact rule has no impacts to go by.
     config : GateConfig
         Thresholds.
     """
@@ -131,10 +155,18 @@ class ArtifactGate:
         self.config = config or GateConfig()
         self.n_mics = n_mics
         self.imu_time = {name: -np.inf for name in imus}
+        self.audio_time = -np.inf
         self.impacts: deque[float] = deque()
-        self.low_band_times: deque[float] = deque(maxlen=4)
         self.pending: deque[Candidate] = deque()
+        self.heard: deque[Candidate] = deque()  # every onset of the last 2 series windows
         self.last_pop = -np.inf
+        self.model: TreeModel | None = default_model() if self.config.min_score > 0 else None
+        self.scores: dict[float, float] = {}
+        """The learned judge's score of each candidate judged, by onset time (s)."""
+        self.features: dict[float, np.ndarray] = {}
+        """What the judge saw of each candidate judged, by onset time, when ``keep_features``
+        (for training it)."""
+        self.keep_features = False
 
     def feed_imu(self, block: ImuBlock) -> list[tuple[Candidate, str | None]]:
         """Take IMU samples: note impacts; return the candidates now judged."""
@@ -145,46 +177,88 @@ class ArtifactGate:
         self.imu_time[block.imu] = float(block.t[-1])
         return self._release(final=False)
 
-    def feed(self, candidates: list[Candidate]) -> list[tuple[Candidate, str | None]]:
-        """Take new candidates; return the candidates now judged, each with its reason."""
+    def feed(self, candidates: list[Candidate], heard_until: float = -np.inf
+             ) -> list[tuple[Candidate, str | None]]:
+        """Take new candidates, and the time (s) up to which every onset has been reported;
+        return the candidates now judged, each with its reason."""
         self.pending.extend(candidates)
+        self.heard.extend(candidates)
+        self.audio_time = max(self.audio_time, heard_until)
         return self._release(final=False)
+
+    @property
+    def lookahead_s(self) -> float:
+        """How long after an onset the gate must have heard before judging it (s): the
+        furthest a series or a train reaches."""
+        return max(self.config.series_window_s, 2 * self.config.periodic_period_s[1] + 0.1)
 
     def finish(self) -> list[tuple[Candidate, str | None]]:
         """Judge everything still held."""
         return self._release(final=True)
 
     def _release(self, final: bool) -> list[tuple[Candidate, str | None]]:
+        cfg = self.config
         seen = min(self.imu_time.values(), default=np.inf)
         out = []
-        while self.pending and (final or self.pending[0].t + self.config.impact_window_s < seen):
+        while self.pending and (final or (self.pending[0].t + cfg.impact_window_s < seen and
+                                          self.pending[0].t + self.lookahead_s
+                                          < self.audio_time)):
             c = self.pending.popleft()
             out.append((c, self.reason(c)))
-        horizon = (self.pending[0].t if self.pending else seen) - 2 * self.config.impact_window_s
+        oldest = self.pending[0].t if self.pending else self.audio_time
+        while self.heard and self.heard[0].t < oldest - self.lookahead_s:
+            self.heard.popleft()
+        horizon = (self.pending[0].t if self.pending else seen) - 2 * cfg.impact_window_s
         while self.impacts and self.impacts[0] < horizon:
             self.impacts.popleft()
         return out
 
     def reason(self, c: Candidate) -> str | None:
-        """The rule that rejects ``c``, or None if it is taken for a pop."""
+        """The rule that rejects ``c``, or None if it is taken for a pop.
+
+        An impact the IMUs felt rejects it outright. Otherwise the learned judge decides
+        (``min_score``), and a rejection is named by the first hand rule that also rejects
+        it (``unlike a pop`` if none does); without the judge, the hand rules decide.
+        """
+        cfg = self.config
+        if any(abs(t - c.t) <= cfg.impact_window_s for t in self.impacts):
+            return "impact"
+        alike_n, periodic_n, cluster_n = self._alike(c), self._periodic(c), self._cluster(c)
+        hand = self._hand_reason(c, alike_n, periodic_n, cluster_n)
+        reason = hand
+        if self.model is not None or self.keep_features:
+            x = features(c, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
+                         impact=self._impact_flag(c))
+            if self.keep_features:
+                self.features[c.t] = x
+        if self.model is not None:
+            score = float(self.model.score(x)[0])
+            self.scores[c.t] = score
+            reason = None if score >= cfg.min_score else (hand or "unlike a pop")
+        if reason is None and c.t - self.last_pop < cfg.same_event_s:
+            return "same event"
+        if reason is None:
+            self.last_pop = c.t
+        return reason
+
+    def _impact_flag(self, c: Candidate) -> float:
+        """1 near an IMU impact, 0 away from one, NaN without IMUs (never here near one:
+        the impact rule has rejected it)."""
+        return 0.0 if self.imu_time else math.nan
+
+    def _hand_reason(self, c: Candidate, alike_n: int, periodic_n: int, cluster_n: int
+                     ) -> str | None:
+        """The first hand rule that rejects ``c`` (the module's list), or None."""
         cfg = self.config
         if self.n_mics >= 2 and spread_db(c) < cfg.knock_spread_db:
             return "knock"
-        if c.low_band_ratio > cfg.low_band_ratio:
-            near = any(abs(t - c.t) <= cfg.impact_window_s for t in self.impacts)
-            periodic = self._periodic(c.t)
-            self.low_band_times.append(c.t)
-            if near:
-                return "footstep"
-            return "heartbeat" if periodic else "thump"
-        if c.strength < cfg.clear_strength and (
-                c.contrast_db < cfg.min_contrast_db
-                or (c.prominence < cfg.min_prominence and c.contrast_db < cfg.clear_contrast_db)
-                ) and not self._short_burst(c):
-            return "noise"  # a crest of the ongoing sound, or a peak of the noise
+        if c.excess_db < cfg.min_excess_db:
+            return "noise"  # it does not rise beyond what its band's noise reaches
         # A sharp burst clearly out of the noise is a transient even if something louder
         # follows it (a pop as a rub swells).
-        clear = c.prominence > cfg.clear_prominence and c.rise_ms <= cfg.sharp_rise_ms
+        periods = rise_periods(c)
+        clear = c.prominence > cfg.clear_prominence and (c.rise_ms <= cfg.sharp_rise_ms
+                                                         or periods <= cfg.sharp_rise_periods)
         if c.decay_db < cfg.min_decay_db and not clear:
             return "no burst"
         dies_away = c.decay_db >= cfg.burst_decay_db
@@ -193,26 +267,124 @@ class ArtifactGate:
         # while the subject talks.
         if c.harmonicity > cfg.voice_harmonicity and not dies_away:
             return "voice"
-        if c.rise_ms > cfg.rub_rise_ms or (c.duration_ms > cfg.rub_duration_ms and sustained):
+        slow = c.rise_ms > cfg.rub_rise_ms and periods > cfg.rub_rise_periods
+        if slow or (c.duration_ms > cfg.rub_duration_ms and sustained):
             return "rub"
-        if c.t - self.last_pop < cfg.same_event_s:
-            return "same event"
-        self.last_pop = c.t
+        if (alike_n >= cfg.series_count or periodic_n >= cfg.periodic_members
+                or cluster_n >= cfg.cluster_count):
+            return "series"
         return None
 
-    def _short_burst(self, c: Candidate) -> bool:
-        """Whether ``c`` is a weak pop's burst though it stands out little: over within
-        ``short_duration_ms``, dying away by ``short_decay_db``, out of the sound on both
-        sides by ``short_contrast_db`` and a clear spectral onset (``short_strength``)."""
+    def _alike(self, c: Candidate) -> int:
+        """How many other onsets within ``series_window_s`` sound like ``c``, from the same
+        place (see ``series``)."""
         cfg = self.config
-        return (c.duration_ms <= cfg.short_duration_ms and c.decay_db >= cfg.short_decay_db
-                and c.contrast_db >= cfg.short_contrast_db and c.strength >= cfg.short_strength)
+        count = 0
+        for o in self.heard:
+            gap = abs(o.t - c.t)
+            if gap < cfg.same_event_s or gap > cfg.series_window_s:
+                continue
+            if alike(c, o, cfg):
+                count += 1
+        return count
 
-    def _periodic(self, t: float) -> bool:
-        times = [*self.low_band_times, t]
-        if len(times) < 3:
-            return False
-        gaps = np.diff(times[-3:])
-        lo, hi = self.config.heartbeat_period_s
-        return bool(lo <= gaps.mean() <= hi
-                    and abs(gaps[1] - gaps[0]) <= self.config.heartbeat_jitter * gaps.mean())
+    def _cluster(self, c: Candidate) -> int:
+        """How many other clear onsets (``min_excess_db``) from the same place (shares within
+        ``alike_place_db``, each at most ``cluster_heard_db`` under; with one mic, any) fall
+        within ``cluster_window_s`` of ``c``, not counting its own ringing
+        (``same_event_s``): see ``series``."""
+        cfg = self.config
+        count = 0
+        for o in self.heard:
+            gap = abs(o.t - c.t)
+            if (gap < cfg.same_event_s or gap > cfg.cluster_window_s
+                    or o.excess_db < cfg.min_excess_db):
+                continue
+            if (len(c.band_energy) < 2 or np.max(np.abs(
+                    np.maximum(shares_db(o), -cfg.cluster_heard_db)
+                    - np.maximum(shares_db(c), -cfg.cluster_heard_db))) <= cfg.alike_place_db):
+                count += 1
+        return count
+
+    def _periodic(self, c: Candidate) -> int:
+        """How many onsets (``c`` among them) fall on one steady interval through ``c``:
+        the most, over intervals to its neighbours, of onsets at ``c.t + k * T``
+        (k = -2..2) within ``periodic_tolerance * T``, each from the same place (shares
+        within ``alike_place_db``) and in a band that overlaps ``c``'s (see ``series``)."""
+        cfg = self.config
+        lo, hi = cfg.periodic_period_s
+        near = [o for o in self.heard if abs(o.t - c.t) <= 2 * hi + 0.1
+                and o.band_hz[0] <= c.band_hz[1] and o.band_hz[1] >= c.band_hz[0]
+                and (len(c.band_energy) < 2 or np.max(np.abs(shares_db(o) - shares_db(c)))
+                     <= cfg.alike_place_db)]
+        times = np.array([o.t for o in near])
+        best = 1
+        for o in near:
+            period = abs(o.t - c.t)
+            if not lo <= period <= hi:
+                continue
+            tol = cfg.periodic_tolerance * period
+            found = sum(bool(np.any(np.abs(times - (c.t + k * period)) <= tol))
+                        for k in (-2, -1, 1, 2))
+            best = max(best, 1 + found)
+        return best
+
+
+def features(c: Candidate, *, alike: int, periodic: int, cluster: int, impact: float
+             ) -> np.ndarray:
+    """The learned judge's view of a candidate: one row, columns as :data:`FEATURES`.
+
+    Levels and times are taken in logs where they span decades; the sound's shape is its
+    rise per octave under its largest (at most 20 dB under; NaN for octaves above the
+    session's rate); ``alike``, ``periodic`` and ``impact`` are the gate's context (see
+    ``series`` and ``impact``).
+    """
+    shape = np.full(7, np.nan)
+    profile = sound_shape_db(c)[:7]
+    shape[: len(profile)] = profile
+    row = [
+        math.log(max(c.strength, 1.0)), c.excess_db, math.log(max(c.prominence, 1e-3)),
+        float(np.clip(c.contrast_db, -30, 40)), float(np.clip(c.decay_db, -30, 40)),
+        math.log(min(max(c.duration_ms, 1.0), 500.0)), rise_periods(c), c.harmonicity,
+        float(np.clip(c.snr_db, -30, 40)),
+        float(np.clip(spread_db(c), 0, 40)) if len(c.band_energy) > 1 else 0.0,
+        math.log2(max(c.band_hz[0], 1.0)), math.log2(max(c.band_hz[1], 1.0)),
+        *shape, float(alike), float(periodic), float(cluster), impact, float(len(c.band_energy)),
+    ]
+    assert len(row) == len(FEATURES)
+    return np.array(row)[None, :]
+
+
+def rise_periods(c: Candidate) -> float:
+    """The onset's rise (:attr:`Candidate.rise_ms`) in periods of its band's centre (the
+    geometric mean of its edges): how fast it rose for a sound of its pitch. A burst cannot
+    rise much faster than one period, so the same rise in ms is sharp for a 150 Hz pop and
+    slow for a 2 kHz crack."""
+    lo, hi = c.band_hz
+    return c.rise_ms / 1000.0 * math.sqrt(max(lo, 1.0) * max(hi, 1.0))
+
+
+def shares_db(c: Candidate) -> np.ndarray:
+    """Each mic's share of the onset, dB under the loudest (at most 30)."""
+    e = np.maximum(c.band_energy, 1e-30)
+    return np.maximum(10 * np.log10(e / e.max()), -30.0)
+
+
+def sound_shape_db(c: Candidate) -> np.ndarray:
+    """The onset's rise per octave, dB under its largest, at most 20 under (the octaves it
+    did not reach all look alike)."""
+    p = np.asarray(c.profile_db, dtype=float)
+    return np.maximum(p - p.max(), -20.0) if len(p) else p
+
+
+def alike(a: Candidate, b: Candidate, cfg: GateConfig) -> bool:
+    """Whether two onsets sound alike and come from the same place (``series``)."""
+    if a.duration_ms <= 0 or b.duration_ms <= 0:
+        return False
+    ratio = a.duration_ms / b.duration_ms
+    if not 1 / cfg.alike_length <= ratio <= cfg.alike_length:
+        return False
+    if len(a.band_energy) > 1 and np.max(np.abs(shares_db(a) - shares_db(b))) > cfg.alike_place_db:
+        return False
+    sa, sb = sound_shape_db(a), sound_shape_db(b)
+    return len(sa) == len(sb) and float(np.sqrt(np.mean((sa - sb) ** 2))) <= cfg.alike_sound_db

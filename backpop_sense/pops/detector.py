@@ -1,41 +1,44 @@
 """Streaming pop detection on the contact mics: onset strength, adaptive threshold, refinement.
 
-A pop is a short broadband transient (background.md), so the detector looks for sudden rises
-of energy in the band where pops live and the body's own low sounds do not (heartbeat,
-footsteps, muscle rumble and mains hum sit below ~300 Hz):
+A pop is a short transient (background.md), but its band is not known: a cavitation's crack
+may reach 8 kHz, a tendon's snap may be a dull clunk at 100-800 Hz, and the tissue low-passes
+both (``family.py`` names the ranges). So the detector looks for sudden rises of energy in
+every band, and judges each onset in the band where it rose most:
 
-1. Each mic's audio is cut into 16 ms Hann frames every 4 ms (block-independent: frame ``f``
-   always starts at sample ``f * hop``), summarised as log energies in two sets of mel
-   bands: 24 from 400 Hz up, where most pops are, and 8 over 200-1500 Hz, where a tendon's
-   snap is (background.md: lower in pitch and longer; averaged with the 24 bands above, its
-   rise is diluted by the noise of the bands it does not reach).
-2. Onset strength is librosa's spectral flux over each set of bands, each frame against the
-   one two hops (8 ms) before, so that the 75 %-overlapping frames see a pop's whole rise;
-   with SuperFlux's maximum filter across bands (Boeck & Widmer 2013) so that gliding
-   harmonics (speech) rise less.
-3. Each mic's flux of each band set is turned into a robust z-score against its own recent
-   past: running median and MAD over the previous second, updated every 32 frames. The
-   z-scores are combined by taking the largest, so one pop heard on several mics (and in
-   both band sets) is one peak.
-4. A peak above the threshold that is the largest within +-12 ms is a candidate. Two
-   candidates whose refined onsets (step 5) fall within ``min_separation_s`` (12 ms) are
-   one burst, and the stronger peak's measurement stands for it: a weak peak of the noise
-   just before a pop may refine to the noise, and must not hide the pop. Nothing longer
-   holds back the next candidate: the gate (``artifacts.py``) decides what is the same
-   event, so a noise onset cannot hide a pop that follows it. A peak is not measured at
-   all when no band set at no mic rose to 2.5 times its median power of the previous 0.5 s
-   in the frames around it: measuring it, at a far higher cost, would have dismissed or
-   rejected it (see ``DetectorConfig.min_band_rise``).
-5. Its time is refined on the waveform: where the burst that holds the peak of the
-   high-passed envelopes (each mic in units of its own noise, summed) rose above the noise
-   (or an earlier click of the same pop reaching two fifths of the climb): within 2 ms on
-   simulated pops at 3 dB SNR.
+1. Each mic's audio is cut into ``frame_s`` Hann frames every ``hop_s`` (block-independent:
+   frame ``f`` always starts at sample ``f * hop``), summarised as log energies in three sets
+   of mel bands: ``fmin_hz``-``fmax_hz`` (the cracks), ``low_fmin_hz``-``low_fmax_hz`` (the
+   snaps) and ``bass_fmin_hz``-``bass_fmax_hz`` (the lowest pops, where the frames resolve
+   only a few wide bands). Averaged with the bands it does not reach, a narrow onset's rise
+   would be diluted by their noise; each set has its own onset strength.
+2. Onset strength is librosa's spectral flux over each set, each frame against the one
+   ``lag`` hops before, so that the overlapping frames see a pop's whole rise; with
+   SuperFlux's maximum filter across bands (Boeck & Widmer 2013) so that gliding harmonics
+   (speech) rise less.
+3. Each mic's flux of each set is turned into a robust z-score against its own recent past
+   (running median and MAD over ``history_s``, updated every ``update_frames`` frames). The
+   z-scores are combined by taking the largest, so one pop heard on several mics and in
+   several sets is one peak.
+4. A peak above ``threshold`` that is the largest within ``peak_radius_s`` is tested on the
+   frames first: per octave of ``band_edges_hz``, how far its frames rose above what that
+   octave's own noise reaches (the ``band_percentile`` of the previous ``background_s``, a
+   constant-false-alarm test: a narrow low band's noise swings far more than a wide high
+   band's). A peak that rose less than ``min_band_rise`` dB in every octave is not measured.
+   The octave that rose most, with its neighbours within ``band_span_db``, is the onset's
+   band; every feature below is measured there. Two candidates whose refined onsets fall
+   within ``min_separation_s`` are one burst, measured from the stronger peak (a weak peak
+   of the noise just before a pop may refine to the noise and must not hide the pop).
+   Nothing longer holds back the next candidate: the gate (``artifacts.py``) decides what
+   is the same event.
+5. Its time is refined on the waveform, band-passed to the onset's band: where the burst
+   that holds the peak of the envelopes (each mic in units of its own noise, summed) rose
+   above the noise, or an earlier click of the same pop reaching two fifths of the climb.
 
 Features for the artifact gate and for ``pops.csv`` are measured on a snippet around the
-onset kept from a one-second ring buffer; see :class:`Candidate`.
+onset kept in a ring buffer; see :class:`Candidate`.
 
 State carried between blocks: the unframed tail of the audio, the last ``lag`` frames of
-band energies, the last half second of the band sets' power, the flux history of the
+band energies, the octaves' power over the last ``background_s``, the flux history of the
 threshold, the frames awaiting their look-ahead, the ring buffer and the candidates awaiting
 their post-onset samples. Feeding one block or ten thousand gives the same candidates.
 """
@@ -72,27 +75,38 @@ class DetectorConfig:
     """The second onset strength's band (0: none), for the low-pitched snaps."""
     low_fmax_hz: float = 1500.0
     low_bands: int = 8
+    bass_fmin_hz: float = 60.0
+    """The third onset strength's band (0: none): a pop may be as low as 100 Hz, where the
+    16 ms frames resolve only a few wide bands."""
+    bass_fmax_hz: float = 400.0
+    bass_bands: int = 3
     lag: int = 2
     max_size: int = 3
     threshold: float = 6.0
-    min_band_rise: float = 2.5
-    """A peak is measured only if, at some mic and in either band set, the band power of the
-    frames around it (24 ms either side of its onset guess) reaches this many times its
-    median over the ``background_s`` before: a cheap first test on the frames. Measuring
-    every peak of the development sets, the weakest pop accepted had risen 3.3 times (at 0 dB
-    SNR; 4.7 from 3 dB up; ``benchmarks/detection.py`` prints it), and 2.5 left the
-    benchmark's table as it was without the test. 0: measure every peak."""
+    min_band_rise: float = 4.0
+    """A peak is measured only if, in some octave at some mic, its frames rose this many dB
+    above what that octave's noise reaches (step 4): a cheap first test on the frames; the
+    gate's ``noise`` rule asks for more of every candidate. 0 dB: measure almost every peak."""
     history_s: float = 1.0
     update_frames: int = 32
     peak_radius_s: float = 0.012
     min_separation_s: float = 0.012
-    highpass_hz: float = 300.0
-    low_band_hz: float = 250.0
+    band_edges_hz: tuple[float, ...] = (62.5, 125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0,
+                                        8000.0)
+    """Octave bands in which an onset's own band is chosen (:meth:`PopDetector._event_band`):
+    every feature is then measured there, so a pop is judged in the band where it sounds,
+    wherever that is."""
+    band_span_db: float = 6.0
+    """The onset's band holds the octave where it rose most over its background and the
+    neighbouring octaves within this many dB of it."""
+    band_percentile: float = 95.0
+    """What the background's noise reaches in a band: this percentile of its windows'
+    power."""
     background_s: float = 0.5
     pop_window_s: float = 0.010
     min_head_ratio: float = 2.0
-    """A candidate is dismissed unless its first ``pop_window_s`` at the loudest mic, above
-    ``highpass_hz``, has this many times the median power of the background before."""
+    """A candidate is dismissed unless its first ``pop_window_s`` at the loudest mic, in its
+    own band, has this many times the median power of the background before."""
     head_s: float = 0.003
     locate_corner: float = 0.7
     """The high-pass for the mics' shares sits at this fraction of the pop's centroid."""
@@ -124,8 +138,8 @@ class Candidate:
     band_energy : ndarray
         Per mic, power over the first ``head_s`` after onset minus the background's (the
         larger of its median over the previous 0.5 s and its mean over the 20 ms before),
-        above a high-pass at ``locate_corner`` times the centroid (and at least
-        ``highpass_hz``).
+        above a high-pass at ``locate_corner`` times the centroid (and at least the lower
+        edge of the onset's band).
     band_background : ndarray
         Per mic, the background power through that high-pass (median over the previous
         0.5 s).
@@ -136,32 +150,37 @@ class Candidate:
         full-band background over the previous 0.5 s, dB.
     centroid_hz : float
         Spectral centroid of the first 10 ms at the loudest mic.
+    band_hz : tuple of float
+        The onset's own band (Hz): the octaves where it rose most over its background. The
+        features below are measured there.
+    profile_db : ndarray
+        Per octave of ``band_edges_hz``, how far the onset rose above what the background's
+        noise reaches there (dB, the largest over mics; see
+        :meth:`PopDetector._event_band`): what it sounded like, for comparing it with other
+        onsets.
+    excess_db : float
+        That rise in the octave where it is largest: how clearly the onset stands out of
+        the noise of its own band.
     duration_ms : float
-        How long the high-passed envelope stays above a quarter of its peak (and the noise).
+        How long the onset's energy in its band stays up (see :func:`_duration_ms`).
     rise_ms : float
         Time from the onset to 90 % of the first click's peak at the loudest mic (of a double
         click, the first; the gap before the second is no slow rise).
-    low_band_ratio : float
-        Share of the event's energy below ``low_band_hz`` (footsteps, heartbeat: most).
     harmonicity : float
         Peak normalised autocorrelation at 80-400 Hz periods over 15-55 ms after onset
         (voice: near 1; a pop's own ringing has died away by then).
     decay_db : float
-        High-passed energy of the first 5 ms over that of 15-40 ms after onset: a pop is a
+        Energy in the band of the first 5 ms over that of 15-40 ms after onset: a pop is a
         burst that dies away (even on top of another sound); rub and voice carry on.
     prominence : float
         Peak of the noise-normalised envelope (summed over mics) over the highest the noise
         alone reached in the 200 ms before (the second highest of its 25 ms maxima, so that
         one knock in that stretch does not count): near 1 for a noise peak.
     contrast_db : float
-        High-passed power of the first 5 ms after onset over the larger of that of the
+        Power in the band of the first 5 ms after onset over the larger of that of the
         20 ms before and of 15-40 ms after, at the loudest mic: whether the onset stands out
         of the sound around it on both sides, as a burst does and the crest of a swelling
         rub does not.
-    band_rise : float
-        The frames' first test: the largest, over mics and band sets, of the band power
-        within 24 ms of the onset guess over its median of the ``background_s`` before (inf
-        before there is a background).
     """
 
     t: float
@@ -173,14 +192,15 @@ class Candidate:
     amplitude_db: float = 0.0
     snr_db: float = 0.0
     centroid_hz: float = 0.0
+    band_hz: tuple[float, float] = (0.0, 0.0)
+    profile_db: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    excess_db: float = 0.0
     duration_ms: float = 0.0
     rise_ms: float = 0.0
-    low_band_ratio: float = 0.0
     harmonicity: float = 0.0
     decay_db: float = 0.0
     prominence: float = 0.0
     contrast_db: float = 0.0
-    band_rise: float = math.inf
 
 
 class PopDetector:
@@ -211,20 +231,28 @@ class PopDetector:
         self.n_fft = max(2 * self.hop, int(round(c.frame_s * sr)))
         self.window = signal.get_window("hann", self.n_fft).astype(np.float32)
         fmax = min(c.fmax_hz, 0.45 * sr)
+        top = 0.45 * sr
+        lows = [e for e in c.band_edges_hz if e < top]
+        self.octaves = [(lo, min(hi, top)) for lo, hi in zip(lows, [*lows[1:], top],
+                                                             strict=True)]
         mels = [librosa.filters.mel(sr=sr, n_fft=self.n_fft, n_mels=c.n_bands, fmin=c.fmin_hz,
                                     fmax=fmax, norm=None).astype(np.float32)]
-        if c.low_fmin_hz > 0:
-            mels.append(librosa.filters.mel(sr=sr, n_fft=self.n_fft, n_mels=c.low_bands,
-                                            fmin=c.low_fmin_hz, fmax=c.low_fmax_hz,
-                                            norm=None).astype(np.float32))
+        for fmin, fmax_set, n in ((c.low_fmin_hz, c.low_fmax_hz, c.low_bands),
+                                  (c.bass_fmin_hz, c.bass_fmax_hz, c.bass_bands)):
+            if fmin > 0:
+                mels.append(librosa.filters.mel(sr=sr, n_fft=self.n_fft, n_mels=n, fmin=fmin,
+                                                fmax=min(fmax_set, fmax), norm=None
+                                                ).astype(np.float32))
         edges = np.cumsum([0] + [len(m) for m in mels]).tolist()
         self.set_slices = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
         mel = np.concatenate(mels)
         used = np.flatnonzero(mel.sum(axis=0) > 0)
         self.bins = slice(int(used[0]), int(used[-1]) + 1)
         self.mel_t = np.ascontiguousarray(mel[:, self.bins].T)
-        self.sos_hp = signal.butter(4, c.highpass_hz, btype="highpass", fs=sr, output="sos")
-        self.zi_hp = signal.sosfilt_zi(self.sos_hp)
+        freqs = np.fft.rfftfreq(self.n_fft, 1 / sr)[self.bins]
+        self.octave_t = np.stack([(freqs >= lo) & (freqs < hi) for lo, hi in self.octaves],
+                                 axis=1).astype(np.float32)  # (bins, octaves)
+        self._filters: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
         self.radius = max(1, int(round(c.peak_radius_s / c.hop_s)))
         self.min_sep = int(round(c.min_separation_s * sr))
         self.hist_len = int(round(c.history_s / c.hop_s)) | 1  # odd: see _RunningMedian
@@ -235,8 +263,8 @@ class PopDetector:
         self.next_frame = 0
         self.prev_bands = np.zeros((n_mics, 0, edges[-1]), dtype=np.float32)
         self.bg_frames = int(round(c.background_s / c.hop_s))
-        # each band set's power in the last frames; its last frame is next_frame - 1
-        self.band_power = np.zeros((n_mics, 0, len(self.set_slices)), dtype=np.float32)
+        # each octave's power in the last frames; its last frame is next_frame - 1
+        self.band_power = np.zeros((n_mics, 0, len(self.octaves)), dtype=np.float32)
         self.odf_stats = _RunningMedian(self.hist_len, c.update_frames,
                                         (n_mics * len(self.set_slices),))
         self.z_pending = np.zeros(0)
@@ -247,7 +275,7 @@ class PopDetector:
                     + c.chunk)
         self.ring = np.zeros((ring_len, n_mics), dtype=np.float32)
         self.ring_end = 0
-        self.waiting: deque[tuple[int, float, float]] = deque()
+        self.waiting: deque[tuple[int, float, np.ndarray]] = deque()
         self.measured = 0
         """How many peaks have been measured (passed the frames' first test), for diagnostics."""
         self.inbox = np.zeros((0, n_mics), dtype=np.float32)
@@ -296,10 +324,9 @@ class PopDetector:
         spec = sp_fft.rfft(frames * self.window, axis=-1)[..., self.bins]  # (m, F, bins)
         power = spec.real**2 + spec.imag**2
         bands = power @ self.mel_t
-        # each band set's power per frame, kept for the peaks' first test (_candidate_frame)
-        set_power = np.add.reduceat(bands, [s.start for s in self.set_slices], axis=-1)
+        # each octave's power per frame, kept for the peaks' first test (_candidate_frame)
         kept = self.band_power[:, -(self.bg_frames + 16):]  # what unjudged peaks look back on
-        self.band_power = np.concatenate([kept, set_power], axis=1)
+        self.band_power = np.concatenate([kept, power @ self.octave_t], axis=1)
         log_bands = 10.0 * np.log10(np.maximum(bands, 1e-12))       # (m, F, bands)
         first = self.next_frame
         self.next_frame += n_frames
@@ -340,21 +367,60 @@ class PopDetector:
         self.z_start += keep
 
     def _candidate_frame(self, frame: int, strength: float) -> None:
+        """The peak's first test, on the frames: how far it rose above what the noise reaches,
+        per octave (see :meth:`_rise`); a peak that rose less than ``min_band_rise`` dB in
+        every octave is not measured."""
         c = self.config
         # Frames frame-6 .. frame+2 span 24 ms either side of the onset guess (at 4 ms hops),
         # more than the 16 ms either side where the onset is then looked for.
         i = frame - (self.next_frame - self.band_power.shape[1])
         past = self.band_power[:, max(i - 6 - self.bg_frames, 0): max(i - 6, 0)]
-        rise = math.inf  # no background yet: measure
-        if past.shape[1]:
-            near = self.band_power[:, max(i - 6, 0): i + 3].max(axis=1)
-            background = _median(np.moveaxis(past, 1, -1).copy())
-            rise = float((near / np.maximum(background, 1e-30)).max())
-        if rise < c.min_band_rise:
+        if past.shape[1] >= 8:
+            near = self.band_power[:, max(i - 6, 0): i + 3].max(axis=1)  # (mics, octaves)
+            profile = self._rise(near, past)
+        else:  # no background yet: measure, in every band
+            profile = np.full(len(self.octaves), np.inf)
+        if profile.max() < c.min_band_rise:
             return
         # The onset lies in the samples frame `frame` added to frame `frame - lag`.
         onset_guess = (frame - c.lag) * self.hop + self.n_fft // 2
-        self.waiting.append((onset_guess, strength, rise))
+        self.waiting.append((onset_guess, strength, profile))
+
+    def _rise(self, near: np.ndarray, past: np.ndarray) -> np.ndarray:
+        """Per octave, how far (dB) the peak's frames rose above what the background reaches:
+        the ``band_percentile`` of the background frames' power, a constant-false-alarm test
+        (in a narrow low band the noise's power swings far more than in a wide high one; this
+        asks for a rise beyond what the band's own noise reaches). The largest over mics."""
+        frames = np.moveaxis(past, 1, -1).copy()  # (mics, octaves, frames)
+        k = min(int(self.config.band_percentile / 100 * frames.shape[-1]), frames.shape[-1] - 1)
+        reach = np.partition(frames, k, axis=-1)[..., k]
+        ratio = np.maximum(near, 1e-30) / np.maximum(reach, 1e-30)
+        return 10 * np.log10(ratio.max(axis=0))
+
+    def _band(self, profile: np.ndarray) -> tuple[float, float]:
+        """The octave that rose most and its neighbours within ``band_span_db`` of it (Hz)."""
+        span = self.config.band_span_db
+        finite = np.where(np.isfinite(profile), profile, 0.0)
+        if not np.isfinite(profile).all():
+            return self.octaves[0][0], self.octaves[-1][1]
+        top = int(np.argmax(finite))
+        lo_k = hi_k = top
+        while lo_k > 0 and finite[lo_k - 1] >= finite[top] - span:
+            lo_k -= 1
+        while hi_k < len(finite) - 1 and finite[hi_k + 1] >= finite[top] - span:
+            hi_k += 1
+        return self.octaves[lo_k][0], self.octaves[hi_k][1]
+
+    def heard_until(self) -> float:
+        """Time (s) before which every candidate has been returned: no peak still to come can
+        refine to an earlier onset."""
+        c = self.config
+        next_guess = (self.waiting[0][0] if self.waiting
+                      else (self.judged - c.lag) * self.hop + self.n_fft // 2)
+        frontier = next_guess - self.n_fft
+        if self.held is not None:
+            frontier = min(frontier, self.held.index)
+        return self.offset_s + frontier / self.sr
 
     # -------------------------------------------------------------- snippets and features
     def _remember(self, data: np.ndarray) -> None:
@@ -375,9 +441,9 @@ class PopDetector:
         out: list[Candidate] = []
         after = int(round(self.config.snippet_after_s * self.sr))
         while self.waiting and (final or self.waiting[0][0] + after + self.n_fft <= self.ring_end):
-            guess, strength, rise = self.waiting.popleft()
+            guess, strength, profile = self.waiting.popleft()
             self.measured += 1
-            cand = self._measure(guess, strength, rise)
+            cand = self._measure(guess, strength, profile)
             if cand is None:
                 continue
             held = self.held
@@ -402,14 +468,17 @@ class PopDetector:
                 self.held = None
         return out
 
-    def _measure(self, guess: int, strength: float, rise: float) -> Candidate | None:
+    def _measure(self, guess: int, strength: float, profile: np.ndarray) -> Candidate | None:
         c, sr = self.config, self.sr
         before = int(round((c.background_s + 0.05) * sr))
         raw, start = self._snippet(guess - before, guess + int(round(c.snippet_after_s * sr)))
         if raw.shape[0] < int(0.05 * sr):
             return None
-        hp_all = _filtfilt(self.sos_hp, self.zi_hp, raw.astype(np.float64))
-        onset, mic, rise_ms, prominence = self._refine(hp_all, guess - start)
+        band = self._band(profile)
+        excess = float(profile.max())
+        sos, zi = self._filter(band)
+        hp_all = _filtfilt(sos, zi, raw.astype(np.float64))
+        onset, mic, rise_ms, prominence = self._refine(hp_all, guess - start, band[0])
         if onset is None:
             return None
         hp = hp_all[:, mic]  # everything from here on is measured at the loudest mic
@@ -429,11 +498,10 @@ class PopDetector:
         event = raw[max(onset - lead, 0): onset + int(0.03 * sr), mic].astype(np.float64)
         freqs, spec = _event_spectrum(event, earlier, lead, sr)
         centroid = float((spec * freqs).sum() / max(spec.sum(), 1e-30))
-        low = float(spec[freqs < c.low_band_hz].sum() / max(spec.sum(), 1e-30))
         # Each mic's share, for locating (and for the knock rule): the first milliseconds,
         # where a pop's energy is, above a high-pass just under the pop's own band, so that
         # the body's low noise does not blur the shares of the mics that heard it faintly.
-        corner = min(max(c.locate_corner * centroid, c.highpass_hz), 0.4 * sr)
+        corner = min(max(c.locate_corner * centroid, band[0]), 0.4 * sr)
         sos = signal.butter(4, corner, btype="highpass", fs=sr, output="sos")
         loc = _filtfilt(sos, signal.sosfilt_zi(sos), raw.astype(np.float64))
         n_head = max(1, int(round(c.head_s * sr)))
@@ -461,11 +529,26 @@ class PopDetector:
             t=self.offset_s + index / sr, index=index, strength=strength, mic=mic,
             band_energy=band_energy, band_background=band_background,
             amplitude_db=20 * math.log10(max(peak, 1e-10)), snr_db=snr, centroid_hz=centroid,
-            duration_ms=duration, rise_ms=rise_ms, low_band_ratio=low, harmonicity=harm,
-            decay_db=decay, prominence=prominence, contrast_db=contrast, band_rise=rise,
+            band_hz=band, profile_db=profile, excess_db=excess, duration_ms=duration,
+            rise_ms=rise_ms,
+            harmonicity=harm,
+            decay_db=decay, prominence=prominence, contrast_db=contrast,
         )
 
-    def _refine(self, hp: np.ndarray, guess: int) -> tuple[int | None, int, float, float]:
+    def _filter(self, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """A fourth-order band-pass over ``band`` (a high-pass when it reaches the top
+        octave), with its initial conditions; made once per band."""
+        if band not in self._filters:
+            lo, hi = band
+            if hi >= self.octaves[-1][1]:
+                sos = signal.butter(4, lo, btype="highpass", fs=self.sr, output="sos")
+            else:
+                sos = signal.butter(2, [lo, hi], btype="bandpass", fs=self.sr, output="sos")
+            self._filters[band] = (sos, signal.sosfilt_zi(sos))
+        return self._filters[band]
+
+    def _refine(self, hp: np.ndarray, guess: int, low_hz: float
+                ) -> tuple[int | None, int, float, float]:
         """The onset sample, the loudest mic, and the rise time in ms.
 
         Every mic's envelope is divided by its own noise level and the results summed, so the
@@ -486,7 +569,8 @@ class PopDetector:
         a = max(0, first - int(0.001 * sr) - 1)
         b = min(len(hp), max(hi, noise_end) + int(0.001 * sr) + 1)
         env_t = np.zeros(hp.shape[::-1])  # mic-major: each mic's envelope contiguous
-        env_t[:, a:b] = [_envelope(x, sr) for x in hp[a:b].T]
+        smooth = max(0.0005, 0.5 / low_hz)  # over at least half a period of the band
+        env_t[:, a:b] = [_envelope(x, sr, smooth) for x in hp[a:b].T]
         env = env_t.T
         quiet = env[first: noise_end]
         noise = _median(env_t[:, first: noise_end].copy()) + 1e-12
@@ -601,9 +685,9 @@ def _noise_reach(x: np.ndarray, parts: int) -> float:
     return float(np.sort(x[len(x) - n:].reshape(parts, -1).max(axis=1))[-2])
 
 
-def _envelope(x: np.ndarray, sr: int) -> np.ndarray:
-    """Amplitude envelope: |x| smoothed over 0.5 ms (forward-backward, no delay)."""
-    n = max(1, int(round(0.0005 * sr)))
+def _envelope(x: np.ndarray, sr: int, smooth_s: float = 0.0005) -> np.ndarray:
+    """Amplitude envelope: |x| smoothed over ``smooth_s`` seconds (centred, no delay)."""
+    n = max(1, int(round(smooth_s * sr)))
     kernel = np.ones(n) / n
     return np.convolve(np.abs(x), kernel, mode="same")
 

@@ -28,8 +28,8 @@ class Pop:
         Onset strength at detection, MAD units above the running median.
     spread_db : float
         Loudest over quietest mic, dB.
-    band_rise : float
-        The detector's first test on the frames (:attr:`Candidate.band_rise`).
+    excess_db : float
+        How far it rose above what its band's noise reaches (:attr:`Candidate.excess_db`).
     level_costs : tuple of (str, float)
         The locator's cost of each candidate level (:attr:`Location.costs`), for pooling the
         repeats of one source at the end of the session.
@@ -43,7 +43,7 @@ class Pop:
     duration_ms: float
     strength: float
     spread_db: float
-    band_rise: float = math.inf
+    excess_db: float = math.inf
     level_costs: tuple[tuple[str, float], ...] = ()
 
 
@@ -86,7 +86,8 @@ class PopStage:
     def feed(self, block: Block) -> list[Pop | Rejected]:
         """Take one block of any kind; return the pops and rejections it completed."""
         if isinstance(block, AudioBlock):
-            return self._judged(self.gate.feed(self.detector.feed(block)))
+            heard = self.detector.feed(block)
+            return self._judged(self.gate.feed(heard, self.detector.heard_until()))
         if isinstance(block, ImuBlock):
             return self._judged(self.gate.feed_imu(block))
         return []
@@ -104,7 +105,7 @@ class PopStage:
                 continue
             where = locate(c.band_energy, self.mics, background=c.band_background)
             pop = Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
-                      c.duration_ms, c.strength, spread_db(c), c.band_rise, where.costs)
+                      c.duration_ms, c.strength, spread_db(c), c.excess_db, where.costs)
             out.append(pop if reason is None
                        else Rejected(c.t, reason, c.strength, pop.spread_db, pop))
         return out
