@@ -52,27 +52,34 @@ class FamilySet:
     acoustics: dict = field(default_factory=dict)
     per_scenario: int = 1
     """Sessions per scenario for each seed count unit (artifacts-only sets take more)."""
+    low: tuple[tuple[str, ...], tuple[float, float]] | None = None
+    """Pop kinds whose sound is drawn tonal and low instead, and the band of its centre (Hz)."""
 
 
-def _low_snaps(seed: int) -> dict:
-    """Recurring tendon snaps that are low and tonal (200-800 Hz)."""
-    from backpop_sense.family import draw_acoustics, draw_pop_sound
+def _low_pops(family: str, seed: int, kinds: tuple[str, ...], centre_hz: tuple[float, float]
+              ) -> dict:
+    """The member's pop sounds, those of ``kinds`` drawn tonal with a centre in ``centre_hz``."""
+    from backpop_sense.family import POP_KINDS, draw_acoustics, draw_pop_sound
 
     rng = np.random.default_rng([seed, 31])
-    drawn = draw_acoustics("dev", seed, 3).pops
-    snap = draw_pop_sound(rng, centre_hz=(200.0, 800.0), tonal=True)
-    return {"pops": (drawn[0], snap, drawn[2])}
+    drawn = draw_acoustics(family, seed, 3).pops
+    return {"pops": tuple(draw_pop_sound(rng, centre_hz=centre_hz, tonal=True) if k in kinds
+                          else d for k, d in zip(POP_KINDS, drawn, strict=True))}
 
 
 SETS = (
     FamilySet("10-20 dB", POP_SCENARIOS, (10.0, 20.0)),
     FamilySet("0-6 dB", POP_SCENARIOS, (0.0, 6.0)),
-    FamilySet("low snaps 8 kHz", ("snapping",), (10.0, 20.0), sr=8000, per_scenario=2),
+    FamilySet("low snaps 8 kHz", ("snapping",), (10.0, 20.0), sr=8000, per_scenario=2,
+              low=(("snap",), (200.0, 800.0))),
     FamilySet("one mic, pops", POP_SCENARIOS, (10.0, 20.0), one_mic=True),
     FamilySet("artifacts-only", ("artifacts-only",), minutes=5.0, per_scenario=2),
     FamilySet("one mic, artifacts", ("artifacts-only",), minutes=5.0, one_mic=True,
               per_scenario=2),
+    FamilySet("low pops 100-400 Hz", POP_SCENARIOS, (10.0, 20.0),
+              low=(("cavitation", "snap", "readjustment"), (100.0, 400.0))),
 )
+"""In this order for good: a set's seeds follow from its place (:func:`configs`)."""
 ONE_MIC_LEVELS = ("T8", "T10", "T12", "L1", "L3")
 
 
@@ -87,8 +94,8 @@ def configs(family: str, fset: FamilySet, seeds: int) -> list[SimConfig]:
             snr = float(rng.uniform(*fset.snr_db))
             mics = (str(rng.choice(ONE_MIC_LEVELS)),) if fset.one_mic else ("T10", "L1", "L4")
             fixed = dict(fset.acoustics)
-            if fset.name.startswith("low snaps"):
-                fixed.update(_low_snaps(seed))
+            if fset.low is not None:
+                fixed.update(_low_pops(family, seed, *fset.low))
             out.append(family_member(family, seed, acoustics=fixed, scenario=scenario,
                                      minutes=fset.minutes, snr_db=snr, sr=fset.sr, mics=mics,
                                      with_imus=not fset.one_mic))
@@ -241,3 +248,97 @@ def real_heart_session(out: Path) -> tuple[Path, list[tuple[str, str, float, flo
             "mics": [{"name": "L1"}], "imus": [], "audio_offset_s": 0.0}, indent=2) + "\n")
         (session / "truth.csv").write_text("t,level,kind\n")
     return session, spans
+
+
+def family_table(family: str, seeds: int, workers: int = 2, **stages) -> list[tuple[str, dict]]:
+    """Score every set of ``family`` (``seeds`` per scenario) and print one row per set, then
+    its misses by what became of them; returns the scores."""
+    rows = []
+    for fset in SETS:
+        jobs = [(folder(family, fset, c), c) for c in configs(family, fset, seeds)]
+        rows.append((fset.name, score(run_all(jobs, workers, **stages)), len(jobs)))
+    print(f"\npop detection, simulator family '{family}' ({seeds} seed(s) per scenario; "
+          f"{'parameters chosen here' if family == 'dev' else 'never used for choosing'})")
+    head = (f"{'set':<22}{'sessions':>9}{'truth':>6}{'F1@10':>7}{'P@10':>6}{'R@10':>6}"
+            f"{'FP/h':>7}{'false':>6}{'level':>7}{'kind':>6}{'context':>8}")
+    print(head)
+    print("-" * len(head))
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.0f}%"
+
+    for name, s, n in rows:
+        w = s["10ms"]
+        f1 = f"{w['f1']:.3f}" if s["truth"] else "-"
+        print(f"{name:<22}{n:>9}{s['truth']:>6}{f1:>7}{w['precision']:>6.2f}{w['recall']:>6.2f}"
+              f"{s['fp_per_hour']:>7.1f}{sum(s['false'].values()):>6}"
+              f"{pct(s['level_accuracy']):>7}{pct(s['kind_accuracy']):>6}"
+              f"{pct(s['context_accuracy']):>8}")
+    print("missed pops by what became of them:")
+    for name, s, _ in rows:
+        if s["missed"]:
+            print(f"  {name:<20} " + ", ".join(
+                f"{k} {v}" for k, v in sorted(s["missed"].items(), key=lambda x: -x[1])))
+    return [(name, s) for name, s, _ in rows]
+
+
+def real_heart_table(**stages) -> dict | None:
+    """Score the real heart recordings (one mic, no IMU: every pop is false) and print it;
+    None (and a line saying so) when they are not there."""
+    if not (REAL_HEART / "recordings.csv").exists():
+        print(f"\nreal heart recordings: not found at {REAL_HEART}; skipped")
+        return None
+    session, spans = real_heart_session(OUT / "real-heart")
+    o = run(session, **stages)
+    by_class: dict[str, list[int]] = {}
+    for _, klass, start, end in spans:
+        n = sum(start <= t < end for t in o.t)
+        entry = by_class.setdefault(klass, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += n
+        entry[2] += n > 0
+    hours = o.duration_s / 3600
+    print(f"\nreal heart recordings ({len(spans)} recordings, {o.duration_s / 60:.0f} min, one "
+          "mic, no IMU; never used for choosing; every pop is false)")
+    print(f"{'class':<12}{'recordings':>11}{'pops':>6}{'with a pop':>11}")
+    for klass, (n, pops, hit) in by_class.items():
+        print(f"{klass:<12}{n:>11}{pops:>6}{hit:>11}")
+    print(f"all: {len(o.t)} false pops, {len(o.t) / hours:.1f} per hour; onsets rejected "
+          f"{len(o.rejected_t)}")
+    return {"pops": len(o.t), "per_hour": len(o.t) / hours, "minutes": o.duration_s / 60}
+
+
+def through_strap(path: Path, profile: str = "backpop-strap-v1") -> Path:
+    """The session as a strap with ``profile`` records it (its audio through the profile's
+    codec, decoded as the receiver decodes it: the recording the BLE path delivers,
+    sample-exact, ``tests/test_ble.py``), beside ``path``."""
+    from backpop_sense.sources.emulator import strap_view
+    from backpop_sense.sources.profiles import load_profile
+
+    out = path.with_name(f"{path.name}-via-{profile}")
+    if not (out / "truth.csv").exists():
+        view = strap_view(path, load_profile(profile))
+        out.mkdir(parents=True, exist_ok=True)
+        for f in path.iterdir():
+            if f.name != "mic.wav":
+                (out / f.name).write_bytes(f.read_bytes())
+        sf.write(out / "mic.wav", view.audio, Session(path).audio.sr, subtype="PCM_16")
+    return out
+
+
+def strap_table(seeds: int, workers: int = 2, **stages) -> dict:
+    """Pops found in the held-out 10-20 dB sessions and found again in their recordings
+    through the default strap profile (IMA-ADPCM audio); printed and returned."""
+    fset = SETS[0]
+    jobs = [(folder("heldout", fset, c), c) for c in configs("heldout", fset, seeds)]
+    source = run_all(jobs, workers, **stages)
+    strap = run_all([(through_strap(p), None) for p, _ in jobs], workers, **stages)
+    found = again = 0
+    for a, b in zip(source, strap, strict=True):
+        found += len(a.t)
+        again += sum(any(abs(t - u) <= 0.01 for u in b.t) for t in a.t)
+    extra = sum(len(b.t) for b in strap) - again
+    print(f"\nheld-out {fset.name} through the default strap profile (IMA-ADPCM): of "
+          f"{found} pops found in the source sessions, {again} found again (+-10 ms) "
+          f"({100 * again / max(found, 1):.1f} %), {extra} found only in the recording")
+    return {"found": found, "again": again, "extra": extra}

@@ -7,6 +7,10 @@
    folder, on a 3-mic 16 kHz + 2-IMU 200 Hz session of 10 minutes and of 1 hour, each in a
    fresh process; its startup (imports, and a 50 s sample analysed first so that lazy imports
    and compiled-code caches are loaded) is reported apart.
+3. A busy 30 minutes (a held-out family member with artifacts only: walking, rub, speech,
+   knocks, handling, thousands of onsets): the whole pipeline against librosa's default
+   onset_detect on the mono mix, side by side, each in a fresh process on one thread, its
+   file read included and its imports not.
 
 Simulated sessions are cached in bench-out/pipeline/ (remove it to simulate afresh). The
 typing parameters (correlate.CorrelateConfig) were set from background.md and the simulator's
@@ -27,11 +31,12 @@ from collections import Counter
 from pathlib import Path
 
 from detection import ONE_THREAD, make
+from detection import measure as measure_detector
 
 from backpop_sense.evaluate import score_typing
 from backpop_sense.pipeline import analyze
 from backpop_sense.session import Session
-from backpop_sense.simulate import SimConfig
+from backpop_sense.simulate import SimConfig, family_member
 
 OUT = Path(__file__).resolve().parent.parent / "bench-out" / "pipeline"
 FIRST_SEED = 3000
@@ -91,6 +96,21 @@ def stage_speeds(path: Path) -> None:
         print(f"{name:<20}{s.duration_s / seconds:>8.0f}x real time{100 * seconds / total:>6.0f} %")
 
 
+def busy_side_by_side() -> None:
+    """Section 3: the whole pipeline and librosa's onset_detect on the busy 30 minutes."""
+    path = make(OUT / "busy-30min", family_member("heldout", 900_001, scenario="artifacts-only",
+                                                 minutes=30.0, snr_db=10.0))
+    duration = Session(path).duration_s
+    ours, theirs = measure_detector("ours", path), measure_detector("librosa", path)
+    print("\nbusy 30 min (held-out family, artifacts only), one thread, fresh process, file "
+          "read included")
+    print(f"{'':<26}{'x real time':>12}{'peak RSS MB':>13}{'events':>8}")
+    for name, r in (("whole pipeline (analyze)", ours), ("librosa onset_detect", theirs)):
+        print(f"{name:<26}{duration / r['wall_s']:>12.0f}{r['peak_rss_mb']:>13.1f}"
+              f"{r['events']:>8}")
+    print(f"whole pipeline / librosa speed: {theirs['wall_s'] / ours['wall_s']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per scenario")
@@ -148,6 +168,7 @@ def main() -> None:
         speed = Session(path).duration_s / r["wall_s"]
         print(f"{label:<10}{speed:>12.0f}{r['peak_rss_mb']:>13.1f}{r['pops']:>6}"
               f"{r['startup_s']:>10.1f}")
+    busy_side_by_side()
 
 
 if __name__ == "__main__":
