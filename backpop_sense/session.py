@@ -32,6 +32,7 @@ from .errors import BadInput
 from .levels import is_level, level_index
 from .motion.context import CONTEXTS
 from .tables import check_columns, numeric_chunks, read_header, read_small_table
+from .times import check_time
 
 FORMAT = "backpop-session/1"
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -241,6 +242,7 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         raise BadInput(file, "field start", f"{start_text!r} is not an ISO 8601 time") from None
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
+    check_time(start, file, "field start")
     strap = doc.get("strap", "backpop-strap-v1")
     if not isinstance(strap, str):
         raise BadInput(file, "field strap", "must be a string")

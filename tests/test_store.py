@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import sqlite3
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -389,3 +391,128 @@ def test_every_command_works_on_a_subject_without_pops_or_events(
     assert list(sessions["pops"]) == ([0] if subject == "S01" else [])
     diary = pd.read_csv(tmp_path / "csv" / "diary.csv")
     assert len(diary) == (1 if subject == "D01" else 0)
+
+
+# --- a store that cannot be broken ---------------------------------------------------------
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The error line of a command that must have failed on bad input (exit 2)."""
+    assert "Traceback" not in done.stderr and done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("backpop: error: ") and len(line) < 300, line
+    return line
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00", "1969-12-31T23:59:59Z",
+                                  "2200-01-01T00:00:00+00:00", "9999-12-31T23:59:59"])
+def test_a_diary_time_outside_1970_2199_is_refused_and_the_store_stays_usable(
+        sparse_db: Path, tmp_path: Path, when: str) -> None:
+    db = tmp_path / "copy.db"
+    with Store(sparse_db) as source, closing(sqlite3.connect(db)) as copy:
+        source.connection.backup(copy)
+    before = snapshot(db)
+    line = one_line_error(backpop(db, "diary", "add", "D01", "--time", when))
+    assert line.startswith("backpop: error: --time: ") and "outside the years 1970-2199" in line
+    csv = tmp_path / "diary.csv"
+    csv.write_text("time,pain,stiffness,numbness,tingling,weakness,swelling,bruising,trauma\n"
+                   "2026-11-20T08:00:00Z,1,1,0,0,0,0,0,0\n"
+                   f"{when},2,2,0,0,0,0,0,0\n")
+    line = one_line_error(backpop(db, "diary", "import", str(csv), "--subject", "D01"))
+    assert f"{csv}: line 3, field time: " in line and "outside the years 1970-2199" in line
+    assert snapshot(db) == before
+    assert backpop(db, "report", "D01", "-o", str(tmp_path / "d01.html")).returncode == 0
+    # The library refuses it too, however the time is given, before anything is written.
+    entry = dict.fromkeys(DIARY_COLUMNS, 0) | {"note": ""}
+    with Store(db) as store:
+        for value in (when, datetime.fromisoformat(when)):
+            with pytest.raises(BadInput, match=r"^api: entry 1, field time: .*1970-2199"):
+                store.add_diary("D01", pd.DataFrame([entry | {"time": value}]), "api")
+    assert snapshot(db) == before
+
+
+def test_a_session_starting_outside_1970_2199_is_refused(make_session: SessionFactory,
+                                                         tmp_path: Path) -> None:
+    session = make_session(side_tables=False)
+    info = session / "session.json"
+    info.write_text(info.read_text().replace("2026-11-20T09:30:00", "0026-11-20T09:30:00"))
+    db = tmp_path / "backpop.db"
+    line = one_line_error(backpop(db, "ingest", str(session)))
+    assert f"{info}: field start: 0026-11-20T09:30:00+00:00 is outside the years" in line
+    with Store(db) as store:
+        assert store.subjects().empty
+
+
+def test_a_store_of_a_newer_schema_is_refused_and_left_as_it_is(sparse_db: Path,
+                                                                tmp_path: Path) -> None:
+    db = tmp_path / "newer.db"
+    shutil.copy(sparse_db, db)
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.execute("PRAGMA journal_mode=DELETE")
+    data = db.read_bytes()
+    with pytest.raises(BadInput, match=f"schema version {SCHEMA_VERSION + 1}, newer than "
+                                       f"version {SCHEMA_VERSION}"):
+        Store(db)
+    for args in (("diary", "add", "S01"), ("diary", "list", "S01"), ("flags", "S01")):
+        line = one_line_error(backpop(db, *args))
+        assert line.startswith(f"backpop: error: {db}: the store has schema version "
+                               f"{SCHEMA_VERSION + 1}, newer than version {SCHEMA_VERSION}")
+    assert db.read_bytes() == data  # not even switched to WAL
+    assert not Path(f"{db}-wal").exists()
+
+
+def test_a_locked_store_is_named(sparse_db: Path, tmp_path: Path) -> None:
+    db = tmp_path / "locked.db"
+    shutil.copy(sparse_db, db)
+    entry = pd.DataFrame([dict.fromkeys(DIARY_COLUMNS, 0) | {"time": "2026-11-21", "note": ""}])
+    other = sqlite3.connect(db, isolation_level=None)
+    with closing(other), Store(db, timeout_s=0) as store:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(BadInput, match=f"^{re.escape(str(db))}: the store is locked by "
+                                           "another process"):
+            store.add_diary("S01", entry, "cli")
+        assert store.diary("S01").empty  # reading goes on meanwhile
+        other.execute("ROLLBACK")
+        assert store.add_diary("S01", entry, "cli") == 1
+
+
+def _without_root_override() -> list[str]:
+    """A prefix that runs a command without the power to write a read-only file: nothing for
+    a user, ``setpriv`` dropping CAP_DAC_OVERRIDE for root (else the test skips)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only file cannot be made")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize("folder_writable", [True, False])
+def test_a_read_only_store_is_named_as_given(sparse_db: Path, tmp_path: Path,
+                                            folder_writable: bool) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    db = folder / "ro.db"
+    shutil.copy(sparse_db, db)
+    db.chmod(0o444)
+    if not folder_writable:
+        folder.chmod(0o555)
+    prefix = _without_root_override()
+    env = {k: v for k, v in os.environ.items() if k != "BACKPOP_DEBUG"}
+    try:
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*prefix, str(BACKPOP), *args, "--db", "shared/ro.db"],
+                                  capture_output=True, text=True, cwd=tmp_path, env=env)
+
+        data = db.read_bytes()
+        line = one_line_error(run("diary", "add", "S01", "--pain", "3"))
+        assert line.startswith("backpop: error: shared/ro.db: the store cannot be written")
+        assert db.read_bytes() == data
+        listed = run("diary", "list", "S01")
+        if folder_writable:
+            assert listed.returncode == 0, listed.stderr
+        else:  # SQLite cannot make its -shm file beside it, even to read
+            assert "shared/ro.db: the store cannot be written" in one_line_error(listed)
+    finally:
+        folder.chmod(0o755)
