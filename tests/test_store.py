@@ -516,3 +516,20 @@ def test_a_read_only_store_is_named_as_given(sparse_db: Path, tmp_path: Path,
             assert "shared/ro.db: the store cannot be written" in one_line_error(listed)
     finally:
         folder.chmod(0o755)
+
+
+def test_a_report_that_cannot_be_written_names_the_report_not_its_temp_file(
+        sparse_db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    folder.chmod(0o555)
+    env = {k: v for k, v in os.environ.items() if k != "BACKPOP_DEBUG"}
+    try:
+        done = subprocess.run([*_without_root_override(), str(BACKPOP), "report", "S01", "-o",
+                               "reports/S01.html", "--db", str(sparse_db)],
+                              capture_output=True, text=True, cwd=tmp_path, env=env)
+    finally:
+        folder.chmod(0o755)
+    line = one_line_error(done)
+    assert line.startswith("backpop: error: reports/S01.html: cannot write the report: ")
+    assert ".tmp" not in line and not list(folder.iterdir())
