@@ -207,15 +207,28 @@ def parse_axes(axes: str, *, where: tuple[str | Path, str] | None = None) -> np.
     return m
 
 
+JSON_TYPES = {str: "a string", list: "a list", dict: "an object", int: "an integer",
+              float: "a number"}
+"""How an error names the JSON type a field must have."""
+
+
 def _require(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], file: Path,
              prefix: str = "") -> Any:
     if key not in doc:
         raise BadInput(file, f"field {prefix}{key}", "is missing")
     value = doc[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise BadInput(file, f"field {prefix}{key}", f"must be a {names}, not {value!r}")
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        names = " or ".join(JSON_TYPES.get(k, k.__name__) for k in kinds)
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+        raise BadInput(file, f"field {prefix}{key}", f"must be {names}, not {shown}")
     return value
+
+
+def _optional(doc: Mapping[str, Any], key: str, kind: type, default: Any, file: Path,
+              prefix: str = "") -> Any:
+    """``doc[key]`` if it is there (and of JSON type ``kind``), else ``default``."""
+    return _require(doc, key, kind, file, prefix) if key in doc else default
 
 
 def _identifier(value: str, file: Path, fld: str) -> str:
@@ -243,15 +256,14 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     check_time(start, file, "field start")
-    strap = doc.get("strap", "backpop-strap-v1")
-    if not isinstance(strap, str):
-        raise BadInput(file, "field strap", "must be a string")
+    strap = _optional(doc, "strap", str, "backpop-strap-v1", file)
     offset = doc.get("audio_offset_s", 0.0)
     if isinstance(offset, bool) or not isinstance(offset, int | float) or not math.isfinite(offset):
         raise BadInput(file, "field audio_offset_s", f"must be a finite number, not {offset!r}")
 
     mic_docs = _require(doc, "mics", list, file)
-    if not mic_docs and not doc.get("imus"):
+    imu_docs = _optional(doc, "imus", list, [], file)
+    if not mic_docs and not imu_docs:
         raise BadInput(file, "field mics", "must list at least one mic (or, for an IMU-only "
                        "recording, at least one IMU)")
     mics = []
@@ -267,7 +279,7 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         raise BadInput(file, "field mics", "mic levels must be distinct and ordered top to bottom")
 
     imus = []
-    for i, d in enumerate(doc.get("imus", [])):
+    for i, d in enumerate(imu_docs):
         p = f"imus[{i}]."
         if not isinstance(d, dict):
             raise BadInput(file, f"field imus[{i}]", "must be an object")
@@ -275,17 +287,15 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         level = _require(d, "level", str, file, p)
         if not is_level(level):
             raise BadInput(file, f"field {p}level", f"{level!r} is not a spinal level C1..S5")
-        acc_unit = d.get("acc_unit", "m/s^2")
+        acc_unit = _optional(d, "acc_unit", str, "m/s^2", file, p)
         if acc_unit not in ACC_UNITS:
             raise BadInput(file, f"field {p}acc_unit",
                            f"unknown unit {acc_unit!r}; use one of {', '.join(ACC_UNITS)}")
-        gyro_unit = d.get("gyro_unit", "rad/s")
+        gyro_unit = _optional(d, "gyro_unit", str, "rad/s", file, p)
         if gyro_unit not in GYRO_UNITS:
             raise BadInput(file, f"field {p}gyro_unit",
                            f"unknown unit {gyro_unit!r}; use one of {', '.join(GYRO_UNITS)}")
-        axes = d.get("axes", DEFAULT_AXES)
-        if not isinstance(axes, str):
-            raise BadInput(file, f"field {p}axes", "must be a string")
+        axes = _optional(d, "axes", str, DEFAULT_AXES, file, p)
         parse_axes(axes, where=(file, p + "axes"))
         imus.append(ImuInfo(name, level, acc_unit, gyro_unit, axes))
     if len({i.name for i in imus}) != len(imus):
