@@ -52,7 +52,13 @@ _DIRECTIONS = {
 }
 AUDIO_SUBTYPES = {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
 MIN_AUDIO_RATE_HZ = 4000
+MAX_AUDIO_RATE_HZ = 192000
+"""The audio sample rates accepted, Hz: a header outside them is damaged or not a strap's."""
 MIN_IMU_RATE_HZ = 50.0
+MAX_IMU_RATE_HZ = 2000.0
+"""The IMU sample rates accepted (from the median step of ``t``), Hz."""
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+"""WAV sample formats that can hold NaN or infinity."""
 RATE_TOLERANCE = 1e-3
 """Relative slack on the IMU rate minimum: times rounded to text make 50 Hz read as 49.99..."""
 IMU_COLUMNS = ("t", "ax", "ay", "az", "gx", "gy", "gz")
@@ -349,6 +355,33 @@ def _wav_data_check(path: Path) -> None:
     raise BadInput(path, "data chunk", "no audio data chunk: the file is truncated")
 
 
+def check_finite_wav(path: Path, sr: int, block_frames: int = 65536) -> None:
+    """Refuse NaN or infinite samples in a float WAV, naming the first run of them.
+
+    A pop under such samples would vanish from the analysis without a word. Read once when the
+    session is opened, in blocks (bounded memory), so that nothing is analysed or written
+    before the refusal; PCM WAVs cannot hold such values and are not read here.
+    """
+    start = None
+    with sf.SoundFile(str(path)) as f:
+        for index, data in enumerate(f.blocks(blocksize=block_frames, dtype="float32",
+                                              always_2d=True)):
+            bad = ~np.isfinite(data).all(axis=1)
+            first = index * block_frames
+            if start is None and bad.any():
+                start = first + int(np.argmax(bad))
+            if start is not None and not bad[max(0, start - first):].all():
+                end = max(start, first) + int(np.argmin(bad[max(0, start - first):]))
+                break
+        else:
+            if start is None:
+                return
+            end = f.frames
+    raise BadInput(path, f"samples {start}-{end - 1}",
+                   f"NaN or infinite (t = {start / sr:.3f}-{end / sr:.3f} s); a float WAV "
+                   "must hold finite samples")
+
+
 def read_audio_info(path: Path, n_mics: int, info_file: Path) -> AudioInfo:
     """Open ``mic.wav`` far enough to validate it against the declared mics."""
     if not path.is_file():
@@ -362,14 +395,17 @@ def read_audio_info(path: Path, n_mics: int, info_file: Path) -> AudioInfo:
         raise BadInput(path, None, f"is {meta.format}, not WAV")
     if meta.subtype not in AUDIO_SUBTYPES:
         raise BadInput(path, "format", f"sample format {meta.subtype} is not PCM 16/24/32 or float")
-    if meta.samplerate < MIN_AUDIO_RATE_HZ:
-        raise BadInput(path, "sample rate",
-                       f"{meta.samplerate} Hz is below the {MIN_AUDIO_RATE_HZ} Hz minimum")
+    # Checked on the header alone, before any buffer is sized by the rate.
+    if not MIN_AUDIO_RATE_HZ <= meta.samplerate <= MAX_AUDIO_RATE_HZ:
+        raise BadInput(path, "sample rate", f"{meta.samplerate} Hz is outside the "
+                       f"{MIN_AUDIO_RATE_HZ}-{MAX_AUDIO_RATE_HZ} Hz accepted")
     if meta.channels != n_mics:
         raise BadInput(path, "channels",
                        f"has {meta.channels} channel(s) but {info_file.name} lists {n_mics} mics")
     if meta.frames <= 0:
         raise BadInput(path, "data chunk", "holds no audio samples")
+    if meta.subtype in FLOAT_SUBTYPES:
+        check_finite_wav(path, int(meta.samplerate))
     return AudioInfo(int(meta.samplerate), int(meta.frames), int(meta.channels), meta.subtype)
 
 
@@ -438,9 +474,10 @@ class Session:
         if first is None or first.n < 2:
             raise BadInput(file, "line 2", "needs at least two samples")
         rate = 1.0 / float(np.median(np.diff(first.t)))
-        if rate < MIN_IMU_RATE_HZ * (1 - RATE_TOLERANCE):
-            raise BadInput(file, "field t", f"sample rate {rate:.1f} Hz is below the "
-                           f"{MIN_IMU_RATE_HZ:.0f} Hz minimum")
+        if not (MIN_IMU_RATE_HZ * (1 - RATE_TOLERANCE) <= rate
+                <= MAX_IMU_RATE_HZ * (1 + RATE_TOLERANCE)):
+            raise BadInput(file, "field t", f"sample rate {rate:.1f} Hz is outside the "
+                           f"{MIN_IMU_RATE_HZ:.0f}-{MAX_IMU_RATE_HZ:.0f} Hz accepted")
         return rate
 
     def audio_blocks(self, block_size: int) -> Iterator[AudioBlock]:
