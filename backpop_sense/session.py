@@ -68,6 +68,12 @@ POP_KINDS = ("cavitation", "snap", "readjustment")
 MOTION_TRUTH_COLUMNS = ("t", "flexion_deg", "lateral_deg", "twist_deg", "context")
 IMU_CHUNK_ROWS = 16384
 """Rows read at a time from an IMU CSV; bounds the reader's memory."""
+IMU_OVERRUN_S = 60.0
+"""How far past the audio's end an IMU record may go on, seconds: a strap's streams stop within
+a reconnection's back-off of each other, so a row later than this is damaged (t = 1e9 s)."""
+MAX_SESSION_S = 48 * 3600.0
+"""The latest IMU time of a session without audio, seconds: twice DESIGN's 24-hour session."""
+"""Rows read at a time from an IMU CSV; bounds the reader's memory."""
 
 
 @dataclass(frozen=True)
@@ -437,6 +443,11 @@ class Session:
         if self.audio is None and (self.path / "mic.wav").exists():
             raise BadInput(self.path / "session.json", "field mics",
                            "lists no mics, but the folder holds a mic.wav")
+        offset = self.info.audio_offset_s
+        if self.audio is not None and not abs(offset) < self.audio.duration_s:
+            raise BadInput(self.path / "session.json", "field audio_offset_s",
+                           f"{offset:g} s is not within the audio's own length "
+                           f"({self.audio.duration_s:g} s) of the session start")
         self.imu_columns: dict[str, list[str]] = {}
         self.imu_rates: dict[str, float] = {}
         for imu in self.info.imus:
@@ -513,6 +524,11 @@ class Session:
             file, read_header(file), IMU_COLUMNS, MAG_COLUMNS
         )
         rot = imu.sensor_to_body
+        if self.audio is not None:
+            t_max = self.info.audio_offset_s + self.audio.duration_s + IMU_OVERRUN_S
+            limit = f"the audio's end plus {IMU_OVERRUN_S:g} s"
+        else:
+            t_max, limit = MAX_SESSION_S, "the 48 hours a session may last"
         acc_scale = ACC_UNITS[imu.acc_unit]
         gyro_scale = GYRO_UNITS[imu.gyro_unit]
         last_t = -math.inf
@@ -528,6 +544,10 @@ class Session:
             if t[0] < 0 and index == 0:
                 raise BadInput(file, f"line {first_line}, field t",
                                "t is seconds since session start and cannot be negative")
+            if t[-1] > t_max:
+                i = int(np.argmax(t > t_max))
+                raise BadInput(file, f"line {first_line + i}, field t",
+                               f"{float(t[i]):g} s is past {limit} ({t_max:g} s)")
             last_t = float(t[-1])
             acc = chunk[["ax", "ay", "az"]].to_numpy() @ rot.T * acc_scale
             gyro = chunk[["gx", "gy", "gz"]].to_numpy() @ rot.T * gyro_scale
