@@ -1,5 +1,6 @@
 # The two commands of the README work on a fresh machine: each makes .venv if it is missing
-# and installs the package with what it needs (again whenever pyproject.toml changes).
+# and installs the package at the versions tested (constraints.txt), again whenever
+# pyproject.toml or constraints.txt changes.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,9 +8,9 @@ STAMP := $(VENV)/.installed-dev
 
 .PHONY: test demo bench samples lint gate-model
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 # The report's browser test needs Chromium: installed here when it is missing and apt can

@@ -280,8 +280,13 @@ def simulate(
                        f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     fields = dict(scenario=scenario, minutes=minutes, snr_db=snr, sr=sr, imu_rate=imu_rate,
                   artifacts=artifacts, subject=subject)
-    config = (family_member(family, seed, **fields) if family is not None
-              else SimConfig(seed=seed, **fields))  # type: ignore[arg-type]
+    try:
+        config = (family_member(family, seed, **fields) if family is not None
+                  else SimConfig(seed=seed, **fields))  # type: ignore[arg-type]
+    except BadInput as exc:
+        option = {"field snr_db": "--snr", "field imu_rate": "--imu-rate"}.get(
+            exc.where or "", (exc.where or "").replace("field ", "--"))
+        raise BadInput(option, None, exc.reason) from None
     summary = simulate_session(out, config)
     console.print(f"wrote {out}: {summary.duration_s:.0f} s, {summary.pops} pops "
                   f"({', '.join(f'{k} {n}' for k, n in summary.kinds.items()) or 'none'}), "

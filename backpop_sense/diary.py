@@ -16,6 +16,7 @@ import pandas as pd
 
 from .errors import BadInput
 from .tables import read_small_table
+from .times import check_time
 
 DIARY_COLUMNS = ("time", "pain", "stiffness", "numbness", "tingling", "weakness", "swelling",
                  "bruising", "trauma", "note")
@@ -26,12 +27,13 @@ FLAGS = ("numbness", "tingling", "weakness", "swelling", "bruising", "trauma")
 
 
 def parse_time(text: str, file: Path | str, where: str) -> datetime:
-    """An ISO 8601 time, naive times taken as UTC."""
+    """An ISO 8601 time, naive times taken as UTC, within the years 1970-2199
+    (:func:`backpop_sense.times.check_time`)."""
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
         raise BadInput(file, where, f"{text!r} is not an ISO 8601 time") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return check_time(value if value.tzinfo else value.replace(tzinfo=UTC), file, where)
 
 
 def read_diary_csv(path: Path) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from .errors import BadInput
 from .levels import is_level, level_index
 from .motion.context import CONTEXTS
 from .tables import check_columns, numeric_chunks, read_header, read_small_table
+from .times import check_time
 
 FORMAT = "backpop-session/1"
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -51,7 +52,13 @@ _DIRECTIONS = {
 }
 AUDIO_SUBTYPES = {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
 MIN_AUDIO_RATE_HZ = 4000
+MAX_AUDIO_RATE_HZ = 192000
+"""The audio sample rates accepted, Hz: a header outside them is damaged or not a strap's."""
 MIN_IMU_RATE_HZ = 50.0
+MAX_IMU_RATE_HZ = 2000.0
+"""The IMU sample rates accepted (from the median step of ``t``), Hz."""
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+"""WAV sample formats that can hold NaN or infinity."""
 RATE_TOLERANCE = 1e-3
 """Relative slack on the IMU rate minimum: times rounded to text make 50 Hz read as 49.99..."""
 IMU_COLUMNS = ("t", "ax", "ay", "az", "gx", "gy", "gz")
@@ -60,6 +67,12 @@ TRUTH_COLUMNS = ("t", "level", "kind")
 POP_KINDS = ("cavitation", "snap", "readjustment")
 MOTION_TRUTH_COLUMNS = ("t", "flexion_deg", "lateral_deg", "twist_deg", "context")
 IMU_CHUNK_ROWS = 16384
+"""Rows read at a time from an IMU CSV; bounds the reader's memory."""
+IMU_OVERRUN_S = 60.0
+"""How far past the audio's end an IMU record may go on, seconds: a strap's streams stop within
+a reconnection's back-off of each other, so a row later than this is damaged (t = 1e9 s)."""
+MAX_SESSION_S = 48 * 3600.0
+"""The latest IMU time of a session without audio, seconds: twice DESIGN's 24-hour session."""
 """Rows read at a time from an IMU CSV; bounds the reader's memory."""
 
 
@@ -206,15 +219,28 @@ def parse_axes(axes: str, *, where: tuple[str | Path, str] | None = None) -> np.
     return m
 
 
+JSON_TYPES = {str: "a string", list: "a list", dict: "an object", int: "an integer",
+              float: "a number"}
+"""How an error names the JSON type a field must have."""
+
+
 def _require(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], file: Path,
              prefix: str = "") -> Any:
     if key not in doc:
         raise BadInput(file, f"field {prefix}{key}", "is missing")
     value = doc[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise BadInput(file, f"field {prefix}{key}", f"must be a {names}, not {value!r}")
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        names = " or ".join(JSON_TYPES.get(k, k.__name__) for k in kinds)
+        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+        raise BadInput(file, f"field {prefix}{key}", f"must be {names}, not {shown}")
     return value
+
+
+def _optional(doc: Mapping[str, Any], key: str, kind: type, default: Any, file: Path,
+              prefix: str = "") -> Any:
+    """``doc[key]`` if it is there (and of JSON type ``kind``), else ``default``."""
+    return _require(doc, key, kind, file, prefix) if key in doc else default
 
 
 def _identifier(value: str, file: Path, fld: str) -> str:
@@ -241,15 +267,15 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         raise BadInput(file, "field start", f"{start_text!r} is not an ISO 8601 time") from None
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
-    strap = doc.get("strap", "backpop-strap-v1")
-    if not isinstance(strap, str):
-        raise BadInput(file, "field strap", "must be a string")
+    check_time(start, file, "field start")
+    strap = _optional(doc, "strap", str, "backpop-strap-v1", file)
     offset = doc.get("audio_offset_s", 0.0)
     if isinstance(offset, bool) or not isinstance(offset, int | float) or not math.isfinite(offset):
         raise BadInput(file, "field audio_offset_s", f"must be a finite number, not {offset!r}")
 
     mic_docs = _require(doc, "mics", list, file)
-    if not mic_docs and not doc.get("imus"):
+    imu_docs = _optional(doc, "imus", list, [], file)
+    if not mic_docs and not imu_docs:
         raise BadInput(file, "field mics", "must list at least one mic (or, for an IMU-only "
                        "recording, at least one IMU)")
     mics = []
@@ -265,7 +291,7 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         raise BadInput(file, "field mics", "mic levels must be distinct and ordered top to bottom")
 
     imus = []
-    for i, d in enumerate(doc.get("imus", [])):
+    for i, d in enumerate(imu_docs):
         p = f"imus[{i}]."
         if not isinstance(d, dict):
             raise BadInput(file, f"field imus[{i}]", "must be an object")
@@ -273,17 +299,15 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         level = _require(d, "level", str, file, p)
         if not is_level(level):
             raise BadInput(file, f"field {p}level", f"{level!r} is not a spinal level C1..S5")
-        acc_unit = d.get("acc_unit", "m/s^2")
+        acc_unit = _optional(d, "acc_unit", str, "m/s^2", file, p)
         if acc_unit not in ACC_UNITS:
             raise BadInput(file, f"field {p}acc_unit",
                            f"unknown unit {acc_unit!r}; use one of {', '.join(ACC_UNITS)}")
-        gyro_unit = d.get("gyro_unit", "rad/s")
+        gyro_unit = _optional(d, "gyro_unit", str, "rad/s", file, p)
         if gyro_unit not in GYRO_UNITS:
             raise BadInput(file, f"field {p}gyro_unit",
                            f"unknown unit {gyro_unit!r}; use one of {', '.join(GYRO_UNITS)}")
-        axes = d.get("axes", DEFAULT_AXES)
-        if not isinstance(axes, str):
-            raise BadInput(file, f"field {p}axes", "must be a string")
+        axes = _optional(d, "axes", str, DEFAULT_AXES, file, p)
         parse_axes(axes, where=(file, p + "axes"))
         imus.append(ImuInfo(name, level, acc_unit, gyro_unit, axes))
     if len({i.name for i in imus}) != len(imus):
@@ -337,6 +361,33 @@ def _wav_data_check(path: Path) -> None:
     raise BadInput(path, "data chunk", "no audio data chunk: the file is truncated")
 
 
+def check_finite_wav(path: Path, sr: int, block_frames: int = 65536) -> None:
+    """Refuse NaN or infinite samples in a float WAV, naming the first run of them.
+
+    A pop under such samples would vanish from the analysis without a word. Read once when the
+    session is opened, in blocks (bounded memory), so that nothing is analysed or written
+    before the refusal; PCM WAVs cannot hold such values and are not read here.
+    """
+    start = None
+    with sf.SoundFile(str(path)) as f:
+        for index, data in enumerate(f.blocks(blocksize=block_frames, dtype="float32",
+                                              always_2d=True)):
+            bad = ~np.isfinite(data).all(axis=1)
+            first = index * block_frames
+            if start is None and bad.any():
+                start = first + int(np.argmax(bad))
+            if start is not None and not bad[max(0, start - first):].all():
+                end = max(start, first) + int(np.argmin(bad[max(0, start - first):]))
+                break
+        else:
+            if start is None:
+                return
+            end = f.frames
+    raise BadInput(path, f"samples {start}-{end - 1}",
+                   f"NaN or infinite (t = {start / sr:.3f}-{end / sr:.3f} s); a float WAV "
+                   "must hold finite samples")
+
+
 def read_audio_info(path: Path, n_mics: int, info_file: Path) -> AudioInfo:
     """Open ``mic.wav`` far enough to validate it against the declared mics."""
     if not path.is_file():
@@ -350,14 +401,17 @@ def read_audio_info(path: Path, n_mics: int, info_file: Path) -> AudioInfo:
         raise BadInput(path, None, f"is {meta.format}, not WAV")
     if meta.subtype not in AUDIO_SUBTYPES:
         raise BadInput(path, "format", f"sample format {meta.subtype} is not PCM 16/24/32 or float")
-    if meta.samplerate < MIN_AUDIO_RATE_HZ:
-        raise BadInput(path, "sample rate",
-                       f"{meta.samplerate} Hz is below the {MIN_AUDIO_RATE_HZ} Hz minimum")
+    # Checked on the header alone, before any buffer is sized by the rate.
+    if not MIN_AUDIO_RATE_HZ <= meta.samplerate <= MAX_AUDIO_RATE_HZ:
+        raise BadInput(path, "sample rate", f"{meta.samplerate} Hz is outside the "
+                       f"{MIN_AUDIO_RATE_HZ}-{MAX_AUDIO_RATE_HZ} Hz accepted")
     if meta.channels != n_mics:
         raise BadInput(path, "channels",
                        f"has {meta.channels} channel(s) but {info_file.name} lists {n_mics} mics")
     if meta.frames <= 0:
         raise BadInput(path, "data chunk", "holds no audio samples")
+    if meta.subtype in FLOAT_SUBTYPES:
+        check_finite_wav(path, int(meta.samplerate))
     return AudioInfo(int(meta.samplerate), int(meta.frames), int(meta.channels), meta.subtype)
 
 
@@ -389,6 +443,11 @@ class Session:
         if self.audio is None and (self.path / "mic.wav").exists():
             raise BadInput(self.path / "session.json", "field mics",
                            "lists no mics, but the folder holds a mic.wav")
+        offset = self.info.audio_offset_s
+        if self.audio is not None and not abs(offset) < self.audio.duration_s:
+            raise BadInput(self.path / "session.json", "field audio_offset_s",
+                           f"{offset:g} s is not within the audio's own length "
+                           f"({self.audio.duration_s:g} s) of the session start")
         self.imu_columns: dict[str, list[str]] = {}
         self.imu_rates: dict[str, float] = {}
         for imu in self.info.imus:
@@ -426,9 +485,10 @@ class Session:
         if first is None or first.n < 2:
             raise BadInput(file, "line 2", "needs at least two samples")
         rate = 1.0 / float(np.median(np.diff(first.t)))
-        if rate < MIN_IMU_RATE_HZ * (1 - RATE_TOLERANCE):
-            raise BadInput(file, "field t", f"sample rate {rate:.1f} Hz is below the "
-                           f"{MIN_IMU_RATE_HZ:.0f} Hz minimum")
+        if not (MIN_IMU_RATE_HZ * (1 - RATE_TOLERANCE) <= rate
+                <= MAX_IMU_RATE_HZ * (1 + RATE_TOLERANCE)):
+            raise BadInput(file, "field t", f"sample rate {rate:.1f} Hz is outside the "
+                           f"{MIN_IMU_RATE_HZ:.0f}-{MAX_IMU_RATE_HZ:.0f} Hz accepted")
         return rate
 
     def audio_blocks(self, block_size: int) -> Iterator[AudioBlock]:
@@ -464,6 +524,11 @@ class Session:
             file, read_header(file), IMU_COLUMNS, MAG_COLUMNS
         )
         rot = imu.sensor_to_body
+        if self.audio is not None:
+            t_max = self.info.audio_offset_s + self.audio.duration_s + IMU_OVERRUN_S
+            limit = f"the audio's end plus {IMU_OVERRUN_S:g} s"
+        else:
+            t_max, limit = MAX_SESSION_S, "the 48 hours a session may last"
         acc_scale = ACC_UNITS[imu.acc_unit]
         gyro_scale = GYRO_UNITS[imu.gyro_unit]
         last_t = -math.inf
@@ -479,6 +544,10 @@ class Session:
             if t[0] < 0 and index == 0:
                 raise BadInput(file, f"line {first_line}, field t",
                                "t is seconds since session start and cannot be negative")
+            if t[-1] > t_max:
+                i = int(np.argmax(t > t_max))
+                raise BadInput(file, f"line {first_line + i}, field t",
+                               f"{float(t[i]):g} s is past {limit} ({t_max:g} s)")
             last_t = float(t[-1])
             acc = chunk[["ax", "ay", "az"]].to_numpy() @ rot.T * acc_scale
             gyro = chunk[["gx", "gy", "gz"]].to_numpy() @ rot.T * gyro_scale

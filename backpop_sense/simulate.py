@@ -52,10 +52,22 @@ from scipy.ndimage import maximum_filter1d
 from scipy.spatial.transform import Rotation
 
 from . import __version__, family
+from .errors import BadInput
 from .levels import LEVELS, SKIN_DEPTH_M, level_distance_m, level_index
 from .motion.context import DEFAULT_CONTEXT, ContextConfig, label_context
 from .motion.spine import spine_rotation
-from .session import GRAVITY, ImuInfo, MicInfo, SessionInfo, SessionWriter
+from .session import (
+    GRAVITY,
+    ID_PATTERN,
+    MAX_AUDIO_RATE_HZ,
+    MAX_IMU_RATE_HZ,
+    MIN_AUDIO_RATE_HZ,
+    MIN_IMU_RATE_HZ,
+    ImuInfo,
+    MicInfo,
+    SessionInfo,
+    SessionWriter,
+)
 from .sounds import Event, Track, damped, mic_weights, ramp, seed_of
 
 SCENARIOS = ("healthy", "twist-cavitation", "snapping", "post-fall", "artifacts-only", "long")
@@ -137,6 +149,28 @@ class SimConfig:
     catch_pop: float = 0.9
     acoustics: family.Acoustics | None = None
     with_imus: bool = True
+
+    def __post_init__(self) -> None:
+        # Checked here, before anything is drawn or written: a session the reader would refuse,
+        # or one sized by an absurd rate, is never begun.
+        def refuse(name: str, reason: str) -> None:
+            raise BadInput("simulation", f"field {name}", reason)
+
+        if self.scenario not in SCENARIOS:
+            refuse("scenario", f"unknown scenario {self.scenario!r}")
+        if self.minutes is not None and not 0 < self.minutes <= 24 * 60:
+            refuse("minutes", f"{self.minutes:g} is not above 0 and at most 1440")
+        if not MIN_AUDIO_RATE_HZ <= self.sr <= MAX_AUDIO_RATE_HZ:
+            refuse("sr", f"{self.sr} Hz is outside the {MIN_AUDIO_RATE_HZ}-{MAX_AUDIO_RATE_HZ} "
+                   "Hz a session may have")
+        if not MIN_IMU_RATE_HZ <= self.imu_rate <= MAX_IMU_RATE_HZ:
+            refuse("imu_rate", f"{self.imu_rate:g} Hz is outside the {MIN_IMU_RATE_HZ:g}-"
+                   f"{MAX_IMU_RATE_HZ:g} Hz a session may have")
+        if not math.isfinite(self.snr_db):
+            refuse("snr_db", f"{self.snr_db} is not a finite number of dB")
+        if not ID_PATTERN.fullmatch(self.subject):
+            refuse("subject", f"{self.subject[:40]!r} is not a valid subject ID "
+                   "(1-64 characters of A-Z, a-z, 0-9, _ and -)")
 
     @property
     def duration_s(self) -> float:

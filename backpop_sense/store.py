@@ -25,6 +25,7 @@ from . import __version__
 from .diary import DIARY_COLUMNS, read_diary_csv
 from .errors import BadInput
 from .session import ID_PATTERN, read_info
+from .times import check_time
 
 if TYPE_CHECKING:
     from .pipeline import SessionResult
@@ -183,9 +184,21 @@ def _diary_write(subject: str, entries: pd.DataFrame, source: str) -> tuple[str,
     missing = [c for c in DIARY_COLUMNS if c not in entries]
     if missing:
         raise BadInput(source, None, f"diary entries lack column(s) {', '.join(missing)}")
+    times = []
+    for i, value in enumerate(entries["time"], start=1):
+        where = f"entry {i}, field time"
+        if value is None or pd.isna(value):
+            raise BadInput(source, where, "is missing")
+        try:
+            time = (value if isinstance(value, datetime) else
+                    datetime.fromisoformat(value) if isinstance(value, str) else
+                    pd.Timestamp(value))
+        except (ValueError, TypeError, OverflowError):
+            raise BadInput(source, where, f"{str(value)[:40]!r} is not a time") from None
+        time = time if time.tzinfo else time.replace(tzinfo=UTC)
+        times.append(_iso(check_time(time, source, where)))
     # Two different entries at the same time are both kept; the very same entry is kept once.
-    frame = entries.assign(time=[_iso(t) for t in pd.to_datetime(entries["time"], utc=True)],
-                           note=entries["note"].fillna("").astype(str))
+    frame = entries.assign(time=times, note=entries["note"].fillna("").astype(str))
     return (_insert("diary", ("subject_id", *DIARY_COLUMNS, "source"), "INSERT OR IGNORE"),
             [(subject, *row, source) for row in _rows(frame, DIARY_COLUMNS)])
 
@@ -195,7 +208,8 @@ def _session_writes(result: SessionResult, key: tuple[str, str], version: str, c
     """Statements and rows storing one session, all prepared before the transaction."""
     from .results import events_frame, pops_frame, summary
 
-    start = pd.Timestamp(result.session.info.start).tz_convert("UTC")
+    start = pd.Timestamp(check_time(result.session.info.start, path / "session.json",
+                                    "field start")).tz_convert("UTC")
     duration = float(result.session.duration_s)
     writes = [(_insert("sessions", SESSION_COLUMNS), [
         (*key, _iso(start), duration, version, checksum, str(path.resolve()),
@@ -239,15 +253,28 @@ class Store:
 
     def __init__(self, path: str | Path | None = None, *, timeout_s: float = 30.0) -> None:
         self.path = default_db_path(path)
+        self.timeout_s = timeout_s
         try:
             self._conn = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
-            self._conn.execute("PRAGMA schema_version")
         except sqlite3.DatabaseError as exc:
             raise BadInput(self.path, None, f"cannot open the store: {exc}") from None
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
         try:
-            for version in range(self.schema_version, len(MIGRATIONS)):
+            try:
+                with self._access():
+                    self._conn.execute("PRAGMA schema_version")
+            except sqlite3.DatabaseError as exc:
+                raise BadInput(self.path, None, f"cannot open the store: {exc}") from None
+            held, known = self.schema_version, len(MIGRATIONS)
+            if held > known:
+                # Written by a newer backpop-sense: its tables may hold what this code would
+                # misread or break, so nothing is read or written, not even the journal mode.
+                raise BadInput(self.path, None, f"the store has schema version {held}, newer "
+                               f"than version {known} that backpop-sense {__version__} knows: "
+                               "upgrade backpop-sense to use it")
+            with self._access():
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+            for version in range(held, known):
                 with self._transaction():
                     if self.schema_version > version:
                         continue  # another process upgraded the file meanwhile
@@ -269,16 +296,37 @@ class Store:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``; on any exception ``ROLLBACK`` and re-raise."""
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _access(self) -> Iterator[None]:
+        """SQLite's errors of access to the file (read-only, locked, unreachable) as
+        :class:`BadInput` naming the store's path as given; any other error as it is."""
         try:
             yield
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise
+        except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
+            text = str(exc).lower()
+            if "readonly" in text or "read-only" in text:
+                reason = ("the store cannot be written: check the permissions of the file "
+                          "and of its folder, where SQLite keeps its -wal and -shm files")
+            elif "locked" in text or "busy" in text:
+                reason = (f"the store is locked by another process, still after {self.timeout_s:g}"
+                          " s: try again when that process has finished")
+            elif "unable to open" in text or "disk i/o" in text or "disk is full" in text:
+                reason = f"cannot read or write the store: {exc}"
+            else:
+                raise
+            raise BadInput(self.path, None, reason) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; on any exception ``ROLLBACK`` and re-raise."""
+        with self._access():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         """Close the connection."""
@@ -386,14 +434,16 @@ class Store:
 
     def has_subject(self, subject: str) -> bool:
         """Whether the store knows ``subject``."""
-        return self._conn.execute("SELECT 1 FROM subjects WHERE subject_id = ?",
-                                  (subject,)).fetchone() is not None
+        with self._access():
+            return self._conn.execute("SELECT 1 FROM subjects WHERE subject_id = ?",
+                                      (subject,)).fetchone() is not None
 
     def _frame(self, sql: str, subject: str | None, order: str, *, times: Sequence[str] = (),
                json_columns: Sequence[str] = ()) -> pd.DataFrame:
         where = "" if subject is None else " WHERE subject_id = ?"
-        frame = pd.read_sql_query(f"{sql}{where} ORDER BY {order}", self._conn,
-                                  params=() if subject is None else (subject,))
+        with self._access():
+            frame = pd.read_sql_query(f"{sql}{where} ORDER BY {order}", self._conn,
+                                      params=() if subject is None else (subject,))
         for column in times:
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         for column in json_columns:

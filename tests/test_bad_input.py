@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -123,6 +124,27 @@ def rewrite_wav(*, channels: int = 3, sr: int = 8000, subtype: str = "PCM_16",
     return mutate
 
 
+def wav_header_rate(sr: int) -> Callable[[Path], None]:
+    """Declare ``sr`` Hz in mic.wav's header (and the byte rate to match), samples unchanged."""
+    def mutate(path: Path) -> None:
+        data = bytearray((path / "mic.wav").read_bytes())
+        fmt = data.index(b"fmt ") + 8
+        channels, _, _, block = struct.unpack_from("<HIIH", data, fmt + 2)
+        struct.pack_into("<II", data, fmt + 4, sr, (sr * block) & 0xFFFFFFFF)
+        assert channels == 3
+        (path / "mic.wav").write_bytes(bytes(data))
+    return mutate
+
+
+def float_wav_with(value: float, frames: slice) -> Callable[[Path], None]:
+    """mic.wav rewritten as 32-bit float, ``value`` in mic 2 at ``frames``."""
+    def mutate(path: Path) -> None:
+        data, sr = sf.read(str(path / "mic.wav"), dtype="float32", always_2d=True)
+        data[frames, 1] = value
+        sf.write(str(path / "mic.wav"), data, sr, subtype="FLOAT")
+    return mutate
+
+
 def edit_json(edit: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
     def mutate(path: Path) -> None:
         doc = json.loads((path / "session.json").read_text(encoding="utf-8"))
@@ -190,6 +212,12 @@ CORPUS = [
          "mic.wav", None),
     Case("wav-2-channels-3-mics", rewrite_wav(channels=2), "mic.wav", "channels"),
     Case("wav-rate-3000", rewrite_wav(sr=3000), "mic.wav", "sample rate"),
+    Case("wav-rate-2-ghz", wav_header_rate(2_000_000_000), "mic.wav", "sample rate"),
+    Case("wav-rate-384-khz", rewrite_wav(sr=384000), "mic.wav", "sample rate"),
+    Case("wav-float-nan", float_wav_with(np.nan, slice(12000, 12010)), "mic.wav",
+         "samples 12000-12009"),
+    Case("wav-float-inf", float_wav_with(np.inf, slice(23999, 24000)), "mic.wav",
+         "samples 23999-23999"),
     Case("wav-8-bit", rewrite_wav(subtype="PCM_U8"), "mic.wav", "format"),
     Case("wav-no-frames", rewrite_wav(frames=0), "mic.wav", "data chunk"),
     Case("wav-empty-file", replace_bytes("mic.wav", b""), "mic.wav", None),
@@ -211,6 +239,9 @@ CORPUS = [
     Case("empty-csv", replace_bytes(SACRAL, b""), SACRAL, "line 1"),
     Case("header-only-csv", header_only(SACRAL), SACRAL, "line 2"),
     Case("imu-rate-20-hz", slow_imu(SACRAL, 5.0), SACRAL, "field t"),
+    Case("imu-rate-5-khz", slow_imu(SACRAL, 0.02), SACRAL, "field t"),
+    Case("imu-row-at-1e9-s", set_cell(SACRAL, 299, "t", "1e9"), SACRAL, "line 301, field t"),
+    Case("imu-row-past-the-audio", set_cell(IMU, 299, "t", "63.5"), IMU, "line 301, field t"),
     Case("unknown-acc-unit", edit_json(_set("imus", 0, "acc_unit", value="mg")),
          "session.json", "field imus[0].acc_unit"),
     Case("unknown-gyro-unit", edit_json(_set("imus", 1, "gyro_unit", value="rpm")),
@@ -225,6 +256,12 @@ CORPUS = [
     Case("missing-subject", edit_json(_pop("subject")), "session.json", "field subject"),
     Case("start-not-iso", edit_json(_set("start", value="last tuesday")),
          "session.json", "field start"),
+    Case("offset-minus-1e9", edit_json(_set("audio_offset_s", value=-1e9)), "session.json",
+         "field audio_offset_s"),
+    Case("offset-1e300", edit_json(_set("audio_offset_s", value=1e300)), "session.json",
+         "field audio_offset_s"),
+    Case("offset-longer-than-the-audio", edit_json(_set("audio_offset_s", value=3.0)),
+         "session.json", "field audio_offset_s"),
     Case("offset-not-number", edit_json(_set("audio_offset_s", value="0.5")),
          "session.json", "field audio_offset_s"),
     Case("mic-not-a-level", edit_json(_set("mics", 1, "name", value="L9")),
@@ -240,6 +277,21 @@ CORPUS = [
          "session.json", "field imus[0].axes"),
     Case("duplicate-imu-names", edit_json(_set("imus", 1, "name", value="thoracic")),
          "session.json", "field imus"),
+    Case("unit-is-a-list", edit_json(_set("imus", 0, "acc_unit", value=["g"])),
+         "session.json", "field imus[0].acc_unit"),
+    Case("unit-is-an-object", edit_json(_set("imus", 1, "gyro_unit", value={"unit": "rad/s"})),
+         "session.json", "field imus[1].gyro_unit"),
+    Case("imus-is-a-number", edit_json(_set("imus", value=2)), "session.json", "field imus"),
+    Case("axes-is-a-number", edit_json(_set("imus", 0, "axes", value=1)),
+         "session.json", "field imus[0].axes"),
+    Case("strap-is-a-list", edit_json(_set("strap", value=["v1"])), "session.json",
+         "field strap"),
+    Case("start-year-26", edit_json(_set("start", value="0026-11-20T09:30:00Z")),
+         "session.json", "field start"),
+    Case("start-year-2200", edit_json(_set("start", value="2200-01-01T00:00:00Z")),
+         "session.json", "field start"),
+    Case("symptoms-year-1", set_cell("symptoms.csv", 0, "time", "0001-01-01T00:00:00Z"),
+         "symptoms.csv", "line 2, field time"),
     Case("truth-unknown-kind", set_cell("truth.csv", 1, "kind", "crack"),
          "truth.csv", "line 3, field kind"),
     Case("truth-level-not-a-level", set_cell("truth.csv", 2, "level", "L7"),

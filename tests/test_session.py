@@ -29,6 +29,7 @@ from backpop_sense.session import (
     Session,
     SessionInfo,
     SessionWriter,
+    check_finite_wav,
     parse_axes,
 )
 from backpop_sense.tables import numeric_chunks
@@ -378,14 +379,16 @@ def test_truth_may_carry_extra_columns(session_dir: Path) -> None:
     assert truth is not None and truth["annotator"].tolist() == ["AB"]
 
 
-def test_rate_minimums_are_inclusive(make_session: SessionFactory) -> None:
-    s = Session(make_session("edge", sr=4000, imu_rate=50.0))
-    s.validate()
-    assert s.audio.sr == 4000
-    assert s.imu_rates["sacral"] == pytest.approx(50.0)
-    with pytest.raises(BadInput, match="below the 50 Hz minimum") as err:
-        Session(make_session("slow", imu_rate=49.0))
-    assert err.value.where == "field t"
+def test_rate_bounds_are_inclusive(make_session: SessionFactory) -> None:
+    for sr, imu_rate in ((4000, 50.0), (192000, 2000.0)):
+        s = Session(make_session(f"edge{sr}", sr=sr, imu_rate=imu_rate, duration_s=1.0))
+        s.validate()
+        assert s.audio.sr == sr
+        assert s.imu_rates["sacral"] == pytest.approx(imu_rate)
+    for name, imu_rate in (("slow", 49.0), ("fast", 2010.0)):
+        with pytest.raises(BadInput, match="is outside the 50-2000 Hz accepted") as err:
+            Session(make_session(name, imu_rate=imu_rate, duration_s=1.0))
+        assert err.value.where == "field t"
 
 
 def test_imu_only_sessions_list_no_mics_and_hold_no_wav(tmp_path: Path) -> None:
@@ -409,3 +412,24 @@ def test_imu_only_sessions_list_no_mics_and_hold_no_wav(tmp_path: Path) -> None:
     (folder / "session.json").write_text(json.dumps(doc))
     with pytest.raises(BadInput, match="field mics: must list at least one mic"):
         Session(folder)
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames=st.integers(1, 80), run=st.tuples(st.integers(0, 79), st.integers(1, 20)),
+       value=st.sampled_from([np.nan, np.inf, -np.inf]), block=st.integers(1, 17),
+       later=st.booleans())
+def test_non_finite_float_samples_are_named_by_their_first_run(
+        tmp_path_factory: pytest.TempPathFactory, frames: int, run: tuple[int, int],
+        value: float, block: int, later: bool) -> None:
+    first = min(run[0], frames - 1)
+    end = min(first + run[1], frames)
+    data = np.zeros((frames, 2), dtype=np.float32)
+    data[first:end, 1] = value
+    if later and end + 1 < frames:
+        data[end + 1, 0] = np.nan  # a second run, after the first: not the one named
+    path = tmp_path_factory.mktemp("float") / "mic.wav"
+    sf.write(str(path), data, 8000, subtype="FLOAT")
+    with pytest.raises(BadInput) as err:
+        check_finite_wav(path, 8000, block_frames=block)
+    assert err.value.where == f"samples {first}-{end - 1}"
+    assert f"t = {first / 8000:.3f}-{end / 8000:.3f} s" in err.value.reason

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from backpop_sense.errors import BadInput
 from backpop_sense.levels import level_distance_m
 from backpop_sense.session import Session
 from backpop_sense.simulate import (
@@ -168,3 +169,25 @@ def test_cli_simulate_writes_a_valid_session(tmp_path: Path) -> None:
                          capture_output=True, text=True)
     assert bad.returncode == 2
     assert "unknown scenario" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(("option", "value", "said"), [
+    ("--sr", "2000000000", "2000000000 Hz is outside the 4000-192000 Hz"),
+    ("--sr", "100", "100 Hz is outside the 4000-192000 Hz"),
+    ("--imu-rate", "1000000", "1e+06 Hz is outside the 50-2000 Hz"),
+    ("--imu-rate", "10", "10 Hz is outside the 50-2000 Hz"),
+    ("--snr", "nan", "nan is not a finite number of dB"),
+    ("--subject", "../x", "'../x' is not a valid subject ID"),
+])
+def test_cli_refuses_a_session_it_could_not_make_or_read_before_writing_it(
+        tmp_path: Path, option: str, value: str, said: str) -> None:
+    out = tmp_path / "never"
+    bad = subprocess.run([str(BACKPOP), "simulate", str(out), "--minutes", "0.1", option,
+                          value], capture_output=True, text=True)
+    assert (bad.returncode, bad.stdout) == (2, "")
+    (line,) = bad.stderr.splitlines()
+    assert line.startswith(f"backpop: error: {option}: {said}")
+    assert not out.exists()
+    field = {"--snr": "snr_db", "--imu-rate": "imu_rate"}.get(option, option[2:])
+    with pytest.raises(BadInput, match=f"^simulation: field {field}: "):
+        SimConfig(**{field: float(value) if field != "subject" else value})

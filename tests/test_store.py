@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import sqlite3
@@ -12,10 +14,12 @@ import subprocess
 import sys
 import time
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SessionFactory
 
 from backpop_sense import store as store_module
 from backpop_sense.diary import DIARY_COLUMNS, read_diary_csv, write_diary_csv
@@ -331,3 +335,201 @@ def test_a_store_that_cannot_be_opened_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="cannot open the store"):
         Store(not_sqlite)
     assert not_sqlite.read_text().startswith("not a database")
+
+
+# --- every command on every store the code can produce ------------------------------------
+
+
+BACKPOP = Path(sys.executable).parent / "backpop"
+
+
+def backpop(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command on ``db``, its warnings and errors in ``stderr``."""
+    env = {k: v for k, v in os.environ.items() if k != "BACKPOP_DEBUG"}
+    return subprocess.run([str(BACKPOP), *args, "--db", str(db)], capture_output=True,
+                          text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def sparse_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store made by the command line: S01 has one still, quiet session (no pop, no
+    catch, fall or gap, no symptoms); D01 has one diary entry and no session."""
+
+
+    root = tmp_path_factory.mktemp("sparse")
+    session = SessionFactory(root)("quiet", side_tables=False)
+    db = root / "sparse.db"
+    for args in (("ingest", str(session)),
+                 ("diary", "add", "D01", "--pain", "2", "--time", "2026-11-21T08:00:00Z")):
+        made = backpop(db, *args)
+        assert made.returncode == 0, made.stderr
+    with Store(db) as store:
+        assert len(store.sessions("S01")) == 1
+        assert store.pops("S01").empty and store.events("S01").empty
+        assert store.sessions("D01").empty and len(store.diary("D01")) == 1
+    return db
+
+
+@pytest.mark.parametrize("subject", ["S01", "D01"])
+def test_every_command_works_on_a_subject_without_pops_or_events(
+        sparse_db: Path, tmp_path: Path, subject: str) -> None:
+    # pandas 3 refused .any() on the empty datetime column of such a subject's events table.
+    runs = [("report", subject, "--sessions", "-o", str(tmp_path / "report" / "r.html")),
+            ("export", subject, "-o", str(tmp_path / "csv")),
+            ("export", subject, "-o", str(tmp_path / "parquet"), "--format", "parquet"),
+            ("flags", subject, "--json"), ("diary", "list", subject)]
+    if subject == "S01":
+        runs.append(("report", "--session", "2026-11-20a", "-o", str(tmp_path / "s.html")))
+    for args in runs:
+        done = backpop(sparse_db, *args)
+        assert (done.returncode, done.stderr) == (0, ""), args
+    assert json.loads(backpop(sparse_db, "flags", subject, "--json").stdout)["flags"] == []
+    for name in ("pops", "events"):
+        table = pd.read_csv(tmp_path / "csv" / f"{name}.csv")
+        assert table.empty and {"session", "t", "time"} <= set(table.columns)
+    sessions = pd.read_csv(tmp_path / "csv" / "sessions.csv")
+    assert list(sessions["pops"]) == ([0] if subject == "S01" else [])
+    diary = pd.read_csv(tmp_path / "csv" / "diary.csv")
+    assert len(diary) == (1 if subject == "D01" else 0)
+
+
+# --- a store that cannot be broken ---------------------------------------------------------
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """The error line of a command that must have failed on bad input (exit 2)."""
+    assert "Traceback" not in done.stderr and done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("backpop: error: ") and len(line) < 300, line
+    return line
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00", "1969-12-31T23:59:59Z",
+                                  "2200-01-01T00:00:00+00:00", "9999-12-31T23:59:59"])
+def test_a_diary_time_outside_1970_2199_is_refused_and_the_store_stays_usable(
+        sparse_db: Path, tmp_path: Path, when: str) -> None:
+    db = tmp_path / "copy.db"
+    with Store(sparse_db) as source, closing(sqlite3.connect(db)) as copy:
+        source.connection.backup(copy)
+    before = snapshot(db)
+    line = one_line_error(backpop(db, "diary", "add", "D01", "--time", when))
+    assert line.startswith("backpop: error: --time: ") and "outside the years 1970-2199" in line
+    csv = tmp_path / "diary.csv"
+    csv.write_text("time,pain,stiffness,numbness,tingling,weakness,swelling,bruising,trauma\n"
+                   "2026-11-20T08:00:00Z,1,1,0,0,0,0,0,0\n"
+                   f"{when},2,2,0,0,0,0,0,0\n")
+    line = one_line_error(backpop(db, "diary", "import", str(csv), "--subject", "D01"))
+    assert f"{csv}: line 3, field time: " in line and "outside the years 1970-2199" in line
+    assert snapshot(db) == before
+    assert backpop(db, "report", "D01", "-o", str(tmp_path / "d01.html")).returncode == 0
+    # The library refuses it too, however the time is given, before anything is written.
+    entry = dict.fromkeys(DIARY_COLUMNS, 0) | {"note": ""}
+    with Store(db) as store:
+        for value in (when, datetime.fromisoformat(when)):
+            with pytest.raises(BadInput, match=r"^api: entry 1, field time: .*1970-2199"):
+                store.add_diary("D01", pd.DataFrame([entry | {"time": value}]), "api")
+    assert snapshot(db) == before
+
+
+def test_a_session_starting_outside_1970_2199_is_refused(make_session: SessionFactory,
+                                                         tmp_path: Path) -> None:
+    session = make_session(side_tables=False)
+    info = session / "session.json"
+    info.write_text(info.read_text().replace("2026-11-20T09:30:00", "0026-11-20T09:30:00"))
+    db = tmp_path / "backpop.db"
+    line = one_line_error(backpop(db, "ingest", str(session)))
+    assert f"{info}: field start: 0026-11-20T09:30:00+00:00 is outside the years" in line
+    with Store(db) as store:
+        assert store.subjects().empty
+
+
+def test_a_store_of_a_newer_schema_is_refused_and_left_as_it_is(sparse_db: Path,
+                                                                tmp_path: Path) -> None:
+    db = tmp_path / "newer.db"
+    shutil.copy(sparse_db, db)
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.execute("PRAGMA journal_mode=DELETE")
+    data = db.read_bytes()
+    with pytest.raises(BadInput, match=f"schema version {SCHEMA_VERSION + 1}, newer than "
+                                       f"version {SCHEMA_VERSION}"):
+        Store(db)
+    for args in (("diary", "add", "S01"), ("diary", "list", "S01"), ("flags", "S01")):
+        line = one_line_error(backpop(db, *args))
+        assert line.startswith(f"backpop: error: {db}: the store has schema version "
+                               f"{SCHEMA_VERSION + 1}, newer than version {SCHEMA_VERSION}")
+    assert db.read_bytes() == data  # not even switched to WAL
+    assert not Path(f"{db}-wal").exists()
+
+
+def test_a_locked_store_is_named(sparse_db: Path, tmp_path: Path) -> None:
+    db = tmp_path / "locked.db"
+    shutil.copy(sparse_db, db)
+    entry = pd.DataFrame([dict.fromkeys(DIARY_COLUMNS, 0) | {"time": "2026-11-21", "note": ""}])
+    other = sqlite3.connect(db, isolation_level=None)
+    with closing(other), Store(db, timeout_s=0) as store:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(BadInput, match=f"^{re.escape(str(db))}: the store is locked by "
+                                           "another process"):
+            store.add_diary("S01", entry, "cli")
+        assert store.diary("S01").empty  # reading goes on meanwhile
+        other.execute("ROLLBACK")
+        assert store.add_diary("S01", entry, "cli") == 1
+
+
+def _without_root_override() -> list[str]:
+    """A prefix that runs a command without the power to write a read-only file: nothing for
+    a user, ``setpriv`` dropping CAP_DAC_OVERRIDE for root (else the test skips)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only file cannot be made")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize("folder_writable", [True, False])
+def test_a_read_only_store_is_named_as_given(sparse_db: Path, tmp_path: Path,
+                                            folder_writable: bool) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    db = folder / "ro.db"
+    shutil.copy(sparse_db, db)
+    db.chmod(0o444)
+    if not folder_writable:
+        folder.chmod(0o555)
+    prefix = _without_root_override()
+    env = {k: v for k, v in os.environ.items() if k != "BACKPOP_DEBUG"}
+    try:
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*prefix, str(BACKPOP), *args, "--db", "shared/ro.db"],
+                                  capture_output=True, text=True, cwd=tmp_path, env=env)
+
+        data = db.read_bytes()
+        line = one_line_error(run("diary", "add", "S01", "--pain", "3"))
+        assert line.startswith("backpop: error: shared/ro.db: the store cannot be written")
+        assert db.read_bytes() == data
+        listed = run("diary", "list", "S01")
+        if folder_writable:
+            assert listed.returncode == 0, listed.stderr
+        else:  # SQLite cannot make its -shm file beside it, even to read
+            assert "shared/ro.db: the store cannot be written" in one_line_error(listed)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_a_report_that_cannot_be_written_names_the_report_not_its_temp_file(
+        sparse_db: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    folder.chmod(0o555)
+    env = {k: v for k, v in os.environ.items() if k != "BACKPOP_DEBUG"}
+    try:
+        done = subprocess.run([*_without_root_override(), str(BACKPOP), "report", "S01", "-o",
+                               "reports/S01.html", "--db", str(sparse_db)],
+                              capture_output=True, text=True, cwd=tmp_path, env=env)
+    finally:
+        folder.chmod(0o755)
+    line = one_line_error(done)
+    assert line.startswith("backpop: error: reports/S01.html: cannot write the report: ")
+    assert ".tmp" not in line and not list(folder.iterdir())

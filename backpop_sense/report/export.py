@@ -24,7 +24,9 @@ FORMATS = ("csv", "parquet")
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:
     """Dict and list cells as JSON text: neither CSV nor Parquet holds them as they are."""
-    nested = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, dict | list)).any()]
+    # Cells are looked at one by one: Series.map keeps an empty column's dtype, and pandas 3
+    # refuses .any() on an (empty) datetime column.
+    nested = [c for c in frame.columns if any(isinstance(v, dict | list) for v in frame[c])]
     return frame.assign(**{c: [json.dumps(v, default=str) if isinstance(v, dict | list) else v
                                for v in frame[c]] for c in nested})
 

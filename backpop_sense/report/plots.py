@@ -312,7 +312,8 @@ def angle_traces(frames: pd.DataFrame, pops: pd.DataFrame) -> Figure:
                     ls="none", color=KIND_COLOURS.get(kind, "#000000"), ms=6,
                     label=f"pop: {kind}" if axis == AXES[0] else None)
         ax.set_ylabel(f"{AXIS_WORDS[axis]} (deg)")
-    axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:  # a still session without pops has none
+        axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     axes[-1].set_xlabel("time since session start (min)" if minutes
                         else "time since session start (s)")
     return fig

@@ -12,6 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from ..errors import BadInput
 from .evidence import AXIS_NAMES, when
 
 EVERY_REPORT_SAYS = (
@@ -64,6 +65,10 @@ def write_html(template: str, out: Path, **context: Any) -> Path:
         with temp.open("x", encoding="utf-8") as f:
             f.write(html)
         os.replace(temp, out)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        # The user named ``out``, not the hidden file beside it.
+        raise BadInput(out, None, f"cannot write the report: {exc.strerror or exc}") from None
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

@@ -38,8 +38,10 @@ def default_subject_path(subject: str) -> Path:
 def _period(tables: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
     """From the first to the last session or diary entry, padded to whole days."""
     sessions, diary = tables["sessions"], tables["diary"]
-    times = pd.concat([sessions["start"], sessions["start"] + pd.to_timedelta(
-        sessions["duration_s"], unit="s"), diary["time"]])
+    # A subject with a diary and no session has an empty sessions table of object columns.
+    start = pd.to_datetime(sessions["start"], utc=True)
+    times = pd.concat([start, start + pd.to_timedelta(sessions["duration_s"].astype(float),
+                                                      unit="s"), diary["time"]])
     if times.empty:
         now = pd.Timestamp.now(tz="UTC").floor("D")
         return now, now + pd.Timedelta(days=1)
