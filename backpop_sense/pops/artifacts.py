@@ -161,8 +161,6 @@ class ArtifactGate:
         self.heard: deque[Candidate] = deque()  # every onset of the last 2 series windows
         self.last_pop = -np.inf
         self.model: TreeModel | None = default_model() if self.config.min_score > 0 else None
-        self.scores: dict[float, float] = {}
-        """The learned judge's score of each candidate judged, by onset time (s)."""
         self.features: dict[float, np.ndarray] = {}
         """What the judge saw of each candidate judged, by onset time, when ``keep_features``
         (for training it)."""
@@ -223,28 +221,27 @@ class ArtifactGate:
         cfg = self.config
         if any(abs(t - c.t) <= cfg.impact_window_s for t in self.impacts):
             return "impact"
-        alike_n, periodic_n, cluster_n = self._alike(c), self._periodic(c), self._cluster(c)
+        shares = {id(o): shares_db(o) for o in self.heard}
+        shares[id(c)] = shares_db(c)
+        alike_n = self._alike(c, shares)
+        periodic_n, cluster_n = self._periodic(c, shares), self._cluster(c, shares)
         hand = self._hand_reason(c, alike_n, periodic_n, cluster_n)
         reason = hand
         if self.model is not None or self.keep_features:
+            # Near an impact the rule above has already rejected it: the judge sees 0 with
+            # IMUs, NaN without (it learns how far to trust a session with no IMUs).
             x = features(c, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
-                         impact=self._impact_flag(c))
+                         impact=0.0 if self.imu_time else math.nan)
             if self.keep_features:
                 self.features[c.t] = x
         if self.model is not None:
             score = float(self.model.score(x)[0])
-            self.scores[c.t] = score
             reason = None if score >= cfg.min_score else (hand or "unlike a pop")
         if reason is None and c.t - self.last_pop < cfg.same_event_s:
             return "same event"
         if reason is None:
             self.last_pop = c.t
         return reason
-
-    def _impact_flag(self, c: Candidate) -> float:
-        """1 near an IMU impact, 0 away from one, NaN without IMUs (never here near one:
-        the impact rule has rejected it)."""
-        return 0.0 if self.imu_time else math.nan
 
     def _hand_reason(self, c: Candidate, alike_n: int, periodic_n: int, cluster_n: int
                      ) -> str | None:
@@ -275,25 +272,26 @@ class ArtifactGate:
             return "series"
         return None
 
-    def _alike(self, c: Candidate) -> int:
+    def _alike(self, c: Candidate, shares: dict[int, np.ndarray]) -> int:
         """How many other onsets within ``series_window_s`` sound like ``c``, from the same
-        place (see ``series``)."""
+        place (see ``series``); ``shares`` holds each onset's :func:`shares_db` by id."""
         cfg = self.config
         count = 0
         for o in self.heard:
             gap = abs(o.t - c.t)
             if gap < cfg.same_event_s or gap > cfg.series_window_s:
                 continue
-            if alike(c, o, cfg):
+            if alike(c, o, cfg, shares[id(c)], shares[id(o)]):
                 count += 1
         return count
 
-    def _cluster(self, c: Candidate) -> int:
+    def _cluster(self, c: Candidate, shares: dict[int, np.ndarray]) -> int:
         """How many other clear onsets (``min_excess_db``) from the same place (shares within
         ``alike_place_db``, each at most ``cluster_heard_db`` under; with one mic, any) fall
         within ``cluster_window_s`` of ``c``, not counting its own ringing
         (``same_event_s``): see ``series``."""
         cfg = self.config
+        here = np.maximum(shares[id(c)], -cfg.cluster_heard_db)
         count = 0
         for o in self.heard:
             gap = abs(o.t - c.t)
@@ -301,12 +299,12 @@ class ArtifactGate:
                     or o.excess_db < cfg.min_excess_db):
                 continue
             if (len(c.band_energy) < 2 or np.max(np.abs(
-                    np.maximum(shares_db(o), -cfg.cluster_heard_db)
-                    - np.maximum(shares_db(c), -cfg.cluster_heard_db))) <= cfg.alike_place_db):
+                    np.maximum(shares[id(o)], -cfg.cluster_heard_db) - here))
+                    <= cfg.alike_place_db):
                 count += 1
         return count
 
-    def _periodic(self, c: Candidate) -> int:
+    def _periodic(self, c: Candidate, shares: dict[int, np.ndarray]) -> int:
         """How many onsets (``c`` among them) fall on one steady interval through ``c``:
         the most, over intervals to its neighbours, of onsets at ``c.t + k * T``
         (k = -2..2) within ``periodic_tolerance * T``, each from the same place (shares
@@ -315,7 +313,7 @@ class ArtifactGate:
         lo, hi = cfg.periodic_period_s
         near = [o for o in self.heard if abs(o.t - c.t) <= 2 * hi + 0.1
                 and o.band_hz[0] <= c.band_hz[1] and o.band_hz[1] >= c.band_hz[0]
-                and (len(c.band_energy) < 2 or np.max(np.abs(shares_db(o) - shares_db(c)))
+                and (len(c.band_energy) < 2 or np.max(np.abs(shares[id(o)] - shares[id(c)]))
                      <= cfg.alike_place_db)]
         times = np.array([o.t for o in near])
         best = 1
@@ -377,14 +375,16 @@ def sound_shape_db(c: Candidate) -> np.ndarray:
     return np.maximum(p - p.max(), -20.0) if len(p) else p
 
 
-def alike(a: Candidate, b: Candidate, cfg: GateConfig) -> bool:
-    """Whether two onsets sound alike and come from the same place (``series``)."""
+def alike(a: Candidate, b: Candidate, cfg: GateConfig, shares_a: np.ndarray,
+          shares_b: np.ndarray) -> bool:
+    """Whether two onsets sound alike and come from the same place (``series``), given
+    each one's :func:`shares_db`."""
     if a.duration_ms <= 0 or b.duration_ms <= 0:
         return False
     ratio = a.duration_ms / b.duration_ms
     if not 1 / cfg.alike_length <= ratio <= cfg.alike_length:
         return False
-    if len(a.band_energy) > 1 and np.max(np.abs(shares_db(a) - shares_db(b))) > cfg.alike_place_db:
+    if len(a.band_energy) > 1 and np.max(np.abs(shares_a - shares_b)) > cfg.alike_place_db:
         return False
     sa, sb = sound_shape_db(a), sound_shape_db(b)
     return len(sa) == len(sb) and float(np.sqrt(np.mean((sa - sb) ** 2))) <= cfg.alike_sound_db
