@@ -249,6 +249,9 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", metavar="NAME",
                         help="score only these sets (as the table names them, e.g. snr10-art; "
                              "'artifacts-only' for the artifacts-only audio)")
+    parser.add_argument("--family-only", action="store_true",
+                        help="skip the first simulator's sets and speed: only the family's "
+                             "tables, the real recordings and the strap round trip")
     parser.add_argument("--masking", action="store_true",
                         help="also count found pops by their SNR against floor and artifacts "
                              "together (re-simulates the sets with artifacts)")
@@ -276,7 +279,7 @@ def main() -> None:
     for artifacts in (True, False):
         for snr in SNRS:
             name = f"snr{snr:g}-{'art' if artifacts else 'clean'}"
-            if args.sets and name not in args.sets:
+            if (args.sets and name not in args.sets) or args.family_only:
                 continue
             configs = [SimConfig(sc, minutes=minutes, seed=first + k + int(snr) * 100,
                                  snr_db=snr, artifacts=artifacts)
@@ -288,7 +291,7 @@ def main() -> None:
                 masks.append((name, masking_line(configs, ours["found"])))
             rows.append((name, ours, theirs))
             print(f"scored {name}", file=sys.stderr, flush=True)
-    if args.sets and "artifacts-only" not in args.sets:
+    if (args.sets and "artifacts-only" not in args.sets) or args.family_only:
         quiet = []
     elif args.artifact_seeds:
         quiet = [make(out / f"artifacts-only-30min-{seed}",
@@ -303,6 +306,26 @@ def main() -> None:
         ours, theirs, _, _ = score_set(quiet, detector, gate, correlate)
         rows.append((label, ours, theirs))
 
+    if rows:
+        first_simulator_tables(rows, masks, bool(quiet))
+
+    dev_seeds, heldout_seeds = (1, 1) if args.quick else args.family_seeds
+    if heldout_seeds:
+        stages = {"detector": detector, "gate": gate, "correlate": correlate}
+        if dev_seeds:
+            heldout.family_table("dev", dev_seeds, **stages)
+        heldout.family_table("heldout", heldout_seeds, **stages)
+        heldout.real_heart_table(**stages)
+        heldout.strap_table(heldout_seeds, **stages)
+
+    if args.no_speed or ablation or args.family_only:
+        return  # speed is measured on the defaults only
+    speed_table(out, first)
+
+
+def first_simulator_tables(rows: list, masks: list, quiet: bool) -> None:
+    """Print the first simulator's scores, errors and false pops (``rows`` as ``main``
+    collects them; the last row is the artifacts-only audio when ``quiet``)."""
     print("\npop detection, simulated (3 mics, 16 kHz); librosa = onset_detect defaults on the "
           "mono mix")
     head = (f"{'set':<20}{'truth':>6}{'F1@10':>7}{'F1@50':>7}{'P@50':>6}{'R@50':>6}"
@@ -339,17 +362,10 @@ def main() -> None:
         for name, line in masks:
             print(f"{name:<20} {line}")
 
-    dev_seeds, heldout_seeds = (1, 1) if args.quick else args.family_seeds
-    if heldout_seeds:
-        stages = {"detector": detector, "gate": gate, "correlate": correlate}
-        if dev_seeds:
-            heldout.family_table("dev", dev_seeds, **stages)
-        heldout.family_table("heldout", heldout_seeds, **stages)
-        heldout.real_heart_table(**stages)
-        heldout.strap_table(heldout_seeds, **stages)
 
-    if args.no_speed or ablation:
-        return  # speed is measured on the defaults only
+
+def speed_table(out: Path, first: int) -> None:
+    """Print throughput and peak memory of the pipeline, the pop stage and librosa."""
     ten = make(out / "healthy-10min", SimConfig("healthy", minutes=10.0, seed=first + 8))
     hour_h = make(out / "healthy-60min", SimConfig("healthy", minutes=60.0, seed=first + 9))
     print("\nthroughput and memory, one thread, fresh process each")

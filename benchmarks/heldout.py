@@ -183,8 +183,11 @@ def score(outcomes: list[Outcome]) -> dict:
     duration = offset - 10.0 * len(outcomes)
     out = score_pops(tt, tl, ot, ol, duration)
     pairs = match_pairs(tt, ot, 0.05)
-    out["kind_accuracy"] = (sum(tk[i] == ok[j] for i, j in pairs) / len(pairs)
-                            if pairs and any(k != "unknown" for k in ok) else None)
+    typed = [(i, j) for i, j in pairs if ok[j] != "unknown"]
+    # A pop left "unknown" (no IMU to tell its motion) is not mistyped: scored are those typed.
+    out["kind_accuracy"] = (sum(tk[i] == ok[j] for i, j in typed) / len(typed)
+                            if typed else None)
+    out["typed"] = len(typed)
     with_context = [(i, j) for i, j in pairs if tc[i]]
     out["context_accuracy"] = (sum(tc[i] == oc[j] for i, j in with_context) / len(with_context)
                                if with_context and any(c != "unknown" for c in oc) else None)
@@ -260,7 +263,7 @@ def family_table(family: str, seeds: int, workers: int = 2, **stages) -> list[tu
     print(f"\npop detection, simulator family '{family}' ({seeds} seed(s) per scenario; "
           f"{'parameters chosen here' if family == 'dev' else 'never used for choosing'})")
     head = (f"{'set':<22}{'sessions':>9}{'truth':>6}{'F1@10':>7}{'P@10':>6}{'R@10':>6}"
-            f"{'FP/h':>7}{'false':>6}{'level':>7}{'kind':>6}{'context':>8}")
+            f"{'FP/h':>7}{'false':>6}{'level':>7}{'typed':>6}{'kind':>6}{'context':>8}")
     print(head)
     print("-" * len(head))
 
@@ -272,8 +275,10 @@ def family_table(family: str, seeds: int, workers: int = 2, **stages) -> list[tu
         f1 = f"{w['f1']:.3f}" if s["truth"] else "-"
         print(f"{name:<22}{n:>9}{s['truth']:>6}{f1:>7}{w['precision']:>6.2f}{w['recall']:>6.2f}"
               f"{s['fp_per_hour']:>7.1f}{sum(s['false'].values()):>6}"
-              f"{pct(s['level_accuracy']):>7}{pct(s['kind_accuracy']):>6}"
+              f"{pct(s['level_accuracy']):>7}{s['typed']:>6}{pct(s['kind_accuracy']):>6}"
               f"{pct(s['context_accuracy']):>8}")
+    print("(level, kind and context: of the pops found; kind of those typed, not left "
+          "'unknown' for want of IMUs)")
     print("missed pops by what became of them:")
     for name, s, _ in rows:
         if s["missed"]:

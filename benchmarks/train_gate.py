@@ -10,14 +10,24 @@ model off and its features kept; a candidate within 20 ms of a true onset is a p
 accepts (``GateConfig.min_score``) is the one that maximises the sets' mean F1 on scores
 each session got from a model that did not see it (5 folds by session). Prints both.
 
-Run: ``make gate-model`` (about 15 minutes; the sessions are cached in bench-out/).
+It also prints how the judge carries over between sound models, the one thing a held-out
+family asks of it: trained on the family's dev members alone and scored on the first
+simulator's sessions, and the other way round. ``--drop`` trains with some features blanked
+(the trees cannot split on them), so that a feature set is chosen on how it carries over
+between the two dev models, never on held-out members.
+
+Run: ``make gate-model`` (about 15 minutes the first time; the sessions and each session's
+candidates are cached in bench-out/).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +39,7 @@ import heldout  # noqa: E402
 
 from backpop_sense.pipeline import open_replay  # noqa: E402
 from backpop_sense.pops.artifacts import GateConfig  # noqa: E402
+from backpop_sense.pops.detector import DetectorConfig  # noqa: E402
 from backpop_sense.pops.model import FEATURES, MODEL_PATH, TreeModel  # noqa: E402
 from backpop_sense.pops.stage import PopStage  # noqa: E402
 from backpop_sense.session import Session  # noqa: E402
@@ -44,8 +55,21 @@ PARAMS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 31,
           "class_weight": {0: 1.0, 1: 5.0}, "random_state": 0}
 
 
+def _cache_key() -> str:
+    """What the candidates' features depend on: the detector's and gate's defaults and the
+    feature list (a change to either makes new candidates)."""
+    text = json.dumps([asdict(DetectorConfig()), asdict(GateConfig()), FEATURES],
+                      sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 def candidates(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every candidate of a session: its features, its time (s) and whether it is a pop."""
+    """Every candidate of a session: its features, its time (s) and whether it is a pop
+    (cached beside the session, keyed by :func:`_cache_key`)."""
+    cache = path / f"gate-candidates-{_cache_key()}.npz"
+    if cache.exists():
+        with np.load(cache) as f:
+            return f["x"], f["t"], f["pop"]
     source = open_replay(path)
     stage = PopStage(source.session.info, source.session.audio.sr, gate=GateConfig(min_score=0))
     stage.gate.keep_features = True
@@ -58,6 +82,7 @@ def candidates(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     truth = Session(path).truth()["t"].to_numpy(float)
     near = (np.abs(times[:, None] - truth[None, :]).min(axis=1) <= LABEL_WINDOW_S
             if len(truth) else np.zeros(len(times), bool))
+    np.savez_compressed(cache, x=x, t=times, pop=near)
     return x, times, near
 
 
@@ -81,7 +106,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=4, help="dev sessions per scenario")
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
+    parser.add_argument("--drop", nargs="+", default=[], metavar="PREFIX",
+                        help="blank the features whose names start so (e.g. shape_ log2_band)")
     args = parser.parse_args()
+    unknown = [p for p in args.drop if not any(f.startswith(p) for f in FEATURES)]
+    if unknown:
+        raise SystemExit(f"train_gate.py: --drop: no feature starts with {', '.join(unknown)}")
     jobs = [(heldout.folder("dev", s, c), c, s.name) for s in heldout.SETS
             for c in heldout.configs("dev", s, args.seeds)] + first_simulator()
     with ProcessPoolExecutor(2) as pool:
@@ -89,6 +119,10 @@ def main() -> None:
             heldout.make(path, config)
         found = list(pool.map(candidates, [p for p, _, _ in jobs]))
     x = np.vstack([f[0] for f in found])
+    blank = [k for k, f in enumerate(FEATURES) if any(f.startswith(p) for p in args.drop)]
+    x[:, blank] = np.nan
+    if blank:
+        print("features blanked: " + ", ".join(FEATURES[k] for k in blank))
     y = np.concatenate([f[2] for f in found])
     group = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(found)])
     print(f"{len(y)} candidates, {int(y.sum())} of them pops, from {len(jobs)} dev sessions")
@@ -105,12 +139,34 @@ def main() -> None:
         kept = (oof >= best) & inside
         print(f"  {name:<22} pops kept {int((kept & y).sum())}/{int((inside & y).sum())}, "
               f"other candidates kept {int((kept & ~y).sum())}/{int((inside & ~y).sum())}")
+    transfer(x, y, sets, best)
     model = HistGradientBoostingClassifier(**PARAMS).fit(x, y)
     flat = TreeModel.from_sklearn(model, FEATURES)
     if not np.allclose(flat.score(x[:2000]), model.predict_proba(x[:2000])[:, 1], atol=1e-9):
         raise SystemExit("the flattened model does not score as scikit-learn's does")
     flat.save(args.out)
     print(f"wrote {args.out} ({len(flat.roots)} trees); set GateConfig.min_score to {best:.2f}")
+
+
+def transfer(x: np.ndarray, y: np.ndarray, sets: np.ndarray, threshold: float) -> None:
+    """Print how a judge trained on one dev sound model scores the other's candidates at
+    ``threshold``: family dev members → first simulator, and back."""
+    first = np.char.startswith(sets.astype(str), "first")
+    for train, test, label in ((~first, first, "family dev → first simulator"),
+                               (first, ~first, "first simulator → family dev")):
+        model = HistGradientBoostingClassifier(**PARAMS).fit(x[train], y[train])
+        kept = np.zeros(len(y), bool)
+        kept[test] = model.predict_proba(x[test])[:, 1] >= threshold
+        inside = test & y
+        print(f"carried over, {label}: mean F1 {_mean_f1(kept[test], y[test], sets[test]):.3f}; "
+              f"pops kept {int((kept & inside).sum())}/{int(inside.sum())}, other candidates "
+              f"kept {int((kept & test & ~y).sum())}/"
+              f"{int((test & ~y).sum())}")
+        for name in dict.fromkeys(sets[test]):
+            here = sets == name
+            print(f"  {name:<22} pops kept {int((kept & here & y).sum())}/"
+                  f"{int((here & y).sum())}, other candidates kept "
+                  f"{int((kept & here & ~y).sum())}/{int((here & ~y).sum())}")
 
 
 def _mean_f1(kept: np.ndarray, y: np.ndarray, sets: np.ndarray) -> float:
