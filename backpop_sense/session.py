@@ -28,7 +28,7 @@ import pandas as pd
 import soundfile as sf
 
 from .blocks import AudioBlock, ImuBlock
-from .errors import BadInput
+from .errors import BadInput, shown
 from .levels import is_level, level_index
 from .motion.context import CONTEXTS
 from .tables import check_columns, numeric_chunks, read_header, read_small_table
@@ -73,7 +73,6 @@ IMU_OVERRUN_S = 60.0
 a reconnection's back-off of each other, so a row later than this is damaged (t = 1e9 s)."""
 MAX_SESSION_S = 48 * 3600.0
 """The latest IMU time of a session without audio, seconds: twice DESIGN's 24-hour session."""
-"""Rows read at a time from an IMU CSV; bounds the reader's memory."""
 
 
 @dataclass(frozen=True)
@@ -205,16 +204,17 @@ def parse_axes(axes: str, *, where: tuple[str | Path, str] | None = None) -> np.
         if key not in ("x", "y", "z") or key in mapping or direction not in _DIRECTIONS:
             raise BadInput(
                 file, f"field {fld}",
-                f"cannot read axes {axes!r}: expected e.g. {DEFAULT_AXES!r} "
+                f"cannot read axes {shown(axes)}: expected e.g. {DEFAULT_AXES!r} "
                 "(x, y, z once each; right/left/forward/backward/up/down)",
             )
         mapping[key] = _DIRECTIONS[direction]
     if len(mapping) != 3:
-        raise BadInput(file, f"field {fld}", f"axes {axes!r} must name x, y and z")
+        raise BadInput(file, f"field {fld}", f"axes {shown(axes)} must name x, y and z")
     m = np.array([mapping["x"], mapping["y"], mapping["z"]], dtype=float).T
     if not np.isclose(np.linalg.det(m), 1.0):
         raise BadInput(
-            file, f"field {fld}", f"axes {axes!r} are not a right-handed set of three directions"
+            file, f"field {fld}",
+            f"axes {shown(axes)} are not a right-handed set of three directions"
         )
     return m
 
@@ -232,8 +232,7 @@ def _require(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], fi
     if not isinstance(value, kind) or isinstance(value, bool):
         kinds = kind if isinstance(kind, tuple) else (kind,)
         names = " or ".join(JSON_TYPES.get(k, k.__name__) for k in kinds)
-        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
-        raise BadInput(file, f"field {prefix}{key}", f"must be {names}, not {shown}")
+        raise BadInput(file, f"field {prefix}{key}", f"must be {names}, not {shown(value)}")
     return value
 
 
@@ -246,7 +245,7 @@ def _optional(doc: Mapping[str, Any], key: str, kind: type, default: Any, file: 
 def _identifier(value: str, file: Path, fld: str) -> str:
     if not ID_PATTERN.fullmatch(value):
         raise BadInput(
-            file, f"field {fld}", f"{value!r} is not a valid identifier ([A-Za-z0-9_-], 1-64)"
+            file, f"field {fld}", f"{shown(value)} is not a valid identifier ([A-Za-z0-9_-], 1-64)"
         )
     return value
 
@@ -257,21 +256,24 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         raise BadInput(file, None, "must hold a JSON object")
     fmt = _require(doc, "format", str, file)
     if fmt != FORMAT:
-        raise BadInput(file, "field format", f"unknown format {fmt!r}; this reader knows {FORMAT}")
+        raise BadInput(file, "field format",
+                       f"unknown format {shown(fmt)}; this reader knows {FORMAT}")
     subject = _identifier(_require(doc, "subject", str, file), file, "subject")
     session = _identifier(_require(doc, "session", str, file), file, "session")
     start_text = _require(doc, "start", str, file)
     try:
         start = datetime.fromisoformat(start_text)
     except ValueError:
-        raise BadInput(file, "field start", f"{start_text!r} is not an ISO 8601 time") from None
+        raise BadInput(file, "field start",
+                       f"{shown(start_text)} is not an ISO 8601 time") from None
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     check_time(start, file, "field start")
     strap = _optional(doc, "strap", str, "backpop-strap-v1", file)
     offset = doc.get("audio_offset_s", 0.0)
     if isinstance(offset, bool) or not isinstance(offset, int | float) or not math.isfinite(offset):
-        raise BadInput(file, "field audio_offset_s", f"must be a finite number, not {offset!r}")
+        raise BadInput(file, "field audio_offset_s",
+                       f"must be a finite number, not {shown(offset)}")
 
     mic_docs = _require(doc, "mics", list, file)
     imu_docs = _optional(doc, "imus", list, [], file)
@@ -284,7 +286,8 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
             raise BadInput(file, f"field mics[{i}]", "must be an object with a name")
         name = _require(m, "name", str, file, f"mics[{i}].")
         if not is_level(name):
-            raise BadInput(file, f"field mics[{i}].name", f"{name!r} is not a spinal level C1..S5")
+            raise BadInput(file, f"field mics[{i}].name",
+                           f"{shown(name)} is not a spinal level C1..S5")
         mics.append(MicInfo(name))
     order = [level_index(m.name) for m in mics]
     if order != sorted(set(order)):
@@ -298,15 +301,15 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         name = _identifier(_require(d, "name", str, file, p), file, p + "name")
         level = _require(d, "level", str, file, p)
         if not is_level(level):
-            raise BadInput(file, f"field {p}level", f"{level!r} is not a spinal level C1..S5")
+            raise BadInput(file, f"field {p}level", f"{shown(level)} is not a spinal level C1..S5")
         acc_unit = _optional(d, "acc_unit", str, "m/s^2", file, p)
         if acc_unit not in ACC_UNITS:
             raise BadInput(file, f"field {p}acc_unit",
-                           f"unknown unit {acc_unit!r}; use one of {', '.join(ACC_UNITS)}")
+                           f"unknown unit {shown(acc_unit)}; use one of {', '.join(ACC_UNITS)}")
         gyro_unit = _optional(d, "gyro_unit", str, "rad/s", file, p)
         if gyro_unit not in GYRO_UNITS:
             raise BadInput(file, f"field {p}gyro_unit",
-                           f"unknown unit {gyro_unit!r}; use one of {', '.join(GYRO_UNITS)}")
+                           f"unknown unit {shown(gyro_unit)}; use one of {', '.join(GYRO_UNITS)}")
         axes = _optional(d, "axes", str, DEFAULT_AXES, file, p)
         parse_axes(axes, where=(file, p + "axes"))
         imus.append(ImuInfo(name, level, acc_unit, gyro_unit, axes))
@@ -327,7 +330,7 @@ def read_info(folder: Path) -> SessionInfo:
     if not file.is_file():
         raise BadInput(file, None, "file is missing")
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
+        doc = json.loads(file.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:
         raise BadInput(file, None, "not a UTF-8 text file") from None
     except json.JSONDecodeError as exc:
@@ -540,7 +543,7 @@ class Session:
                 i = int(np.argmax(steps <= 0))
                 what = "repeats the previous row's time" if steps[i] == 0 else "goes back in time"
                 raise BadInput(file, f"line {first_line + i}, field t",
-                               f"t must be strictly increasing; {t[i]!r} {what}")
+                               f"t must be strictly increasing; {shown(t[i])} {what}")
             if t[0] < 0 and index == 0:
                 raise BadInput(file, f"line {first_line}, field t",
                                "t is seconds since session start and cannot be negative")
@@ -612,7 +615,8 @@ def _check_choices(file: Path, frame: pd.DataFrame, column: str,
     if not ok.all():
         i = int(np.argmax(~ok))
         allowed = "a spinal level C1..S5" if choices is None else "one of " + "|".join(choices)
-        raise BadInput(file, f"line {i + 2}, field {column}", f"{values[i]!r} is not {allowed}")
+        raise BadInput(file, f"line {i + 2}, field {column}",
+                       f"{shown(values[i])} is not {allowed}")
 
 
 class SessionWriter:

@@ -417,3 +417,70 @@ def test_blank_lines_at_the_end_are_harmless(make_session: SessionFactory,
     session = Session(path)
     chunks = session.imu_chunks("thoracic", chunk_rows=chunk_rows)
     assert sum(c.n for c in chunks) == rows
+
+
+# --- byte-order marks, invisible characters, long values ------------------------------------
+
+BOM = "\ufeff"
+
+
+def test_a_byte_order_mark_is_accepted(make_session: SessionFactory) -> None:
+    """Spreadsheets save UTF-8 with a byte-order mark: the tables and session.json read as
+    without it."""
+    plain = make_session("plain")
+    marked = make_session("marked")
+    for name in ("session.json", SACRAL, "symptoms.csv", "truth.csv", "motion_truth.csv"):
+        (marked / name).write_text(BOM + (marked / name).read_text(encoding="utf-8"),
+                                   encoding="utf-8")
+    a, b = Session(plain), Session(marked)
+    b.validate()
+    assert a.info == b.info
+    np.testing.assert_array_equal(a.read_imu("sacral").acc, b.read_imu("sacral").acc)
+    assert a.symptoms().equals(b.symptoms())
+    assert a.truth().equals(b.truth())
+    assert a.motion_truth().equals(b.motion_truth())
+
+
+@pytest.mark.parametrize(("header", "named"), [
+    ("t\u200b,ax,ay,az,gx,gy,gz", "column 1 is 't\\u200b', not 't'"),
+    ("t,ax,ay,az,gx,gy,g z", "column 7 is 'g z', not 'gz'"),
+    ("t,ax,ay,az,gx,gy", "column gz is missing after 'gy'"),
+    ("t,ax,ay,az,gx,gy,gz,mx,my,mz,temp", "column 11 ('temp') is one too many"),
+])
+def test_a_header_names_its_first_wrong_column(make_session: SessionFactory, header: str,
+                                               named: str) -> None:
+    """Never 'expected t,ax,...; found t,ax,...' with two lists that look the same."""
+    path = make_session()
+    lines = _lines(path / SACRAL)
+    _write_lines(path / SACRAL, [header] + [line + ",0,0,0,0" * header.endswith("temp")
+                                            for line in lines[1:]])
+    with pytest.raises(BadInput) as err:
+        Session(path)
+    assert err.value.where == "line 1"
+    assert err.value.reason.endswith(named), err.value.reason
+
+
+def test_a_utf16_table_is_named_as_such(make_session: SessionFactory) -> None:
+    path = make_session()
+    (path / SACRAL).write_bytes((path / SACRAL).read_text().encode("utf-16"))
+    with pytest.raises(BadInput) as err:
+        Session(path)
+    assert err.value.where == "line 1" and "UTF-16" in err.value.reason
+
+
+def test_a_50_mb_cell_is_not_echoed(make_session: SessionFactory) -> None:
+    path = make_session()
+    set_cell(IMU, 5, "ay", "9" * 10 + "x" * 50_000_000)(path)
+    with pytest.raises(BadInput) as err:
+        Session(path).validate()
+    assert err.value.where == "line 7, field ay"
+    assert len(str(err.value)) < 300
+    assert "'9999999999xxxx" in err.value.reason
+
+
+def test_times_going_back_are_plain_numbers(make_session: SessionFactory) -> None:
+    path = make_session()
+    set_cell(IMU, 100, "t", "0.5")(path)
+    with pytest.raises(BadInput) as err:
+        Session(path).validate()
+    assert err.value.reason == "t must be strictly increasing; 0.5 goes back in time"
