@@ -61,6 +61,13 @@ FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 """WAV sample formats that can hold NaN or infinity."""
 RATE_TOLERANCE = 1e-3
 """Relative slack on the IMU rate minimum: times rounded to text make 50 Hz read as 49.99..."""
+MAX_ACC_MS2 = 64 * GRAVITY
+"""The largest acceleration accepted on an axis, m/s^2 (64 g): twice the widest range of
+body-worn MEMS IMUs (+-32 g; the strap's is +-16 g). A larger value is damage or a unit
+mistake (milli-g read as g)."""
+MAX_GYRO_RADS = math.radians(4000.0)
+"""The largest angular rate accepted on an axis, rad/s (4000 deg/s): the widest range of
+MEMS gyroscopes (the strap's is +-2000 deg/s)."""
 IMU_COLUMNS = ("t", "ax", "ay", "az", "gx", "gy", "gz")
 MAG_COLUMNS = ("mx", "my", "mz")
 TRUTH_COLUMNS = ("t", "level", "kind")
@@ -552,8 +559,11 @@ class Session:
                 raise BadInput(file, f"line {first_line + i}, field t",
                                f"{float(t[i]):g} s is past {limit} ({t_max:g} s)")
             last_t = float(t[-1])
-            acc = chunk[["ax", "ay", "az"]].to_numpy() @ rot.T * acc_scale
-            gyro = chunk[["gx", "gy", "gz"]].to_numpy() @ rot.T * gyro_scale
+            acc = _within(file, chunk, first_line, ("ax", "ay", "az"), MAX_ACC_MS2 / acc_scale,
+                          imu.acc_unit, "acc_unit")
+            gyro = _within(file, chunk, first_line, ("gx", "gy", "gz"),
+                           MAX_GYRO_RADS / gyro_scale, imu.gyro_unit, "gyro_unit")
+            acc, gyro = acc @ rot.T * acc_scale, gyro @ rot.T * gyro_scale
             mag = chunk[list(MAG_COLUMNS)].to_numpy() @ rot.T if "mx" in chunk else None
             yield ImuBlock(name, index, t, acc, gyro, mag)
             index += len(t)
@@ -605,6 +615,19 @@ class Session:
         self.truth()
         self.motion_truth()
         self.symptoms()
+
+
+def _within(file: Path, chunk: pd.DataFrame, first_line: int, columns: Sequence[str],
+            limit: float, unit: str, unit_field: str) -> np.ndarray:
+    """The chunk's ``columns``, every value within +-``limit`` (in the file's ``unit``)."""
+    values = chunk[list(columns)].to_numpy()
+    bad = np.abs(values) > limit
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise BadInput(file, f"line {first_line + int(row)}, field {columns[col]}",
+                       f"{shown(values[row, col])} {unit} is beyond the +-{limit:.4g} {unit} a "
+                       f"body-worn IMU measures (is {unit_field} in session.json right?)")
+    return values
 
 
 def _check_choices(file: Path, frame: pd.DataFrame, column: str,

@@ -242,6 +242,11 @@ CORPUS = [
     Case("imu-rate-5-khz", slow_imu(SACRAL, 0.02), SACRAL, "field t"),
     Case("imu-row-at-1e9-s", set_cell(SACRAL, 299, "t", "1e9"), SACRAL, "line 301, field t"),
     Case("imu-row-past-the-audio", set_cell(IMU, 299, "t", "63.5"), IMU, "line 301, field t"),
+    Case("imu-acc-in-milli-g", set_cell(SACRAL, 20, "az", "9806.65"), SACRAL,
+         "line 22, field az"),
+    Case("imu-acc-minus-1e6", set_cell(IMU, 3, "ax", "-1e6"), IMU, "line 5, field ax"),
+    Case("imu-gyro-100-rad-s", set_cell(SACRAL, 42, "gy", "100"), SACRAL, "line 44, field gy"),
+    Case("imu-gyro-1e300", set_cell(IMU, 0, "gz", "1e300"), IMU, "line 2, field gz"),
     Case("unknown-acc-unit", edit_json(_set("imus", 0, "acc_unit", value="mg")),
          "session.json", "field imus[0].acc_unit"),
     Case("unknown-gyro-unit", edit_json(_set("imus", 1, "gyro_unit", value="rpm")),
@@ -306,6 +311,12 @@ CORPUS = [
          "symptoms.csv", "line 2, field tingling"),
     Case("symptoms-bad-time", set_cell("symptoms.csv", 1, "time", "yesterday"),
          "symptoms.csv", "line 3, field time"),
+    Case("symptoms-pain-minus-1", set_cell("symptoms.csv", 0, "pain", "-1"),
+         "symptoms.csv", "line 2, field pain"),
+    Case("symptoms-stiffness-nan", set_cell("symptoms.csv", 1, "stiffness", "nan"),
+         "symptoms.csv", "line 3, field stiffness"),
+    Case("symptoms-note-50-kb", set_cell("symptoms.csv", 1, "note", "x" * 50_000),
+         "symptoms.csv", "line 3, field note"),
     Case("symptoms-missing-column", edit_columns("symptoms.csv", lambda c: c[:2] + c[3:]),
          "symptoms.csv", "line 1"),
 ]
@@ -484,3 +495,39 @@ def test_times_going_back_are_plain_numbers(make_session: SessionFactory) -> Non
     with pytest.raises(BadInput) as err:
         Session(path).validate()
     assert err.value.reason == "t must be strictly increasing; 0.5 goes back in time"
+
+
+def test_imu_bounds_are_in_the_declared_unit(make_session: SessionFactory) -> None:
+    """A body-worn IMU measures up to +-64 g and +-4000 deg/s: 70 g is refused in g, 2.5 g
+    accepted, and the bound is said in the file's unit."""
+    path = make_session(acc_unit="g", gyro_unit="deg/s")
+    set_cell(SACRAL, 8, "ax", "2.5")(path)
+    set_cell(SACRAL, 9, "gx", "-3999")(path)
+    Session(path).validate()
+    set_cell(SACRAL, 10, "ay", "70")(path)
+    with pytest.raises(BadInput) as err:
+        Session(path).validate()
+    assert err.value.where == "line 12, field ay"
+    assert err.value.reason.startswith("70 g is beyond the +-64 g a body-worn IMU measures")
+
+
+def test_the_store_checks_diary_values_as_the_reader_does(tmp_path: Path) -> None:
+    """A library call adding entries gets the error the diary file would: the field named."""
+    import pandas as pd
+
+    from backpop_sense.diary import DIARY_COLUMNS
+    from backpop_sense.store import Store
+
+    good = {"time": "2026-11-20T09:30:00Z", "pain": 3, "stiffness": 0, "numbness": 0,
+            "tingling": 0, "weakness": 0, "swelling": 0, "bruising": 0, "trauma": 0, "note": ""}
+    bad = [({"pain": 11}, "entry 2, field pain", "11 is outside the 0-10 scale"),
+           ({"trauma": 0.5}, "entry 2, field trauma", "0.5 must be 0 (absent) or 1 (present)"),
+           ({"note": "y" * 3000}, "entry 2, field note",
+            "3000 characters long; a note holds at most 2000")]
+    with Store(tmp_path / "s.db") as store:
+        for change, where, reason in bad:
+            entries = pd.DataFrame([good, {**good, **change}], columns=list(DIARY_COLUMNS))
+            with pytest.raises(BadInput) as err:
+                store.add_diary("S01", entries, "app")
+            assert (err.value.file, err.value.where, err.value.reason) == ("app", where, reason)
+        assert not store.has_subject("S01")
