@@ -40,7 +40,7 @@ def parse_time(text: str, file: Path | str, where: str) -> datetime:
     return check_time(value if value.tzinfo else value.replace(tzinfo=UTC), file, where)
 
 
-def read_diary_csv(path: Path) -> pd.DataFrame:
+def read_diary_csv(path: str | Path) -> pd.DataFrame:
     """Read and validate a diary CSV.
 
     Returns
@@ -54,6 +54,7 @@ def read_diary_csv(path: Path) -> pd.DataFrame:
     BadInput
         Naming the line and field of the first bad value.
     """
+    path = Path(path)
     frame = read_small_table(path, DIARY_COLUMNS[:-1], numeric=SCALES + FLAGS)
     if "note" not in frame:
         frame["note"] = ""
