@@ -209,7 +209,7 @@ def evaluate(
 
     if block_size < 1:
         raise BadInput("--block-size", None, "must be at least 1")
-    from .evaluate import score_pops, score_typing
+    from .evaluate import score_pops, score_typing, simulated_events
     from .motion.evaluate import events_table, frames_table, score_motion
     from .pipeline import analyze as run_analysis
 
@@ -228,7 +228,8 @@ def evaluate(
         if motion_truth is not None and result.frames:
             scores["motion"] = score_motion(
                 frames_table(result.frames), motion_truth, events_table(result.motion_events),
-                result.session.info.extra.get("simulation"))
+                simulated_events(result.session.info.extra, path / "session.json",
+                                 result.session.duration_s + result.session.info.audio_offset_s))
         rows.append({"session": str(path), **scores})
     if as_json:
         print(json.dumps(rows, indent=2))

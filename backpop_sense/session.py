@@ -278,7 +278,9 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
     check_time(start, file, "field start")
     strap = _optional(doc, "strap", str, "backpop-strap-v1", file)
     offset = doc.get("audio_offset_s", 0.0)
-    if isinstance(offset, bool) or not isinstance(offset, int | float) or not math.isfinite(offset):
+    # An integer of 400 digits is a JSON number too, and too large for a float.
+    if isinstance(offset, bool) or not isinstance(offset, int | float) or not (
+            abs(offset) < 1e300 and math.isfinite(offset)):
         raise BadInput(file, "field audio_offset_s",
                        f"must be a finite number, not {shown(offset)}")
 
@@ -501,6 +503,26 @@ class Session:
                            f"{MIN_IMU_RATE_HZ:.0f}-{MAX_IMU_RATE_HZ:.0f} Hz accepted")
         return rate
 
+    def _time_limit(self) -> tuple[float, str]:
+        """The latest time a row of the session's tables may have, seconds, and its words."""
+        if self.audio is not None:
+            return (self.info.audio_offset_s + self.audio.duration_s + IMU_OVERRUN_S,
+                    f"the audio's end plus {IMU_OVERRUN_S:g} s")
+        return MAX_SESSION_S, "the 48 hours a session may last"
+
+    def _check_times(self, file: Path, frame: pd.DataFrame) -> None:
+        """Every ``t`` of a side table within the recording (a time of 1e300 s is damage, and
+        scoring would walk to it)."""
+        t_max, limit = self._time_limit()
+        t_min = min(0.0, self.info.audio_offset_s)
+        t = frame["t"].to_numpy(dtype=float)
+        bad = (t < t_min) | (t > t_max)
+        if bad.any():
+            i = int(np.argmax(bad))
+            where = f"is before the recording ({t_min:g} s)" if t[i] < t_min else \
+                f"is past {limit} ({t_max:g} s)"
+            raise BadInput(file, f"line {i + 2}, field t", f"{shown(t[i])} s {where}")
+
     def audio_blocks(self, block_size: int) -> Iterator[AudioBlock]:
         """The audio in blocks of ``block_size`` samples (the last may be shorter)."""
         if self.audio is None:
@@ -534,11 +556,7 @@ class Session:
             file, read_header(file), IMU_COLUMNS, MAG_COLUMNS
         )
         rot = imu.sensor_to_body
-        if self.audio is not None:
-            t_max = self.info.audio_offset_s + self.audio.duration_s + IMU_OVERRUN_S
-            limit = f"the audio's end plus {IMU_OVERRUN_S:g} s"
-        else:
-            t_max, limit = MAX_SESSION_S, "the 48 hours a session may last"
+        t_max, limit = self._time_limit()
         acc_scale = ACC_UNITS[imu.acc_unit]
         gyro_scale = GYRO_UNITS[imu.gyro_unit]
         last_t = -math.inf
@@ -585,6 +603,7 @@ class Session:
         if not file.exists():
             return None
         frame = read_small_table(file, TRUTH_COLUMNS, numeric=["t"])
+        self._check_times(file, frame)
         _check_choices(file, frame, "level", None)
         _check_choices(file, frame, "kind", POP_KINDS)
         return frame
@@ -595,6 +614,13 @@ class Session:
         if not file.exists():
             return None
         frame = read_small_table(file, MOTION_TRUTH_COLUMNS, numeric=MOTION_TRUTH_COLUMNS[:4])
+        self._check_times(file, frame)
+        for name in MOTION_TRUTH_COLUMNS[1:4]:
+            angles = frame[name].to_numpy(dtype=float)
+            if (np.abs(angles) > 180).any():
+                i = int(np.argmax(np.abs(angles) > 180))
+                raise BadInput(file, f"line {i + 2}, field {name}",
+                               f"{shown(angles[i])} deg is not an angle within +-180 deg")
         _check_choices(file, frame, "context", CONTEXTS)
         return frame
 

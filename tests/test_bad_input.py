@@ -303,6 +303,13 @@ CORPUS = [
          "truth.csv", "line 4, field level"),
     Case("truth-t-not-number", set_cell("truth.csv", 0, "t", "soon"),
          "truth.csv", "line 2, field t"),
+    Case("truth-t-1e300", set_cell("truth.csv", 1, "t", "1e300"), "truth.csv", "line 3, field t"),
+    Case("truth-t-before-the-start", set_cell("truth.csv", 0, "t", "-5"), "truth.csv",
+         "line 2, field t"),
+    Case("motion-truth-angle-720", set_cell("motion_truth.csv", 1, "flexion_deg", "720"),
+         "motion_truth.csv", "line 3, field flexion_deg"),
+    Case("offset-400-digits", edit_json(_set("audio_offset_s", value=10 ** 400)),
+         "session.json", "field audio_offset_s"),
     Case("motion-truth-unknown-context", set_cell("motion_truth.csv", 2, "context", "dance"),
          "motion_truth.csv", "line 4, field context"),
     Case("symptoms-pain-11", set_cell("symptoms.csv", 1, "pain", "11"),
@@ -531,3 +538,26 @@ def test_the_store_checks_diary_values_as_the_reader_does(tmp_path: Path) -> Non
                 store.add_diary("S01", entries, "app")
             assert (err.value.file, err.value.where, err.value.reason) == ("app", where, reason)
         assert not store.has_subject("S01")
+
+
+@pytest.mark.parametrize(("simulation", "where"), [
+    ("fell", "field simulation"),
+    ({"falls_s": 12.5}, "field simulation.falls_s"),
+    ({"falls_s": [1.0], "catches_s": [0.5, "soon"]}, "field simulation.catches_s[1]"),
+    ({"catches_s": [1e300]}, "field simulation.catches_s[0]"),
+])
+def test_evaluate_checks_the_simulated_events(make_session: SessionFactory, simulation: Any,
+                                              where: str) -> None:
+    """``backpop evaluate`` scores catches and falls against session.json's simulation: a
+    damaged one is a line naming the field, from the library call and the command alike."""
+    from backpop_sense.evaluate import simulated_events
+
+    path = make_session(extra={"simulation": simulation})
+    session = Session(path)
+    with pytest.raises(BadInput) as err:
+        simulated_events(session.info.extra, path / "session.json", session.duration_s)
+    assert err.value.where == where
+    run = subprocess.run([str(BACKPOP), "evaluate", str(path), "--json"], capture_output=True,
+                         text=True)
+    assert run.returncode == 2
+    assert run.stderr == f"backpop: error: {err.value}\n"
