@@ -12,7 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .errors import BadInput
+from .errors import BadInput, cut
 from .session import Session
 
 if TYPE_CHECKING:
@@ -395,7 +395,7 @@ def diary_add(
 
     import pandas as pd
 
-    from .diary import DIARY_COLUMNS, parse_time
+    from .diary import DIARY_COLUMNS, MAX_NOTE_CHARS, parse_time
     from .rules import refresh_flags
     from .store import check_subject
 
@@ -403,6 +403,9 @@ def diary_add(
     for name, value in (("--pain", pain), ("--stiffness", stiffness)):
         if not 0 <= value <= 10:
             raise BadInput(name, None, f"{value:g} is outside the 0-10 scale")
+    if len(note) > MAX_NOTE_CHARS:
+        raise BadInput("--note", None, f"{len(note)} characters long; a note holds at most "
+                       f"{MAX_NOTE_CHARS}")
     when = parse_time(time, "--time", "value") if time else datetime.now(UTC)
     row = {"time": pd.Timestamp(when), "pain": pain, "stiffness": stiffness,
            "numbness": int(numbness), "tingling": int(tingling), "weakness": int(weakness),
@@ -671,7 +674,8 @@ def main() -> None:
         print(f"backpop: error: {_one_line(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except OSError as exc:
-        print(f"backpop: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"backpop: error: {exc.filename or ''}: {cut(str(exc.strerror or exc), 180)}",
+              file=sys.stderr)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - the user gets one line, developers the trace
         if os.environ.get("BACKPOP_DEBUG"):

@@ -282,7 +282,7 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
     if isinstance(offset, bool) or not isinstance(offset, int | float) or not (
             abs(offset) < 1e300 and math.isfinite(offset)):
         raise BadInput(file, "field audio_offset_s",
-                       f"must be a finite number, not {shown(offset)}")
+                       f"must be a finite number of seconds, not {shown(offset)}")
 
     mic_docs = _require(doc, "mics", list, file)
     imu_docs = _optional(doc, "imus", list, [], file)
