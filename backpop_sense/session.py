@@ -344,6 +344,8 @@ def read_info(folder: Path) -> SessionInfo:
         raise BadInput(file, None, "not a UTF-8 text file") from None
     except json.JSONDecodeError as exc:
         raise BadInput(file, f"line {exc.lineno}", f"invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise BadInput(file, None, "invalid JSON: nested too deeply") from None
     return parse_info(doc, file)
 
 

@@ -242,9 +242,12 @@ def _get(doc: Any, path: tuple) -> Any:
 def session_json_mutations(draw: st.DrawFn, doc: dict) -> dict:
     """One field of session.json (any depth) replaced, removed or added, or the text cut."""
     paths = _json_paths(doc)
-    action = draw(st.sampled_from(["set", "set", "set", "delete", "add", "cut"]))
+    action = draw(st.sampled_from(["set", "set", "set", "delete", "add", "cut", "nest"]))
     if action == "cut":
         return {"file": "session.json", "op": "cut", "at": draw(st.integers(0, 700))}
+    if action == "nest":
+        return {"file": "session.json", "op": "json-nest", "path": [draw(st.sampled_from(
+            sorted(doc)))], "value": draw(st.sampled_from([10, 1000, 5000]))}
     # Mostly a leaf (a value a reader checks), sometimes a whole list or object.
     leaves = [p for p in paths[1:] if not isinstance(_get(doc, p), dict | list)]
     choices = paths[1:] if action == "delete" or draw(st.integers(0, 3)) == 0 else leaves
@@ -344,9 +347,15 @@ def rules_mutations(draw: st.DrawFn) -> dict:
     import tomllib
 
     doc = tomllib.loads(RULES.read_text(encoding="utf-8"))
-    action = draw(st.sampled_from(["set", "set", "set", "delete", "add", "line", "cut"]))
+    action = draw(st.sampled_from(["set", "set", "set", "delete", "add", "line", "cut",
+                                   "nest"]))
     if action == "cut":
         return {"file": "rules.toml", "op": "cut", "at": draw(st.integers(0, 6000))}
+    if action == "nest":
+        table = draw(st.sampled_from(sorted(doc)))
+        return {"file": "rules.toml", "op": "toml-nest", "value": draw(
+            st.sampled_from([10, 1000, 5000])),
+            "path": [table, draw(st.sampled_from(sorted(doc[table])))]}
     if action == "line":
         return {"file": "rules.toml", "op": "insert-line", "row": draw(st.integers(0, 80)),
                 "value": draw(st.one_of(text_values(), st.sampled_from(
@@ -378,19 +387,33 @@ def apply(mutation: dict, target: Path) -> Path:
         file.write_bytes(bytes(changed))
     elif op == "wav-field":
         file.write_bytes(_wav_field(data, mutation["field"], mutation["value"]))
+    elif op.endswith("-nest"):
+        # A list nested ``value`` deep, written as text (json and tomllib recurse on it).
+        doc = json.loads(data) if op == "json-nest" else _toml(data)
+        _edit_nested(doc, "set", mutation["path"], None, NEST)
+        text = json.dumps(doc, indent=2) if op == "json-nest" else to_toml(doc)
+        deep = "[" * mutation["value"] + "]" * mutation["value"]
+        file.write_text(text.replace(json.dumps(NEST), deep), encoding="utf-8")
     elif op.startswith("json-"):
         doc = json.loads(data)
         _edit_nested(doc, op[5:], mutation["path"], mutation.get("key"), mutation["value"])
         file.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     elif op.startswith("toml-"):
-        import tomllib
-
-        doc = tomllib.loads(data.decode("utf-8"))
+        doc = _toml(data)
         _edit_nested(doc, op[5:], mutation["path"], None, mutation["value"])
         file.write_text(to_toml(doc), encoding="utf-8")
     else:
         file.write_bytes(_csv_edit(data.decode("utf-8"), mutation).encode("utf-8"))
     return file
+
+
+NEST = "nested-list-goes-here"
+
+
+def _toml(data: bytes) -> dict:
+    import tomllib
+
+    return tomllib.loads(data.decode("utf-8"))
 
 
 def _edit_nested(doc: Any, action: str, path: list, key: str | None, value: Any) -> None:

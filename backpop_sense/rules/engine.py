@@ -171,6 +171,8 @@ def _read_toml(path: Path) -> dict:
         return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:
         raise BadInput(path, None, "not a UTF-8 text file") from None
+    except RecursionError:
+        raise BadInput(path, None, "not valid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         # tomllib says where as "(at line 3, column 7)"; the line goes where the line goes.
         message, _, at = str(exc).partition(" (at ")
