@@ -83,7 +83,7 @@ def run_case(kind: str, mutation: dict, variant: str, base: Base, root: Path) ->
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@budget(60)
+@budget(150)
 @given(data=st.data(), variant=st.sampled_from(["replay", "ingest", "evaluate"]))
 def test_fuzz_session_folders(base: Base, work: Path, data: st.DataObject,
                               variant: str) -> None:
@@ -91,13 +91,13 @@ def test_fuzz_session_folders(base: Base, work: Path, data: st.DataObject,
     run_case("session", data.draw(session_mutations(base)), variant, base, work)
 
 
-@budget(30)
+@budget(60)
 @given(mutation=diary_mutations())
 def test_fuzz_diaries(base: Base, work: Path, mutation: dict) -> None:
     run_case("diary", mutation, "import", base, work)
 
 
-@budget(40)
+@budget(80)
 @given(mutation=rules_mutations(), variant=st.sampled_from(["flags"] * 4 + ["report"]))
 def test_fuzz_rule_files(base: Base, work: Path, mutation: dict, variant: str) -> None:
     run_case("rules", mutation, variant, base, work)
