@@ -12,7 +12,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .errors import BadInput
+from .errors import BadInput, cut
 from .session import Session
 
 if TYPE_CHECKING:
@@ -209,7 +209,7 @@ def evaluate(
 
     if block_size < 1:
         raise BadInput("--block-size", None, "must be at least 1")
-    from .evaluate import score_pops, score_typing
+    from .evaluate import score_pops, score_typing, simulated_events
     from .motion.evaluate import events_table, frames_table, score_motion
     from .pipeline import analyze as run_analysis
 
@@ -228,7 +228,8 @@ def evaluate(
         if motion_truth is not None and result.frames:
             scores["motion"] = score_motion(
                 frames_table(result.frames), motion_truth, events_table(result.motion_events),
-                result.session.info.extra.get("simulation"))
+                simulated_events(result.session.info.extra, path / "session.json",
+                                 result.session.duration_s + result.session.info.audio_offset_s))
         rows.append({"session": str(path), **scores})
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -394,7 +395,7 @@ def diary_add(
 
     import pandas as pd
 
-    from .diary import DIARY_COLUMNS, parse_time
+    from .diary import DIARY_COLUMNS, MAX_NOTE_CHARS, parse_time
     from .rules import refresh_flags
     from .store import check_subject
 
@@ -402,6 +403,9 @@ def diary_add(
     for name, value in (("--pain", pain), ("--stiffness", stiffness)):
         if not 0 <= value <= 10:
             raise BadInput(name, None, f"{value:g} is outside the 0-10 scale")
+    if len(note) > MAX_NOTE_CHARS:
+        raise BadInput("--note", None, f"{len(note)} characters long; a note holds at most "
+                       f"{MAX_NOTE_CHARS}")
     when = parse_time(time, "--time", "value") if time else datetime.now(UTC)
     row = {"time": pd.Timestamp(when), "pain": pain, "stiffness": stiffness,
            "numbness": int(numbness), "tingling": int(tingling), "weakness": int(weakness),
@@ -670,7 +674,8 @@ def main() -> None:
         print(f"backpop: error: {_one_line(str(exc))}", file=sys.stderr)
         sys.exit(2)
     except OSError as exc:
-        print(f"backpop: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"backpop: error: {exc.filename or ''}: {cut(str(exc.strerror or exc), 180)}",
+              file=sys.stderr)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - the user gets one line, developers the trace
         if os.environ.get("BACKPOP_DEBUG"):

@@ -10,12 +10,17 @@ zero, and the counts added up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import mir_eval
 import numpy as np
 import pandas as pd
+
+from .errors import BadInput, shown
 
 WINDOWS_S = (0.010, 0.050)
 MAX_SPAN_S = 20000.0
@@ -161,3 +166,47 @@ def _confusion(pairs: list[tuple[str, str]]) -> dict[str, dict[str, int]]:
         row = table.setdefault(true, {})
         row[found] = row.get(found, 0) + 1
     return table
+
+
+def simulated_events(extra: Mapping[str, Any], file: str | Path, latest_s: float
+                     ) -> dict[str, list[float]] | None:
+    """The simulator's true catch and fall times (``session.json`` ``simulation``), checked.
+
+    Parameters
+    ----------
+    extra : mapping
+        The session's extra fields (:attr:`backpop_sense.session.SessionInfo.extra`).
+    file : str or Path
+        The session.json, named in an error.
+    latest_s : float
+        The latest time a session event may have, seconds.
+
+    Returns
+    -------
+    dict or None
+        ``falls_s`` and ``catches_s`` (seconds since the session start), or None for a session
+        that was not simulated.
+
+    Raises
+    ------
+    BadInput
+        For a ``simulation`` that is not an object, or times that are not a list of numbers
+        within the session.
+    """
+    sim = extra.get("simulation")
+    if sim is None:
+        return None
+    if not isinstance(sim, Mapping):
+        raise BadInput(file, "field simulation", f"must be an object, not {shown(sim)}")
+    out = {}
+    for key in ("falls_s", "catches_s"):
+        times = sim.get(key, [])
+        if not isinstance(times, list):
+            raise BadInput(file, f"field simulation.{key}", f"must be a list, not {shown(times)}")
+        for i, t in enumerate(times):
+            if isinstance(t, bool) or not isinstance(t, int | float) or not (
+                    0 <= t <= latest_s and math.isfinite(t)):
+                raise BadInput(file, f"field simulation.{key}[{i}]",
+                               f"{shown(t)} is not a time within the session (0-{latest_s:g} s)")
+        out[key] = [float(t) for t in times]
+    return out

@@ -28,7 +28,7 @@ import pandas as pd
 import soundfile as sf
 
 from .blocks import AudioBlock, ImuBlock
-from .errors import BadInput
+from .errors import BadInput, shown
 from .levels import is_level, level_index
 from .motion.context import CONTEXTS
 from .tables import check_columns, numeric_chunks, read_header, read_small_table
@@ -61,6 +61,13 @@ FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 """WAV sample formats that can hold NaN or infinity."""
 RATE_TOLERANCE = 1e-3
 """Relative slack on the IMU rate minimum: times rounded to text make 50 Hz read as 49.99..."""
+MAX_ACC_MS2 = 64 * GRAVITY
+"""The largest acceleration accepted on an axis, m/s^2 (64 g): twice the widest range of
+body-worn MEMS IMUs (+-32 g; the strap's is +-16 g). A larger value is damage or a unit
+mistake (milli-g read as g)."""
+MAX_GYRO_RADS = math.radians(4000.0)
+"""The largest angular rate accepted on an axis, rad/s (4000 deg/s): the widest range of
+MEMS gyroscopes (the strap's is +-2000 deg/s)."""
 IMU_COLUMNS = ("t", "ax", "ay", "az", "gx", "gy", "gz")
 MAG_COLUMNS = ("mx", "my", "mz")
 TRUTH_COLUMNS = ("t", "level", "kind")
@@ -73,7 +80,6 @@ IMU_OVERRUN_S = 60.0
 a reconnection's back-off of each other, so a row later than this is damaged (t = 1e9 s)."""
 MAX_SESSION_S = 48 * 3600.0
 """The latest IMU time of a session without audio, seconds: twice DESIGN's 24-hour session."""
-"""Rows read at a time from an IMU CSV; bounds the reader's memory."""
 
 
 @dataclass(frozen=True)
@@ -205,16 +211,17 @@ def parse_axes(axes: str, *, where: tuple[str | Path, str] | None = None) -> np.
         if key not in ("x", "y", "z") or key in mapping or direction not in _DIRECTIONS:
             raise BadInput(
                 file, f"field {fld}",
-                f"cannot read axes {axes!r}: expected e.g. {DEFAULT_AXES!r} "
+                f"cannot read axes {shown(axes)}: expected e.g. {DEFAULT_AXES!r} "
                 "(x, y, z once each; right/left/forward/backward/up/down)",
             )
         mapping[key] = _DIRECTIONS[direction]
     if len(mapping) != 3:
-        raise BadInput(file, f"field {fld}", f"axes {axes!r} must name x, y and z")
+        raise BadInput(file, f"field {fld}", f"axes {shown(axes)} must name x, y and z")
     m = np.array([mapping["x"], mapping["y"], mapping["z"]], dtype=float).T
     if not np.isclose(np.linalg.det(m), 1.0):
         raise BadInput(
-            file, f"field {fld}", f"axes {axes!r} are not a right-handed set of three directions"
+            file, f"field {fld}",
+            f"axes {shown(axes)} are not a right-handed set of three directions"
         )
     return m
 
@@ -232,8 +239,7 @@ def _require(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], fi
     if not isinstance(value, kind) or isinstance(value, bool):
         kinds = kind if isinstance(kind, tuple) else (kind,)
         names = " or ".join(JSON_TYPES.get(k, k.__name__) for k in kinds)
-        shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
-        raise BadInput(file, f"field {prefix}{key}", f"must be {names}, not {shown}")
+        raise BadInput(file, f"field {prefix}{key}", f"must be {names}, not {shown(value)}")
     return value
 
 
@@ -246,7 +252,7 @@ def _optional(doc: Mapping[str, Any], key: str, kind: type, default: Any, file: 
 def _identifier(value: str, file: Path, fld: str) -> str:
     if not ID_PATTERN.fullmatch(value):
         raise BadInput(
-            file, f"field {fld}", f"{value!r} is not a valid identifier ([A-Za-z0-9_-], 1-64)"
+            file, f"field {fld}", f"{shown(value)} is not a valid identifier ([A-Za-z0-9_-], 1-64)"
         )
     return value
 
@@ -257,21 +263,26 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         raise BadInput(file, None, "must hold a JSON object")
     fmt = _require(doc, "format", str, file)
     if fmt != FORMAT:
-        raise BadInput(file, "field format", f"unknown format {fmt!r}; this reader knows {FORMAT}")
+        raise BadInput(file, "field format",
+                       f"unknown format {shown(fmt)}; this reader knows {FORMAT}")
     subject = _identifier(_require(doc, "subject", str, file), file, "subject")
     session = _identifier(_require(doc, "session", str, file), file, "session")
     start_text = _require(doc, "start", str, file)
     try:
         start = datetime.fromisoformat(start_text)
     except ValueError:
-        raise BadInput(file, "field start", f"{start_text!r} is not an ISO 8601 time") from None
+        raise BadInput(file, "field start",
+                       f"{shown(start_text)} is not an ISO 8601 time") from None
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     check_time(start, file, "field start")
     strap = _optional(doc, "strap", str, "backpop-strap-v1", file)
     offset = doc.get("audio_offset_s", 0.0)
-    if isinstance(offset, bool) or not isinstance(offset, int | float) or not math.isfinite(offset):
-        raise BadInput(file, "field audio_offset_s", f"must be a finite number, not {offset!r}")
+    # An integer of 400 digits is a JSON number too, and too large for a float.
+    if isinstance(offset, bool) or not isinstance(offset, int | float) or not (
+            abs(offset) < 1e300 and math.isfinite(offset)):
+        raise BadInput(file, "field audio_offset_s",
+                       f"must be a finite number of seconds, not {shown(offset)}")
 
     mic_docs = _require(doc, "mics", list, file)
     imu_docs = _optional(doc, "imus", list, [], file)
@@ -284,7 +295,8 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
             raise BadInput(file, f"field mics[{i}]", "must be an object with a name")
         name = _require(m, "name", str, file, f"mics[{i}].")
         if not is_level(name):
-            raise BadInput(file, f"field mics[{i}].name", f"{name!r} is not a spinal level C1..S5")
+            raise BadInput(file, f"field mics[{i}].name",
+                           f"{shown(name)} is not a spinal level C1..S5")
         mics.append(MicInfo(name))
     order = [level_index(m.name) for m in mics]
     if order != sorted(set(order)):
@@ -298,15 +310,15 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         name = _identifier(_require(d, "name", str, file, p), file, p + "name")
         level = _require(d, "level", str, file, p)
         if not is_level(level):
-            raise BadInput(file, f"field {p}level", f"{level!r} is not a spinal level C1..S5")
+            raise BadInput(file, f"field {p}level", f"{shown(level)} is not a spinal level C1..S5")
         acc_unit = _optional(d, "acc_unit", str, "m/s^2", file, p)
         if acc_unit not in ACC_UNITS:
             raise BadInput(file, f"field {p}acc_unit",
-                           f"unknown unit {acc_unit!r}; use one of {', '.join(ACC_UNITS)}")
+                           f"unknown unit {shown(acc_unit)}; use one of {', '.join(ACC_UNITS)}")
         gyro_unit = _optional(d, "gyro_unit", str, "rad/s", file, p)
         if gyro_unit not in GYRO_UNITS:
             raise BadInput(file, f"field {p}gyro_unit",
-                           f"unknown unit {gyro_unit!r}; use one of {', '.join(GYRO_UNITS)}")
+                           f"unknown unit {shown(gyro_unit)}; use one of {', '.join(GYRO_UNITS)}")
         axes = _optional(d, "axes", str, DEFAULT_AXES, file, p)
         parse_axes(axes, where=(file, p + "axes"))
         imus.append(ImuInfo(name, level, acc_unit, gyro_unit, axes))
@@ -327,11 +339,13 @@ def read_info(folder: Path) -> SessionInfo:
     if not file.is_file():
         raise BadInput(file, None, "file is missing")
     try:
-        doc = json.loads(file.read_text(encoding="utf-8"))
+        doc = json.loads(file.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:
         raise BadInput(file, None, "not a UTF-8 text file") from None
     except json.JSONDecodeError as exc:
         raise BadInput(file, f"line {exc.lineno}", f"invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise BadInput(file, None, "invalid JSON: nested too deeply") from None
     return parse_info(doc, file)
 
 
@@ -491,6 +505,26 @@ class Session:
                            f"{MIN_IMU_RATE_HZ:.0f}-{MAX_IMU_RATE_HZ:.0f} Hz accepted")
         return rate
 
+    def _time_limit(self) -> tuple[float, str]:
+        """The latest time a row of the session's tables may have, seconds, and its words."""
+        if self.audio is not None:
+            return (self.info.audio_offset_s + self.audio.duration_s + IMU_OVERRUN_S,
+                    f"the audio's end plus {IMU_OVERRUN_S:g} s")
+        return MAX_SESSION_S, "the 48 hours a session may last"
+
+    def _check_times(self, file: Path, frame: pd.DataFrame) -> None:
+        """Every ``t`` of a side table within the recording (a time of 1e300 s is damage, and
+        scoring would walk to it)."""
+        t_max, limit = self._time_limit()
+        t_min = min(0.0, self.info.audio_offset_s)
+        t = frame["t"].to_numpy(dtype=float)
+        bad = (t < t_min) | (t > t_max)
+        if bad.any():
+            i = int(np.argmax(bad))
+            where = f"is before the recording ({t_min:g} s)" if t[i] < t_min else \
+                f"is past {limit} ({t_max:g} s)"
+            raise BadInput(file, f"line {i + 2}, field t", f"{shown(t[i])} s {where}")
+
     def audio_blocks(self, block_size: int) -> Iterator[AudioBlock]:
         """The audio in blocks of ``block_size`` samples (the last may be shorter)."""
         if self.audio is None:
@@ -524,11 +558,7 @@ class Session:
             file, read_header(file), IMU_COLUMNS, MAG_COLUMNS
         )
         rot = imu.sensor_to_body
-        if self.audio is not None:
-            t_max = self.info.audio_offset_s + self.audio.duration_s + IMU_OVERRUN_S
-            limit = f"the audio's end plus {IMU_OVERRUN_S:g} s"
-        else:
-            t_max, limit = MAX_SESSION_S, "the 48 hours a session may last"
+        t_max, limit = self._time_limit()
         acc_scale = ACC_UNITS[imu.acc_unit]
         gyro_scale = GYRO_UNITS[imu.gyro_unit]
         last_t = -math.inf
@@ -540,7 +570,7 @@ class Session:
                 i = int(np.argmax(steps <= 0))
                 what = "repeats the previous row's time" if steps[i] == 0 else "goes back in time"
                 raise BadInput(file, f"line {first_line + i}, field t",
-                               f"t must be strictly increasing; {t[i]!r} {what}")
+                               f"t must be strictly increasing; {shown(t[i])} {what}")
             if t[0] < 0 and index == 0:
                 raise BadInput(file, f"line {first_line}, field t",
                                "t is seconds since session start and cannot be negative")
@@ -549,8 +579,11 @@ class Session:
                 raise BadInput(file, f"line {first_line + i}, field t",
                                f"{float(t[i]):g} s is past {limit} ({t_max:g} s)")
             last_t = float(t[-1])
-            acc = chunk[["ax", "ay", "az"]].to_numpy() @ rot.T * acc_scale
-            gyro = chunk[["gx", "gy", "gz"]].to_numpy() @ rot.T * gyro_scale
+            acc = _within(file, chunk, first_line, ("ax", "ay", "az"), MAX_ACC_MS2 / acc_scale,
+                          imu.acc_unit, "acc_unit")
+            gyro = _within(file, chunk, first_line, ("gx", "gy", "gz"),
+                           MAX_GYRO_RADS / gyro_scale, imu.gyro_unit, "gyro_unit")
+            acc, gyro = acc @ rot.T * acc_scale, gyro @ rot.T * gyro_scale
             mag = chunk[list(MAG_COLUMNS)].to_numpy() @ rot.T if "mx" in chunk else None
             yield ImuBlock(name, index, t, acc, gyro, mag)
             index += len(t)
@@ -572,6 +605,7 @@ class Session:
         if not file.exists():
             return None
         frame = read_small_table(file, TRUTH_COLUMNS, numeric=["t"])
+        self._check_times(file, frame)
         _check_choices(file, frame, "level", None)
         _check_choices(file, frame, "kind", POP_KINDS)
         return frame
@@ -582,6 +616,13 @@ class Session:
         if not file.exists():
             return None
         frame = read_small_table(file, MOTION_TRUTH_COLUMNS, numeric=MOTION_TRUTH_COLUMNS[:4])
+        self._check_times(file, frame)
+        for name in MOTION_TRUTH_COLUMNS[1:4]:
+            angles = frame[name].to_numpy(dtype=float)
+            if (np.abs(angles) > 180).any():
+                i = int(np.argmax(np.abs(angles) > 180))
+                raise BadInput(file, f"line {i + 2}, field {name}",
+                               f"{shown(angles[i])} deg is not an angle within +-180 deg")
         _check_choices(file, frame, "context", CONTEXTS)
         return frame
 
@@ -604,6 +645,19 @@ class Session:
         self.symptoms()
 
 
+def _within(file: Path, chunk: pd.DataFrame, first_line: int, columns: Sequence[str],
+            limit: float, unit: str, unit_field: str) -> np.ndarray:
+    """The chunk's ``columns``, every value within +-``limit`` (in the file's ``unit``)."""
+    values = chunk[list(columns)].to_numpy()
+    bad = np.abs(values) > limit
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise BadInput(file, f"line {first_line + int(row)}, field {columns[col]}",
+                       f"{shown(values[row, col])} {unit} is beyond the +-{limit:.4g} {unit} a "
+                       f"body-worn IMU measures (is {unit_field} in session.json right?)")
+    return values
+
+
 def _check_choices(file: Path, frame: pd.DataFrame, column: str,
                    choices: Sequence[str] | None) -> None:
     values = frame[column].astype(str).to_numpy()
@@ -612,7 +666,8 @@ def _check_choices(file: Path, frame: pd.DataFrame, column: str,
     if not ok.all():
         i = int(np.argmax(~ok))
         allowed = "a spinal level C1..S5" if choices is None else "one of " + "|".join(choices)
-        raise BadInput(file, f"line {i + 2}, field {column}", f"{values[i]!r} is not {allowed}")
+        raise BadInput(file, f"line {i + 2}, field {column}",
+                       f"{shown(values[i])} is not {allowed}")
 
 
 class SessionWriter:

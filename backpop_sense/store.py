@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from . import __version__
-from .diary import DIARY_COLUMNS, read_diary_csv
-from .errors import BadInput
+from .diary import DIARY_COLUMNS, check_values, read_diary_csv
+from .errors import BadInput, shown
 from .session import ID_PATTERN, read_info
 from .times import check_time
 
@@ -145,7 +145,7 @@ def input_checksum(path: str | Path) -> str:
 def check_subject(subject: str) -> str:
     """``subject`` if it is a valid pseudonym (``[A-Za-z0-9_-]{1,64}``), else BadInput."""
     if not isinstance(subject, str) or not ID_PATTERN.fullmatch(subject):
-        raise BadInput("subject", None, f"{subject!r} is not a valid subject ID "
+        raise BadInput("subject", None, f"{shown(subject)} is not a valid subject ID "
                        "(1-64 characters of A-Z, a-z, 0-9, _ and -)")
     return subject
 
@@ -194,11 +194,11 @@ def _diary_write(subject: str, entries: pd.DataFrame, source: str) -> tuple[str,
                     datetime.fromisoformat(value) if isinstance(value, str) else
                     pd.Timestamp(value))
         except (ValueError, TypeError, OverflowError):
-            raise BadInput(source, where, f"{str(value)[:40]!r} is not a time") from None
+            raise BadInput(source, where, f"{shown(str(value))} is not a time") from None
         time = time if time.tzinfo else time.replace(tzinfo=UTC)
         times.append(_iso(check_time(time, source, where)))
     # Two different entries at the same time are both kept; the very same entry is kept once.
-    frame = entries.assign(time=times, note=entries["note"].fillna("").astype(str))
+    frame = check_values(entries, source, lambda i: f"entry {i + 1}").assign(time=times)
     return (_insert("diary", ("subject_id", *DIARY_COLUMNS, "source"), "INSERT OR IGNORE"),
             [(subject, *row, source) for row in _rows(frame, DIARY_COLUMNS)])
 

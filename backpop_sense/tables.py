@@ -1,6 +1,7 @@
 """Reading CSV tables with errors that name the file, the line and the field at fault.
 
 Line numbers are those a text editor shows: the header is line 1, the first data row line 2.
+A UTF-8 byte-order mark before the header (spreadsheets write one) is accepted and ignored.
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import BadInput
+from .errors import BadInput, shown
+
+ENCODING = "utf-8-sig"
+"""UTF-8, with or without a byte-order mark."""
+MAX_HEADER_BYTES = 4096
+"""The longest header line read: a file whose first line is longer is not one of our tables."""
 
 
 def read_header(path: Path) -> list[str]:
@@ -25,10 +31,16 @@ def read_header(path: Path) -> list[str]:
     if not path.is_file():
         raise BadInput(path, None, "file is missing")
     with path.open("rb") as f:
-        try:
-            first = f.readline().decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadInput(path, "line 1", "not a UTF-8 text file") from None
+        head = f.readline(MAX_HEADER_BYTES + 1)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise BadInput(path, "line 1", "is UTF-16 text (a UTF-16 byte-order mark); save it as "
+                       "UTF-8 (CSV UTF-8)")
+    if len(head) > MAX_HEADER_BYTES:
+        raise BadInput(path, "line 1", f"longer than {MAX_HEADER_BYTES} bytes: not a header line")
+    try:
+        first = head.decode(ENCODING)
+    except UnicodeDecodeError:
+        raise BadInput(path, "line 1", "not a UTF-8 text file") from None
     if not first.strip():
         raise BadInput(path, "line 1", "file is empty: expected a header line")
     return [c.strip() for c in first.strip().split(",")]
@@ -48,8 +60,20 @@ def check_columns(
     allowed = [required, required + optional] if optional else [required]
     if list(found) not in allowed:
         expected = " or ".join(",".join(a) for a in allowed)
-        raise BadInput(path, "line 1", f"expected columns {expected}; found {','.join(found)}")
+        raise BadInput(path, "line 1",
+                       f"expected columns {expected}; {_first_difference(found, allowed[-1])}")
     return list(found)
+
+
+def _first_difference(found: Sequence[str], expected: Sequence[str]) -> str:
+    """Where a header departs from ``expected``, the cell quoted so that a stray invisible
+    character shows (``'t\\u200b'``), never two lists that look the same."""
+    for i, (have, want) in enumerate(zip(found, expected, strict=False)):
+        if have != want:
+            return f"column {i + 1} is {shown(have)}, not {shown(want)}"
+    if len(found) < len(expected):
+        return f"column {expected[len(found)]} is missing after {shown(found[-1])}"
+    return f"column {len(expected) + 1} ({shown(found[len(expected)])}) is one too many"
 
 
 def numeric_chunks(
@@ -88,11 +112,13 @@ def _chunks(path: Path, columns: Sequence[str], chunk_rows: int, *, fast: bool
             ) -> Iterator[tuple[int, pd.DataFrame]]:
     line = 2
     blank_at: int | None = None
-    reader = pd.read_csv(
-        path, chunksize=chunk_rows, dtype=np.float64 if fast else str,
-        keep_default_na=fast, skip_blank_lines=False, engine="c",
-    )
+    reader = None
     try:
+        # Opening reads the first buffer too: it may already meet a bad byte or row.
+        reader = pd.read_csv(
+            path, chunksize=chunk_rows, dtype=np.float64 if fast else str,
+            keep_default_na=fast, skip_blank_lines=False, engine="c", encoding=ENCODING,
+        )
         for raw in reader:
             if list(raw.columns) != list(columns):
                 raise BadInput(path, "line 1", f"expected columns {','.join(columns)}")
@@ -106,7 +132,8 @@ def _chunks(path: Path, columns: Sequence[str], chunk_rows: int, *, fast: bool
     except UnicodeDecodeError:
         raise _not_utf8(path) from None
     finally:
-        reader.close()
+        if reader is not None:
+            reader.close()
 
 
 def _checked(path: Path, frame: pd.DataFrame, first_line: int) -> pd.DataFrame:
@@ -149,7 +176,7 @@ def _to_numeric(path: Path, raw: pd.DataFrame, first_line: int) -> pd.DataFrame:
         if bad.any():
             i = int(np.argmax(bad))
             cell = str(text[i]).strip()
-            what = "is empty" if cell == "" else f"is not a finite number ({cell!r})"
+            what = "is empty" if cell == "" else f"is not a finite number ({shown(cell)})"
             raise BadInput(path, f"line {first_line + i}, field {name}", what)
         out[name] = values
     return pd.DataFrame(out)
@@ -185,12 +212,11 @@ def read_small_table(
     """
     header = read_header(path)
     if header[: len(required)] != list(required):
-        raise BadInput(
-            path, "line 1", f"expected columns {','.join(required)} first; found {','.join(header)}"
-        )
+        raise BadInput(path, "line 1", f"expected columns {','.join(required)} first; "
+                       f"{_first_difference(header, required)}")
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False,
-                          engine="c")
+                          engine="c", encoding=ENCODING)
     except pd.errors.ParserError as exc:
         raise BadInput(path, _parser_line(str(exc)),
                        f"malformed row ({str(exc).strip()})") from None

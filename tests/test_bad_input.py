@@ -242,6 +242,11 @@ CORPUS = [
     Case("imu-rate-5-khz", slow_imu(SACRAL, 0.02), SACRAL, "field t"),
     Case("imu-row-at-1e9-s", set_cell(SACRAL, 299, "t", "1e9"), SACRAL, "line 301, field t"),
     Case("imu-row-past-the-audio", set_cell(IMU, 299, "t", "63.5"), IMU, "line 301, field t"),
+    Case("imu-acc-in-milli-g", set_cell(SACRAL, 20, "az", "9806.65"), SACRAL,
+         "line 22, field az"),
+    Case("imu-acc-minus-1e6", set_cell(IMU, 3, "ax", "-1e6"), IMU, "line 5, field ax"),
+    Case("imu-gyro-100-rad-s", set_cell(SACRAL, 42, "gy", "100"), SACRAL, "line 44, field gy"),
+    Case("imu-gyro-1e300", set_cell(IMU, 0, "gz", "1e300"), IMU, "line 2, field gz"),
     Case("unknown-acc-unit", edit_json(_set("imus", 0, "acc_unit", value="mg")),
          "session.json", "field imus[0].acc_unit"),
     Case("unknown-gyro-unit", edit_json(_set("imus", 1, "gyro_unit", value="rpm")),
@@ -298,6 +303,13 @@ CORPUS = [
          "truth.csv", "line 4, field level"),
     Case("truth-t-not-number", set_cell("truth.csv", 0, "t", "soon"),
          "truth.csv", "line 2, field t"),
+    Case("truth-t-1e300", set_cell("truth.csv", 1, "t", "1e300"), "truth.csv", "line 3, field t"),
+    Case("truth-t-before-the-start", set_cell("truth.csv", 0, "t", "-5"), "truth.csv",
+         "line 2, field t"),
+    Case("motion-truth-angle-720", set_cell("motion_truth.csv", 1, "flexion_deg", "720"),
+         "motion_truth.csv", "line 3, field flexion_deg"),
+    Case("offset-400-digits", edit_json(_set("audio_offset_s", value=10 ** 400)),
+         "session.json", "field audio_offset_s"),
     Case("motion-truth-unknown-context", set_cell("motion_truth.csv", 2, "context", "dance"),
          "motion_truth.csv", "line 4, field context"),
     Case("symptoms-pain-11", set_cell("symptoms.csv", 1, "pain", "11"),
@@ -306,6 +318,12 @@ CORPUS = [
          "symptoms.csv", "line 2, field tingling"),
     Case("symptoms-bad-time", set_cell("symptoms.csv", 1, "time", "yesterday"),
          "symptoms.csv", "line 3, field time"),
+    Case("symptoms-pain-minus-1", set_cell("symptoms.csv", 0, "pain", "-1"),
+         "symptoms.csv", "line 2, field pain"),
+    Case("symptoms-stiffness-nan", set_cell("symptoms.csv", 1, "stiffness", "nan"),
+         "symptoms.csv", "line 3, field stiffness"),
+    Case("symptoms-note-50-kb", set_cell("symptoms.csv", 1, "note", "x" * 50_000),
+         "symptoms.csv", "line 3, field note"),
     Case("symptoms-missing-column", edit_columns("symptoms.csv", lambda c: c[:2] + c[3:]),
          "symptoms.csv", "line 1"),
 ]
@@ -417,3 +435,129 @@ def test_blank_lines_at_the_end_are_harmless(make_session: SessionFactory,
     session = Session(path)
     chunks = session.imu_chunks("thoracic", chunk_rows=chunk_rows)
     assert sum(c.n for c in chunks) == rows
+
+
+# --- byte-order marks, invisible characters, long values ------------------------------------
+
+BOM = "\ufeff"
+
+
+def test_a_byte_order_mark_is_accepted(make_session: SessionFactory) -> None:
+    """Spreadsheets save UTF-8 with a byte-order mark: the tables and session.json read as
+    without it."""
+    plain = make_session("plain")
+    marked = make_session("marked")
+    for name in ("session.json", SACRAL, "symptoms.csv", "truth.csv", "motion_truth.csv"):
+        (marked / name).write_text(BOM + (marked / name).read_text(encoding="utf-8"),
+                                   encoding="utf-8")
+    a, b = Session(plain), Session(marked)
+    b.validate()
+    assert a.info == b.info
+    np.testing.assert_array_equal(a.read_imu("sacral").acc, b.read_imu("sacral").acc)
+    assert a.symptoms().equals(b.symptoms())
+    assert a.truth().equals(b.truth())
+    assert a.motion_truth().equals(b.motion_truth())
+
+
+@pytest.mark.parametrize(("header", "named"), [
+    ("t\u200b,ax,ay,az,gx,gy,gz", "column 1 is 't\\u200b', not 't'"),
+    ("t,ax,ay,az,gx,gy,g z", "column 7 is 'g z', not 'gz'"),
+    ("t,ax,ay,az,gx,gy", "column gz is missing after 'gy'"),
+    ("t,ax,ay,az,gx,gy,gz,mx,my,mz,temp", "column 11 ('temp') is one too many"),
+])
+def test_a_header_names_its_first_wrong_column(make_session: SessionFactory, header: str,
+                                               named: str) -> None:
+    """Never 'expected t,ax,...; found t,ax,...' with two lists that look the same."""
+    path = make_session()
+    lines = _lines(path / SACRAL)
+    _write_lines(path / SACRAL, [header] + [line + ",0,0,0,0" * header.endswith("temp")
+                                            for line in lines[1:]])
+    with pytest.raises(BadInput) as err:
+        Session(path)
+    assert err.value.where == "line 1"
+    assert err.value.reason.endswith(named), err.value.reason
+
+
+def test_a_utf16_table_is_named_as_such(make_session: SessionFactory) -> None:
+    path = make_session()
+    (path / SACRAL).write_bytes((path / SACRAL).read_text().encode("utf-16"))
+    with pytest.raises(BadInput) as err:
+        Session(path)
+    assert err.value.where == "line 1" and "UTF-16" in err.value.reason
+
+
+def test_a_50_mb_cell_is_not_echoed(make_session: SessionFactory) -> None:
+    path = make_session()
+    set_cell(IMU, 5, "ay", "9" * 10 + "x" * 50_000_000)(path)
+    with pytest.raises(BadInput) as err:
+        Session(path).validate()
+    assert err.value.where == "line 7, field ay"
+    assert len(str(err.value)) < 300
+    assert "'9999999999xxxx" in err.value.reason
+
+
+def test_times_going_back_are_plain_numbers(make_session: SessionFactory) -> None:
+    path = make_session()
+    set_cell(IMU, 100, "t", "0.5")(path)
+    with pytest.raises(BadInput) as err:
+        Session(path).validate()
+    assert err.value.reason == "t must be strictly increasing; 0.5 goes back in time"
+
+
+def test_imu_bounds_are_in_the_declared_unit(make_session: SessionFactory) -> None:
+    """A body-worn IMU measures up to +-64 g and +-4000 deg/s: 70 g is refused in g, 2.5 g
+    accepted, and the bound is said in the file's unit."""
+    path = make_session(acc_unit="g", gyro_unit="deg/s")
+    set_cell(SACRAL, 8, "ax", "2.5")(path)
+    set_cell(SACRAL, 9, "gx", "-3999")(path)
+    Session(path).validate()
+    set_cell(SACRAL, 10, "ay", "70")(path)
+    with pytest.raises(BadInput) as err:
+        Session(path).validate()
+    assert err.value.where == "line 12, field ay"
+    assert err.value.reason.startswith("70 g is beyond the +-64 g a body-worn IMU measures")
+
+
+def test_the_store_checks_diary_values_as_the_reader_does(tmp_path: Path) -> None:
+    """A library call adding entries gets the error the diary file would: the field named."""
+    import pandas as pd
+
+    from backpop_sense.diary import DIARY_COLUMNS
+    from backpop_sense.store import Store
+
+    good = {"time": "2026-11-20T09:30:00Z", "pain": 3, "stiffness": 0, "numbness": 0,
+            "tingling": 0, "weakness": 0, "swelling": 0, "bruising": 0, "trauma": 0, "note": ""}
+    bad = [({"pain": 11}, "entry 2, field pain", "11 is outside the 0-10 scale"),
+           ({"trauma": 0.5}, "entry 2, field trauma", "0.5 must be 0 (absent) or 1 (present)"),
+           ({"note": "y" * 3000}, "entry 2, field note",
+            "3000 characters long; a note holds at most 2000")]
+    with Store(tmp_path / "s.db") as store:
+        for change, where, reason in bad:
+            entries = pd.DataFrame([good, {**good, **change}], columns=list(DIARY_COLUMNS))
+            with pytest.raises(BadInput) as err:
+                store.add_diary("S01", entries, "app")
+            assert (err.value.file, err.value.where, err.value.reason) == ("app", where, reason)
+        assert not store.has_subject("S01")
+
+
+@pytest.mark.parametrize(("simulation", "where"), [
+    ("fell", "field simulation"),
+    ({"falls_s": 12.5}, "field simulation.falls_s"),
+    ({"falls_s": [1.0], "catches_s": [0.5, "soon"]}, "field simulation.catches_s[1]"),
+    ({"catches_s": [1e300]}, "field simulation.catches_s[0]"),
+])
+def test_evaluate_checks_the_simulated_events(make_session: SessionFactory, simulation: Any,
+                                              where: str) -> None:
+    """``backpop evaluate`` scores catches and falls against session.json's simulation: a
+    damaged one is a line naming the field, from the library call and the command alike."""
+    from backpop_sense.evaluate import simulated_events
+
+    path = make_session(extra={"simulation": simulation})
+    session = Session(path)
+    with pytest.raises(BadInput) as err:
+        simulated_events(session.info.extra, path / "session.json", session.duration_s)
+    assert err.value.where == where
+    run = subprocess.run([str(BACKPOP), "evaluate", str(path), "--json"], capture_output=True,
+                         text=True)
+    assert run.returncode == 2
+    assert run.stderr == f"backpop: error: {err.value}\n"

@@ -220,6 +220,131 @@ def test_rule_file_is_checked(tmp_path: Path) -> None:
         load_rules(bad)
 
 
+DEFAULT_TEXT = (Path(__file__).resolve().parent.parent / "backpop_sense" / "rules" /
+                "redflags.toml").read_text(encoding="utf-8")
+def _without_r6(text: str) -> str:
+    return text[:text.index("[R6]")] + text[text.index("[R7]"):]
+
+
+BAD_RULES = [
+    # id, how the default file is changed, where the error must point, what the reason says
+    ("syntax", lambda t: t.replace("pain_min = 4.0", "pain_min = = 4.0", 1), "line 17",
+     "not valid TOML"),
+    ("unclosed-table", lambda t: t.replace("[R4]", "[R4", 1), "line 41", "not valid TOML"),
+    ("threshold-text", lambda t: t.replace("pain_min = 4.0", 'pain_min = "four"', 1),
+     "[R1] pain_min", "must be a number, not 'four'"),
+    ("threshold-bool", lambda t: t.replace("window_s = 2.0", "window_s = true", 1),
+     "[R4] window_s", "must be a number, not True"),
+    ("threshold-list", lambda t: t.replace("rate_factor = 1.5", "rate_factor = [1.5]", 1),
+     "[R8] rate_factor", "must be a number, not [1.5]"),
+    ("count-fraction", lambda t: t.replace("baseline_sessions = 3", "baseline_sessions = 2.5"),
+     "[R3] baseline_sessions", "must be a whole number, not 2.5"),
+    ("pain-out-of-scale", lambda t: t.replace("stiffness_min = 6.0", "stiffness_min = 60.0"),
+     "[R3] stiffness_min", "60 is outside 0-10"),
+    ("nan", lambda t: t.replace("min_share = 0.5", "min_share = nan"), "[R7] min_share",
+     "nan is outside 0-1"),
+    ("days-1e300", lambda t: t.replace("follow_days = 30.0", "follow_days = 1e300"),
+     "[R8] follow_days", "1e+300 is outside 0-3650"),
+    ("negative-hours", lambda t: t.replace("after_session_h = 6.0", "after_session_h = -6.0"),
+     "[defaults] after_session_h", "-6 is outside 0-720"),
+    ("unknown-field", lambda t: t.replace("window_s = 2.0", "window_s = 2.0\nwindow_ms = 1"),
+     "[R4] window_ms", "no such field in R4 (it has title, severity, reason, window_s)"),
+    ("missing-field", lambda t: t.replace("min_pops_after = 1", ""), "[R8] min_pops_after",
+     "is missing"),
+    ("unknown-severity", lambda t: t.replace('painful_severity = "consult"',
+                                             'painful_severity = "dire"'),
+     "[R7] painful_severity", "'dire' is not one of urgent, consult, monitor, info"),
+    ("words-not-text", lambda t: t.replace('"shooting"]', '"shooting", 7]'),
+     "[R2] sharp_words", "must be a list of words"),
+    ("span-missing-axis", lambda t: t.replace(", twist = 10.0 }", " }"),
+     "[R3] min_span_deg", "must give a number for each of flexion, lateral, twist"),
+    ("span-axis-text", lambda t: t.replace("twist = 10.0 }", 'twist = "ten" }'),
+     "[R3] min_span_deg.twist", "must be a number, not 'ten'"),
+    ("unknown-rule", lambda t: t.replace("[R6]", "[R6b]"), "[R6b]",
+     "no such rule (the rules are R1, R2, R3, R4, R5, R6, R7, R8 and defaults)"),
+    ("rule-not-a-table", lambda t: "R6 = 1\n" + _without_r6(t), "[R6]",
+     "must be a table of fields, not 1"),
+    ("rule-missing", _without_r6, "[R6]", "rule is missing"),
+]
+
+
+
+@pytest.mark.parametrize(("change", "where", "reason"),
+                         [pytest.param(*case[1:], id=case[0]) for case in BAD_RULES])
+def test_a_bad_rule_file_names_the_field(tmp_path: Path, change, where: str,  # noqa: ANN001
+                                         reason: str) -> None:
+    path = tmp_path / "lab.toml"
+    path.write_text(change(DEFAULT_TEXT), encoding="utf-8")
+    with pytest.raises(BadInput) as err:
+        load_rules(path)
+    assert err.value.file == str(path)
+    assert err.value.where == where
+    assert err.value.reason.startswith(reason), err.value.reason
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (None, "file is missing"), (b"\xff\xfe[R1]", "not a UTF-8 text file"),
+    (b"#" * (2 << 20), "2097152 bytes: a rule file is at most 1048576 bytes"),
+])
+def test_a_rule_file_that_is_not_text_is_named(tmp_path: Path, content: bytes | None,
+                                               reason: str) -> None:
+    path = tmp_path / "lab.toml"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(BadInput) as err:
+        load_rules(path)
+    assert (err.value.file, err.value.where, err.value.reason) == (str(path), None, reason)
+
+
+def test_a_rule_file_may_have_a_byte_order_mark_and_leave_defaults_out(tmp_path: Path) -> None:
+    path = tmp_path / "lab.toml"
+    text = DEFAULT_TEXT.replace("[defaults]\nafter_session_h = 6.0\n", "")
+    path.write_text("\ufeff" + text.replace("pain_min = 4.0 ", "pain_min = 5 "), encoding="utf-8")
+    rules = load_rules(path)
+    assert rules["R1"]["pain_min"] == 5.0 and isinstance(rules["R1"]["pain_min"], float)
+    assert rules["defaults"] == {"after_session_h": 6.0}
+    assert rules["R2"] == load_rules()["R2"]
+
+
+def test_sharp_words_are_words_not_patterns(tmp_path: Path) -> None:
+    """A word with a regular expression's characters matches itself; it is never an error."""
+    from backpop_sense.rules import History
+    from backpop_sense.rules.engine import r2_sharp_or_rising_pain
+
+    path = tmp_path / "lab.toml"
+    path.write_text(DEFAULT_TEXT.replace('"shooting"]', '"shooting", "(sharp", "c++"]'))
+    rules = load_rules(path)
+    t0 = pd.Timestamp("2026-11-20T09:00:00Z")
+    pops = pd.DataFrame({"session": ["s"], "time": [t0]})
+    diary = pd.DataFrame({"time": [t0 + pd.Timedelta(minutes=m) for m in (5, 10, 15)],
+                          "pain": [1.0, 1.0, 1.0], "note": ["(sharp!", "C++ pain", "sharpish"]})
+    empty = pd.DataFrame()
+    flag = r2_sharp_or_rising_pain(History(empty, pops, empty, empty, diary), rules["R2"])
+    assert [e["note"] for e in flag.evidence["after_pops"]] == ["(sharp!", "C++ pain",
+                                                                "sharpish"]
+    rules["R2"]["sharp_words"] = []
+    assert r2_sharp_or_rising_pain(History(empty, pops, empty, empty, diary),
+                                   rules["R2"]) is None
+
+
+def test_cli_names_the_rule_file_and_field(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    entry = {c: 0 for c in DIARY_COLUMNS} | {"time": pd.Timestamp("2026-11-20T09:00Z"),
+                                               "note": ""}
+    with Store(db) as store:
+        store.add_diary(SUBJECT, pd.DataFrame([entry]), "test")
+    rules = tmp_path / "my rules.toml"
+    rules.write_text(DEFAULT_TEXT.replace("window_s = 2.0", "window_s = [2]"))
+    for command in ("flags", "report"):
+        run = subprocess.run([str(BACKPOP), command, SUBJECT, "--rules", str(rules), "--db",
+                              str(db), "-o" if command == "report" else "--json",
+                              *([str(tmp_path / "r.html")] if command == "report" else [])],
+                             capture_output=True, text=True)
+        assert run.returncode == 2, run.stderr
+        assert run.stderr == (f"backpop: error: {rules}: [R4] window_s: must be a number, "
+                              "not [2]\n")
+
+
 def test_cli_ingest_diary_and_flags(tmp_path: Path, visits: dict[str, Path]) -> None:
     db = str(tmp_path / "cli.db")
 

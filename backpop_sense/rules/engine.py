@@ -9,6 +9,7 @@ values) and its reason, and says it is not a diagnosis.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..errors import BadInput
+from ..errors import BadInput, cut, shown
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -100,34 +101,143 @@ class History:
         return out
 
 
+@dataclass(frozen=True)
+class Field:
+    """What a field of a rule file may hold.
+
+    ``kind`` is ``str``, ``int`` (a whole number), ``float`` (any number), ``list`` (of words)
+    or ``dict`` (a number per axis); numbers lie from ``low`` to ``high``.
+    """
+
+    kind: type
+    low: float = 0.0
+    high: float = 0.0
+
+
+FIELDS = {
+    "title": Field(str), "reason": Field(str), "severity": Field(str),
+    "painful_severity": Field(str), "sharp_words": Field(list),
+    "after_session_h": Field(float, 0, 24 * 30),
+    "pain_min": Field(float, 0, 10), "sharp_pain_min": Field(float, 0, 10),
+    "stiffness_min": Field(float, 0, 10), "trend_min_rise": Field(float, 0, 10),
+    "min_fraction": Field(float, 0, 1), "min_share": Field(float, 0, 1),
+    "rom_ratio_max": Field(float, 0, 1),
+    "sharp_window_min": Field(float, 0, 7 * 24 * 60), "window_s": Field(float, 0, 3600),
+    "follow_days": Field(float, 0, 3650), "trend_min_slope_per_week": Field(float, 0, 1000),
+    "rate_factor": Field(float, 0, 1000), "angle_tol_deg": Field(float, 0, 180),
+    "min_span_deg": Field(dict, 0, 360),
+    "min_sessions": Field(int, 1, 10_000), "baseline_sessions": Field(int, 1, 10_000),
+    "trend_min_entries": Field(int, 2, 1_000_000), "min_pops": Field(int, 1, 1_000_000),
+    "min_pops_after": Field(int, 0, 1_000_000),
+}
+"""Every field a rule file may hold, by name (a name means the same in every rule). Which
+fields each rule has is the default file's: all of them, except in ``[defaults]``, where a
+field left out keeps its default."""
+MAX_RULES_BYTES = 1 << 20
+"""The largest rule file read, bytes (the default one is 5 kB)."""
+
+
 def load_rules(path: str | Path | None = None) -> dict[str, dict]:
     """Read and check a rule file; returns ``{rule id: parameters}`` (with ``defaults``).
+
+    The file must have the default file's rules and fields, each of the kind and within the
+    range :data:`FIELDS` gives; numbers come back as ``float`` or ``int`` as declared there.
 
     Raises
     ------
     BadInput
-        For a file that is not TOML, a missing rule or field, or an unknown severity.
+        Naming the file and the field (``[R1] pain_min``) or line at fault: a file that is
+        missing or not UTF-8 TOML, a rule or field missing or unknown, a value of the wrong
+        kind or out of range, an unknown severity.
+
+    Examples
+    --------
+    >>> load_rules()["R1"]["pain_min"]
+    4.0
     """
-    path = Path(path) if path is not None else DEFAULT_RULES
+    default = _read_toml(DEFAULT_RULES)
+    if path is None:
+        return _checked_rules(DEFAULT_RULES, default, default)
+    return _checked_rules(Path(path), _read_toml(Path(path)), default)
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.is_file():
+        raise BadInput(path, None, "file is missing" if not path.exists() else "is not a file")
+    if path.stat().st_size > MAX_RULES_BYTES:
+        raise BadInput(path, None, f"{path.stat().st_size} bytes: a rule file is at most "
+                       f"{MAX_RULES_BYTES} bytes")
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise BadInput(path, None, "not a UTF-8 text file") from None
+    except RecursionError:
+        raise BadInput(path, None, "not valid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
-        raise BadInput(path, None, f"not valid TOML: {exc}") from None
-    for rule_id in RULES:
-        if rule_id not in doc:
-            raise BadInput(path, f"[{rule_id}]", "rule is missing")
-        for key in ("title", "severity", "reason"):
-            if not isinstance(doc[rule_id].get(key), str):
-                raise BadInput(path, f"[{rule_id}] {key}", "missing or not text")
-        for key in ("severity", "painful_severity"):
-            if key in doc[rule_id] and doc[rule_id][key] not in SEVERITIES:
-                raise BadInput(path, f"[{rule_id}] {key}",
-                               f"{doc[rule_id][key]!r} is not one of {', '.join(SEVERITIES)}")
-    unknown = set(doc) - set(RULES) - {"defaults"}
+        # tomllib says where as "(at line 3, column 7)"; the line goes where the line goes.
+        message, _, at = str(exc).partition(" (at ")
+        line = at.split(",")[0] if at.startswith("line ") else None
+        col = at.split(", ")[1].rstrip(")") if line and ", " in at else None
+        raise BadInput(path, line, f"not valid TOML: {message}"
+                       + (f" ({col})" if col else "")) from None
+
+
+def _checked_rules(path: Path, doc: dict, default: dict) -> dict[str, dict]:
+    unknown = [k for k in doc if k not in default]
     if unknown:
-        raise BadInput(path, f"[{sorted(unknown)[0]}]", "no such rule (R1-R8)")
-    doc.setdefault("defaults", {})
-    return doc
+        raise BadInput(path, f"[{cut(unknown[0], 30)}]",
+                       f"no such rule (the rules are {', '.join(RULES)} and defaults)")
+    out = {}
+    for table, fields in default.items():
+        given = doc.get(table, {})
+        if not isinstance(given, dict):
+            raise BadInput(path, f"[{table}]", f"must be a table of fields, not {shown(given)}")
+        if table != "defaults" and table not in doc:
+            raise BadInput(path, f"[{table}]", "rule is missing")
+        extra = [k for k in given if k not in fields]
+        if extra:
+            raise BadInput(path, f"[{table}] {cut(extra[0], 30)}",
+                           f"no such field in {table} (it has {', '.join(fields)})")
+        checked = {}
+        for key, value in fields.items():
+            if key not in given and table != "defaults":
+                raise BadInput(path, f"[{table}] {key}", "is missing")
+            checked[key] = _field(path, f"[{table}] {key}", key, given.get(key, value))
+        out[table] = checked
+    return out
+
+
+def _field(path: Path, where: str, key: str, value: object) -> object:
+    spec = FIELDS[key]
+    if spec.kind is str:
+        if not isinstance(value, str) or not value.strip():
+            raise BadInput(path, where, f"must be text, not {shown(value)}")
+        if "severity" in key and value not in SEVERITIES:
+            raise BadInput(path, where, f"{shown(value)} is not one of {', '.join(SEVERITIES)}")
+        return value
+    if spec.kind is list:
+        if not isinstance(value, list) or not all(isinstance(w, str) and w.strip()
+                                                  for w in value):
+            raise BadInput(path, where, f"must be a list of words, not {shown(value)}")
+        return value
+    if spec.kind is dict:
+        if not isinstance(value, dict) or set(value) != set(AXES):
+            raise BadInput(path, where, f"must give a number for each of {', '.join(AXES)}, "
+                           f"not {shown(value)}")
+        return {axis: _number(path, f"{where}.{axis}", value[axis], Field(float, spec.low,
+                                                                         spec.high))
+                for axis in AXES}
+    return _number(path, where, value, spec)
+
+
+def _number(path: Path, where: str, value: object, spec: Field) -> float | int:
+    whole = spec.kind is int
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+        raise BadInput(path, where, f"must be {'a whole number' if whole else 'a number'}, "
+                       f"not {shown(value)}")
+    if not spec.low <= value <= spec.high:  # NaN fails this too
+        raise BadInput(path, where, f"{shown(value)} is outside {spec.low:g}-{spec.high:g}")
+    return value if whole else float(value)
 
 
 def evaluate(history: History, rules: dict[str, dict] | None = None) -> list[Flag]:
@@ -197,7 +307,9 @@ def r2_sharp_or_rising_pain(h: History, p: dict) -> Flag | None:
         since = np.full(len(d), np.inf)
         ok = k >= 0
         since[ok] = (d["time"].to_numpy()[ok] - pop_times[k[ok]]) / np.timedelta64(1, "m")
-        words = d["note"].fillna("").str.lower().str.contains("|".join(p["sharp_words"]))
+        words = d["note"].fillna("").str.lower().str.contains(
+            "|".join(re.escape(w.lower()) for w in p["sharp_words"])) if p["sharp_words"] \
+            else pd.Series(False, index=d.index)
         sharp = d[(since <= p["sharp_window_min"])
                   & ((d["pain"] >= p["sharp_pain_min"]) | words).to_numpy()]
         if len(sharp):
