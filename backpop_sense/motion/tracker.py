@@ -64,6 +64,7 @@ from .orientation import (
     quat_about_z,
     quat_between,
     quat_conjugate,
+    quat_from_rotvec,
     quat_matrix,
     quat_multiply,
     quat_rotate,
@@ -103,13 +104,17 @@ class MotionConfig:
         Do not re-zero a twist larger than ``rezero_max_deg`` + ``rezero_drift_dps`` x the
         time since the last re-zero (degrees, degrees per second).
     yaw_learn_deg : float
-        Refine each sensor's mounting yaw after every this many degrees of flexion movement
-        (0 turns the functional calibration off and trusts the declared axes alone).
+        Refine each sensor's mounting yaw, from all flexion movement seen so far, after every
+        this many degrees of it (0 turns the functional calibration off and trusts the
+        declared axes alone).
     yaw_min_rate_dps, yaw_cone_deg : float
         Flexion movement: relative angular speed at least ``yaw_min_rate_dps``, its axis
         within ``yaw_cone_deg`` of the right axis.
     yaw_max_deg : float
         The refined yaw stays within this of the declared axes, degrees.
+    yaw_spread_max_deg : float
+        Refine the yaw only while the movements' axes scatter by less than this (circular
+        standard deviation, degrees).
     """
 
     orientation: OrientationConfig = OrientationConfig()
@@ -127,6 +132,7 @@ class MotionConfig:
     yaw_min_rate_dps: float = 15.0
     yaw_cone_deg: float = 30.0
     yaw_max_deg: float = 15.0
+    yaw_spread_max_deg: float = 5.0
 
 
 DEFAULT_MOTION = MotionConfig()
@@ -183,6 +189,7 @@ class _Stream:
     gaps: int = 0
     gap_s: float = 0.0
     mount: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
+    base: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
     gravity: float = GRAVITY
     mount_tilt_deg: float | None = None
     mount_yaw_deg: float = 0.0
@@ -210,9 +217,13 @@ class _Stream:
     def take(self, j0: int, j1: int) -> dict[str, np.ndarray]:
         """Run the filter over ticks ``[j0, j1)`` and summarise each tick.
 
-        Returns per tick: ``n`` samples, ``q`` the orientation at the sample nearest the
-        tick's centre, ``w`` the mean bias-corrected angular velocity (rad/s), ``acc`` the
-        mean specific force and ``amax`` its largest magnitude (m/s^2); NaN without samples.
+        Returns per tick: ``n`` samples, ``q`` the orientation at the tick's centre (the
+        nearest sample's, carried to the centre by its bias-corrected angular velocity, so
+        IMUs of any rate and phase meet on one clock), ``w`` the mean bias-corrected angular
+        velocity (rad/s), ``acc`` the mean specific force and ``amax`` its largest magnitude
+        (m/s^2). A tick without samples of its own (an IMU at 50 Hz or slower, or a clock
+        that drifts against the grid) takes its nearest sample's values when that lies
+        within one sample period of the centre; otherwise everything is NaN and ``n`` zero.
         """
         n_ticks = j1 - j0
         edges = (np.arange(j0, j1 + 1) - 0.5) * TICK_S
@@ -238,20 +249,27 @@ class _Stream:
         right = np.minimum(np.searchsorted(t, centres), cut - 1)
         left = np.maximum(right - 1, 0)
         nearest = np.where(np.abs(t[left] - centres) <= np.abs(t[right] - centres), left, right)
+        w_near = gyro[nearest] - est.bias[nearest]
+        step = quat_from_rotvec(w_near * (centres - t[nearest])[:, None])
         starts = np.minimum(bounds[:-1], cut - 1)
         n = np.maximum(counts, 1)[:, None]
         rows = {
             "n": counts.astype(float),
-            "q": est.quat[nearest],
+            "q": quat_multiply(est.quat[nearest], step),
             "w": np.add.reduceat(gyro, starts) / n - est.bias[nearest],
             "acc": np.add.reduceat(acc, starts) / n,
             "amax": np.sqrt(np.maximum.reduceat(np.einsum("ij,ij->i", acc, acc), starts)),
         }
         empty = counts == 0
         if empty.any():
-            # reduceat reads one sample for an empty tick; and its nearest sample is outside it.
+            # reduceat reads one sample for an empty tick: the nearest one stands in for it
+            # when it is close enough, and nothing does across a gap.
+            rows["w"][empty] = w_near[empty]
+            rows["acc"][empty] = acc[nearest[empty]]
+            rows["amax"][empty] = row_norm(acc[nearest[empty]])
+            far = empty & (np.abs(t[nearest] - centres) > 1.0 / self.rate_hz)
             for v in rows.values():
-                v[empty] = np.nan
+                v[far] = np.nan
             rows["n"][empty] = 0.0
         return rows
 
@@ -332,6 +350,7 @@ class MotionTracker:
         self._rom = {a: AngleHistogram() for a in AXES}
         self._peak_rates = np.zeros(3)
         self._yaw_sums = np.zeros((len(self.streams), 2))
+        self._yaw_lengths = np.zeros(len(self.streams))
         self._yaw_turned = np.zeros(len(self.streams))
         self._yaw_updates = 0
         self._yaw_changed = False
@@ -425,7 +444,7 @@ class MotionTracker:
             lin = quat_rotate(r["q"], r["acc"]) - stream.gravity * _UP
             lin_norm = row_norm(lin)
             moving |= (speed >= c.still_rate_dps) | (lin_norm > c.still_acc_ms2)
-            valid &= r["n"] > 0
+            valid &= np.isfinite(r["q"]).all(axis=1)
             amax = np.fmax(amax, r["amax"])
             speed_max = np.fmax(speed_max, speed)
             lin_max = np.fmax(lin_max, lin_norm)
@@ -468,7 +487,7 @@ class MotionTracker:
             for k, stream in enumerate(self.streams):
                 n = tk.get(f"n{k}", j - h, j + h)
                 g = np.nansum(tk.get(f"acc{k}", j - h, j + h) * n[:, None], axis=0) / n.sum()
-                stream.mount = quat_between(_UP, g)
+                stream.mount = stream.base = quat_between(_UP, g)
                 stream.gravity = float(np.linalg.norm(g))
                 stream.mount_tilt_deg = float(tilt_deg(stream.mount))
             self._calibration = "first still period"
@@ -620,9 +639,13 @@ class MotionTracker:
         down) turns the pelvis and the trunk about their own right axes, so the horizontal
         direction of each sensor's own angular velocity, in its segment frame, during such
         movements shows the residual yaw. No earth frame is involved, so the estimate does
-        not depend on how the sensors' headings are aligned. Every ``yaw_learn_deg`` degrees
-        of such movement, each sensor's estimate is applied (within ``yaw_max_deg`` of the
-        declared axes in all).
+        not depend on how the sensors' headings are aligned. The evidence is summed over the
+        whole session in the frame gravity gave (each movement's axis scatters by some
+        degrees about the right axis, and hand or strap movements that are no flexion add
+        more); every ``yaw_learn_deg`` degrees of such movement, the yaw of that sum is
+        applied (within ``yaw_max_deg`` of the declared axes), unless the axes scatter by
+        more than ``yaw_spread_max_deg``: a trunk bends about one axis, and movements about
+        many (a sensor turned in the hand, a strap that slips) show no mounting yaw.
         """
         cfg = self.config
         if not cfg.yaw_learn_deg:
@@ -636,21 +659,24 @@ class MotionTracker:
                 pick = (speed >= min_rate) & (np.abs(w[:, 0]) >= cos_cone * speed)
             if not pick.any():
                 continue
-            o = w[pick]
-            self._yaw_sums[k] += (np.sign(o[:, :1]) * o[:, :2]).sum(axis=0)
+            o = self._ticks.get(f"w{k}", a, b)[pick] @ quat_matrix(stream.base)
+            v = np.sign(o[:, :1]) * o[:, :2]
+            self._yaw_sums[k] += v.sum(axis=0)
+            self._yaw_lengths[k] += float(row_norm(v).sum())
             self._yaw_turned[k] += float(np.degrees(np.abs(o[:, 0]).sum()) * TICK_S)
             if self._yaw_turned[k] < cfg.yaw_learn_deg:
                 continue
-            sx, sy = self._yaw_sums[k]
-            # The segment's right axis reads (cos g, -sin g) in a frame turned by g.
-            residual = -math.degrees(math.atan2(sy, sx))
-            total = float(np.clip(stream.mount_yaw_deg + residual, -cfg.yaw_max_deg,
-                                  cfg.yaw_max_deg))
-            stream.mount = quat_multiply(
-                stream.mount, quat_about_z(-math.radians(total - stream.mount_yaw_deg)))
-            stream.mount_yaw_deg = total
-            self._yaw_sums[k] = 0.0
             self._yaw_turned[k] = 0.0
+            sx, sy = self._yaw_sums[k]
+            # Circular standard deviation of the axes' directions, weighted by speed.
+            resultant = math.hypot(sx, sy) / self._yaw_lengths[k]
+            if math.degrees(math.sqrt(-2.0 * math.log(resultant))) > cfg.yaw_spread_max_deg:
+                continue
+            # The segment's right axis reads (cos g, -sin g) in a frame turned by g.
+            total = float(np.clip(-math.degrees(math.atan2(sy, sx)), -cfg.yaw_max_deg,
+                                  cfg.yaw_max_deg))
+            stream.mount = quat_multiply(stream.base, quat_about_z(-math.radians(total)))
+            stream.mount_yaw_deg = total
             self._yaw_updates += 1
             # The next re-zero removes this change of mounting too: it is not drift.
             self._yaw_changed = True
