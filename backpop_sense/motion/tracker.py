@@ -18,8 +18,12 @@ What it does, in order
        intrinsic X-Y-Z; with one IMU, that segment against gravity and heading (Z-Y-X).
        Without a magnetometer each sensor's heading drifts on its own, so twist is re-zeroed
        whenever the subject stands still and upright (every segment within ``upright_deg``
-       of vertical) unless the twist then exceeds ``rezero_max_deg`` plus the drift allowed
-       since the last re-zero (a held twist is not erased); the drift removed is reported.
+       of vertical), unless the twist then exceeds ``rezero_max_deg`` plus the drift allowed
+       since the last re-zero and also changed by more than ``rezero_max_deg`` within the
+       last ``rezero_window_s`` (a twist just made and held is not erased; drift, however
+       large, never locks re-zeroing out). The drift each re-zero removes corrects the drift
+       rate that the heading follows until the next (the relative vertical gyro bias that
+       VQF cannot see in motion); the drift removed is reported.
        With one IMU, twist is the heading since the subject last stood still and upright
        (turning on the spot counts), and it is re-zeroed there without that limit.
     5. Context at 10 Hz (:mod:`~backpop_sense.motion.context`, :mod:`~backpop_sense.motion.gait`),
@@ -101,8 +105,15 @@ class MotionConfig:
     upright_deg : float
         Re-zero twist when still and every segment is within this of vertical, degrees.
     rezero_max_deg, rezero_drift_dps : float
-        Do not re-zero a twist larger than ``rezero_max_deg`` + ``rezero_drift_dps`` x the
-        time since the last re-zero (degrees, degrees per second).
+        Re-zero a twist up to ``rezero_max_deg`` + ``rezero_drift_dps`` x the time since the
+        last re-zero (degrees, degrees per second)...
+    rezero_window_s : float
+        ...or one that changed by less than ``rezero_max_deg`` over this long, seconds (a
+        twist held still longer is taken for drift).
+    drift_rate_tau_s : float
+        Each re-zero corrects the twist drift rate the heading follows between re-zeros, by
+        the drift it removed over the interval, weighted by interval / (interval + this),
+        seconds.
     yaw_learn_deg : float
         Refine each sensor's mounting yaw, from all flexion movement seen so far, after every
         this many degrees of it (0 turns the functional calibration off and trusts the
@@ -128,6 +139,8 @@ class MotionConfig:
     upright_deg: float = 10.0
     rezero_max_deg: float = 8.0
     rezero_drift_dps: float = 0.05
+    rezero_window_s: float = 10.0
+    drift_rate_tau_s: float = 120.0
     yaw_learn_deg: float = 90.0
     yaw_min_rate_dps: float = 15.0
     yaw_cone_deg: float = 30.0
@@ -330,7 +343,8 @@ class MotionTracker:
         self.falls = FallDetector(TICK_S, config.fall)
         columns: dict[str, tuple[int, ...]] = {"moving": (), "valid": (), "amax": (),
                                                "speed": (), "lin": (), "still": (),
-                                               "angles": (3,), "rates": (3,), "tilt": ()}
+                                               "angles": (3,), "rates": (3,), "tilt": (),
+                                               "free": ()}
         for k in range(len(self.streams)):
             columns |= {f"n{k}": (), f"q{k}": (4,), f"w{k}": (3,), f"acc{k}": (3,)}
         # Ticks wait for calibration (at most its timeout), then for the gait decision.
@@ -345,6 +359,7 @@ class MotionTracker:
         self._calibration = "none"
         self._heading = 0.0
         self._last_rezero_tick: int | None = None
+        self._drift_rate_dps = 0.0
         self._rezero_run = False
         self._drift: list[float] = [0, 0.0, 0.0, 0.0]  # count, sum |deg|, max |deg|, deg/min
         self._rom = {a: AngleHistogram() for a in AXES}
@@ -541,29 +556,43 @@ class MotionTracker:
         cfg = self.config
         segments = self._segments(a, b)
         tilts = np.stack([tilt_deg(s) for s in segments])
-        base = self._raw_angles(segments, np.full(b - a, self._heading))
+        ticks = np.arange(a, b)
         last = a if self._last_rezero_tick is None else self._last_rezero_tick
-        since = (np.arange(a, b) - last) * TICK_S
+        # Between re-zeros the heading follows the twist drift rate learnt so far.
+        correction = -math.radians(self._drift_rate_dps) if self.two else 0.0
+        before = self._heading + correction * (ticks - last) * TICK_S
+        base = self._raw_angles(segments, before)
+        free = base[:, 2] - np.degrees(before)
+        tk.put("free", a, free)
+        since = (ticks - last) * TICK_S
         upright = (tilts < cfg.upright_deg).all(axis=0)
-        # With one IMU the twist is the heading: turning on the spot is not a held twist.
-        allowed = (cfg.rezero_max_deg + cfg.rezero_drift_dps * since if self.two
-                   else np.inf)
-        rezero = still & upright & (np.abs(base[:, 2]) <= allowed)
-        heading = np.full(b - a, self._heading)
+        rezero = still & upright
+        if self.two:
+            # A held twist is not erased: re-zero a twist within the drift allowed since the
+            # last re-zero, or one that has not changed for rezero_window_s (whatever its
+            # size: drift builds slowly, a twist is made by moving).
+            back = np.maximum(ticks - int(round(cfg.rezero_window_s / TICK_S)), tk.start)
+            earlier = tk.at("free", back)
+            settled = np.abs((free - earlier + 180.0) % 360.0 - 180.0) <= cfg.rezero_max_deg
+            allowed = cfg.rezero_max_deg + cfg.rezero_drift_dps * since
+            with np.errstate(invalid="ignore"):
+                rezero &= (np.abs(base[:, 2]) <= allowed) | settled
+        heading = before
         angles = base
         if rezero.any():
-            # Re-zeroed ticks take the heading that nulls their twist; others keep the last
-            # one. Upright, a turn about earth up is a turn about the segment's up, so one
-            # step nulls the twist to second order in the tilt (< 10 degrees).
+            # Re-zeroed ticks take the heading that nulls their twist; later ticks go on from
+            # there at the drift rate. Upright, a turn about earth up is a turn about the
+            # segment's up, so one step nulls the twist to second order in the tilt.
             idx = np.flatnonzero(rezero)
-            new = self._heading - np.radians(base[idx, 2])
             marks = np.full(b - a, np.nan)
-            marks[idx] = new
-            marks = np.concatenate([[self._heading], marks])
-            fill = np.maximum.accumulate(np.where(np.isfinite(marks), np.arange(b - a + 1), 0))
-            heading = marks[fill][1:]
+            marks[idx] = before[idx] - np.radians(base[idx, 2])
+            fill = np.maximum.accumulate(np.where(np.isfinite(marks), np.arange(b - a), -1))
+            after = fill >= 0
+            at = np.maximum(fill, 0)
+            heading = np.where(after, marks[at] + correction * (ticks - (a + at)) * TICK_S,
+                               before)
             self._note_drift(a, idx, rezero, segments, heading)
-            self._heading = float(heading[-1])
+            self._heading = float(marks[idx[-1]])
             self._last_rezero_tick = a + int(idx[-1])
             angles = self._raw_angles(segments, heading)
         self._rezero_run = bool(rezero[-1])
@@ -606,8 +635,12 @@ class MotionTracker:
             self._drift[1] += abs(d)
             self._drift[2] = max(self._drift[2], abs(d))
             if last is not None and a + j > last:
-                minutes = (a + j - last) * TICK_S / 60.0
-                self._drift[3] = max(self._drift[3], abs(d) / max(minutes, 1.0 / 60.0))
+                seconds = (a + j - last) * TICK_S
+                self._drift[3] = max(self._drift[3], abs(d) / max(seconds / 60.0, 1.0 / 60.0))
+                # What is left over is the error of the rate learnt so far; longer intervals
+                # measure it better.
+                tau = self.config.drift_rate_tau_s
+                self._drift_rate_dps += d / seconds * seconds / (seconds + tau)
             last = a + j
 
     def _rates(self, a: int, b: int, segments: list[np.ndarray], heading: np.ndarray,
