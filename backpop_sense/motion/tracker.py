@@ -11,7 +11,8 @@ What it does, in order
        "up": gravity gives each sensor's up, the declared axes give forward (the mounting
        rotation is the smallest one that brings the measured up onto the declared one), and
        the lowest IMU (the sacral one) is the reference frame. Twist is zero there. Without a
-       still period for ``calibration_timeout_s`` the declared axes are taken as they are.
+       still period for ``calibration_timeout_s`` (a session that starts on the move) the
+       declared axes are taken as they are until the first such period comes.
        Forward is then refined from movement: bending forward turns each segment about its
        own right axis, which shows how far the sensor is turned on the body (``yaw_*``).
     4. Angles (:mod:`~backpop_sense.motion.spine`): the upper segment relative to the lower,
@@ -23,7 +24,8 @@ What it does, in order
        last ``rezero_window_s`` (a twist just made and held is not erased; drift, however
        large, never locks re-zeroing out). The drift each re-zero removes corrects the drift
        rate that the heading follows until the next (the relative vertical gyro bias that
-       VQF cannot see in motion); the drift removed is reported.
+       VQF cannot see in motion); the drift removed is reported. While walking (two IMUs),
+       the twist's mean over ``walk_window_s`` is re-zeroed likewise: nobody walks twisted.
        With one IMU, twist is the heading since the subject last stood still and upright
        (turning on the spot counts), and it is re-zeroed there without that limit.
     5. Context at 10 Hz (:mod:`~backpop_sense.motion.context`, :mod:`~backpop_sense.motion.gait`),
@@ -114,6 +116,9 @@ class MotionConfig:
         Each re-zero corrects the twist drift rate the heading follows between re-zeros, by
         the drift it removed over the interval, weighted by interval / (interval + this),
         seconds.
+    walk_window_s : float
+        While walking, twist is re-zeroed so that its mean over this long is zero, seconds
+        (about two strides).
     yaw_learn_deg : float
         Refine each sensor's mounting yaw, from all flexion movement seen so far, after every
         this many degrees of it (0 turns the functional calibration off and trusts the
@@ -136,11 +141,12 @@ class MotionConfig:
     max_lag_s: float = 30.0
     calibration_max_tilt_deg: float = 30.0
     calibration_timeout_s: float = 60.0
-    upright_deg: float = 10.0
+    upright_deg: float = 25.0
     rezero_max_deg: float = 8.0
     rezero_drift_dps: float = 0.05
     rezero_window_s: float = 10.0
     drift_rate_tau_s: float = 120.0
+    walk_window_s: float = 2.0
     yaw_learn_deg: float = 90.0
     yaw_min_rate_dps: float = 15.0
     yaw_cone_deg: float = 30.0
@@ -344,7 +350,7 @@ class MotionTracker:
         columns: dict[str, tuple[int, ...]] = {"moving": (), "valid": (), "amax": (),
                                                "speed": (), "lin": (), "still": (),
                                                "angles": (3,), "rates": (3,), "tilt": (),
-                                               "free": ()}
+                                               "free": (), "walk": ()}
         for k in range(len(self.streams)):
             columns |= {f"n{k}": (), f"q{k}": (4,), f"w{k}": (3,), f"acc{k}": (3,)}
         # Ticks wait for calibration (at most its timeout), then for the gait decision.
@@ -360,6 +366,7 @@ class MotionTracker:
         self._heading = 0.0
         self._last_rezero_tick: int | None = None
         self._drift_rate_dps = 0.0
+        self._walk_done = 0
         self._rezero_run = False
         self._drift: list[float] = [0, 0.0, 0.0, 0.0]  # count, sum |deg|, max |deg|, deg/min
         self._rom = {a: AngleHistogram() for a in AXES}
@@ -474,6 +481,10 @@ class MotionTracker:
                            speed=speed_max, lin=lin_max, still=np.zeros(n), angles=nan3,
                            rates=nan3.copy(), tilt=np.full(n, np.nan), **rows)
         self.gait.feed(vertical)
+        done = max(self._walk_done, self._ticks.start)
+        if self.gait.final > done:
+            self._ticks.put("walk", done, self.gait.walking(np.arange(done, self.gait.final)))
+            self._walk_done = self.gait.final
 
     def _still(self, a: int, b: int) -> np.ndarray:
         """Whether nothing moved within the surrounding second, for ticks ``[a, b)``."""
@@ -488,7 +499,10 @@ class MotionTracker:
 
     # ------------------------------------------------------------------ calibration, angles
 
-    def _calibrate(self, a: int, b: int, still: np.ndarray, *, final: bool) -> bool:
+    def _calibrate(self, a: int, b: int, still: np.ndarray, *, final: bool,
+                   late: bool = False) -> bool:
+        """Calibrate at the first still upright period among ticks ``[a, b)``; without one
+        for ``calibration_timeout_s``, take the declared axes until one comes (``late``)."""
         tk, h = self._ticks, self.half_window
         limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
         ok = still & (tk.get("valid", a, b) > 0)
@@ -505,7 +519,14 @@ class MotionTracker:
                 stream.mount = stream.base = quat_between(_UP, g)
                 stream.gravity = float(np.linalg.norm(g))
                 stream.mount_tilt_deg = float(tilt_deg(stream.mount))
-            self._calibration = "first still period"
+                stream.mount_yaw_deg = 0.0
+            self._yaw_sums[:] = 0.0
+            self._yaw_lengths[:] = 0.0
+            self._yaw_turned[:] = 0.0
+            self._calibration = ("first still period, declared axes before it" if late
+                                 else "first still period")
+        elif late:
+            return False
         else:
             start = self._first_data_tick
             waited = start is not None and (b - start) * TICK_S >= self.config.calibration_timeout_s
@@ -552,6 +573,8 @@ class MotionTracker:
         still = self._still(a, b)
         if self._calibrated_at is None and not self._calibrate(a, b, still, final=final):
             return []
+        if self._calibration.startswith("declared"):
+            self._calibrate(a, b, still, final=final, late=True)
         tk = self._ticks
         cfg = self.config
         segments = self._segments(a, b)
@@ -577,21 +600,26 @@ class MotionTracker:
             allowed = cfg.rezero_max_deg + cfg.rezero_drift_dps * since
             with np.errstate(invalid="ignore"):
                 rezero &= (np.abs(base[:, 2]) <= allowed) | settled
+        marks = np.full(b - a, np.nan)
+        marks[rezero] = before[rezero] - np.radians(base[rezero, 2])
+        if self.two:
+            walk_marks = self._walk_marks(ticks, correction)
+            use = ~rezero & np.isfinite(walk_marks)
+            marks[use] = walk_marks[use]
+            rezero = rezero | use
         heading = before
         angles = base
         if rezero.any():
-            # Re-zeroed ticks take the heading that nulls their twist; later ticks go on from
-            # there at the drift rate. Upright, a turn about earth up is a turn about the
-            # segment's up, so one step nulls the twist to second order in the tilt.
+            # Re-zeroed ticks take their new heading; later ticks go on from there at the
+            # drift rate. Upright, a turn about earth up is a turn about the segment's up, so
+            # one step nulls the twist to second order in the tilt.
             idx = np.flatnonzero(rezero)
-            marks = np.full(b - a, np.nan)
-            marks[idx] = before[idx] - np.radians(base[idx, 2])
-            fill = np.maximum.accumulate(np.where(np.isfinite(marks), np.arange(b - a), -1))
+            fill = np.maximum.accumulate(np.where(rezero, np.arange(b - a), -1))
             after = fill >= 0
             at = np.maximum(fill, 0)
             heading = np.where(after, marks[at] + correction * (ticks - (a + at)) * TICK_S,
                                before)
-            self._note_drift(a, idx, rezero, segments, heading)
+            self._note_drift(a, idx, rezero, before, heading, marks)
             self._heading = float(marks[idx[-1]])
             self._last_rezero_tick = a + int(idx[-1])
             angles = self._raw_angles(segments, heading)
@@ -612,8 +640,36 @@ class MotionTracker:
             self._events[d.type] += 1
         return found
 
-    def _note_drift(self, a: int, idx: np.ndarray, rezero: np.ndarray,
-                    segments: list[np.ndarray], heading: np.ndarray) -> None:
+    def _walk_marks(self, ticks: np.ndarray, correction: float) -> np.ndarray:
+        """Headings (rad) that null the mean twist over each walking window, NaN elsewhere.
+
+        Nobody walks with the trunk held twisted: over a stride or two the twist swings about
+        zero, so its mean over ``walk_window_s`` of walking is drift. The window ends as far
+        back as the gait decision lags, and its heading is carried to each tick at the drift
+        rate.
+        """
+        tk = self._ticks
+        width = int(round(self.config.walk_window_s / TICK_S))
+        lo = int(ticks[0]) - self._gait_delay - width
+        if lo < tk.start:
+            return np.full(len(ticks), np.nan)
+        hi = int(ticks[-1]) - self._gait_delay + 1
+        free = np.radians(tk.get("free", lo, hi))
+        walk = tk.get("walk", lo, hi) > 0
+        ok = walk & np.isfinite(free)
+        csum = [np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0))])
+                for v in (np.cos(free), np.sin(free), ok.astype(float))]
+        end = ticks - self._gait_delay - lo + 1
+        c, s, n = (x[end] - x[end - width] for x in csum)
+        full = n == width
+        centre = ticks - self._gait_delay - width // 2
+        out = np.full(len(ticks), np.nan)
+        out[full] = (-np.arctan2(s[full], c[full])
+                     + correction * (ticks[full] - centre[full]) * TICK_S)
+        return out
+
+    def _note_drift(self, a: int, idx: np.ndarray, rezero: np.ndarray, before: np.ndarray,
+                    heading: np.ndarray, marks: np.ndarray) -> None:
         """Record the twist each re-zero run removes: the drift since the previous one."""
         previous = np.concatenate([[self._rezero_run], rezero[:-1]])
         starts = idx[~previous[idx]]
@@ -621,8 +677,8 @@ class MotionTracker:
         starts = starts[a + starts > (self._calibrated_at or 0)]
         if not len(starts):
             return
-        before = np.concatenate([[self._heading], heading[:-1]])[starts]
-        removed = self._raw_angles([s[starts] for s in segments], before)[:, 2]
+        prior = np.concatenate([[before[0]], heading[:-1]])[starts]
+        removed = (np.degrees(prior - marks[starts]) + 180.0) % 360.0 - 180.0
         last = self._last_rezero_tick
         for j, d in zip(starts.tolist(), removed.tolist(), strict=True):
             if self._yaw_changed:
