@@ -12,6 +12,13 @@ Simulated part
     with :func:`~backpop_sense.motion.evaluate.score_motion`. Angle RMSE and context accuracy
     are pooled over every frame; catches and falls are counted over every session.
 
+Motion family
+    ``--family``: members of :mod:`backpop_sense.motion_family` (IMU errors, different rates,
+    moving and busy starts), 10 min each: the tuning members (seeds 0-5, looked at while
+    choosing parameters) and the held-out members (seeds 1000-1005, never used for choosing;
+    ``--long`` adds a 2 h one), each tracked from its session folder and scored against its
+    truth.
+
 Speed and memory
     A fresh process replays and tracks a 10 min and a 2 h session (two 200 Hz IMUs, block
     size 4096): throughput is the time spent inside the tracker's ``feed``/``finish`` (reading
@@ -52,6 +59,7 @@ from backpop_sense.motion.evaluate import (
 from backpop_sense.motion.orientation import ImuOrientation
 from backpop_sense.motion.spine import segment_angles_quat, segment_rotation
 from backpop_sense.motion.tracker import MotionEvent, MotionFrame, MotionTracker
+from backpop_sense.motion_family import describe, draw_motion
 from backpop_sense.results import analyze_to
 from backpop_sense.session import ImuInfo, Session, SessionInfo
 from backpop_sense.simulate import SimConfig, simulate_session
@@ -273,6 +281,48 @@ def broad() -> list[dict]:
     return rows
 
 
+FAMILY_TUNING = (0, 1, 2, 3, 4, 5)
+"""Motion family members looked at while choosing parameters (10 min each)."""
+FAMILY_HELDOUT = (1000, 1001, 1002, 1003, 1004, 1005)
+"""Motion family members reported on (10 min each; 2 h for the first with ``--long``)."""
+
+
+def family_sessions(seeds: tuple[int, ...], minutes: float) -> list[dict]:
+    """Track motion family members (IMU-only sessions) and score them against their truth."""
+    rows = []
+    for seed in seeds:
+        member = draw_motion(seed)
+        path = OUT / "family" / f"s{seed}-{minutes:g}min"
+        if not (path / "motion_truth.csv").exists():
+            simulate_session(path, SimConfig("healthy", minutes=minutes, seed=seed, mics=(),
+                                             artifacts=False, motion=member))
+        frames, _, summary, busy = run_tracker(path)
+        session = Session(path)
+        scores = score_motion(frames, session.motion_truth())
+        rows.append({"seed": seed, "minutes": minutes, **describe(member),
+                     "rmse_deg": scores["rmse_deg"],
+                     "context_accuracy": scores["context_accuracy"],
+                     "calibration": summary["calibration"]["method"],
+                     "x_real_time_per_imu": 2 * session.duration_s / busy})
+    return rows
+
+
+def print_family(title: str, rows: list[dict]) -> None:
+    """One line per member: its draw, angle RMSE and context agreement."""
+    print(f"\n{title}")
+    print(f"{'seed':>5} {'min':>4} {'start':>8} {'busy s':>6} {'rates Hz':>10} "
+          f"{'misalign deg':>12} {'flex/lat/twist RMSE deg':>24} {'context':>8}")
+    for r in rows:
+        e = r["rmse_deg"]
+        rates = f"{r['thoracic']['rate_hz']:g}/{r['sacral']['rate_hz']:g}"
+        mis = f"{r['thoracic']['misalignment_deg']:.1f}/{r['sacral']['misalignment_deg']:.1f}"
+        print(f"{r['seed']:>5} {r['minutes']:>4g} {r['start']:>8} {r['busy_s']:>6.0f} "
+              f"{rates:>10} {mis:>12} "
+              f"{e['flexion']:>8.2f}/{e['lateral']:.2f}/{e['twist']:.2f}       "
+              f"{100 * r['context_accuracy']:>6.1f} %")
+    print("targets on held-out members: RMSE <= 1 / 1 / 2 deg, context >= 95 %")
+
+
 def print_broad(real: list[dict]) -> None:
     """The BROAD end-to-end table next to VQF offline and the orientation stage."""
     if not real:
@@ -303,9 +353,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one seed, no 2 h session")
     parser.add_argument("--broad", action="store_true",
                         help="only the BROAD end-to-end table")
+    parser.add_argument("--family", action="store_true",
+                        help="only the motion family tables (tuning and held out)")
+    parser.add_argument("--long", action="store_true",
+                        help="with --family, also a 2 h held-out member")
     args = parser.parse_args()
     if args.broad:
         print_broad(broad())
+        return
+    if args.family:
+        print_family("motion family, tuning members (looked at while choosing parameters)",
+                     family_sessions(FAMILY_TUNING, 10.0))
+        held = family_sessions(FAMILY_HELDOUT, 10.0)
+        if args.long:
+            held += family_sessions(FAMILY_HELDOUT[:1], 120.0)
+        print_family("motion family, held-out members (never used for choosing)", held)
         return
     seeds = EVALUATION_SEEDS[:1] if args.quick else EVALUATION_SEEDS
     t0 = time.perf_counter()

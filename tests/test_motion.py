@@ -497,3 +497,19 @@ def test_a_moving_start_calibrates_once_the_subject_stands_still(tmp_path: Path)
         err = after[f"{axis}_deg"] - after[f"{axis}_deg_true"]
         assert np.sqrt(np.mean(err**2)) < limit, axis
     assert (after["context"] == after["context_true"]).mean() >= 0.95
+
+
+def test_motion_family_draws_stay_within_their_documented_ranges() -> None:
+    members = [draw_motion(seed) for seed in range(200)]
+    for m in members:
+        assert m.thoracic.rate_hz != m.sacral.rate_hz
+        for imu in (m.thoracic, m.sacral):
+            assert 50.0 <= imu.rate_hz <= 400.0
+            assert max(abs(v) for v in imu.gyro_bias_dps) <= 1.0
+            assert max(abs(v) for v in imu.acc_bias_ms2) <= 0.1
+            assert imu.misalignment_deg <= 10.0
+    assert {m.start for m in members} == {"still", "walking", "bent"}
+    assert max(max(abs(v) for v in m.thoracic.gyro_bias_dps) for m in members) > 0.95
+    assert max(m.thoracic.misalignment_deg for m in members) > 9.0
+    plan = draw_motion(3, start="bent", busy_s=600.0).plan(1800.0)
+    assert plan[0][0] == "bent-start" and not any(name == "stand" for name, _ in plan[:6])
