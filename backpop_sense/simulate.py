@@ -1157,6 +1157,9 @@ def _config_doc(config: SimConfig) -> dict:
     doc = asdict(config)
     doc["start"] = config.start.isoformat()
     doc["mics"] = list(config.mics)
+    if config.motion is None:
+        # Sessions simulated without the motion family are written as before it existed.
+        del doc["motion"]
     return doc
 
 
