@@ -488,7 +488,7 @@ def test_a_moving_start_calibrates_once_the_subject_stands_still(tmp_path: Path)
                                                artifacts=False, motion=member), plan=plan)
     frames, _, tracker = track(tmp_path / "s")
     calibration = tracker.summary()["calibration"]
-    assert calibration["method"] == "first still period, declared axes before it"
+    assert calibration["method"] == "first still period, provisional axes before it"
     assert 70.0 <= calibration["t"] <= 78.0
     truth = Session(tmp_path / "s").motion_truth()
     m = frames.merge(truth, on="t", suffixes=("", "_true"))

@@ -11,8 +11,10 @@ What it does, in order
        "up": gravity gives each sensor's up, the declared axes give forward (the mounting
        rotation is the smallest one that brings the measured up onto the declared one), and
        the lowest IMU (the sacral one) is the reference frame. Twist is zero there. Without a
-       still period for ``calibration_timeout_s`` (a session that starts on the move) the
-       declared axes are taken as they are until the first such period comes.
+       still period for ``calibration_timeout_s`` (a session that starts on the move), up is
+       taken provisionally from the mean specific force while walking (the trunk swings
+       about upright), or from the declared axes without ``calibration_walk_s`` of walking,
+       until the first such period comes.
        Forward is then refined from movement: bending forward turns each segment about its
        own right axis, which shows how far the sensor is turned on the body (``yaw_*``).
     4. Angles (:mod:`~backpop_sense.motion.spine`): the upper segment relative to the lower,
@@ -103,7 +105,11 @@ class MotionConfig:
         Calibrate only on a still period where every sensor's gravity is this close to its
         declared up, degrees.
     calibration_timeout_s : float
-        Without such a period for this long, take the declared axes as they are, seconds.
+        Without such a period for this long, calibrate provisionally (until one comes) on
+        the mean specific force while walking, or take the declared axes as they are,
+        seconds.
+    calibration_walk_s : float
+        Walking needed for the provisional calibration, seconds.
     upright_deg : float
         Re-zero twist when still and every segment is within this of vertical, degrees.
     rezero_max_deg, rezero_drift_dps : float
@@ -141,13 +147,14 @@ class MotionConfig:
     max_lag_s: float = 30.0
     calibration_max_tilt_deg: float = 30.0
     calibration_timeout_s: float = 60.0
+    calibration_walk_s: float = 10.0
     upright_deg: float = 25.0
     rezero_max_deg: float = 8.0
     rezero_drift_dps: float = 0.05
     rezero_window_s: float = 10.0
     drift_rate_tau_s: float = 120.0
     walk_window_s: float = 2.0
-    yaw_learn_deg: float = 90.0
+    yaw_learn_deg: float = 45.0
     yaw_min_rate_dps: float = 15.0
     yaw_cone_deg: float = 30.0
     yaw_max_deg: float = 15.0
@@ -363,6 +370,7 @@ class MotionTracker:
         self._first_data_tick: int | None = None
         self._calibrated_at: int | None = None
         self._calibration = "none"
+        self._provisional = False
         self._heading = 0.0
         self._last_rezero_tick: int | None = None
         self._drift_rate_dps = 0.0
@@ -513,18 +521,10 @@ class MotionTracker:
         candidates = np.flatnonzero(ok)
         if len(candidates):
             j = a + int(candidates[0])
-            for k, stream in enumerate(self.streams):
-                n = tk.get(f"n{k}", j - h, j + h)
-                g = np.nansum(tk.get(f"acc{k}", j - h, j + h) * n[:, None], axis=0) / n.sum()
-                stream.mount = stream.base = quat_between(_UP, g)
-                stream.gravity = float(np.linalg.norm(g))
-                stream.mount_tilt_deg = float(tilt_deg(stream.mount))
-                stream.mount_yaw_deg = 0.0
-            self._yaw_sums[:] = 0.0
-            self._yaw_lengths[:] = 0.0
-            self._yaw_turned[:] = 0.0
-            self._calibration = ("first still period, declared axes before it" if late
+            self._set_mounts(j - h, j + h)
+            self._calibration = ("first still period, provisional axes before it" if late
                                  else "first still period")
+            self._provisional = False
         elif late:
             return False
         else:
@@ -532,11 +532,43 @@ class MotionTracker:
             waited = start is not None and (b - start) * TICK_S >= self.config.calibration_timeout_s
             if not (waited or (final and start is not None)):
                 return False
-            self._calibration = "declared axes (no still upright period)"
+            # Walking, the trunk swings about upright: its mean specific force over the
+            # strides is gravity, closer to the body's up than the declared axes (until a
+            # still period shows it better).
+            walking = tk.get("walk", start, b) > 0
+            if walking.sum() * TICK_S >= self.config.calibration_walk_s and self._set_mounts(
+                    start, b, walking):
+                self._calibration = "walking (no still upright period yet)"
+            else:
+                self._calibration = "declared axes (no still upright period yet)"
+            self._provisional = True
             j = start
         self._calibrated_at = j
         self._heading = self._zero_twist(j)
         self._last_rezero_tick = j
+        return True
+
+    def _set_mounts(self, a: int, b: int, use: np.ndarray | None = None) -> bool:
+        """Each sensor's mount from its mean specific force over the ``use`` ticks of
+        ``[a, b)`` (every tick held when None), taken for gravity; False (nothing set) if one
+        is too far from its declared up."""
+        tk = self._ticks
+        limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
+        gravity = []
+        for k in range(len(self.streams)):
+            n = tk.get(f"n{k}", a, b) * (1.0 if use is None else use)
+            g = np.nansum(tk.get(f"acc{k}", a, b) * n[:, None], axis=0) / max(n.sum(), 1.0)
+            if not g[2] >= limit * np.linalg.norm(g):
+                return False
+            gravity.append(g)
+        for stream, g in zip(self.streams, gravity, strict=True):
+            stream.mount = stream.base = quat_between(_UP, g)
+            stream.gravity = float(np.linalg.norm(g))
+            stream.mount_tilt_deg = float(tilt_deg(stream.mount))
+            stream.mount_yaw_deg = 0.0
+        self._yaw_sums[:] = 0.0
+        self._yaw_lengths[:] = 0.0
+        self._yaw_turned[:] = 0.0
         return True
 
     def _segments(self, a: int, b: int) -> list[np.ndarray]:
@@ -573,7 +605,7 @@ class MotionTracker:
         still = self._still(a, b)
         if self._calibrated_at is None and not self._calibrate(a, b, still, final=final):
             return []
-        if self._calibration.startswith("declared"):
+        if self._provisional:
             self._calibrate(a, b, still, final=final, late=True)
         tk = self._ticks
         cfg = self.config
@@ -650,18 +682,20 @@ class MotionTracker:
         """
         tk = self._ticks
         width = int(round(self.config.walk_window_s / TICK_S))
-        lo = int(ticks[0]) - self._gait_delay - width
-        if lo < tk.start:
-            return np.full(len(ticks), np.nan)
+        lo = max(int(ticks[0]) - self._gait_delay - width, tk.start)
         hi = int(ticks[-1]) - self._gait_delay + 1
+        if hi - lo < width:
+            return np.full(len(ticks), np.nan)
         free = np.radians(tk.get("free", lo, hi))
         walk = tk.get("walk", lo, hi) > 0
         ok = walk & np.isfinite(free)
         csum = [np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0))])
                 for v in (np.cos(free), np.sin(free), ok.astype(float))]
         end = ticks - self._gait_delay - lo + 1
-        c, s, n = (x[end] - x[end - width] for x in csum)
-        full = n == width
+        start = end - width
+        inside = start >= 0
+        c, s, n = (np.where(inside, x[end.clip(0)] - x[start.clip(0)], 0.0) for x in csum)
+        full = inside & (n == width)
         centre = ticks - self._gait_delay - width // 2
         out = np.full(len(ticks), np.nan)
         out[full] = (-np.arctan2(s[full], c[full])
@@ -758,13 +792,18 @@ class MotionTracker:
             self._yaw_turned[k] = 0.0
             sx, sy = self._yaw_sums[k]
             # Circular standard deviation of the axes' directions, weighted by speed.
-            resultant = math.hypot(sx, sy) / self._yaw_lengths[k]
+            resultant = min(math.hypot(sx, sy) / self._yaw_lengths[k], 1.0)
             if math.degrees(math.sqrt(-2.0 * math.log(resultant))) > cfg.yaw_spread_max_deg:
                 continue
             # The segment's right axis reads (cos g, -sin g) in a frame turned by g.
             total = float(np.clip(-math.degrees(math.atan2(sy, sx)), -cfg.yaw_max_deg,
                                   cfg.yaw_max_deg))
             stream.mount = quat_multiply(stream.base, quat_about_z(-math.radians(total)))
+            # Upright, turning a sensor's mount about its up is turning its earth frame: the
+            # heading makes up for it, so the twist of the last re-zero stays as it was and
+            # what the heading held of the old mount does not show up as a bend lying down.
+            change = math.radians(total - stream.mount_yaw_deg)
+            self._heading += change if stream is self.upper else -change
             stream.mount_yaw_deg = total
             self._yaw_updates += 1
             # The next re-zero removes this change of mounting too: it is not drift.
