@@ -110,6 +110,10 @@ class MotionConfig:
         seconds.
     calibration_walk_s : float
         Walking needed for the provisional calibration, seconds.
+    calibration_agree_deg : float
+        After a provisional calibration on walking, a still period calibrates only where
+        every sensor's gravity is this close to the up that walking gave, degrees (sitting
+        still is no standing).
     upright_deg : float
         Re-zero twist when still and every segment is within this of vertical, degrees.
     rezero_max_deg, rezero_drift_dps : float
@@ -118,10 +122,10 @@ class MotionConfig:
     rezero_window_s : float
         ...or one that changed by less than ``rezero_max_deg`` over this long, seconds (a
         twist held still longer is taken for drift).
-    drift_rate_tau_s : float
-        Each re-zero corrects the twist drift rate the heading follows between re-zeros, by
-        the drift it removed over the interval, weighted by interval / (interval + this),
-        seconds.
+    drift_rate_tau_s, drift_anchor_s : float
+        Re-zeros at least ``drift_anchor_s`` apart correct the twist drift rate the heading
+        follows between re-zeros, by the drift left over the interval, weighted by
+        interval / (interval + ``drift_rate_tau_s``), seconds.
     walk_window_s : float
         While walking, twist is re-zeroed so that its mean over this long is zero, seconds
         (about two strides).
@@ -148,11 +152,13 @@ class MotionConfig:
     calibration_max_tilt_deg: float = 30.0
     calibration_timeout_s: float = 60.0
     calibration_walk_s: float = 10.0
+    calibration_agree_deg: float = 8.0
     upright_deg: float = 25.0
     rezero_max_deg: float = 8.0
     rezero_drift_dps: float = 0.05
     rezero_window_s: float = 10.0
-    drift_rate_tau_s: float = 120.0
+    drift_rate_tau_s: float = 30.0
+    drift_anchor_s: float = 10.0
     walk_window_s: float = 2.0
     yaw_learn_deg: float = 45.0
     yaw_min_rate_dps: float = 15.0
@@ -357,7 +363,7 @@ class MotionTracker:
         columns: dict[str, tuple[int, ...]] = {"moving": (), "valid": (), "amax": (),
                                                "speed": (), "lin": (), "still": (),
                                                "angles": (3,), "rates": (3,), "tilt": (),
-                                               "free": (), "walk": ()}
+                                               "free": (), "walk": (), "clock": ()}
         for k in range(len(self.streams)):
             columns |= {f"n{k}": (), f"q{k}": (4,), f"w{k}": (3,), f"acc{k}": (3,)}
         # Ticks wait for calibration (at most its timeout), then for the gait decision.
@@ -374,6 +380,8 @@ class MotionTracker:
         self._heading = 0.0
         self._last_rezero_tick: int | None = None
         self._drift_rate_dps = 0.0
+        self._anchor: tuple[int, float, float] | None = None
+        self._clock = 0.0
         self._walk_done = 0
         self._rezero_run = False
         self._drift: list[float] = [0, 0.0, 0.0, 0.0]  # count, sum |deg|, max |deg|, deg/min
@@ -514,10 +522,14 @@ class MotionTracker:
         tk, h = self._ticks, self.half_window
         limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
         ok = still & (tk.get("valid", a, b) > 0)
-        for k in range(len(self.streams)):
+        agree = math.cos(math.radians(self.config.calibration_agree_deg))
+        for k, stream in enumerate(self.streams):
             acc = tk.get(f"acc{k}", a, b)
-            up = acc[:, 2] / np.maximum(np.linalg.norm(acc, axis=1), 1e-9)
-            ok &= np.nan_to_num(up) >= limit
+            unit = acc / np.maximum(row_norm(acc), 1e-9)[:, None]
+            ok &= np.nan_to_num(unit[:, 2]) >= limit
+            if late and self._calibration.startswith("walking"):
+                # Standing is upright as walking is; sitting tips the pelvis back by 15 deg.
+                ok &= np.nan_to_num(unit @ quat_rotate(stream.mount, _UP)) >= agree
         candidates = np.flatnonzero(ok)
         if len(candidates):
             j = a + int(candidates[0])
@@ -545,6 +557,7 @@ class MotionTracker:
             j = start
         self._calibrated_at = j
         self._heading = self._zero_twist(j)
+        self._anchor = None
         self._last_rezero_tick = j
         return True
 
@@ -613,14 +626,22 @@ class MotionTracker:
         tilts = np.stack([tilt_deg(s) for s in segments])
         ticks = np.arange(a, b)
         last = a if self._last_rezero_tick is None else self._last_rezero_tick
-        # Between re-zeros the heading follows the twist drift rate learnt so far.
+        upright = (tilts < cfg.upright_deg).all(axis=0)
+        # Between re-zeros the heading follows the twist drift rate learnt so far, on a clock
+        # that runs only while upright and moving: the rate is the relative bias of the
+        # gyros' vertical axes upright, and VQF learns the biases whenever still.
+        clock = self._clock + np.cumsum(np.where(upright & ~still, TICK_S, 0.0))
+        tk.put("clock", a, clock)
+        self._clock = float(clock[-1])
+        last_clock = clock[last - a] if a <= last < b else tk.at("clock", last)
+        if not np.isfinite(last_clock):
+            last_clock = clock[0]
         correction = -math.radians(self._drift_rate_dps) if self.two else 0.0
-        before = self._heading + correction * (ticks - last) * TICK_S
+        before = self._heading + correction * (clock - last_clock)
         base = self._raw_angles(segments, before)
         free = base[:, 2] - np.degrees(before)
         tk.put("free", a, free)
         since = (ticks - last) * TICK_S
-        upright = (tilts < cfg.upright_deg).all(axis=0)
         rezero = still & upright
         if self.two:
             # A held twist is not erased: re-zero a twist within the drift allowed since the
@@ -649,9 +670,15 @@ class MotionTracker:
             fill = np.maximum.accumulate(np.where(rezero, np.arange(b - a), -1))
             after = fill >= 0
             at = np.maximum(fill, 0)
-            heading = np.where(after, marks[at] + correction * (ticks - (a + at)) * TICK_S,
-                               before)
+            if (self._last_rezero_tick or 0) > a:
+                # Calibrated later than these ticks (frames waited for it): the first re-zero
+                # here is closer in time than the calibration.
+                at = np.maximum(at, idx[0])
+                after[:] = True
+            heading = np.where(after, marks[at] + correction * (clock - clock[at]), before)
             self._note_drift(a, idx, rezero, before, heading, marks)
+            if self.two:
+                self._learn_drift_rate(a, idx, marks, clock, correction)
             self._heading = float(marks[idx[-1]])
             self._last_rezero_tick = a + int(idx[-1])
             angles = self._raw_angles(segments, heading)
@@ -671,6 +698,32 @@ class MotionTracker:
         for d in found:
             self._events[d.type] += 1
         return found
+
+    def _learn_drift_rate(self, a: int, idx: np.ndarray, marks: np.ndarray, clock: np.ndarray,
+                          correction: float) -> None:
+        """Correct the twist drift rate from re-zeros at least ``drift_anchor_s`` apart.
+
+        Each re-zero's heading is an estimate of the right heading at its tick; where the
+        heading carried from the previous such re-zero at the drift rate misses it, the rate
+        was wrong by the miss over the drift clock's interval. Each correction is weighted by
+        interval / (interval + ``drift_rate_tau_s``).
+        """
+        cfg = self.config
+        gap = int(round(cfg.drift_anchor_s / TICK_S))
+        anchor = self._anchor
+        i = 0
+        while i < len(idx):
+            j, k = a + int(idx[i]), int(idx[i])
+            if anchor is not None and j - anchor[0] >= gap and clock[k] - anchor[1] >= 1.0:
+                seconds = clock[k] - anchor[1]
+                predicted = anchor[2] + correction * seconds
+                miss = math.degrees((predicted - marks[k] + math.pi) % (2 * math.pi) - math.pi)
+                self._drift_rate_dps += miss / (seconds + cfg.drift_rate_tau_s)
+                correction = -math.radians(self._drift_rate_dps)
+            if anchor is None or j - anchor[0] >= gap:
+                anchor = (j, float(clock[k]), float(marks[k]))
+            i = int(np.searchsorted(idx, anchor[0] - a + gap))
+        self._anchor = anchor
 
     def _walk_marks(self, ticks: np.ndarray, correction: float) -> np.ndarray:
         """Headings (rad) that null the mean twist over each walking window, NaN elsewhere.
@@ -696,10 +749,10 @@ class MotionTracker:
         inside = start >= 0
         c, s, n = (np.where(inside, x[end.clip(0)] - x[start.clip(0)], 0.0) for x in csum)
         full = inside & (n == width)
-        centre = ticks - self._gait_delay - width // 2
+        centre = np.maximum(ticks - self._gait_delay - width // 2, tk.start)
+        carried = tk.at("clock", ticks) - tk.at("clock", centre)
         out = np.full(len(ticks), np.nan)
-        out[full] = (-np.arctan2(s[full], c[full])
-                     + correction * (ticks[full] - centre[full]) * TICK_S)
+        out[full] = -np.arctan2(s[full], c[full]) + correction * carried[full]
         return out
 
     def _note_drift(self, a: int, idx: np.ndarray, rezero: np.ndarray, before: np.ndarray,
@@ -727,10 +780,6 @@ class MotionTracker:
             if last is not None and a + j > last:
                 seconds = (a + j - last) * TICK_S
                 self._drift[3] = max(self._drift[3], abs(d) / max(seconds / 60.0, 1.0 / 60.0))
-                # What is left over is the error of the rate learnt so far; longer intervals
-                # measure it better.
-                tau = self.config.drift_rate_tau_s
-                self._drift_rate_dps += d / seconds * seconds / (seconds + tau)
             last = a + j
 
     def _rates(self, a: int, b: int, segments: list[np.ndarray], heading: np.ndarray,
@@ -803,7 +852,10 @@ class MotionTracker:
             # heading makes up for it, so the twist of the last re-zero stays as it was and
             # what the heading held of the old mount does not show up as a bend lying down.
             change = math.radians(total - stream.mount_yaw_deg)
-            self._heading += change if stream is self.upper else -change
+            shift = change if stream is self.upper else -change
+            self._heading += shift
+            if self._anchor is not None:
+                self._anchor = (*self._anchor[:2], self._anchor[2] + shift)
             stream.mount_yaw_deg = total
             self._yaw_updates += 1
             # The next re-zero removes this change of mounting too: it is not drift.
