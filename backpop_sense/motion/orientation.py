@@ -78,22 +78,6 @@ def quat_about_z(angle_rad: np.ndarray | float) -> np.ndarray:
     return out
 
 
-def quat_from_rotvec(v: np.ndarray) -> np.ndarray:
-    """Unit quaternions of rotation vectors ``v`` (..., 3), radians (axis times angle).
-
-    Examples
-    --------
-    >>> np.round(quat_from_rotvec(np.array([0.0, 0.0, np.pi])), 6)
-    array([0., 0., 0., 1.])
-    """
-    v = np.asarray(v, dtype=float)
-    angle = row_norm(v)
-    half = 0.5 * angle
-    # sin(x/2)/x, with its limit 1/2 at x = 0.
-    scale = np.where(angle > 1e-12, np.sin(half) / np.where(angle > 1e-12, angle, 1.0), 0.5)
-    return np.concatenate([np.cos(half)[..., None], v * scale[..., None]], axis=-1)
-
-
 def row_norm(x: np.ndarray) -> np.ndarray:
     """Euclidean norm over the last axis (a faster ``np.linalg.norm(x, axis=-1)``)."""
     x = np.asarray(x, dtype=float)

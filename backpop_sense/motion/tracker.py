@@ -72,7 +72,6 @@ from .orientation import (
     quat_about_z,
     quat_between,
     quat_conjugate,
-    quat_from_rotvec,
     quat_matrix,
     quat_multiply,
     quat_rotate,
@@ -282,7 +281,13 @@ class _Stream:
         left = np.maximum(right - 1, 0)
         nearest = np.where(np.abs(t[left] - centres) <= np.abs(t[right] - centres), left, right)
         w_near = gyro[nearest] - est.bias[nearest]
-        step = quat_from_rotvec(w_near * (centres - t[nearest])[:, None])
+        # Within half a sample period the turn is small: the first-order quaternion step
+        # [1, v], normalised.
+        v = 0.5 * w_near * (centres - t[nearest])[:, None]
+        scale = 1.0 / np.sqrt(1.0 + np.einsum("ij,ij->i", v, v))
+        step = np.empty((n_ticks, 4))
+        step[:, 0] = scale
+        step[:, 1:] = v * scale[:, None]
         starts = np.minimum(bounds[:-1], cut - 1)
         n = np.maximum(counts, 1)[:, None]
         rows = {
@@ -451,6 +456,7 @@ class MotionTracker:
             self._pending += self._angles(self._angles_done, angles_to, final=final)
         if final:
             self.gait.finish()
+            self._note_walking()
         frames_to = min(self._angles_done, tk.end if final else self.gait.final)
         if frames_to > self._frames_done:
             out += self._emit_frames(self._frames_done, frames_to)
@@ -497,6 +503,10 @@ class MotionTracker:
                            speed=speed_max, lin=lin_max, still=np.zeros(n), angles=nan3,
                            rates=nan3.copy(), tilt=np.full(n, np.nan), **rows)
         self.gait.feed(vertical)
+        self._note_walking()
+
+    def _note_walking(self) -> None:
+        """Keep the gait's final answers per tick (the ``walk`` series)."""
         done = max(self._walk_done, self._ticks.start)
         if self.gait.final > done:
             self._ticks.put("walk", done, self.gait.walking(np.arange(done, self.gait.final)))
@@ -647,8 +657,9 @@ class MotionTracker:
             # A held twist is not erased: re-zero a twist within the drift allowed since the
             # last re-zero, or one that has not changed for rezero_window_s (whatever its
             # size: drift builds slowly, a twist is made by moving).
-            back = np.maximum(ticks - int(round(cfg.rezero_window_s / TICK_S)), tk.start)
-            earlier = tk.at("free", back)
+            width = int(round(cfg.rezero_window_s / TICK_S))
+            held = tk.get("free", a - width, b - width)
+            earlier = np.concatenate([np.full(b - a - len(held), np.nan), held])
             settled = np.abs((free - earlier + 180.0) % 360.0 - 180.0) <= cfg.rezero_max_deg
             allowed = cfg.rezero_max_deg + cfg.rezero_drift_dps * since
             with np.errstate(invalid="ignore"):
@@ -739,8 +750,10 @@ class MotionTracker:
         hi = int(ticks[-1]) - self._gait_delay + 1
         if hi - lo < width:
             return np.full(len(ticks), np.nan)
-        free = np.radians(tk.get("free", lo, hi))
         walk = tk.get("walk", lo, hi) > 0
+        if not walk.any():
+            return np.full(len(ticks), np.nan)
+        free = np.radians(tk.get("free", lo, hi))
         ok = walk & np.isfinite(free)
         csum = [np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0))])
                 for v in (np.cos(free), np.sin(free), ok.astype(float))]
@@ -876,7 +889,7 @@ class MotionTracker:
             return []
         angles = tk.at("angles", ticks)
         rates = tk.at("rates", ticks)
-        labels = label_context(walking=self.gait.walking(ticks), flexion_deg=angles[:, 0],
+        labels = label_context(walking=tk.at("walk", ticks) > 0, flexion_deg=angles[:, 0],
                                lateral_deg=angles[:, 1], twist_deg=angles[:, 2],
                                still=tk.at("still", ticks) > 0, config=self.config.context)
         for axis, values in zip(AXES, angles.T, strict=True):
