@@ -513,3 +513,40 @@ def test_motion_family_draws_stay_within_their_documented_ranges() -> None:
     assert max(m.thoracic.misalignment_deg for m in members) > 9.0
     plan = draw_motion(3, start="bent", busy_s=600.0).plan(1800.0)
     assert plan[0][0] == "bent-start" and not any(name == "stand" for name, _ in plan[:6])
+
+
+def test_drift_alone_is_never_labelled_twist() -> None:
+    """Bending to and fro for 3 min without a still moment, the thoracic gyro 0.5 deg/s off
+    about its vertical axis (which VQF cannot learn in motion): the twist drifts past 15 deg,
+    but only the deliberate 35-degree twist at 150 s is labelled ``twist``."""
+    rate = 50.0
+    info = SessionInfo("S01", "drift", datetime(2026, 11, 20, tzinfo=UTC), (),
+                       (ImuInfo("thoracic", "T12"), ImuInfo("sacral", "S1")))
+    tracker = MotionTracker(info, {"thoracic": rate, "sacral": rate})
+    t = np.arange(int(180 * rate)) / rate
+    sway = 12.0 * (1 - np.cos(2 * np.pi * 0.25 * t))
+    twist = 35.0 * (_ramp((t - 150.0) / 1.5) - _ramp((t - 154.0) / 1.5))
+    thorax = (Rotation.from_euler("z", twist[:, None], degrees=True)
+              * Rotation.from_euler("x", -sway[:, None], degrees=True))
+    pelvis = Rotation.from_euler("x", -0.3 * sway[:, None], degrees=True)
+    rng = np.random.default_rng(3)
+    signals = {}
+    for name, rot in (("thoracic", thorax), ("sacral", pelvis)):
+        acc, gyro = imu_signals_at(rot, rate)
+        if name == "thoracic":
+            gyro = gyro + [0.0, 0.0, np.radians(0.5)]
+        signals[name] = (acc + rng.normal(0, 0.02, acc.shape), gyro + rng.normal(0, 0.002,
+                                                                                 gyro.shape))
+    out = []
+    step = int(5 * rate)
+    for i in range(0, len(t), step):
+        for name, (acc, gyro) in signals.items():
+            out += tracker.feed(ImuBlock(name, i, t[i:i + step], acc[i:i + step],
+                                         gyro[i:i + step]))
+    out += tracker.finish()
+    frames = frames_table([o for o in out if isinstance(o, MotionFrame)])
+    drifted = frames[(frames["t"] < 145.0) & (frames["twist_deg"].abs() > 15.0)]
+    assert len(drifted) > 100  # the drift got there...
+    assert (drifted["context"] != "twist").all()  # ...and is not taken for a twist
+    made = frames[(frames["t"] > 151.5) & (frames["t"] < 153.5)]
+    assert (made["context"] == "twist").all()

@@ -59,6 +59,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from ..blocks import Block, Gap, ImuBlock
 from ..levels import level_index
@@ -891,7 +892,8 @@ class MotionTracker:
         rates = tk.at("rates", ticks)
         labels = label_context(walking=tk.at("walk", ticks) > 0, flexion_deg=angles[:, 0],
                                lateral_deg=angles[:, 1], twist_deg=angles[:, 2],
-                               still=tk.at("still", ticks) > 0, config=self.config.context)
+                               still=tk.at("still", ticks) > 0, config=self.config.context,
+                               twist_span_deg=self._twist_span(ticks))
         for axis, values in zip(AXES, angles.T, strict=True):
             self._rom[axis].add(values)
         self._contexts.update(labels.tolist())
@@ -900,6 +902,25 @@ class MotionTracker:
         return [MotionFrame(t, f, lat, tw, lab, rt, rf, rl) for t, (f, lat, tw), lab, (rf, rl, rt)
                 in zip(times.tolist(), angles.tolist(), labels.tolist(), rates.tolist(),
                        strict=True)]
+
+    def _twist_span(self, ticks: np.ndarray) -> np.ndarray:
+        """How far the twist (before re-zeroing) ranged over the ``twist_window_s`` up to
+        each of ``ticks``, degrees."""
+        tk = self._ticks
+        width = int(round(self.config.context.twist_window_s / TICK_S))
+        lo = max(int(ticks[0]) - width, tk.start)
+        free = tk.get("free", lo, int(ticks[-1]) + 1)
+        ok = np.isfinite(free)
+        if not ok.any():
+            return np.zeros(len(ticks))
+        # Gaps take the last twist seen; the twist is unwrapped across +-180.
+        fill = np.maximum.accumulate(np.where(ok, np.arange(len(free)), 0))
+        filled = free[fill]
+        filled[:int(np.argmax(ok))] = free[int(np.argmax(ok))]
+        filled = np.degrees(np.unwrap(np.radians(filled)))
+        high = maximum_filter1d(filled, size=width + 1, origin=width // 2, mode="nearest")
+        low = minimum_filter1d(filled, size=width + 1, origin=width // 2, mode="nearest")
+        return (high - low)[ticks - lo]
 
     # ------------------------------------------------------------------ summary
 
