@@ -126,6 +126,9 @@ class MotionConfig:
         Re-zeros at least ``drift_anchor_s`` apart correct the twist drift rate the heading
         follows between re-zeros, by the drift left over the interval, weighted by
         interval / (interval + ``drift_rate_tau_s``), seconds.
+    drift_backlog_walk_s : float
+        Ticks that waited for the calibration take the drift rate from the slope of their
+        walking re-zeros when they hold this much walking, seconds.
     walk_window_s : float
         While walking, twist is re-zeroed so that its mean over this long is zero, seconds
         (about two strides).
@@ -159,6 +162,7 @@ class MotionConfig:
     rezero_window_s: float = 10.0
     drift_rate_tau_s: float = 30.0
     drift_anchor_s: float = 10.0
+    drift_backlog_walk_s: float = 20.0
     walk_window_s: float = 2.0
     yaw_learn_deg: float = 45.0
     yaw_min_rate_dps: float = 15.0
@@ -222,6 +226,7 @@ class _Stream:
     gap_s: float = 0.0
     mount: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
     base: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
+    bias_seen: np.ndarray = field(default_factory=lambda: np.zeros(3))
     gravity: float = GRAVITY
     mount_tilt_deg: float | None = None
     mount_yaw_deg: float = 0.0
@@ -569,6 +574,8 @@ class MotionTracker:
         self._calibrated_at = j
         self._heading = self._zero_twist(j)
         self._anchor = None
+        for stream in self.streams:
+            stream.bias_seen = stream.filter.bias
         self._last_rezero_tick = j
         return True
 
@@ -633,6 +640,8 @@ class MotionTracker:
             self._calibrate(a, b, still, final=final, late=True)
         tk = self._ticks
         cfg = self.config
+        # The chunk's own flexion movements refine the mounts before its angles are made.
+        self._learn_yaw(a, b)
         segments = self._segments(a, b)
         tilts = np.stack([tilt_deg(s) for s in segments])
         ticks = np.arange(a, b)
@@ -647,11 +656,19 @@ class MotionTracker:
         last_clock = clock[last - a] if a <= last < b else tk.at("clock", last)
         if not np.isfinite(last_clock):
             last_clock = clock[0]
+        if self.two:
+            self._follow_bias()
         correction = -math.radians(self._drift_rate_dps) if self.two else 0.0
         before = self._heading + correction * (clock - last_clock)
         base = self._raw_angles(segments, before)
         free = base[:, 2] - np.degrees(before)
         tk.put("free", a, free)
+        if self.two and b - a > 2 * self.chunk_ticks and self._learn_backlog_rate(ticks, clock):
+            # The backlog that waited for the calibration (or the timeout) walked long enough
+            # to show the drift rate: its headings are made with it.
+            correction = -math.radians(self._drift_rate_dps)
+            before = self._heading + correction * (clock - last_clock)
+            base = self._raw_angles(segments, before)
         since = (ticks - last) * TICK_S
         rezero = still & upright
         if self.two:
@@ -696,7 +713,6 @@ class MotionTracker:
             angles = self._raw_angles(segments, heading)
         self._rezero_run = bool(rezero[-1])
         rates = self._rates(a, b, segments, heading, angles)
-        self._learn_yaw(a, b)
         self._peak_rates = np.fmax(self._peak_rates, np.nanmax(np.abs(rates), axis=0, initial=0))
         tk.put("still", a, still)
         tk.put("angles", a, angles)
@@ -710,6 +726,32 @@ class MotionTracker:
         for d in found:
             self._events[d.type] += 1
         return found
+
+    def _follow_bias(self) -> None:
+        """Take what VQF newly learnt of the gyro biases (at rest) off the drift rate.
+
+        The drift rate is the relative bias of the sensors' upright vertical axes left over
+        by VQF's estimates; when an estimate moves, what is left over moves the other way.
+        """
+        change = 0.0
+        for stream in self.streams:
+            bias = stream.filter.bias
+            up = quat_rotate(stream.mount, _UP)
+            moved = float((bias - stream.bias_seen) @ up)
+            change += moved if stream is self.upper else -moved
+            stream.bias_seen = bias
+        self._drift_rate_dps -= math.degrees(change)
+
+    def _learn_backlog_rate(self, ticks: np.ndarray, clock: np.ndarray) -> bool:
+        """Take the drift rate from the slope of the walking re-zeros over ``ticks``, when
+        they cover ``drift_backlog_walk_s`` or more; True if it was taken."""
+        raw = self._walk_marks(ticks, 0.0)
+        ok = np.isfinite(raw)
+        if ok.sum() * TICK_S < self.config.drift_backlog_walk_s:
+            return False
+        slope = np.polyfit(clock[ok], np.unwrap(raw[ok]), 1)[0]
+        self._drift_rate_dps = -math.degrees(slope)
+        return True
 
     def _learn_drift_rate(self, a: int, idx: np.ndarray, marks: np.ndarray, clock: np.ndarray,
                           correction: float) -> None:
@@ -870,6 +912,9 @@ class MotionTracker:
             self._heading += shift
             if self._anchor is not None:
                 self._anchor = (*self._anchor[:2], self._anchor[2] + shift)
+            # The twist history, as the new mounts would have read it.
+            history = self._ticks.get("free", self._ticks.start, self._ticks.end)
+            history -= math.degrees(shift)
             stream.mount_yaw_deg = total
             self._yaw_updates += 1
             # The next re-zero removes this change of mounting too: it is not drift.
