@@ -227,6 +227,8 @@ class _Stream:
     mount: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
     base: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
     bias_seen: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    base_matrix: np.ndarray = field(default_factory=lambda: np.eye(3))
+    mount_matrix: np.ndarray = field(default_factory=lambda: np.eye(3))
     gravity: float = GRAVITY
     mount_tilt_deg: float | None = None
     mount_yaw_deg: float = 0.0
@@ -545,7 +547,7 @@ class MotionTracker:
             ok &= np.nan_to_num(unit[:, 2]) >= limit
             if late and self._calibration.startswith("walking"):
                 # Standing is upright as walking is; sitting tips the pelvis back by 15 deg.
-                ok &= np.nan_to_num(unit @ quat_rotate(stream.mount, _UP)) >= agree
+                ok &= np.nan_to_num(unit @ stream.base_matrix[:, 2]) >= agree
         candidates = np.flatnonzero(ok)
         if len(candidates):
             j = a + int(candidates[0])
@@ -594,6 +596,7 @@ class MotionTracker:
             gravity.append(g)
         for stream, g in zip(self.streams, gravity, strict=True):
             stream.mount = stream.base = quat_between(_UP, g)
+            stream.mount_matrix = stream.base_matrix = quat_matrix(stream.base)
             stream.gravity = float(np.linalg.norm(g))
             stream.mount_tilt_deg = float(tilt_deg(stream.mount))
             stream.mount_yaw_deg = 0.0
@@ -736,7 +739,7 @@ class MotionTracker:
         change = 0.0
         for stream in self.streams:
             bias = stream.filter.bias
-            up = quat_rotate(stream.mount, _UP)
+            up = stream.base_matrix[:, 2]
             moved = float((bias - stream.bias_seen) @ up)
             change += moved if stream is self.upper else -moved
             stream.bias_seen = bias
@@ -881,13 +884,13 @@ class MotionTracker:
         cos_cone = math.cos(math.radians(cfg.yaw_cone_deg))
         min_rate = math.radians(cfg.yaw_min_rate_dps)
         for k, stream in enumerate(self.streams):
-            w = self._ticks.get(f"w{k}", a, b) @ quat_matrix(stream.mount)
+            w = self._ticks.get(f"w{k}", a, b) @ stream.mount_matrix
             speed = row_norm(w)
             with np.errstate(invalid="ignore"):
                 pick = (speed >= min_rate) & (np.abs(w[:, 0]) >= cos_cone * speed)
             if not pick.any():
                 continue
-            o = self._ticks.get(f"w{k}", a, b)[pick] @ quat_matrix(stream.base)
+            o = self._ticks.get(f"w{k}", a, b)[pick] @ stream.base_matrix
             v = np.sign(o[:, :1]) * o[:, :2]
             self._yaw_sums[k] += v.sum(axis=0)
             self._yaw_lengths[k] += float(row_norm(v).sum())
@@ -904,6 +907,7 @@ class MotionTracker:
             total = float(np.clip(-math.degrees(math.atan2(sy, sx)), -cfg.yaw_max_deg,
                                   cfg.yaw_max_deg))
             stream.mount = quat_multiply(stream.base, quat_about_z(-math.radians(total)))
+            stream.mount_matrix = quat_matrix(stream.mount)
             # Upright, turning a sensor's mount about its up is turning its earth frame: the
             # heading makes up for it, so the twist of the last re-zero stays as it was and
             # what the heading held of the old mount does not show up as a bend lying down.
@@ -938,7 +942,7 @@ class MotionTracker:
         labels = label_context(walking=tk.at("walk", ticks) > 0, flexion_deg=angles[:, 0],
                                lateral_deg=angles[:, 1], twist_deg=angles[:, 2],
                                still=tk.at("still", ticks) > 0, config=self.config.context,
-                               twist_span_deg=self._twist_span(ticks))
+                               twist_span_deg=self._twist_span(ticks, angles[:, 2]))
         for axis, values in zip(AXES, angles.T, strict=True):
             self._rom[axis].add(values)
         self._contexts.update(labels.tolist())
@@ -948,10 +952,12 @@ class MotionTracker:
                 in zip(times.tolist(), angles.tolist(), labels.tolist(), rates.tolist(),
                        strict=True)]
 
-    def _twist_span(self, ticks: np.ndarray) -> np.ndarray:
+    def _twist_span(self, ticks: np.ndarray, twist: np.ndarray) -> np.ndarray:
         """How far the twist (before re-zeroing) ranged over the ``twist_window_s`` up to
-        each of ``ticks``, degrees."""
+        each of ``ticks``, degrees (0 where ``twist`` is within ``twist_deg`` anyway)."""
         tk = self._ticks
+        if not (np.abs(twist) > self.config.context.twist_deg).any():
+            return np.zeros(len(ticks))
         width = int(round(self.config.context.twist_window_s / TICK_S))
         lo = max(int(ticks[0]) - width, tk.start)
         free = tk.get("free", lo, int(ticks[-1]) + 1)
