@@ -550,3 +550,15 @@ def test_drift_alone_is_never_labelled_twist() -> None:
     assert (drifted["context"] != "twist").all()  # ...and is not taken for a twist
     made = frames[(frames["t"] > 151.5) & (frames["t"] < 153.5)]
     assert (made["context"] == "twist").all()
+
+
+def test_a_held_twist_is_not_erased_when_the_last_one_was_as_large(tmp_path: Path) -> None:
+    """Two 30-degree twists to the left 10 s apart, each held still for 2 s: the second hold
+    looks like the first from 10 s away, but it was made by moving and stays 30 degrees."""
+    moves = [("z", 30.0), ("z", 30.0)]
+    t, thorax = rotation_sequence(moves, rest_s=5.0, move_s=1.5, hold_s=2.0)
+    frames, _, _ = track(write_session(tmp_path / "s", t, thorax, Rotation.identity(len(t))))
+    second_hold = frames[(frames["t"] > 5.0 + 10.0 + 1.6) & (frames["t"] < 5.0 + 10.0 + 3.4)]
+    assert len(second_hold) >= 15
+    assert second_hold["twist_deg"].to_numpy() == pytest.approx(30.0, abs=0.5)
+    assert (second_hold["context"] == "twist").all()

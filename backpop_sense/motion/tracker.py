@@ -22,7 +22,7 @@ What it does, in order
        Without a magnetometer each sensor's heading drifts on its own, so twist is re-zeroed
        whenever the subject stands still and upright (every segment within ``upright_deg``
        of vertical), unless the twist then exceeds ``rezero_max_deg`` plus the drift allowed
-       since the last re-zero and also changed by more than ``rezero_max_deg`` within the
+       since the last re-zero and also ranged over more than ``rezero_max_deg`` within the
        last ``rezero_window_s`` (a twist just made and held is not erased; drift, however
        large, never locks re-zeroing out). The drift each re-zero removes corrects the drift
        rate that the heading follows until the next (the relative vertical gyro bias that
@@ -120,8 +120,8 @@ class MotionConfig:
         Re-zero a twist up to ``rezero_max_deg`` + ``rezero_drift_dps`` x the time since the
         last re-zero (degrees, degrees per second)...
     rezero_window_s : float
-        ...or one that changed by less than ``rezero_max_deg`` over this long, seconds (a
-        twist held still longer is taken for drift).
+        ...or one that has stayed within ``rezero_max_deg`` for this long, seconds (a twist
+        held still longer is taken for drift).
     drift_rate_tau_s, drift_anchor_s : float
         Re-zeros at least ``drift_anchor_s`` apart correct the twist drift rate the heading
         follows between re-zeros, by the drift left over the interval, weighted by
@@ -676,12 +676,11 @@ class MotionTracker:
         rezero = still & upright
         if self.two:
             # A held twist is not erased: re-zero a twist within the drift allowed since the
-            # last re-zero, or one that has not changed for rezero_window_s (whatever its
-            # size: drift builds slowly, a twist is made by moving).
+            # last re-zero, or one that has stayed within rezero_max_deg for rezero_window_s
+            # (whatever its size: drift builds slowly, a twist is made by moving).
             width = int(round(cfg.rezero_window_s / TICK_S))
-            held = tk.get("free", a - width, b - width)
-            earlier = np.concatenate([np.full(b - a - len(held), np.nan), held])
-            settled = np.abs((free - earlier + 180.0) % 360.0 - 180.0) <= cfg.rezero_max_deg
+            settled = (self._free_span(ticks, width) <= cfg.rezero_max_deg) & (
+                ticks - width >= max(tk.start, self._calibrated_at or 0))
             allowed = cfg.rezero_max_deg + cfg.rezero_drift_dps * since
             with np.errstate(invalid="ignore"):
                 rezero &= (np.abs(base[:, 2]) <= allowed) | settled
@@ -836,9 +835,10 @@ class MotionTracker:
             self._drift[0] += 1
             self._drift[1] += abs(d)
             self._drift[2] = max(self._drift[2], abs(d))
-            if last is not None and a + j > last:
-                seconds = (a + j - last) * TICK_S
-                self._drift[3] = max(self._drift[3], abs(d) / max(seconds / 60.0, 1.0 / 60.0))
+            seconds = (a + j - last) * TICK_S if last is not None else 0.0
+            if seconds >= self.config.drift_anchor_s:
+                # Shorter intervals (walking re-zeros a stride apart) give no rate worth saying.
+                self._drift[3] = max(self._drift[3], abs(d) / (seconds / 60.0))
             last = a + j
 
     def _rates(self, a: int, b: int, segments: list[np.ndarray], heading: np.ndarray,
@@ -955,16 +955,19 @@ class MotionTracker:
     def _twist_span(self, ticks: np.ndarray, twist: np.ndarray) -> np.ndarray:
         """How far the twist (before re-zeroing) ranged over the ``twist_window_s`` up to
         each of ``ticks``, degrees (0 where ``twist`` is within ``twist_deg`` anyway)."""
-        tk = self._ticks
         if not (np.abs(twist) > self.config.context.twist_deg).any():
             return np.zeros(len(ticks))
-        width = int(round(self.config.context.twist_window_s / TICK_S))
+        return self._free_span(ticks, int(round(self.config.context.twist_window_s / TICK_S)))
+
+    def _free_span(self, ticks: np.ndarray, width: int) -> np.ndarray:
+        """Range (max - min, degrees) of the twist before re-zeroing over the ``width`` ticks
+        up to each of ``ticks`` (increasing; gaps take the last twist seen)."""
+        tk = self._ticks
         lo = max(int(ticks[0]) - width, tk.start)
         free = tk.get("free", lo, int(ticks[-1]) + 1)
         ok = np.isfinite(free)
         if not ok.any():
             return np.zeros(len(ticks))
-        # Gaps take the last twist seen; the twist is unwrapped across +-180.
         fill = np.maximum.accumulate(np.where(ok, np.arange(len(free)), 0))
         filled = free[fill]
         filled[:int(np.argmax(ok))] = free[int(np.argmax(ok))]
