@@ -3,9 +3,10 @@
 What it does, in order
     1. Orientation: one VQF filter per IMU (:mod:`~backpop_sense.motion.orientation`), 6-axis
        unless the config asks for the magnetometer.
-    2. Ticks: samples are gathered on a 50 Hz grid (:mod:`~backpop_sense.motion.ticks`): per
-       tick the orientation at the sample nearest its centre, the mean bias-corrected angular
-       velocity, the mean and peak specific force.
+    2. Ticks: samples are gathered on a 50 Hz grid (:mod:`~backpop_sense.motion.ticks`), so
+       IMUs of any rate and clock phase meet on one clock: per tick the orientation at its
+       centre (the nearest sample's, carried there by its angular velocity), the mean
+       bias-corrected angular velocity, the mean and peak specific force.
     3. Calibration, at the first still period (nothing moved within the surrounding second)
        in which every sensor sees gravity within ``calibration_max_tilt_deg`` of its declared
        "up": gravity gives each sensor's up, the declared axes give forward (the mounting
@@ -16,7 +17,8 @@ What it does, in order
        about upright), or from the declared axes without ``calibration_walk_s`` of walking,
        until the first such period comes.
        Forward is then refined from movement: bending forward turns each segment about its
-       own right axis, which shows how far the sensor is turned on the body (``yaw_*``).
+       own right axis, which shows how far the sensor is turned on the body (``yaw_*``); the
+       heading turns with every refinement, so the twist stays as it was.
     4. Angles (:mod:`~backpop_sense.motion.spine`): the upper segment relative to the lower,
        intrinsic X-Y-Z; with one IMU, that segment against gravity and heading (Z-Y-X).
        Without a magnetometer each sensor's heading drifts on its own, so twist is re-zeroed
@@ -24,14 +26,16 @@ What it does, in order
        of vertical), unless the twist then exceeds ``rezero_max_deg`` plus the drift allowed
        since the last re-zero and also ranged over more than ``rezero_max_deg`` within the
        last ``rezero_window_s`` (a twist just made and held is not erased; drift, however
-       large, never locks re-zeroing out). The drift each re-zero removes corrects the drift
-       rate that the heading follows until the next (the relative vertical gyro bias that
-       VQF cannot see in motion); the drift removed is reported. While walking (two IMUs),
-       the twist's mean over ``walk_window_s`` is re-zeroed likewise: nobody walks twisted.
+       large, never locks re-zeroing out). While walking (two IMUs), the twist's mean over
+       ``walk_window_s`` is re-zeroed likewise: nobody walks twisted. Between re-zeros the
+       heading follows a drift rate (the relative bias of the gyros' vertical axes, which VQF
+       cannot see in motion), learnt from re-zeros ``drift_anchor_s`` apart and moved
+       opposite to VQF's own bias estimates as they change; the drift removed is reported.
        With one IMU, twist is the heading since the subject last stood still and upright
        (turning on the spot counts), and it is re-zeroed there without that limit.
-    5. Context at 10 Hz (:mod:`~backpop_sense.motion.context`, :mod:`~backpop_sense.motion.gait`),
-       catches and falls (:mod:`~backpop_sense.motion.events`).
+    5. Context at 10 Hz (:mod:`~backpop_sense.motion.context`, :mod:`~backpop_sense.motion.gait`;
+       ``twist`` only for a twist made by moving, never for drift), catches and falls
+       (:mod:`~backpop_sense.motion.events`).
 
 Streaming
     Samples are processed in chunks of ``chunk_s`` on the fixed tick grid, once every IMU has
@@ -46,8 +50,8 @@ Latency (stream time from a sample to its output; :meth:`MotionTracker.latency_s
     one chunk + 0.5 s + ``resume_max_s`` + 0.2 s (9.7 s); a fall: one chunk + 0.5 s +
     ``window_s`` + ``settle_s`` (12.8 s). Before calibration, frames wait for it (at most
     ``calibration_timeout_s``). The chunk trades latency for speed: its cost is mostly fixed
-    (numpy calls on a few hundred ticks), and 6 s chunks run at over 5000 times real time per
-    200 Hz IMU; 2 s chunks cut the latency by 4 s at about half the speed.
+    (numpy calls on a few hundred ticks), and 6 s chunks run at about 5000 times real time
+    per 200 Hz IMU; 2 s chunks cut the latency by 4 s at about half the speed.
 
 Frames are written only where every IMU used has data; inside a gap there are none.
 """
@@ -996,9 +1000,10 @@ class MotionTracker:
         dict
             ``mode`` and the ``imus`` used, ``calibration``, ``frames``, ``rom_deg`` per axis
             (``p5``, ``p95``, ``min``, ``max``), ``peak_rate_dps`` per axis, ``context_s``
-            (seconds in each context), ``catches``, ``falls``, ``twist_drift`` (re-zeros and
-            the twist they removed), ``gyro_bias_dps`` at the end, ``samples`` processed per
-            IMU, ``gaps`` (with samples that came too late to use), ``latency_s`` and every
+            (seconds in each context), ``catches``, ``falls``, ``twist_drift`` (re-zeros, the
+            twist they removed and the drift rate the heading follows at the end),
+            ``gyro_bias_dps`` at the end, ``samples`` processed per IMU, ``gaps`` (with
+            samples that came too late to use), ``latency_s`` and every
             ``parameters`` value. Peak rates are read at the 10 Hz frames (each the mean over
             20 ms).
         """
@@ -1029,6 +1034,7 @@ class MotionTracker:
                 "mean_abs_deg": round(total / count, 3) if count else None,
                 "max_abs_deg": round(worst, 3) if count else None,
                 "max_rate_deg_per_min": round(rate, 3) if count else None,
+                "learnt_rate_deg_per_s": round(self._drift_rate_dps, 4),
             },
             "gyro_bias_dps": {s.name: np.round(np.degrees(s.filter.bias), 4).tolist()
                               for s in self.streams},
