@@ -707,12 +707,16 @@ class SessionWriter:
         (self.path / "session.json").write_text(
             json.dumps(info.to_json(), indent=2) + "\n", encoding="utf-8"
         )
+        # An IMU-only session (no mics) has no mic.wav, as Session reads it.
         self._audio = sf.SoundFile(str(self.path / "mic.wav"), "w", samplerate=sr,
-                                   channels=len(info.mics), format="WAV", subtype=subtype)
+                                   channels=len(info.mics), format="WAV",
+                                   subtype=subtype) if info.mics else None
         self._imu_files: dict[str, Any] = {}
 
     def write_audio(self, data: np.ndarray) -> None:
         """Append samples, shape (n, mics), full scale -1..1."""
+        if self._audio is None:
+            raise ValueError("the session lists no mics: it has no audio to write")
         self._audio.write(np.asarray(data, dtype=np.float32))
 
     def write_imu(self, name: str, t: np.ndarray, acc: np.ndarray, gyro: np.ndarray,
@@ -741,7 +745,8 @@ class SessionWriter:
 
     def close(self) -> None:
         """Finish the WAV header and close every file."""
-        self._audio.close()
+        if self._audio is not None:
+            self._audio.close()
         for f in self._imu_files.values():
             f.close()
         for imu in self.info.imus:

@@ -51,7 +51,7 @@ from scipy import signal
 from scipy.ndimage import maximum_filter1d
 from scipy.spatial.transform import Rotation
 
-from . import __version__, family
+from . import __version__, family, motion_family
 from .errors import BadInput
 from .levels import LEVELS, SKIN_DEPTH_M, level_distance_m, level_index
 from .motion.context import DEFAULT_CONTEXT, ContextConfig, label_context
@@ -125,6 +125,10 @@ class SimConfig:
         instead of the project's own model.
     with_imus : bool
         Write the two IMUs (a session with mics only when False).
+    motion : MotionMember, optional
+        A member of the motion family (``motion_family.py``): its IMU errors, rates and
+        plan instead of the project's own sensors (``imu_rate`` is then the rate of the
+        kinematics the readings are drawn from). With no ``mics`` the session is IMU-only.
     """
 
     scenario: str = "healthy"
@@ -149,6 +153,7 @@ class SimConfig:
     catch_pop: float = 0.9
     acoustics: family.Acoustics | None = None
     with_imus: bool = True
+    motion: motion_family.MotionMember | None = None
 
     def __post_init__(self) -> None:
         # Checked here, before anything is drawn or written: a session the reader would refuse,
@@ -278,6 +283,14 @@ class _ScriptBuilder:
         edge = ramp((self.t[s] - t0) / 1.0) * ramp((t0 + seconds - self.t[s]) / 1.0)
         self.flexion[s] += sway * edge
         self.cursor += seconds
+
+    def bent_start(self, degrees: float) -> None:
+        """The session starts with the trunk bent forward by ``degrees`` and rising (3 s)."""
+        s = self._span(0.0, 3.0)
+        rise = degrees * (1.0 - ramp(self.t[s] / 3.0))
+        self.flexion[s] += rise
+        self.pelvis_flexion[s] += 0.4 * rise
+        self.cursor += 3.0
 
     def movement(self, kind: str, reps: int) -> None:
         """Repeated lumbar movements: ``bend`` (forward), ``extend``, ``twist``, ``side``."""
@@ -501,15 +514,16 @@ def build_script(config: SimConfig, rng: np.random.Generator) -> Script:
 
 
 PLAN_ACTIVITIES = ("stand", "walk", "sit", "lie", "turn", "fall", "varied-fall", "catch",
-                   "varied-catch", "bend", "extend", "twist", "side")
+                   "varied-catch", "bend", "extend", "twist", "side", "bent-start")
 """What a scripted plan may hold: seconds for stand/walk/sit/lie, degrees for turn, seconds
 lying for fall (backward) and varied-fall (any direction, random timing), repetitions for
 catch (a forward bend arrested), varied-catch (a bend, twist or side bend arrested, with
-random timing) and the bend/extend/twist/side movements."""
+random timing) and the bend/extend/twist/side movements; degrees of forward bend for
+bent-start (first in a plan without a still start: the session begins bent and rising)."""
 
 
 def script_from_plan(plan: Sequence[tuple[str, float]], config: SimConfig,
-                     rng: np.random.Generator) -> Script:
+                     rng: np.random.Generator, *, still_start: bool = True) -> Script:
     """Lay out a given sequence of activities, in order and once, after 4 s of standing.
 
     Parameters
@@ -520,6 +534,8 @@ def script_from_plan(plan: Sequence[tuple[str, float]], config: SimConfig,
         Length, IMU rate and range of motion (its scenario is not used).
     rng : Generator
         Randomness of the movements' amplitudes and timing.
+    still_start : bool
+        Begin with the 4 s of standing (False: the first activity starts at once).
 
     Raises
     ------
@@ -527,9 +543,12 @@ def script_from_plan(plan: Sequence[tuple[str, float]], config: SimConfig,
         For an unknown activity, or a plan longer than the session.
     """
     b = _ScriptBuilder(config.duration_s, config.imu_rate, rng, config.rom_scale)
-    b.stand(4.0)
+    if still_start:
+        b.stand(4.0)
     for name, value in plan:
-        if name in ("stand", "walk", "sit", "lie"):
+        if name == "bent-start":
+            b.bent_start(float(value))
+        elif name in ("stand", "walk", "sit", "lie"):
             getattr(b, name)(float(value))
         elif name == "turn":
             b.turn(float(value))
@@ -575,8 +594,12 @@ def _heel_shock(t: np.ndarray, strikes: list[float], peak: float) -> np.ndarray:
     return signal.fftconvolve(impulses, kernel)[: len(t)]
 
 
-def kinematics(script: Script, rng: np.random.Generator) -> Kinematics:
-    """Sensor kinematics from the script: the physics of the IMU half of the simulator."""
+def kinematics(script: Script, rng: np.random.Generator,
+               member: motion_family.MotionMember | None = None) -> Kinematics:
+    """Sensor kinematics from the script: the physics of the IMU half of the simulator.
+
+    Each sensor sits a degree or two off its segment's axes, or as far as ``member`` says.
+    """
     t = script.t
     dt = t[1] - t[0]
     world_pelvis = Rotation.from_euler("Z", script.heading[:, None], degrees=True) * spine_rotation(
@@ -593,6 +616,8 @@ def kinematics(script: Script, rng: np.random.Generator) -> Kinematics:
     out = Kinematics(t, {}, {}, {}, {})
     for name, segment in (("sacral", world_pelvis), ("thoracic", world_thorax)):
         mount = Rotation.from_rotvec(rng.normal(0.0, np.radians(1.5), 3))
+        if member is not None:
+            mount = Rotation.from_rotvec(member.imu(name).misalignment_rotvec_deg, degrees=True)
         sensor = segment * mount
         acc = np.gradient(np.gradient(positions[name], dt, axis=0), dt, axis=0)
         acc[:, 2] += shock * (1.0 if name == "sacral" else 0.6)
@@ -1132,6 +1157,9 @@ def _config_doc(config: SimConfig) -> dict:
     doc = asdict(config)
     doc["start"] = config.start.isoformat()
     doc["mics"] = list(config.mics)
+    if config.motion is None:
+        # Sessions simulated without the motion family are written as before it existed.
+        del doc["motion"]
     return doc
 
 
@@ -1142,10 +1170,19 @@ def _simulate(config: SimConfig, plan: Sequence[tuple[str, float]] | None
     if config.scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {config.scenario!r}")
     rng = np.random.default_rng([config.seed, 0])
-    script = build_script(config, rng) if plan is None else script_from_plan(plan, config, rng)
-    kin = kinematics(script, rng)
+    member = config.motion
+    if plan is None and member is not None:
+        plan = member.plan(config.duration_s)
+    script = build_script(config, rng) if plan is None else script_from_plan(
+        plan, config, rng, still_start=member is None or member.start == "still")
+    kin = kinematics(script, rng, member)
     imus = imu_readings(kin, rng, config.with_mag)
-    pops = schedule_pops(script, config, rng)
+    if member is not None:
+        noise = np.random.default_rng([config.seed, 22, 2])
+        imus = {name: motion_family.readings(member.imu(name), kin.t, kin.gyro[name],
+                                             kin.specific_force[name], noise, config.duration_s)
+                for name in motion_family.IMUS}
+    pops = schedule_pops(script, config, rng) if config.mics else []
     return rng, script, kin, imus, pops
 
 
@@ -1181,6 +1218,8 @@ def simulate_session(out: str | Path, config: SimConfig, *,
         "catches_s": [round(c, 4) for c in script.catches],
         "heel_strikes": len(script.heel_strikes),
         **({"plan": [[name, value] for name, value in plan]} if plan is not None else {}),
+        **({"motion_family": motion_family.describe(config.motion)}
+           if config.motion is not None else {}),
         "snr_definition": "nearest-mic power over 10 ms after onset / continuous floor power "
                           "over the surrounding 1 s",
     }})
@@ -1192,7 +1231,7 @@ def simulate_session(out: str | Path, config: SimConfig, *,
                                  r["gyro"][i:i + step],
                                  r["mag"][i:i + step] if "mag" in r else None)
         peak = 0.0
-        for _, mix, _ in render_audio(config, script, kin, pops, rng):
+        for _, mix, _ in render_audio(config, script, kin, pops, rng) if config.mics else ():
             peak = max(peak, float(np.abs(mix).max()))
             writer.write_audio(np.clip(mix, -0.999, 0.999))
         labels = truth_motion["context"].to_numpy()

@@ -22,6 +22,7 @@ from backpop_sense.blocks import ImuBlock
 from backpop_sense.motion.evaluate import events_table, frames_table, score_motion
 from backpop_sense.motion.spine import segment_angles, spine_rotation
 from backpop_sense.motion.tracker import MotionConfig, MotionEvent, MotionFrame, MotionTracker
+from backpop_sense.motion_family import draw_motion
 from backpop_sense.session import ImuInfo, MicInfo, Session, SessionInfo, SessionWriter
 from backpop_sense.simulate import SimConfig, script_from_plan, simulate_session
 from backpop_sense.sources.replay import ReplaySource
@@ -385,3 +386,179 @@ def test_score_motion_counts_hits_and_false_alarms() -> None:
     assert scores["catch"] == {"truth": 2, "detected": 2, "hits": 1, "recall": 0.5, "false": 1,
                                "false_per_hour": pytest.approx(1.0)}
     assert scores["fall"]["recall"] == 1.0 and scores["fall"]["false"] == 0
+
+
+def imu_signals_at(orientation: Rotation, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free specific force (m/s^2) and angular velocity (rad/s) at ``rate`` Hz."""
+    step = orientation[:-1].inv() * orientation[1:]
+    gyro = step.as_rotvec() * rate
+    return orientation.inv().apply(GRAVITY * UP), np.vstack([gyro, gyro[-1:]])
+
+
+def two_rate_session(path: Path, thoracic_rate: float, *, phase_s: float = 0.0) -> Path:
+    """The MOVES sequence with the sacral IMU at 200 Hz and the thoracic one at its own rate
+    and clock phase."""
+    info = SessionInfo("S01", "rates", datetime(2026, 11, 20, tzinfo=UTC), (), (
+        ImuInfo("thoracic", "T12"), ImuInfo("sacral", "S1")))
+    t, thorax = rotation_sequence(MOVES)
+    fine = np.arange(len(t)) / RATE
+    with SessionWriter(path, info, sr=4000) as w:
+        acc, gyro = imu_signals_at(Rotation.identity(len(t)), RATE)
+        w.write_imu("sacral", fine, acc, gyro)
+        own = np.arange(phase_s, fine[-1], 1.0 / thoracic_rate)
+        rotvec = thorax.as_rotvec()
+        at = np.stack([np.interp(own, fine, rotvec[:, i]) for i in range(3)], axis=1)
+        acc, gyro = imu_signals_at(Rotation.from_rotvec(at), thoracic_rate)
+        w.write_imu("thoracic", own, acc, gyro)
+    return path
+
+
+def test_imus_at_100_and_200_hz_give_the_angles_of_both_at_200_hz(tmp_path: Path) -> None:
+    """Samples of the two IMUs meet on one clock, whatever their rates and phases."""
+    same, _, _ = track(two_rate_session(tmp_path / "same", RATE))
+    mixed, _, tracker = track(two_rate_session(tmp_path / "mixed", 100.0, phase_s=0.0075))
+    assert tracker.summary()["samples"]["thoracic"] == pytest.approx(
+        tracker.summary()["samples"]["sacral"] / 2, abs=2)
+    m = same.merge(mixed, on="t", suffixes=("", "_mixed"))
+    assert len(m) >= len(same) - 2
+    for column in ("flexion_deg", "lateral_deg", "twist_deg"):
+        diff = (m[column] - m[column + "_mixed"]).abs()
+        assert diff.max() < 0.5, column
+    # The movements were made: the comparison is not between two flat lines.
+    assert m["flexion_deg"].max() > 55 and m["twist_deg"].abs().max() > 25
+
+
+def _long_drift_run(hours: float, bias_dps: float, rate: float = 50.0) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """Track a session of ``hours`` with opposite gyro biases of ``bias_dps`` on every axis of
+    the two IMUs: each minute 20 s standing, a 30-degree twist and back (5 s), then 35 s of
+    bending to and fro without a still moment. Returns frame times and twist errors (deg)."""
+    info = SessionInfo("S01", "drift", datetime(2026, 11, 20, tzinfo=UTC), (),
+                       (ImuInfo("thoracic", "T12"), ImuInfo("sacral", "S1")))
+    tracker = MotionTracker(info, {"thoracic": rate, "sacral": rate})
+    rng = np.random.default_rng(5)
+    cycle = np.arange(int(60 * rate)) / rate
+    twist = 30.0 * (_ramp((cycle - 20.0) / 1.5) - _ramp((cycle - 23.0) / 1.5))
+    sway = np.where(cycle >= 25.0, 10.0 * (1 - np.cos(2 * np.pi * 0.25 * (cycle - 25.0))), 0.0)
+    thorax = (Rotation.from_euler("z", twist[:, None], degrees=True)
+              * Rotation.from_euler("x", -sway[:, None], degrees=True))
+    pelvis = Rotation.identity(len(cycle))
+    signals = {name: imu_signals_at(rot, rate)
+               for name, rot in (("thoracic", thorax), ("sacral", pelvis))}
+    bias = {"thoracic": np.radians(bias_dps), "sacral": -np.radians(bias_dps)}
+    out = []
+    step = int(10 * rate)  # 10 s blocks, the IMUs interleaved as a strap sends them
+    for k in range(int(hours * 60)):
+        for i in range(0, len(cycle), step):
+            part = slice(i, i + step)
+            t = k * 60.0 + cycle[part]
+            for name, (acc, gyro) in signals.items():
+                noisy_acc = acc[part] + rng.normal(0, 0.02, (len(t), 3))
+                noisy_gyro = gyro[part] + bias[name] + rng.normal(0, 0.002, (len(t), 3))
+                out += tracker.feed(ImuBlock(name, k * len(cycle) + i, t, noisy_acc,
+                                             noisy_gyro))
+    out += tracker.finish()
+    frames = [o for o in out if isinstance(o, MotionFrame)]
+    times = np.array([f.t for f in frames])
+    truth = np.interp(times % 60.0, cycle, twist)
+    err = (np.array([f.twist_deg for f in frames]) - truth + 180.0) % 360.0 - 180.0
+    return times, err
+
+
+def test_two_hours_with_one_degree_per_second_of_bias_keep_twist_within_two_degrees() -> None:
+    """A 2 h session (IMU arrays straight into the tracker, 50 Hz, so it stays cheap): the
+    gyros read 1 deg/s off on every axis, in opposite directions on the two IMUs."""
+    times, err = _long_drift_run(2.0, 1.0)
+    assert times[-1] > 2 * 3600 - 10
+    settled = times > 120.0  # VQF learns the biases at the first rests
+    assert np.sqrt(np.mean(err[settled] ** 2)) < 1.0
+    assert np.abs(err[settled]).max() < 2.0
+
+
+def test_a_moving_start_calibrates_once_the_subject_stands_still(tmp_path: Path) -> None:
+    """70 s of walking first (past the calibration timeout), then standing: the declared axes
+    serve until then and the calibration comes at the first still period. After it, flexion
+    is right for sensors 3-6 degrees off their declared axes (3 degrees RMSE if the declared
+    axes stayed); lateral bend keeps the part of the misalignment that gravity cannot show
+    (a turn about up) until the bends have shown it."""
+    member = draw_motion(7, start="walking", busy_s=0.0)
+    plan = [("walk", 70.0), ("stand", 8.0), ("bend", 3), ("twist", 2), ("side", 2),
+            ("stand", 5.0), ("walk", 15.0), ("stand", 5.0)]
+    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=2.5, seed=7, mics=(),
+                                               artifacts=False, motion=member), plan=plan)
+    frames, _, tracker = track(tmp_path / "s")
+    calibration = tracker.summary()["calibration"]
+    assert calibration["method"] == "first still period, provisional axes before it"
+    assert 70.0 <= calibration["t"] <= 78.0
+    truth = Session(tmp_path / "s").motion_truth()
+    m = frames.merge(truth, on="t", suffixes=("", "_true"))
+    after = m[m["t"] > calibration["t"]]
+    for axis, limit in (("flexion", 1.0), ("lateral", 2.0)):
+        err = after[f"{axis}_deg"] - after[f"{axis}_deg_true"]
+        assert np.sqrt(np.mean(err**2)) < limit, axis
+    assert (after["context"] == after["context_true"]).mean() >= 0.95
+
+
+def test_motion_family_draws_stay_within_their_documented_ranges() -> None:
+    members = [draw_motion(seed) for seed in range(200)]
+    for m in members:
+        assert m.thoracic.rate_hz != m.sacral.rate_hz
+        for imu in (m.thoracic, m.sacral):
+            assert 50.0 <= imu.rate_hz <= 400.0
+            assert max(abs(v) for v in imu.gyro_bias_dps) <= 1.0
+            assert max(abs(v) for v in imu.acc_bias_ms2) <= 0.1
+            assert imu.misalignment_deg <= 10.0
+    assert {m.start for m in members} == {"still", "walking", "bent"}
+    assert max(max(abs(v) for v in m.thoracic.gyro_bias_dps) for m in members) > 0.95
+    assert max(m.thoracic.misalignment_deg for m in members) > 9.0
+    plan = draw_motion(3, start="bent", busy_s=600.0).plan(1800.0)
+    assert plan[0][0] == "bent-start" and not any(name == "stand" for name, _ in plan[:6])
+
+
+def test_drift_alone_is_never_labelled_twist() -> None:
+    """Bending to and fro for 3 min without a still moment, the thoracic gyro 0.5 deg/s off
+    about its vertical axis (which VQF cannot learn in motion): the twist drifts past 15 deg,
+    but only the deliberate 35-degree twist at 150 s is labelled ``twist``."""
+    rate = 50.0
+    info = SessionInfo("S01", "drift", datetime(2026, 11, 20, tzinfo=UTC), (),
+                       (ImuInfo("thoracic", "T12"), ImuInfo("sacral", "S1")))
+    tracker = MotionTracker(info, {"thoracic": rate, "sacral": rate})
+    t = np.arange(int(180 * rate)) / rate
+    sway = 12.0 * (1 - np.cos(2 * np.pi * 0.25 * t))
+    twist = 35.0 * (_ramp((t - 150.0) / 1.5) - _ramp((t - 154.0) / 1.5))
+    thorax = (Rotation.from_euler("z", twist[:, None], degrees=True)
+              * Rotation.from_euler("x", -sway[:, None], degrees=True))
+    pelvis = Rotation.from_euler("x", -0.3 * sway[:, None], degrees=True)
+    rng = np.random.default_rng(3)
+    signals = {}
+    for name, rot in (("thoracic", thorax), ("sacral", pelvis)):
+        acc, gyro = imu_signals_at(rot, rate)
+        if name == "thoracic":
+            gyro = gyro + [0.0, 0.0, np.radians(0.5)]
+        signals[name] = (acc + rng.normal(0, 0.02, acc.shape), gyro + rng.normal(0, 0.002,
+                                                                                 gyro.shape))
+    out = []
+    step = int(5 * rate)
+    for i in range(0, len(t), step):
+        for name, (acc, gyro) in signals.items():
+            out += tracker.feed(ImuBlock(name, i, t[i:i + step], acc[i:i + step],
+                                         gyro[i:i + step]))
+    out += tracker.finish()
+    frames = frames_table([o for o in out if isinstance(o, MotionFrame)])
+    drifted = frames[(frames["t"] < 145.0) & (frames["twist_deg"].abs() > 15.0)]
+    assert len(drifted) > 100  # the drift got there...
+    assert (drifted["context"] != "twist").all()  # ...and is not taken for a twist
+    made = frames[(frames["t"] > 151.5) & (frames["t"] < 153.5)]
+    assert (made["context"] == "twist").all()
+
+
+def test_a_held_twist_is_not_erased_when_the_last_one_was_as_large(tmp_path: Path) -> None:
+    """Two 30-degree twists to the left 10 s apart, each held still for 2 s: the second hold
+    looks like the first from 10 s away, but it was made by moving and stays 30 degrees."""
+    moves = [("z", 30.0), ("z", 30.0)]
+    t, thorax = rotation_sequence(moves, rest_s=5.0, move_s=1.5, hold_s=2.0)
+    frames, _, _ = track(write_session(tmp_path / "s", t, thorax, Rotation.identity(len(t))))
+    second_hold = frames[(frames["t"] > 5.0 + 10.0 + 1.6) & (frames["t"] < 5.0 + 10.0 + 3.4)]
+    assert len(second_hold) >= 15
+    assert second_hold["twist_deg"].to_numpy() == pytest.approx(30.0, abs=0.5)
+    assert (second_hold["context"] == "twist").all()

@@ -28,6 +28,10 @@ CONTEXTS = ("twist", "stretch", "bend", "walk", "static", "other")
 class ContextConfig:
     """Thresholds of the context labels (degrees, degrees per second, m/s^2, seconds, Hz).
 
+    ``twist`` needs the twist to have been made by moving: within the last
+    ``twist_window_s`` it spanned more than ``twist_deg`` (gyro drift, under 1 deg/s once
+    the biases are learnt, cannot).
+
     ``step_*`` and ``min_steps`` define the gait rhythm: a step is a peak of the low-passed
     (``step_lowpass_hz``) vertical linear acceleration above ``step_acc_ms2``; steps
     ``step_min_interval_s`` to ``step_max_interval_s`` apart chain into a bout, and a bout of
@@ -35,6 +39,7 @@ class ContextConfig:
     """
 
     twist_deg: float = 15.0
+    twist_window_s: float = 10.0
     stretch_deg: float = 30.0
     bend_deg: float = 15.0
     still_rate_dps: float = 4.0
@@ -53,7 +58,8 @@ DEFAULT_CONTEXT = ContextConfig()
 
 def label_context(*, walking: np.ndarray, flexion_deg: np.ndarray, lateral_deg: np.ndarray,
                   twist_deg: np.ndarray, still: np.ndarray,
-                  config: ContextConfig = DEFAULT_CONTEXT) -> np.ndarray:
+                  config: ContextConfig = DEFAULT_CONTEXT,
+                  twist_span_deg: np.ndarray | None = None) -> np.ndarray:
     """Label each instant with its context.
 
     Parameters
@@ -64,6 +70,10 @@ def label_context(*, walking: np.ndarray, flexion_deg: np.ndarray, lateral_deg: 
         Lumbar angles in degrees.
     still : bool array
         Whether nothing moved within the surrounding ``config.still_window_s``.
+    twist_span_deg : float array, optional
+        How far the twist ranged over the last ``config.twist_window_s`` (degrees); a twist
+        that did not range over more than ``config.twist_deg`` is no ``twist`` (drift).
+        Truth, which knows the twist, leaves it out.
 
     Returns
     -------
@@ -72,7 +82,8 @@ def label_context(*, walking: np.ndarray, flexion_deg: np.ndarray, lateral_deg: 
     """
     conditions = [
         np.asarray(walking, dtype=bool),
-        np.abs(twist_deg) > config.twist_deg,
+        (np.abs(twist_deg) > config.twist_deg) & (
+            True if twist_span_deg is None else np.asarray(twist_span_deg) > config.twist_deg),
         np.abs(flexion_deg) > config.stretch_deg,
         np.abs(lateral_deg) > config.bend_deg,
         np.asarray(still, dtype=bool),

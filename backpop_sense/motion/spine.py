@@ -93,6 +93,21 @@ def segment_angles(orientation: Rotation) -> np.ndarray:
     return np.stack([-minus_flexion, lateral, twist], axis=-1)
 
 
+def segment_rotation(flexion_deg: np.ndarray | float, lateral_deg: np.ndarray | float,
+                     twist_deg: np.ndarray | float) -> Rotation:
+    """The segment orientation of one-IMU angles: the inverse of :func:`segment_angles`.
+
+    Examples
+    --------
+    >>> np.round(segment_angles(segment_rotation(20.0, 5.0, 30.0)), 6)
+    array([20.,  5., 30.])
+    """
+    angles = np.stack(np.broadcast_arrays(np.asarray(twist_deg, dtype=float),
+                                          np.asarray(lateral_deg, dtype=float),
+                                          -np.asarray(flexion_deg, dtype=float)), axis=-1)
+    return Rotation.from_euler(SINGLE_SEQUENCE, angles, degrees=True)
+
+
 def spine_angles_quat(q: np.ndarray) -> np.ndarray:
     """:func:`spine_angles` of unit quaternions ``[w, x, y, z]`` (..., 4), in plain numpy.
 

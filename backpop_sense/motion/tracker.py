@@ -3,27 +3,39 @@
 What it does, in order
     1. Orientation: one VQF filter per IMU (:mod:`~backpop_sense.motion.orientation`), 6-axis
        unless the config asks for the magnetometer.
-    2. Ticks: samples are gathered on a 50 Hz grid (:mod:`~backpop_sense.motion.ticks`): per
-       tick the orientation at the sample nearest its centre, the mean bias-corrected angular
-       velocity, the mean and peak specific force.
+    2. Ticks: samples are gathered on a 50 Hz grid (:mod:`~backpop_sense.motion.ticks`), so
+       IMUs of any rate and clock phase meet on one clock: per tick the orientation at its
+       centre (the nearest sample's, carried there by its angular velocity), the mean
+       bias-corrected angular velocity, the mean and peak specific force.
     3. Calibration, at the first still period (nothing moved within the surrounding second)
        in which every sensor sees gravity within ``calibration_max_tilt_deg`` of its declared
        "up": gravity gives each sensor's up, the declared axes give forward (the mounting
        rotation is the smallest one that brings the measured up onto the declared one), and
        the lowest IMU (the sacral one) is the reference frame. Twist is zero there. Without a
-       still period for ``calibration_timeout_s`` the declared axes are taken as they are.
+       still period for ``calibration_timeout_s`` (a session that starts on the move), up is
+       taken provisionally from the mean specific force while walking (the trunk swings
+       about upright), or from the declared axes without ``calibration_walk_s`` of walking,
+       until the first such period comes.
        Forward is then refined from movement: bending forward turns each segment about its
-       own right axis, which shows how far the sensor is turned on the body (``yaw_*``).
+       own right axis, which shows how far the sensor is turned on the body (``yaw_*``); the
+       heading turns with every refinement, so the twist stays as it was.
     4. Angles (:mod:`~backpop_sense.motion.spine`): the upper segment relative to the lower,
        intrinsic X-Y-Z; with one IMU, that segment against gravity and heading (Z-Y-X).
        Without a magnetometer each sensor's heading drifts on its own, so twist is re-zeroed
        whenever the subject stands still and upright (every segment within ``upright_deg``
-       of vertical) unless the twist then exceeds ``rezero_max_deg`` plus the drift allowed
-       since the last re-zero (a held twist is not erased); the drift removed is reported.
+       of vertical), unless the twist then exceeds ``rezero_max_deg`` plus the drift allowed
+       since the last re-zero and also ranged over more than ``rezero_max_deg`` within the
+       last ``rezero_window_s`` (a twist just made and held is not erased; drift, however
+       large, never locks re-zeroing out). While walking (two IMUs), the twist's mean over
+       ``walk_window_s`` is re-zeroed likewise: nobody walks twisted. Between re-zeros the
+       heading follows a drift rate (the relative bias of the gyros' vertical axes, which VQF
+       cannot see in motion), learnt from re-zeros ``drift_anchor_s`` apart and moved
+       opposite to VQF's own bias estimates as they change; the drift removed is reported.
        With one IMU, twist is the heading since the subject last stood still and upright
        (turning on the spot counts), and it is re-zeroed there without that limit.
-    5. Context at 10 Hz (:mod:`~backpop_sense.motion.context`, :mod:`~backpop_sense.motion.gait`),
-       catches and falls (:mod:`~backpop_sense.motion.events`).
+    5. Context at 10 Hz (:mod:`~backpop_sense.motion.context`, :mod:`~backpop_sense.motion.gait`;
+       ``twist`` only for a twist made by moving, never for drift), catches and falls
+       (:mod:`~backpop_sense.motion.events`).
 
 Streaming
     Samples are processed in chunks of ``chunk_s`` on the fixed tick grid, once every IMU has
@@ -38,8 +50,8 @@ Latency (stream time from a sample to its output; :meth:`MotionTracker.latency_s
     one chunk + 0.5 s + ``resume_max_s`` + 0.2 s (9.7 s); a fall: one chunk + 0.5 s +
     ``window_s`` + ``settle_s`` (12.8 s). Before calibration, frames wait for it (at most
     ``calibration_timeout_s``). The chunk trades latency for speed: its cost is mostly fixed
-    (numpy calls on a few hundred ticks), and 6 s chunks run at over 5000 times real time per
-    200 Hz IMU; 2 s chunks cut the latency by 4 s at about half the speed.
+    (numpy calls on a few hundred ticks), and 6 s chunks run at about 5000 times real time
+    per 200 Hz IMU; 2 s chunks cut the latency by 4 s at about half the speed.
 
 Frames are written only where every IMU used has data; inside a gap there are none.
 """
@@ -51,6 +63,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from ..blocks import Block, Gap, ImuBlock
 from ..levels import level_index
@@ -96,20 +109,45 @@ class MotionConfig:
         Calibrate only on a still period where every sensor's gravity is this close to its
         declared up, degrees.
     calibration_timeout_s : float
-        Without such a period for this long, take the declared axes as they are, seconds.
+        Without such a period for this long, calibrate provisionally (until one comes) on
+        the mean specific force while walking, or take the declared axes as they are,
+        seconds.
+    calibration_walk_s : float
+        Walking needed for the provisional calibration, seconds.
+    calibration_agree_deg : float
+        After a provisional calibration on walking, a still period calibrates only where
+        every sensor's gravity is this close to the up that walking gave, degrees (sitting
+        still is no standing).
     upright_deg : float
         Re-zero twist when still and every segment is within this of vertical, degrees.
     rezero_max_deg, rezero_drift_dps : float
-        Do not re-zero a twist larger than ``rezero_max_deg`` + ``rezero_drift_dps`` x the
-        time since the last re-zero (degrees, degrees per second).
+        Re-zero a twist up to ``rezero_max_deg`` + ``rezero_drift_dps`` x the time since the
+        last re-zero (degrees, degrees per second)...
+    rezero_window_s : float
+        ...or one that has stayed within ``rezero_max_deg`` for this long, seconds (a twist
+        held still longer is taken for drift).
+    drift_rate_tau_s, drift_anchor_s : float
+        Re-zeros at least ``drift_anchor_s`` apart correct the twist drift rate the heading
+        follows between re-zeros, by the drift left over the interval, weighted by
+        interval / (interval + ``drift_rate_tau_s``), seconds.
+    drift_backlog_walk_s : float
+        Ticks that waited for the calibration take the drift rate from the slope of their
+        walking re-zeros when they hold this much walking, seconds.
+    walk_window_s : float
+        While walking, twist is re-zeroed so that its mean over this long is zero, seconds
+        (about two strides).
     yaw_learn_deg : float
-        Refine each sensor's mounting yaw after every this many degrees of flexion movement
-        (0 turns the functional calibration off and trusts the declared axes alone).
+        Refine each sensor's mounting yaw, from all flexion movement seen so far, after every
+        this many degrees of it (0 turns the functional calibration off and trusts the
+        declared axes alone).
     yaw_min_rate_dps, yaw_cone_deg : float
         Flexion movement: relative angular speed at least ``yaw_min_rate_dps``, its axis
         within ``yaw_cone_deg`` of the right axis.
     yaw_max_deg : float
         The refined yaw stays within this of the declared axes, degrees.
+    yaw_spread_max_deg : float
+        Refine the yaw only while the movements' axes scatter by less than this (circular
+        standard deviation, degrees).
     """
 
     orientation: OrientationConfig = OrientationConfig()
@@ -120,13 +158,21 @@ class MotionConfig:
     max_lag_s: float = 30.0
     calibration_max_tilt_deg: float = 30.0
     calibration_timeout_s: float = 60.0
-    upright_deg: float = 10.0
+    calibration_walk_s: float = 10.0
+    calibration_agree_deg: float = 8.0
+    upright_deg: float = 25.0
     rezero_max_deg: float = 8.0
     rezero_drift_dps: float = 0.05
-    yaw_learn_deg: float = 90.0
+    rezero_window_s: float = 10.0
+    drift_rate_tau_s: float = 30.0
+    drift_anchor_s: float = 10.0
+    drift_backlog_walk_s: float = 20.0
+    walk_window_s: float = 2.0
+    yaw_learn_deg: float = 45.0
     yaw_min_rate_dps: float = 15.0
     yaw_cone_deg: float = 30.0
     yaw_max_deg: float = 15.0
+    yaw_spread_max_deg: float = 5.0
 
 
 DEFAULT_MOTION = MotionConfig()
@@ -183,6 +229,10 @@ class _Stream:
     gaps: int = 0
     gap_s: float = 0.0
     mount: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
+    base: np.ndarray = field(default_factory=lambda: np.array([1.0, 0.0, 0.0, 0.0]))
+    bias_seen: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    base_matrix: np.ndarray = field(default_factory=lambda: np.eye(3))
+    mount_matrix: np.ndarray = field(default_factory=lambda: np.eye(3))
     gravity: float = GRAVITY
     mount_tilt_deg: float | None = None
     mount_yaw_deg: float = 0.0
@@ -210,9 +260,13 @@ class _Stream:
     def take(self, j0: int, j1: int) -> dict[str, np.ndarray]:
         """Run the filter over ticks ``[j0, j1)`` and summarise each tick.
 
-        Returns per tick: ``n`` samples, ``q`` the orientation at the sample nearest the
-        tick's centre, ``w`` the mean bias-corrected angular velocity (rad/s), ``acc`` the
-        mean specific force and ``amax`` its largest magnitude (m/s^2); NaN without samples.
+        Returns per tick: ``n`` samples, ``q`` the orientation at the tick's centre (the
+        nearest sample's, carried to the centre by its bias-corrected angular velocity, so
+        IMUs of any rate and phase meet on one clock), ``w`` the mean bias-corrected angular
+        velocity (rad/s), ``acc`` the mean specific force and ``amax`` its largest magnitude
+        (m/s^2). A tick without samples of its own (an IMU at 50 Hz or slower, or a clock
+        that drifts against the grid) takes its nearest sample's values when that lies
+        within one sample period of the centre; otherwise everything is NaN and ``n`` zero.
         """
         n_ticks = j1 - j0
         edges = (np.arange(j0, j1 + 1) - 0.5) * TICK_S
@@ -238,20 +292,33 @@ class _Stream:
         right = np.minimum(np.searchsorted(t, centres), cut - 1)
         left = np.maximum(right - 1, 0)
         nearest = np.where(np.abs(t[left] - centres) <= np.abs(t[right] - centres), left, right)
+        w_near = gyro[nearest] - est.bias[nearest]
+        # Within half a sample period the turn is small: the first-order quaternion step
+        # [1, v], normalised.
+        v = 0.5 * w_near * (centres - t[nearest])[:, None]
+        scale = 1.0 / np.sqrt(1.0 + np.einsum("ij,ij->i", v, v))
+        step = np.empty((n_ticks, 4))
+        step[:, 0] = scale
+        step[:, 1:] = v * scale[:, None]
         starts = np.minimum(bounds[:-1], cut - 1)
         n = np.maximum(counts, 1)[:, None]
         rows = {
             "n": counts.astype(float),
-            "q": est.quat[nearest],
+            "q": quat_multiply(est.quat[nearest], step),
             "w": np.add.reduceat(gyro, starts) / n - est.bias[nearest],
             "acc": np.add.reduceat(acc, starts) / n,
             "amax": np.sqrt(np.maximum.reduceat(np.einsum("ij,ij->i", acc, acc), starts)),
         }
         empty = counts == 0
         if empty.any():
-            # reduceat reads one sample for an empty tick; and its nearest sample is outside it.
+            # reduceat reads one sample for an empty tick: the nearest one stands in for it
+            # when it is close enough, and nothing does across a gap.
+            rows["w"][empty] = w_near[empty]
+            rows["acc"][empty] = acc[nearest[empty]]
+            rows["amax"][empty] = row_norm(acc[nearest[empty]])
+            far = empty & (np.abs(t[nearest] - centres) > 1.0 / self.rate_hz)
             for v in rows.values():
-                v[empty] = np.nan
+                v[far] = np.nan
             rows["n"][empty] = 0.0
         return rows
 
@@ -312,7 +379,8 @@ class MotionTracker:
         self.falls = FallDetector(TICK_S, config.fall)
         columns: dict[str, tuple[int, ...]] = {"moving": (), "valid": (), "amax": (),
                                                "speed": (), "lin": (), "still": (),
-                                               "angles": (3,), "rates": (3,), "tilt": ()}
+                                               "angles": (3,), "rates": (3,), "tilt": (),
+                                               "free": (), "walk": (), "clock": ()}
         for k in range(len(self.streams)):
             columns |= {f"n{k}": (), f"q{k}": (4,), f"w{k}": (3,), f"acc{k}": (3,)}
         # Ticks wait for calibration (at most its timeout), then for the gait decision.
@@ -325,13 +393,19 @@ class MotionTracker:
         self._first_data_tick: int | None = None
         self._calibrated_at: int | None = None
         self._calibration = "none"
+        self._provisional = False
         self._heading = 0.0
         self._last_rezero_tick: int | None = None
+        self._drift_rate_dps = 0.0
+        self._anchor: tuple[int, float, float] | None = None
+        self._clock = 0.0
+        self._walk_done = 0
         self._rezero_run = False
         self._drift: list[float] = [0, 0.0, 0.0, 0.0]  # count, sum |deg|, max |deg|, deg/min
         self._rom = {a: AngleHistogram() for a in AXES}
         self._peak_rates = np.zeros(3)
         self._yaw_sums = np.zeros((len(self.streams), 2))
+        self._yaw_lengths = np.zeros(len(self.streams))
         self._yaw_turned = np.zeros(len(self.streams))
         self._yaw_updates = 0
         self._yaw_changed = False
@@ -394,6 +468,7 @@ class MotionTracker:
             self._pending += self._angles(self._angles_done, angles_to, final=final)
         if final:
             self.gait.finish()
+            self._note_walking()
         frames_to = min(self._angles_done, tk.end if final else self.gait.final)
         if frames_to > self._frames_done:
             out += self._emit_frames(self._frames_done, frames_to)
@@ -425,7 +500,7 @@ class MotionTracker:
             lin = quat_rotate(r["q"], r["acc"]) - stream.gravity * _UP
             lin_norm = row_norm(lin)
             moving |= (speed >= c.still_rate_dps) | (lin_norm > c.still_acc_ms2)
-            valid &= r["n"] > 0
+            valid &= np.isfinite(r["q"]).all(axis=1)
             amax = np.fmax(amax, r["amax"])
             speed_max = np.fmax(speed_max, speed)
             lin_max = np.fmax(lin_max, lin_norm)
@@ -440,6 +515,14 @@ class MotionTracker:
                            speed=speed_max, lin=lin_max, still=np.zeros(n), angles=nan3,
                            rates=nan3.copy(), tilt=np.full(n, np.nan), **rows)
         self.gait.feed(vertical)
+        self._note_walking()
+
+    def _note_walking(self) -> None:
+        """Keep the gait's final answers per tick (the ``walk`` series)."""
+        done = max(self._walk_done, self._ticks.start)
+        if self.gait.final > done:
+            self._ticks.put("walk", done, self.gait.walking(np.arange(done, self.gait.final)))
+            self._walk_done = self.gait.final
 
     def _still(self, a: int, b: int) -> np.ndarray:
         """Whether nothing moved within the surrounding second, for ticks ``[a, b)``."""
@@ -454,34 +537,76 @@ class MotionTracker:
 
     # ------------------------------------------------------------------ calibration, angles
 
-    def _calibrate(self, a: int, b: int, still: np.ndarray, *, final: bool) -> bool:
+    def _calibrate(self, a: int, b: int, still: np.ndarray, *, final: bool,
+                   late: bool = False) -> bool:
+        """Calibrate at the first still upright period among ticks ``[a, b)``; without one
+        for ``calibration_timeout_s``, take the declared axes until one comes (``late``)."""
         tk, h = self._ticks, self.half_window
         limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
         ok = still & (tk.get("valid", a, b) > 0)
-        for k in range(len(self.streams)):
+        agree = math.cos(math.radians(self.config.calibration_agree_deg))
+        for k, stream in enumerate(self.streams):
             acc = tk.get(f"acc{k}", a, b)
-            up = acc[:, 2] / np.maximum(np.linalg.norm(acc, axis=1), 1e-9)
-            ok &= np.nan_to_num(up) >= limit
+            unit = acc / np.maximum(row_norm(acc), 1e-9)[:, None]
+            ok &= np.nan_to_num(unit[:, 2]) >= limit
+            if late and self._calibration.startswith("walking"):
+                # Standing is upright as walking is; sitting tips the pelvis back by 15 deg.
+                ok &= np.nan_to_num(unit @ stream.base_matrix[:, 2]) >= agree
         candidates = np.flatnonzero(ok)
         if len(candidates):
             j = a + int(candidates[0])
-            for k, stream in enumerate(self.streams):
-                n = tk.get(f"n{k}", j - h, j + h)
-                g = np.nansum(tk.get(f"acc{k}", j - h, j + h) * n[:, None], axis=0) / n.sum()
-                stream.mount = quat_between(_UP, g)
-                stream.gravity = float(np.linalg.norm(g))
-                stream.mount_tilt_deg = float(tilt_deg(stream.mount))
-            self._calibration = "first still period"
+            self._set_mounts(j - h, j + h)
+            self._calibration = ("first still period, provisional axes before it" if late
+                                 else "first still period")
+            self._provisional = False
+        elif late:
+            return False
         else:
             start = self._first_data_tick
             waited = start is not None and (b - start) * TICK_S >= self.config.calibration_timeout_s
             if not (waited or (final and start is not None)):
                 return False
-            self._calibration = "declared axes (no still upright period)"
+            # Walking, the trunk swings about upright: its mean specific force over the
+            # strides is gravity, closer to the body's up than the declared axes (until a
+            # still period shows it better).
+            walking = tk.get("walk", start, b) > 0
+            if walking.sum() * TICK_S >= self.config.calibration_walk_s and self._set_mounts(
+                    start, b, walking):
+                self._calibration = "walking (no still upright period yet)"
+            else:
+                self._calibration = "declared axes (no still upright period yet)"
+            self._provisional = True
             j = start
         self._calibrated_at = j
         self._heading = self._zero_twist(j)
+        self._anchor = None
+        for stream in self.streams:
+            stream.bias_seen = stream.filter.bias
         self._last_rezero_tick = j
+        return True
+
+    def _set_mounts(self, a: int, b: int, use: np.ndarray | None = None) -> bool:
+        """Each sensor's mount from its mean specific force over the ``use`` ticks of
+        ``[a, b)`` (every tick held when None), taken for gravity; False (nothing set) if one
+        is too far from its declared up."""
+        tk = self._ticks
+        limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
+        gravity = []
+        for k in range(len(self.streams)):
+            n = tk.get(f"n{k}", a, b) * (1.0 if use is None else use)
+            g = np.nansum(tk.get(f"acc{k}", a, b) * n[:, None], axis=0) / max(n.sum(), 1.0)
+            if not g[2] >= limit * np.linalg.norm(g):
+                return False
+            gravity.append(g)
+        for stream, g in zip(self.streams, gravity, strict=True):
+            stream.mount = stream.base = quat_between(_UP, g)
+            stream.mount_matrix = stream.base_matrix = quat_matrix(stream.base)
+            stream.gravity = float(np.linalg.norm(g))
+            stream.mount_tilt_deg = float(tilt_deg(stream.mount))
+            stream.mount_yaw_deg = 0.0
+        self._yaw_sums[:] = 0.0
+        self._yaw_lengths[:] = 0.0
+        self._yaw_turned[:] = 0.0
         return True
 
     def _segments(self, a: int, b: int) -> list[np.ndarray]:
@@ -518,38 +643,82 @@ class MotionTracker:
         still = self._still(a, b)
         if self._calibrated_at is None and not self._calibrate(a, b, still, final=final):
             return []
+        if self._provisional:
+            self._calibrate(a, b, still, final=final, late=True)
         tk = self._ticks
         cfg = self.config
+        # The chunk's own flexion movements refine the mounts before its angles are made.
+        self._learn_yaw(a, b)
         segments = self._segments(a, b)
         tilts = np.stack([tilt_deg(s) for s in segments])
-        base = self._raw_angles(segments, np.full(b - a, self._heading))
+        ticks = np.arange(a, b)
         last = a if self._last_rezero_tick is None else self._last_rezero_tick
-        since = (np.arange(a, b) - last) * TICK_S
         upright = (tilts < cfg.upright_deg).all(axis=0)
-        # With one IMU the twist is the heading: turning on the spot is not a held twist.
-        allowed = (cfg.rezero_max_deg + cfg.rezero_drift_dps * since if self.two
-                   else np.inf)
-        rezero = still & upright & (np.abs(base[:, 2]) <= allowed)
-        heading = np.full(b - a, self._heading)
+        # Between re-zeros the heading follows the twist drift rate learnt so far, on a clock
+        # that runs only while upright and moving: the rate is the relative bias of the
+        # gyros' vertical axes upright, and VQF learns the biases whenever still.
+        clock = self._clock + np.cumsum(np.where(upright & ~still, TICK_S, 0.0))
+        tk.put("clock", a, clock)
+        self._clock = float(clock[-1])
+        last_clock = clock[last - a] if a <= last < b else tk.at("clock", last)
+        if not np.isfinite(last_clock):
+            last_clock = clock[0]
+        if self.two:
+            self._follow_bias()
+        correction = -math.radians(self._drift_rate_dps) if self.two else 0.0
+        before = self._heading + correction * (clock - last_clock)
+        base = self._raw_angles(segments, before)
+        free = base[:, 2] - np.degrees(before)
+        tk.put("free", a, free)
+        if self.two and b - a > 2 * self.chunk_ticks and self._learn_backlog_rate(ticks, clock):
+            # The backlog that waited for the calibration (or the timeout) walked long enough
+            # to show the drift rate: its headings are made with it.
+            correction = -math.radians(self._drift_rate_dps)
+            before = self._heading + correction * (clock - last_clock)
+            base = self._raw_angles(segments, before)
+        since = (ticks - last) * TICK_S
+        rezero = still & upright
+        if self.two:
+            # A held twist is not erased: re-zero a twist within the drift allowed since the
+            # last re-zero, or one that has stayed within rezero_max_deg for rezero_window_s
+            # (whatever its size: drift builds slowly, a twist is made by moving).
+            width = int(round(cfg.rezero_window_s / TICK_S))
+            settled = (self._free_span(ticks, width) <= cfg.rezero_max_deg) & (
+                ticks - width >= max(tk.start, self._calibrated_at or 0))
+            allowed = cfg.rezero_max_deg + cfg.rezero_drift_dps * since
+            with np.errstate(invalid="ignore"):
+                rezero &= (np.abs(base[:, 2]) <= allowed) | settled
+        marks = np.full(b - a, np.nan)
+        marks[rezero] = before[rezero] - np.radians(base[rezero, 2])
+        if self.two:
+            walk_marks = self._walk_marks(ticks, correction)
+            use = ~rezero & np.isfinite(walk_marks)
+            marks[use] = walk_marks[use]
+            rezero = rezero | use
+        heading = before
         angles = base
         if rezero.any():
-            # Re-zeroed ticks take the heading that nulls their twist; others keep the last
-            # one. Upright, a turn about earth up is a turn about the segment's up, so one
-            # step nulls the twist to second order in the tilt (< 10 degrees).
+            # Re-zeroed ticks take their new heading; later ticks go on from there at the
+            # drift rate. Upright, a turn about earth up is a turn about the segment's up, so
+            # one step nulls the twist to second order in the tilt.
             idx = np.flatnonzero(rezero)
-            new = self._heading - np.radians(base[idx, 2])
-            marks = np.full(b - a, np.nan)
-            marks[idx] = new
-            marks = np.concatenate([[self._heading], marks])
-            fill = np.maximum.accumulate(np.where(np.isfinite(marks), np.arange(b - a + 1), 0))
-            heading = marks[fill][1:]
-            self._note_drift(a, idx, rezero, segments, heading)
-            self._heading = float(heading[-1])
+            fill = np.maximum.accumulate(np.where(rezero, np.arange(b - a), -1))
+            after = fill >= 0
+            at = np.maximum(fill, 0)
+            if (self._last_rezero_tick or 0) > a:
+                # Calibrated later than these ticks (frames waited for it): the first re-zero
+                # here is closer in time than the calibration.
+                at = np.maximum(at, idx[0])
+                after[:] = True
+            heading = np.where(after, marks[at] + correction * (clock - clock[at]), before)
+            self._note_drift(a, idx, rezero, before, heading, marks)
+            if self.two:
+                self._learn_drift_rate(a, idx, marks, clock, correction)
+            self._heading = float(marks[idx[-1]])
             self._last_rezero_tick = a + int(idx[-1])
             angles = self._raw_angles(segments, heading)
         self._rezero_run = bool(rezero[-1])
         rates = self._rates(a, b, segments, heading, angles)
-        self._learn_yaw(a, b)
         self._peak_rates = np.fmax(self._peak_rates, np.nanmax(np.abs(rates), axis=0, initial=0))
         tk.put("still", a, still)
         tk.put("angles", a, angles)
@@ -564,8 +733,92 @@ class MotionTracker:
             self._events[d.type] += 1
         return found
 
-    def _note_drift(self, a: int, idx: np.ndarray, rezero: np.ndarray,
-                    segments: list[np.ndarray], heading: np.ndarray) -> None:
+    def _follow_bias(self) -> None:
+        """Take what VQF newly learnt of the gyro biases (at rest) off the drift rate.
+
+        The drift rate is the relative bias of the sensors' upright vertical axes left over
+        by VQF's estimates; when an estimate moves, what is left over moves the other way.
+        """
+        change = 0.0
+        for stream in self.streams:
+            bias = stream.filter.bias
+            up = stream.base_matrix[:, 2]
+            moved = float((bias - stream.bias_seen) @ up)
+            change += moved if stream is self.upper else -moved
+            stream.bias_seen = bias
+        self._drift_rate_dps -= math.degrees(change)
+
+    def _learn_backlog_rate(self, ticks: np.ndarray, clock: np.ndarray) -> bool:
+        """Take the drift rate from the slope of the walking re-zeros over ``ticks``, when
+        they cover ``drift_backlog_walk_s`` or more; True if it was taken."""
+        raw = self._walk_marks(ticks, 0.0)
+        ok = np.isfinite(raw)
+        if ok.sum() * TICK_S < self.config.drift_backlog_walk_s:
+            return False
+        slope = np.polyfit(clock[ok], np.unwrap(raw[ok]), 1)[0]
+        self._drift_rate_dps = -math.degrees(slope)
+        return True
+
+    def _learn_drift_rate(self, a: int, idx: np.ndarray, marks: np.ndarray, clock: np.ndarray,
+                          correction: float) -> None:
+        """Correct the twist drift rate from re-zeros at least ``drift_anchor_s`` apart.
+
+        Each re-zero's heading is an estimate of the right heading at its tick; where the
+        heading carried from the previous such re-zero at the drift rate misses it, the rate
+        was wrong by the miss over the drift clock's interval. Each correction is weighted by
+        interval / (interval + ``drift_rate_tau_s``).
+        """
+        cfg = self.config
+        gap = int(round(cfg.drift_anchor_s / TICK_S))
+        anchor = self._anchor
+        i = 0
+        while i < len(idx):
+            j, k = a + int(idx[i]), int(idx[i])
+            if anchor is not None and j - anchor[0] >= gap and clock[k] - anchor[1] >= 1.0:
+                seconds = clock[k] - anchor[1]
+                predicted = anchor[2] + correction * seconds
+                miss = math.degrees((predicted - marks[k] + math.pi) % (2 * math.pi) - math.pi)
+                self._drift_rate_dps += miss / (seconds + cfg.drift_rate_tau_s)
+                correction = -math.radians(self._drift_rate_dps)
+            if anchor is None or j - anchor[0] >= gap:
+                anchor = (j, float(clock[k]), float(marks[k]))
+            i = int(np.searchsorted(idx, anchor[0] - a + gap))
+        self._anchor = anchor
+
+    def _walk_marks(self, ticks: np.ndarray, correction: float) -> np.ndarray:
+        """Headings (rad) that null the mean twist over each walking window, NaN elsewhere.
+
+        Nobody walks with the trunk held twisted: over a stride or two the twist swings about
+        zero, so its mean over ``walk_window_s`` of walking is drift. The window ends as far
+        back as the gait decision lags, and its heading is carried to each tick at the drift
+        rate.
+        """
+        tk = self._ticks
+        width = int(round(self.config.walk_window_s / TICK_S))
+        lo = max(int(ticks[0]) - self._gait_delay - width, tk.start)
+        hi = int(ticks[-1]) - self._gait_delay + 1
+        if hi - lo < width:
+            return np.full(len(ticks), np.nan)
+        walk = tk.get("walk", lo, hi) > 0
+        if not walk.any():
+            return np.full(len(ticks), np.nan)
+        free = np.radians(tk.get("free", lo, hi))
+        ok = walk & np.isfinite(free)
+        csum = [np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0))])
+                for v in (np.cos(free), np.sin(free), ok.astype(float))]
+        end = ticks - self._gait_delay - lo + 1
+        start = end - width
+        inside = start >= 0
+        c, s, n = (np.where(inside, x[end.clip(0)] - x[start.clip(0)], 0.0) for x in csum)
+        full = inside & (n == width)
+        centre = np.maximum(ticks - self._gait_delay - width // 2, tk.start)
+        carried = tk.at("clock", ticks) - tk.at("clock", centre)
+        out = np.full(len(ticks), np.nan)
+        out[full] = -np.arctan2(s[full], c[full]) + correction * carried[full]
+        return out
+
+    def _note_drift(self, a: int, idx: np.ndarray, rezero: np.ndarray, before: np.ndarray,
+                    heading: np.ndarray, marks: np.ndarray) -> None:
         """Record the twist each re-zero run removes: the drift since the previous one."""
         previous = np.concatenate([[self._rezero_run], rezero[:-1]])
         starts = idx[~previous[idx]]
@@ -573,8 +826,8 @@ class MotionTracker:
         starts = starts[a + starts > (self._calibrated_at or 0)]
         if not len(starts):
             return
-        before = np.concatenate([[self._heading], heading[:-1]])[starts]
-        removed = self._raw_angles([s[starts] for s in segments], before)[:, 2]
+        prior = np.concatenate([[before[0]], heading[:-1]])[starts]
+        removed = (np.degrees(prior - marks[starts]) + 180.0) % 360.0 - 180.0
         last = self._last_rezero_tick
         for j, d in zip(starts.tolist(), removed.tolist(), strict=True):
             if self._yaw_changed:
@@ -586,9 +839,10 @@ class MotionTracker:
             self._drift[0] += 1
             self._drift[1] += abs(d)
             self._drift[2] = max(self._drift[2], abs(d))
-            if last is not None and a + j > last:
-                minutes = (a + j - last) * TICK_S / 60.0
-                self._drift[3] = max(self._drift[3], abs(d) / max(minutes, 1.0 / 60.0))
+            seconds = (a + j - last) * TICK_S if last is not None else 0.0
+            if seconds >= self.config.drift_anchor_s:
+                # Shorter intervals (walking re-zeros a stride apart) give no rate worth saying.
+                self._drift[3] = max(self._drift[3], abs(d) / (seconds / 60.0))
             last = a + j
 
     def _rates(self, a: int, b: int, segments: list[np.ndarray], heading: np.ndarray,
@@ -620,9 +874,13 @@ class MotionTracker:
         down) turns the pelvis and the trunk about their own right axes, so the horizontal
         direction of each sensor's own angular velocity, in its segment frame, during such
         movements shows the residual yaw. No earth frame is involved, so the estimate does
-        not depend on how the sensors' headings are aligned. Every ``yaw_learn_deg`` degrees
-        of such movement, each sensor's estimate is applied (within ``yaw_max_deg`` of the
-        declared axes in all).
+        not depend on how the sensors' headings are aligned. The evidence is summed over the
+        whole session in the frame gravity gave (each movement's axis scatters by some
+        degrees about the right axis, and hand or strap movements that are no flexion add
+        more); every ``yaw_learn_deg`` degrees of such movement, the yaw of that sum is
+        applied (within ``yaw_max_deg`` of the declared axes), unless the axes scatter by
+        more than ``yaw_spread_max_deg``: a trunk bends about one axis, and movements about
+        many (a sensor turned in the hand, a strap that slips) show no mounting yaw.
         """
         cfg = self.config
         if not cfg.yaw_learn_deg:
@@ -630,27 +888,42 @@ class MotionTracker:
         cos_cone = math.cos(math.radians(cfg.yaw_cone_deg))
         min_rate = math.radians(cfg.yaw_min_rate_dps)
         for k, stream in enumerate(self.streams):
-            w = self._ticks.get(f"w{k}", a, b) @ quat_matrix(stream.mount)
+            w = self._ticks.get(f"w{k}", a, b) @ stream.mount_matrix
             speed = row_norm(w)
             with np.errstate(invalid="ignore"):
                 pick = (speed >= min_rate) & (np.abs(w[:, 0]) >= cos_cone * speed)
             if not pick.any():
                 continue
-            o = w[pick]
-            self._yaw_sums[k] += (np.sign(o[:, :1]) * o[:, :2]).sum(axis=0)
+            o = self._ticks.get(f"w{k}", a, b)[pick] @ stream.base_matrix
+            v = np.sign(o[:, :1]) * o[:, :2]
+            self._yaw_sums[k] += v.sum(axis=0)
+            self._yaw_lengths[k] += float(row_norm(v).sum())
             self._yaw_turned[k] += float(np.degrees(np.abs(o[:, 0]).sum()) * TICK_S)
             if self._yaw_turned[k] < cfg.yaw_learn_deg:
                 continue
-            sx, sy = self._yaw_sums[k]
-            # The segment's right axis reads (cos g, -sin g) in a frame turned by g.
-            residual = -math.degrees(math.atan2(sy, sx))
-            total = float(np.clip(stream.mount_yaw_deg + residual, -cfg.yaw_max_deg,
-                                  cfg.yaw_max_deg))
-            stream.mount = quat_multiply(
-                stream.mount, quat_about_z(-math.radians(total - stream.mount_yaw_deg)))
-            stream.mount_yaw_deg = total
-            self._yaw_sums[k] = 0.0
             self._yaw_turned[k] = 0.0
+            sx, sy = self._yaw_sums[k]
+            # Circular standard deviation of the axes' directions, weighted by speed.
+            resultant = min(math.hypot(sx, sy) / self._yaw_lengths[k], 1.0)
+            if math.degrees(math.sqrt(-2.0 * math.log(resultant))) > cfg.yaw_spread_max_deg:
+                continue
+            # The segment's right axis reads (cos g, -sin g) in a frame turned by g.
+            total = float(np.clip(-math.degrees(math.atan2(sy, sx)), -cfg.yaw_max_deg,
+                                  cfg.yaw_max_deg))
+            stream.mount = quat_multiply(stream.base, quat_about_z(-math.radians(total)))
+            stream.mount_matrix = quat_matrix(stream.mount)
+            # Upright, turning a sensor's mount about its up is turning its earth frame: the
+            # heading makes up for it, so the twist of the last re-zero stays as it was and
+            # what the heading held of the old mount does not show up as a bend lying down.
+            change = math.radians(total - stream.mount_yaw_deg)
+            shift = change if stream is self.upper else -change
+            self._heading += shift
+            if self._anchor is not None:
+                self._anchor = (*self._anchor[:2], self._anchor[2] + shift)
+            # The twist history, as the new mounts would have read it.
+            history = self._ticks.get("free", self._ticks.start, self._ticks.end)
+            history -= math.degrees(shift)
+            stream.mount_yaw_deg = total
             self._yaw_updates += 1
             # The next re-zero removes this change of mounting too: it is not drift.
             self._yaw_changed = True
@@ -670,9 +943,10 @@ class MotionTracker:
             return []
         angles = tk.at("angles", ticks)
         rates = tk.at("rates", ticks)
-        labels = label_context(walking=self.gait.walking(ticks), flexion_deg=angles[:, 0],
+        labels = label_context(walking=tk.at("walk", ticks) > 0, flexion_deg=angles[:, 0],
                                lateral_deg=angles[:, 1], twist_deg=angles[:, 2],
-                               still=tk.at("still", ticks) > 0, config=self.config.context)
+                               still=tk.at("still", ticks) > 0, config=self.config.context,
+                               twist_span_deg=self._twist_span(ticks, angles[:, 2]))
         for axis, values in zip(AXES, angles.T, strict=True):
             self._rom[axis].add(values)
         self._contexts.update(labels.tolist())
@@ -681,6 +955,30 @@ class MotionTracker:
         return [MotionFrame(t, f, lat, tw, lab, rt, rf, rl) for t, (f, lat, tw), lab, (rf, rl, rt)
                 in zip(times.tolist(), angles.tolist(), labels.tolist(), rates.tolist(),
                        strict=True)]
+
+    def _twist_span(self, ticks: np.ndarray, twist: np.ndarray) -> np.ndarray:
+        """How far the twist (before re-zeroing) ranged over the ``twist_window_s`` up to
+        each of ``ticks``, degrees (0 where ``twist`` is within ``twist_deg`` anyway)."""
+        if not (np.abs(twist) > self.config.context.twist_deg).any():
+            return np.zeros(len(ticks))
+        return self._free_span(ticks, int(round(self.config.context.twist_window_s / TICK_S)))
+
+    def _free_span(self, ticks: np.ndarray, width: int) -> np.ndarray:
+        """Range (max - min, degrees) of the twist before re-zeroing over the ``width`` ticks
+        up to each of ``ticks`` (increasing; gaps take the last twist seen)."""
+        tk = self._ticks
+        lo = max(int(ticks[0]) - width, tk.start)
+        free = tk.get("free", lo, int(ticks[-1]) + 1)
+        ok = np.isfinite(free)
+        if not ok.any():
+            return np.zeros(len(ticks))
+        fill = np.maximum.accumulate(np.where(ok, np.arange(len(free)), 0))
+        filled = free[fill]
+        filled[:int(np.argmax(ok))] = free[int(np.argmax(ok))]
+        filled = np.degrees(np.unwrap(np.radians(filled)))
+        high = maximum_filter1d(filled, size=width + 1, origin=width // 2, mode="nearest")
+        low = minimum_filter1d(filled, size=width + 1, origin=width // 2, mode="nearest")
+        return (high - low)[ticks - lo]
 
     # ------------------------------------------------------------------ summary
 
@@ -702,9 +1000,10 @@ class MotionTracker:
         dict
             ``mode`` and the ``imus`` used, ``calibration``, ``frames``, ``rom_deg`` per axis
             (``p5``, ``p95``, ``min``, ``max``), ``peak_rate_dps`` per axis, ``context_s``
-            (seconds in each context), ``catches``, ``falls``, ``twist_drift`` (re-zeros and
-            the twist they removed), ``gyro_bias_dps`` at the end, ``samples`` processed per
-            IMU, ``gaps`` (with samples that came too late to use), ``latency_s`` and every
+            (seconds in each context), ``catches``, ``falls``, ``twist_drift`` (re-zeros, the
+            twist they removed and the drift rate the heading follows at the end),
+            ``gyro_bias_dps`` at the end, ``samples`` processed per IMU, ``gaps`` (with
+            samples that came too late to use), ``latency_s`` and every
             ``parameters`` value. Peak rates are read at the 10 Hz frames (each the mean over
             20 ms).
         """
@@ -735,6 +1034,7 @@ class MotionTracker:
                 "mean_abs_deg": round(total / count, 3) if count else None,
                 "max_abs_deg": round(worst, 3) if count else None,
                 "max_rate_deg_per_min": round(rate, 3) if count else None,
+                "learnt_rate_deg_per_s": round(self._drift_rate_dps, 4),
             },
             "gyro_bias_dps": {s.name: np.round(np.degrees(s.filter.bias), 4).tolist()
                               for s in self.streams},
