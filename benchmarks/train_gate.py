@@ -107,7 +107,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=4, help="dev sessions per scenario")
     parser.add_argument("--out", type=Path, default=MODEL_PATH)
     parser.add_argument("--drop", nargs="+", default=[], metavar="PREFIX",
-                        help="blank the features whose names start so (e.g. shape_ log2_band)")
+                        help="blank the features whose names start so (e.g. shape_ log2_band): "
+                             "set to 0 in training, so that no tree tests them")
     args = parser.parse_args()
     unknown = [p for p in args.drop if not any(f.startswith(p) for f in FEATURES)]
     if unknown:
@@ -120,7 +121,7 @@ def main() -> None:
         found = list(pool.map(candidates, [p for p, _, _ in jobs]))
     x = np.vstack([f[0] for f in found])
     blank = [k for k, f in enumerate(FEATURES) if any(f.startswith(p) for p in args.drop)]
-    x[:, blank] = np.nan
+    x[:, blank] = 0.0  # constant: no tree can split on it (all-NaN fails binning)
     if blank:
         print("features blanked: " + ", ".join(FEATURES[k] for k in blank))
     y = np.concatenate([f[2] for f in found])
