@@ -663,13 +663,29 @@ def _one_line(message: str) -> str:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+"""Click's ``UsageError``, wherever this typer takes click from (its own copy since 0.22)."""
+
+
 def main() -> None:
     """Entry point: bad input becomes one line on stderr and exit status 2, never a traceback.
 
-    Usage errors (unknown option, bad value) are reported by typer itself, also with status 2.
+    Usage errors (unknown option, bad value, missing argument) are one line too, naming the
+    command, with status 2; a command run without arguments prints its help.
     """
     try:
-        app()
+        code = app(standalone_mode=False)
+    except _USAGE_ERROR as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()
+            sys.exit(2)
+        where = exc.ctx.command_path if exc.ctx else "backpop"
+        print(f"backpop: error: {where}: {_one_line(exc.format_message())} (see --help)",
+              file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("backpop: aborted", file=sys.stderr)
+        sys.exit(130)
     except BadInput as exc:
         print(f"backpop: error: {_one_line(str(exc))}", file=sys.stderr)
         sys.exit(2)
@@ -683,3 +699,5 @@ def main() -> None:
         print(f"backpop: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
               "(set BACKPOP_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -561,3 +561,17 @@ def test_evaluate_checks_the_simulated_events(make_session: SessionFactory, simu
                          text=True)
     assert run.returncode == 2
     assert run.stderr == f"backpop: error: {err.value}\n"
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (("replay", "--speed", "abc", "x"), "backpop replay: Invalid value for '--speed'"),
+    (("nosuch",), "No such command 'nosuch'"),
+    (("replay",), "backpop replay: Missing argument 'session'"),
+    (("diary", "add"), "backpop diary add: Missing argument 'subject'"),
+])
+def test_a_usage_error_is_one_line_naming_the_command(args: tuple[str, ...], named: str) -> None:
+    result = subprocess.run([str(BACKPOP), *args], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and len(lines[0]) < 300, result.stderr
