@@ -37,9 +37,11 @@ samples: $(STAMP)
 	rm -rf data/samples && $(PY) -m backpop_sense.samples data/samples
 
 # The gate's learned judge (backpop_sense/pops/gate_model.npz): rebuilt from the dev family's
-# sessions (made on first use under bench-out/family); prints the threshold it chose.
+# sessions (made on first use under bench-out/family); prints the threshold it chose. The
+# band features are blanked: without them the judge carries over better between the two dev
+# sound models (benchmarks/detection.md).
 gate-model: $(STAMP)
-	$(PY) benchmarks/train_gate.py
+	$(PY) benchmarks/train_gate.py --drop shape_ log2_band
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check backpop_sense tests benchmarks

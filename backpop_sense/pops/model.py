@@ -9,7 +9,10 @@ rules did, so the gate follows it (``GateConfig.min_score``) and the rules name 
 The model is scikit-learn's ``HistGradientBoostingClassifier``, trained by ``make
 gate-model`` (``benchmarks/train_gate.py``) and stored as plain arrays
 (``gate_model.npz``, versioned with the package): no pickle, no scikit-learn at run time, the
-same scores on any machine.
+same scores on any machine. The shipped model is trained with the band features (the
+octave edges and the per-octave rise) blanked, so that it cannot key on where one sound
+model puts its pops' energy; the gate still computes them, and a model trained on them
+can use them.
 """
 
 from __future__ import annotations
