@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -176,12 +175,42 @@ def test_describe_stream_counts(hole_session: Path) -> None:
         assert summary["gaps"] == 2
 
 
-def test_speed_paces_the_stream(session_dir: Path) -> None:
-    start = time.monotonic()
-    blocks = replay(session_dir, 4096, speed=10.0)
-    elapsed = time.monotonic() - start
-    assert elapsed >= 0.25  # 3 s of data at 10x real time
-    assert sum(b.n for b in audio_of(blocks)) == 24000
+class SimulatedClock:
+    """A clock whose time moves only when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.now += seconds
+
+
+@pytest.mark.parametrize("speed", [1.0, 10.0])
+def test_speed_paces_the_stream(session_dir: Path, speed: float) -> None:
+    """Each block is handed out once its end is due on the clock at ``speed``, not before
+    and not a block later: 3 s of session take 3 s / speed."""
+    clock = SimulatedClock()
+    source = ReplaySource(session_dir, block_size=4096, speed=speed, clock=clock)
+    first = None
+    audio = 0
+    for block in source:
+        if isinstance(block, AudioBlock):
+            first = block.t0 if first is None else first
+            due = 100.0 + (block.t_end - first) / speed
+            assert clock.now == pytest.approx(due)
+            audio += block.n
+    assert audio == 24000
+    assert clock.now == pytest.approx(100.0 + 3.0 / speed)
+
+
+def test_unpaced_replay_never_waits(session_dir: Path) -> None:
+    clock = SimulatedClock()
+    assert sum(b.n for b in audio_of(list(ReplaySource(session_dir, clock=clock)))) == 24000
+    assert clock.now == 100.0
 
 
 def test_replay_rejects_bad_parameters(session_dir: Path) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ..blocks import AudioBlock, Block, Gap, ImuBlock
+from ..clock import SYSTEM_CLOCK, Clock
 from ..session import Session
 
 GAP_FACTOR = 3.0
@@ -91,6 +91,9 @@ class ReplaySource:
     speed : float
         Pacing: 1.0 streams in real time, 2.0 twice as fast; 0 (default) as fast as the disk
         allows.
+    clock : Clock, optional
+        What paces the stream: ``monotonic()`` (s) and ``sleep(s)``; default the system's
+        (:mod:`time`). A simulated clock replays a paced session without waiting.
 
     Examples
     --------
@@ -99,7 +102,7 @@ class ReplaySource:
     """
 
     def __init__(self, session: Session | str | Path, *, block_size: int = 4096,
-                 speed: float = 0.0) -> None:
+                 speed: float = 0.0, clock: Clock = SYSTEM_CLOCK) -> None:
         if block_size < 1:
             raise ValueError("block_size must be at least 1 sample")
         if speed < 0:
@@ -107,6 +110,7 @@ class ReplaySource:
         self.session = session if isinstance(session, Session) else Session(session)
         self.block_size = block_size
         self.speed = speed
+        self.clock = clock
 
     def __iter__(self) -> Iterator[Block]:
         s = self.session
@@ -116,7 +120,7 @@ class ReplaySource:
         step_s = self.block_size / s.audio.sr if s.audio is not None else 1.0
         t_end = s.info.audio_offset_s
         t_first: float | None = None
-        wall_start = time.monotonic()
+        wall_start = self.clock.monotonic()
         while True:
             block = next(audio, None)
             t_end = block.t_end if block is not None else t_end + step_s
@@ -130,7 +134,7 @@ class ReplaySource:
             step.sort(key=_order_key)
             if self.speed > 0:
                 t_first = step[0].t0 if t_first is None else t_first
-                delay = wall_start + (t_end - t_first) / self.speed - time.monotonic()
+                delay = wall_start + (t_end - t_first) / self.speed - self.clock.monotonic()
                 if delay > 0:
-                    time.sleep(delay)
+                    self.clock.sleep(delay)
             yield from step
