@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .blocks import AudioBlock, Block, Gap, ImuBlock
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import BadInput
 from .session import ACC_UNITS, GYRO_UNITS, ID_PATTERN, IMU_COLUMNS, ImuInfo, MicInfo, SessionInfo
 from .sources.profiles import Profile
@@ -119,6 +119,8 @@ class SessionRecorder:
         counts times these, exactly as the strap sent them.
     flush_s : float
         Longest time data stay in memory, seconds.
+    clock : Clock, optional
+        What ``flush_s`` is measured on (default the system's monotonic clock).
 
     Examples
     --------
@@ -130,8 +132,9 @@ class SessionRecorder:
 
     def __init__(self, path: str | Path, info: SessionInfo, *, sr: int | None,
                  imu_lsb: Mapping[str, tuple[float, float]] | None = None,
-                 flush_s: float = FLUSH_S) -> None:
+                 flush_s: float = FLUSH_S, clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = Path(path)
+        self.clock = clock
         self.info = info
         self.sr = sr
         self.flush_s = flush_s
@@ -151,7 +154,7 @@ class SessionRecorder:
         self.rows = {i.name: 0 for i in info.imus}
         self.gaps: list[Gap] = []
         self._gaps = _Appender(self.path / "gaps.csv", b"stream,t_start,t_end,reason\n")
-        self._last_flush = time.monotonic()
+        self._last_flush = self.clock.monotonic()
         self._closed = False
 
     def _write_info(self, recording: Mapping[str, Any]) -> None:
@@ -174,7 +177,7 @@ class SessionRecorder:
 
     def tick(self) -> None:
         """Flush if ``flush_s`` has passed; call it while no block comes (a lost link)."""
-        if time.monotonic() - self._last_flush >= self.flush_s:
+        if self.clock.monotonic() - self._last_flush >= self.flush_s:
             self.flush()
 
     def _audio(self, block: AudioBlock) -> None:
@@ -218,7 +221,7 @@ class SessionRecorder:
         for f in self._imus.values():
             f.flush()
         self._gaps.flush()
-        self._last_flush = time.monotonic()
+        self._last_flush = self.clock.monotonic()
 
     def close(self, stats: Mapping[str, Any] | None = None) -> None:
         """Flush, ``fsync`` and finalise ``session.json`` (``recording.complete`` true).
