@@ -12,7 +12,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
@@ -246,24 +245,51 @@ def test_flags_are_replaced_as_a_whole(tmp_path: Path) -> None:
 
 
 CHILD = """
-import pickle, sys, time
+import pickle, sys
 from backpop_sense.store import Store
 
 db, session, pickled = sys.argv[1:]
 with open(pickled, "rb") as f:
     result = pickle.load(f)
 store = Store(db)
-store.connection.set_trace_callback(lambda sql: print("SQL", sql.split()[0], flush=True))
-# Stretch the write transaction (as a slow disk would) so that kills land inside it.
-store.connection.set_progress_handler(lambda: time.sleep(0.003) or 0, 4)
+
+def traced(sql):  # name the statement about to run, then wait for the parent: go, or a kill
+    print("SQL", sql.split()[0], flush=True)
+    sys.stdin.readline()
+
+store.connection.set_trace_callback(traced)
 print("READY", flush=True)
+sys.stdin.readline()
 print("DONE", store.ingest(session, result=result), flush=True)
 """
+
+
+def _ingest_in_child(db: Path, session: Path, pickled: Path, kill_at: int | None) -> list[str]:
+    """Run an ingest in a child that stops before each statement; SIGKILL it before line
+    ``kill_at`` of what it says runs (None: let it finish). What it said, up to the kill."""
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(session), str(pickled)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert child.stdin is not None and child.stdout is not None
+    said = []
+    for line in child.stdout:
+        said.append(line.strip())
+        if len(said) - 1 == kill_at:
+            os.kill(child.pid, signal.SIGKILL)
+            break
+        if not said[-1].startswith("DONE"):
+            child.stdin.write("go\n")
+            child.stdin.flush()
+    child.wait(timeout=60)
+    assert child.returncode == (-signal.SIGKILL if kill_at is not None else 0), said[-3:]
+    return said
 
 
 @pytest.mark.slow
 def test_a_killed_ingest_leaves_the_old_state_or_the_new_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingest killed before any of its statements (before the write, inside it, at its
+    commit, after it) leaves the store as it was or as the whole ingest makes it, never in
+    between, and the next ingest completes it."""
     session = tmp_path / "session"
     simulate_session(session, SimConfig("twist-cavitation", minutes=3, seed=1, sr=8000,
                                         imu_rate=100, pop_scale=4, with_fall=True))
@@ -281,40 +307,29 @@ def test_a_killed_ingest_leaves_the_old_state_or_the_new_one(
             m.setattr(store_module, "analysis_version", lambda *a: "0.0.1+older")
             store.ingest(session, result=dataclasses.replace(result, pops=result.pops[:2]))
     shutil.copy(before_db, after_db)
-    with Store(after_db) as store:
-        assert store.ingest(session, result=result) == "replaced"
+    full = _ingest_in_child(after_db, session, pickled, None)
+    assert full[-1] == "DONE replaced"
     before, after = snapshot(before_db), snapshot(after_db)
     assert before != after and len(after["pops"]) == len(result.pops) > 10
 
-    moments = [("READY", 0.0), ("SQL BEGIN", 0.0), ("SQL BEGIN", 0.05), ("SQL BEGIN", 0.2),
-               ("SQL BEGIN", 0.5), ("SQL COMMIT", 0.0)]
-    mid_write = 0
-    for i, (marker, delay) in enumerate(moments):
-        db = tmp_path / f"killed{i}.db"
+    begin, commit = full.index("SQL BEGIN"), full.index("SQL COMMIT")
+    assert commit - begin >= 4, full
+    for kill_at in sorted({0, begin, begin + 1, (begin + commit) // 2, commit - 1, commit,
+                           len(full) - 1}):
+        db = tmp_path / f"killed{kill_at}.db"
         shutil.copy(before_db, db)
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(session),
-                                  str(pickled)], stdout=subprocess.PIPE, text=True, cwd=REPO)
-        assert child.stdout is not None
-        for line in child.stdout:
-            if line.strip() == marker:
-                break
-        time.sleep(delay)
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=60)
-        said = [line.strip() for line in child.stdout]
-        assert child.returncode == -signal.SIGKILL, f"{marker} +{delay}s: {said[-3:]}"
+        said = _ingest_in_child(db, session, pickled, kill_at)
+        where = f"killed before {said[-1]!r} (line {kill_at})"
         with Store(db) as store:
             conn = store.connection
             assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
             assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
             state = snapshot(db)
-            assert state in (before, after), f"partial state after a kill at {marker} +{delay}s"
-            if marker == "SQL BEGIN" and "SQL COMMIT" not in said:
-                mid_write += 1
-                assert state == before
+            assert state in (before, after), f"partial state, {where}"
+            if begin <= kill_at < commit:
+                assert state == before, where
             assert store.ingest(session, result=result) in ("replaced", "unchanged")
         assert snapshot(db) == after
-    assert mid_write >= 3, "the kills missed the write transaction"
 
 
 def test_two_different_entries_at_the_same_time_are_both_kept(tmp_path: Path) -> None:
