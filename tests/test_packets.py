@@ -190,6 +190,26 @@ def test_a_long_outage_that_wraps_the_counter_is_placed_by_the_timestamp() -> No
     assert dec.stats.lost == {"audio": 70000}
 
 
+def test_a_timestamp_jump_the_counter_does_not_bear_out_is_skipped() -> None:
+    """The next packet by its counter, stamped 10 hours later: a corrupt header, skipped and
+    counted, not 10 hours of zeros; the stream goes on from the packet after it, with the
+    skipped packet's samples a gap."""
+    enc, dec = PacketEncoder(V1), PacketDecoder(V1)
+    frames = np.ones((V1.audio.frames, 3), dtype=np.int16)
+    step = V1.audio.frames / V1.audio.sr
+    dec.feed("audio", enc.audio(frames, 0.0)[0])
+    wild = bytearray(enc.audio(frames, step)[0])
+    wild[V1.seq_bytes:V1.header_bytes] = int(10 * 3600 * V1.ts_hz).to_bytes(V1.ts_bytes,
+                                                                             "little")
+    assert dec.feed("audio", bytes(wild)) == []
+    assert dec.stats.malformed == {"audio": 1} and dec.stats.lost == {}
+    gap, zeros, block = dec.feed("audio", enc.audio(frames, 2 * step)[0])
+    assert isinstance(gap, Gap) and gap.t_end == pytest.approx(2 * step, abs=1e-6)
+    assert zeros.start_index == V1.audio.frames and zeros.n == V1.audio.frames
+    assert isinstance(block, AudioBlock) and block.start_index == 2 * V1.audio.frames
+    assert dec.stats.lost == {"audio": 1}
+
+
 def test_device_clock_drift_is_corrected() -> None:
     dec = PacketDecoder(V1)
     blocks = [b for s, p in _stream(V1, 2000, set(), ppm=300.0) for b in dec.feed(s, p)]
@@ -215,26 +235,61 @@ def test_duplicates_and_wrong_sizes_are_counted_and_skipped() -> None:
 streams = st.sampled_from(["audio", "thoracic", "sacral", "nope"])
 
 
+def _check_stream(profile, dec: PacketDecoder, fed: list[tuple[str, bytes]],
+                  blocks: list) -> None:
+    """What any input must give: every packet accounted for (decoded, duplicate, malformed,
+    or waiting for the first reference packet; a packet decoded in part is also counted
+    malformed), and blocks that a pipeline can take: finite values, each stream's samples in
+    order and never repeated, gaps forward in time."""
+    stats = dec.stats
+    whole = (sum(stats.packets.values()) + sum(stats.duplicates.values())
+             + len(dec._pending))
+    assert whole <= len(fed) <= whole + sum(stats.malformed.values())
+    sizes = profile.packet_bytes()
+    assert stats.malformed.get("unknown", 0) == sum(s not in sizes for s, _ in fed)
+    last_index: dict[str, int] = {}
+    last_t: dict[str, float] = {}
+    for block in blocks:
+        if isinstance(block, Gap):
+            assert block.t_end >= block.t_start
+            continue
+        name = block.imu if isinstance(block, ImuBlock) else "audio"
+        assert block.start_index >= last_index.get(name, 0)
+        last_index[name] = block.start_index + block.n
+        if isinstance(block, ImuBlock):
+            assert np.isfinite(block.acc).all() and np.isfinite(block.gyro).all()
+            assert np.all(np.diff(block.t) > 0) and block.t[0] > last_t.get(name, -np.inf)
+            last_t[name] = float(block.t[-1])
+        else:
+            # A lost stretch's zeros are one row broadcast: look at that row.
+            data = block.data if block.data.strides[0] else block.data[:1]
+            assert block.start_index >= 0 and np.isfinite(data).all()
+            assert np.abs(data).max(initial=0.0) <= 1.0
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(profile=st.sampled_from(PROFILES),
        packets=st.lists(st.tuples(streams, st.binary(max_size=300)), max_size=30))
-def test_random_bytes_never_crash_the_decoder(profile, packets) -> None:
+def test_random_bytes_are_skipped_and_counted(profile, packets) -> None:
     dec = PacketDecoder(profile)
-    for stream, packet in packets:
-        for block in dec.feed(stream, packet):
-            assert isinstance(block, AudioBlock | ImuBlock | Gap)
+    blocks = [b for stream, packet in packets for b in dec.feed(stream, packet)]
+    _check_stream(profile, dec, packets, blocks)
+    sizes = profile.packet_bytes()
+    wrong = sum(s in sizes and len(p) != sizes[s] for s, p in packets)
+    assert sum(v for k, v in dec.stats.malformed.items() if k != "unknown") >= wrong
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(profile=st.sampled_from(PROFILES), data=st.data())
-def test_random_packets_of_the_right_size_never_crash_the_decoder(profile, data) -> None:
+def test_random_packets_of_the_right_size_give_well_formed_blocks(profile, data) -> None:
+    """Packets of the right size with random headers and payloads (sequence jumps, clocks
+    running backwards, ADPCM states out of range) decode to blocks a pipeline can take."""
     dec = PacketDecoder(profile)
     sizes = profile.packet_bytes()
+    fed, blocks = [], []
     for _ in range(data.draw(st.integers(1, 20))):
         stream = data.draw(st.sampled_from(sorted(sizes)))
         packet = data.draw(st.binary(min_size=sizes[stream], max_size=sizes[stream]))
-        for block in dec.feed(stream, packet):
-            if isinstance(block, ImuBlock):
-                assert np.all(np.diff(block.t) > 0) and block.t[0] >= 0
-            elif isinstance(block, AudioBlock):
-                assert block.start_index >= 0
+        fed.append((stream, packet))
+        blocks += dec.feed(stream, packet)
+    _check_stream(profile, dec, fed, blocks)

@@ -15,8 +15,9 @@ number of missing samples, reported as a :class:`~backpop_sense.blocks.Gap` (and
 filled with zeros so that the audio index stays the session's clock). The device clock is
 mapped to session time by a line fitted to the reference clock (the audio sample clock when
 the strap has mics, else the device clock itself), which corrects the drift between the
-strap's timestamp crystal and its ADC. Malformed packets are counted and skipped, never
-raised: a radio delivers garbage.
+strap's timestamp crystal and its ADC. Malformed packets (a wrong size, an impossible coder
+state, a timestamp jump the sequence counter does not bear out) are counted and skipped,
+never raised: a radio delivers garbage.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ MAX_PENDING = 256
 """Packets held while waiting for the reference stream's first packet; more are dropped (and
 counted as malformed): a strap whose reference stream never comes is misconfigured."""
 _INDEX_SHIFT = np.array([-1, -1, -1, -1, 2, 4, 6, 8] * 2, dtype=np.int32)
+CLOCK_SLACK = (2.0, 0.0005)
+"""How far the packets a timestamp jump spans may differ from those the sequence counter
+says (its wraps included): 2 packets of jitter plus 500 ppm of the jump (a strap's crystals
+drift tens of ppm; the tests drive 300). A header beyond it is corrupt, and is skipped:
+trusted, one wild timestamp would fill hours of audio with zeros. Past one wrap of the
+counter the check weakens (any jump lands within half a wrap of some count of wraps), so a
+corrupt header can still open a long gap there."""
 
 
 @njit(cache=True)
@@ -363,6 +371,9 @@ class PacketDecoder:
             advance = step + seq_wrap * max(0, round((expected - step) / seq_wrap))
             if advance == 0:
                 self.stats.count(self.stats.duplicates, stream)
+                return []
+            if abs(advance - expected) > CLOCK_SLACK[0] + CLOCK_SLACK[1] * expected:
+                self.stats.count(self.stats.malformed, stream)
                 return []
             ts = st.ts + dts
         if stream == "audio":

@@ -1,0 +1,158 @@
+"""Try candidate features the judge does not have, on the dev sessions only.
+
+Adds to every dev candidate of ``make gate-model`` (``train_gate.py``) two groups of
+features and prints, for each group, what the judge keeps out of fold (5 folds by session)
+and how it carries over between the two dev sound models, as ``train_gate.py`` does for the
+shipped features (band features blanked):
+
+``loc_``
+    The locator's single-source fit (``pops/locate.py``) of the candidate's energy at each
+    mic: the fit's least cost (log), the fitted attenuation (log, per metre), how far inside
+    the mics' span the level lies (0 at an end mic, 0.5 in the middle) and the cost margin
+    to the next level. Where a sound comes from along the spine is physics that holds across
+    sound models.
+``ctx_``
+    The candidate's neighbours: onsets within 0.5 s and 2 s, and how far its excess (dB)
+    and log strength stand above the largest of its neighbours' within 1 s (a pop stands out
+    of what is around it; syllables and rub crackle do not).
+
+The per-mic energies are not in ``train_gate.py``'s cache; they are kept beside each
+session in ``gate-energies.npz`` on first use (about 8 minutes on 2 cores).
+
+Run: ``.venv/bin/python benchmarks/gate_features.py`` after ``make gate-model``.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import GroupKFold
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import heldout  # noqa: E402
+from train_gate import PARAMS, _mean_f1, candidates, first_simulator  # noqa: E402
+
+from backpop_sense.pipeline import open_replay  # noqa: E402
+from backpop_sense.pops.artifacts import GateConfig  # noqa: E402
+from backpop_sense.pops.locate import locate  # noqa: E402
+from backpop_sense.pops.model import FEATURES  # noqa: E402
+from backpop_sense.pops.stage import PopStage  # noqa: E402
+
+LOC = ("loc_cost", "loc_attenuation", "loc_interior", "loc_margin")
+CTX = ("ctx_near_0.5s", "ctx_near_2s", "ctx_rel_excess_db", "ctx_rel_log_strength")
+BLANKED = ("shape_", "log2_band")
+"""Blanked as in ``make gate-model``."""
+
+
+def energies(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Every candidate's time (s), band energy and background at each mic, and the mics."""
+    cache = path / "gate-energies.npz"
+    if not cache.exists():
+        source = open_replay(path)
+        stage = PopStage(source.session.info, source.session.audio.sr,
+                         gate=GateConfig(min_score=0))
+        seen: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        judge = stage.gate.reason
+
+        def reason(c):  # the gate's own judgement, noting what the locator needs
+            seen[c.t] = (c.band_energy.copy(), c.band_background.copy())
+            return judge(c)
+        stage.gate.reason = reason
+        for block in source:
+            stage.feed(block)
+        stage.finish()
+        t = np.array(sorted(seen))
+        n = len(stage.mics)
+        np.savez(cache, t=t, e=np.array([seen[k][0] for k in t]).reshape(-1, n),
+                 b=np.array([seen[k][1] for k in t]).reshape(-1, n), mics=np.array(stage.mics))
+    with np.load(cache) as f:
+        return f["t"], f["e"], f["b"], [str(m) for m in f["mics"]]
+
+
+def loc_features(e: np.ndarray, b: np.ndarray, mics: list[str]) -> np.ndarray:
+    """The ``loc_`` group for each candidate (NaN with one mic)."""
+    rows = np.full((len(e), len(LOC)), np.nan)
+    if len(mics) < 2:
+        return rows
+    for k in range(len(e)):
+        where = locate(e[k], mics, background=b[k])
+        costs = np.array([c for _, c in where.costs])
+        levels = [lv for lv, _ in where.costs]
+        i = levels.index(where.level)
+        rows[k] = (np.log(costs.min() + 1e-3), np.log(where.attenuation_per_m),
+                   min(i, len(levels) - 1 - i) / (len(levels) - 1),
+                   np.sort(costs)[1] - costs.min())
+    return rows
+
+
+def ctx_features(t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The ``ctx_`` group for each candidate of one session (``x``: its shipped features)."""
+    ex, ls = FEATURES.index("excess_db"), FEATURES.index("log_strength")
+    rows = np.zeros((len(t), len(CTX)))
+    for k in range(len(t)):
+        gap = np.abs(t - t[k])
+        around = (gap <= 1.0) & (gap > 0)
+        rows[k] = ((gap <= 0.5).sum() - 1, (gap <= 2.0).sum() - 1,
+                   x[k, ex] - x[around, ex].max() if around.any() else 30.0,
+                   x[k, ls] - x[around, ls].max() if around.any() else 5.0)
+    return rows
+
+
+def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str
+          ) -> None:
+    """Print out-of-fold and carried-over figures at 0.90 for one feature set."""
+    first = np.char.startswith(sets.astype(str), "first")
+    oof = np.zeros(len(y))
+    for train, test in GroupKFold(5).split(x, y, group):
+        oof[test] = HistGradientBoostingClassifier(**PARAMS).fit(
+            x[train], y[train]).predict_proba(x[test])[:, 1]
+    kept = oof >= 0.9
+    parts = [f"{label:<22} out of fold: mean F1 {_mean_f1(kept, y, sets):.3f}, family pops "
+             f"kept {int((kept & y & ~first).sum())}/{int((y & ~first).sum())}, other "
+             f"{int((kept & ~y & ~first).sum())}/{int((~y & ~first).sum())}"]
+    for train, test, name in ((~first, first, "family → first"), (first, ~first,
+                                                                 "first → family")):
+        over = HistGradientBoostingClassifier(**PARAMS).fit(x[train], y[train]).predict_proba(
+            x[test])[:, 1] >= 0.9
+        parts.append(f"{name}: {_mean_f1(over, y[test], sets[test]):.3f}, pops "
+                     f"{int((over & y[test]).sum())}/{int(y[test].sum())}, other "
+                     f"{int((over & ~y[test]).sum())}")
+    print("; ".join(parts), flush=True)
+
+
+def main() -> None:
+    jobs = [(heldout.folder("dev", s, c), s.name) for s in heldout.SETS
+            for c in heldout.configs("dev", s, 4)] + [(p, n) for p, _, n in first_simulator()]
+    for path, _ in jobs:
+        if not (path / "truth.csv").exists():
+            raise SystemExit(f"{path} is missing: run `make gate-model` first")
+    with ProcessPoolExecutor(2) as pool:
+        found = list(pool.map(energies, [p for p, _ in jobs]))
+    xs, ys, groups, sets = [], [], [], []
+    for k, ((path, name), (t, e, b, mics)) in enumerate(zip(jobs, found, strict=True)):
+        x, t_cached, y = candidates(path)
+        judged = np.isin(t, t_cached)  # the judge never sees a candidate an impact rejects
+        t, e, b = t[judged], e[judged], b[judged]
+        if not np.array_equal(t, t_cached):
+            raise SystemExit(f"{path}: candidates differ from train_gate.py's cache")
+        xs.append(np.hstack([x, loc_features(e, b, mics), ctx_features(t, x)]))
+        ys.append(y)
+        groups.append(np.full(len(y), k))
+        sets += [name] * len(y)
+    x, y = np.vstack(xs), np.concatenate(ys)
+    group, sets_a = np.concatenate(groups), np.array(sets)
+    names = (*FEATURES, *LOC, *CTX)
+    for label, off in (("shipped features", ("loc_", "ctx_")), ("+ loc_", ("ctx_",)),
+                       ("+ ctx_", ("loc_",)), ("+ loc_ + ctx_", ())):
+        blank = [j for j, f in enumerate(names) if f.startswith(BLANKED + off)]
+        xx = x.copy()
+        xx[:, blank] = 0.0
+        judge(xx, y, group, sets_a, label)
+
+
+if __name__ == "__main__":
+    main()
