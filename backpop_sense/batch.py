@@ -249,7 +249,8 @@ def _plan(given: Sequence[Path], store: Store, report: BatchReport
     too, go straight to ``report.failed``; a folder given twice is taken once.
     """
     from .session import read_info
-    from .store import analysis_version, check_subject
+    from .store import analysis_version
+    from .vocab import check_subject
 
     version = analysis_version()
     held = {key: checksum for key, (held_version, checksum) in store.stored_inputs().items()

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from .errors import BadInput, cut
 from .session import Session
+from .vocab import AXES
 
 if TYPE_CHECKING:
     from .pipeline import SessionResult
@@ -83,8 +84,7 @@ def _print_analyses(results: list[SessionResult]) -> None:
         kinds = Counter(p.kind for p in r.pops)
         contexts = Counter(p.context for p in r.pops)
         rom = r.motion_summary.get("rom_deg", {})
-        span = "/".join(f"{rom[a]['p95'] - rom[a]['p5']:.0f}" for a in ("flexion", "lateral",
-                                                                        "twist")) if rom else "-"
+        span = "/".join(f"{rom[a]['p95'] - rom[a]['p5']:.0f}" for a in AXES) if rom else "-"
         table.add_row(f"{r.session.info.subject}/{r.session.info.session}",
                       f"{len(r.pops)} ({'-' if truth is None else len(truth)})",
                       " ".join(f"{k}:{v}" for k, v in sorted(kinds.items())) or "-",
@@ -241,8 +241,7 @@ def evaluate(
     for r in rows:
         level = "-" if r["level_accuracy"] is None else f"{100 * r['level_accuracy']:.0f} %"
         m = r.get("motion")
-        rmse = "/".join(f"{m['rmse_deg'][a]:.1f}" for a in ("flexion", "lateral", "twist")) \
-            if m else "-"
+        rmse = "/".join(f"{m['rmse_deg'][a]:.1f}" for a in AXES) if m else "-"
         context = f"{100 * m['context_accuracy']:.0f} %" if m else "-"
         table.add_row("/".join(Path(r["session"]).parts[-2:]), str(r["truth"]), str(r["detected"]),
                       f"{r['10ms']['f1']:.3f}", f"{r['50ms']['f1']:.3f}",
@@ -303,7 +302,7 @@ def _open_store(db: Path | None):  # noqa: ANN202 - Store is imported lazily
 
 
 def _known_subject(store, subject: str) -> str:  # noqa: ANN001
-    from .store import check_subject
+    from .vocab import check_subject
 
     check_subject(subject)
     if not store.has_subject(subject):
@@ -397,7 +396,7 @@ def diary_add(
 
     from .diary import DIARY_COLUMNS, MAX_NOTE_CHARS, parse_time
     from .rules import refresh_flags
-    from .store import check_subject
+    from .vocab import check_subject
 
     check_subject(subject)
     for name, value in (("--pain", pain), ("--stiffness", stiffness)):
@@ -431,7 +430,7 @@ def diary_import(
     """Import diary entries from a CSV file (again: nothing is added twice)."""
     from .diary import read_diary_csv
     from .rules import refresh_flags
-    from .store import check_subject
+    from .vocab import check_subject
 
     check_subject(subject)
     entries = read_diary_csv(csv_file)
@@ -582,8 +581,8 @@ def record(
     view; ends with the session summary."""
     from .sources.ble import Emulation
     from .sources.ble import record as ble_record
-    from .store import check_subject
     from .view import summary_view
+    from .vocab import check_subject
 
     check_subject(subject)
     if duration is not None and duration <= 0:

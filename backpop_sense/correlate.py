@@ -53,8 +53,8 @@ from .levels import level_index
 from .motion.tracker import MotionFrame
 from .pops.locate import POOL_SLACK, pooled_level
 from .pops.stage import Pop, Rejected
+from .vocab import AXES, KINDS
 
-KINDS = ("cavitation", "snap", "readjustment", "unknown")
 ACTIVE_CONTEXTS = ("twist", "stretch")
 """Contexts compared with all other time in the rate ratio (background.md: twist/stretch)."""
 AXIS_OF_CONTEXT = {"twist": "twist", "stretch": "flexion", "bend": "lateral"}
@@ -565,7 +565,7 @@ def statistics(pops: list[PopInContext], context_s: dict[str, float], duration_s
             **{f"{axis}_deg": {"mean": round(float(angles[:, k].mean()), 2),
                                "sd": round(float(angles[:, k].std(ddof=1)), 2)
                                if len(angles) > 1 else None}
-               for k, axis in enumerate(("flexion", "lateral", "twist"))}}
+               for k, axis in enumerate(AXES)}}
     minutes = duration_s / 60.0
     return {
         "count": len(pops),

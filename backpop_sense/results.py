@@ -18,12 +18,7 @@ from . import __version__
 from .motion.evaluate import frames_table
 from .motion.tracker import MotionFrame
 from .pipeline import OFFLINE_BLOCK, SessionResult, open_replay, run
-
-POP_COLUMNS = ("t", "level", "kind", "context", "amplitude_db", "snr_db", "centroid_hz",
-               "duration_ms", "flexion_deg", "lateral_deg", "twist_deg", "twist_rate_dps")
-"""Contract columns of pops.csv, in order; diagnostic columns follow them."""
-EXTRA_POP_COLUMNS = ("kind_rule", "end_fraction", "strength", "spread_db")
-MOTION_COLUMNS = ("t", "flexion_deg", "lateral_deg", "twist_deg", "context")
+from .vocab import EVENT_COLUMNS, EXTRA_POP_COLUMNS, MOTION_COLUMNS, POP_COLUMNS
 
 
 def _r(value: float | None, digits: int) -> float | None:
@@ -94,7 +89,7 @@ def events_frame(result: SessionResult) -> pd.DataFrame:
     rows += [{"t": round(g.t_start, 6), "type": "gap",
               "detail": f"{g.stream}: no samples for {g.t_end - g.t_start:.3f} s"}
              for g in result.gaps]
-    return pd.DataFrame(sorted(rows, key=lambda r: r["t"]), columns=["t", "type", "detail"])
+    return pd.DataFrame(sorted(rows, key=lambda r: r["t"]), columns=list(EVENT_COLUMNS))
 
 
 def versions() -> dict[str, str]:

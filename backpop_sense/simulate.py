@@ -58,7 +58,6 @@ from .motion.context import DEFAULT_CONTEXT, ContextConfig, label_context
 from .motion.spine import spine_rotation
 from .session import (
     GRAVITY,
-    ID_PATTERN,
     MAX_AUDIO_RATE_HZ,
     MAX_IMU_RATE_HZ,
     MIN_AUDIO_RATE_HZ,
@@ -69,6 +68,7 @@ from .session import (
     SessionWriter,
 )
 from .sounds import Event, Track, damped, mic_weights, ramp, seed_of
+from .vocab import ID_RULE, is_identifier
 
 SCENARIOS = ("healthy", "twist-cavitation", "snapping", "post-fall", "artifacts-only", "long")
 DEFAULT_MINUTES = {"healthy": 2.0, "twist-cavitation": 2.0, "snapping": 2.0, "post-fall": 3.0,
@@ -173,9 +173,8 @@ class SimConfig:
                    f"{MAX_IMU_RATE_HZ:g} Hz a session may have")
         if not math.isfinite(self.snr_db):
             refuse("snr_db", f"{self.snr_db} is not a finite number of dB")
-        if not ID_PATTERN.fullmatch(self.subject):
-            refuse("subject", f"{self.subject[:40]!r} is not a valid subject ID "
-                   "(1-64 characters of A-Z, a-z, 0-9, _ and -)")
+        if not is_identifier(self.subject):
+            refuse("subject", f"{self.subject[:40]!r} is not a valid subject ID ({ID_RULE})")
 
     @property
     def duration_s(self) -> float:

@@ -59,7 +59,8 @@ class FamilySet:
 def _low_pops(family: str, seed: int, kinds: tuple[str, ...], centre_hz: tuple[float, float]
               ) -> dict:
     """The member's pop sounds, those of ``kinds`` drawn tonal with a centre in ``centre_hz``."""
-    from backpop_sense.family import POP_KINDS, draw_acoustics, draw_pop_sound
+    from backpop_sense.family import draw_acoustics, draw_pop_sound
+    from backpop_sense.vocab import POP_KINDS
 
     rng = np.random.default_rng([seed, 31])
     drawn = draw_acoustics(family, seed, 3).pops

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from backpop_sense.motion.context import CONTEXTS
+from backpop_sense.vocab import CONTEXTS
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 BACKPOP = Path(sys.executable).parent / "backpop"

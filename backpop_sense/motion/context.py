@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CONTEXTS = ("twist", "stretch", "bend", "walk", "static", "other")
-
 
 @dataclass(frozen=True)
 class ContextConfig:
@@ -78,7 +76,7 @@ def label_context(*, walking: np.ndarray, flexion_deg: np.ndarray, lateral_deg: 
     Returns
     -------
     ndarray of str
-        One label of :data:`CONTEXTS` per instant.
+        One label of :data:`~backpop_sense.vocab.CONTEXTS` per instant.
     """
     conditions = [
         np.asarray(walking, dtype=bool),

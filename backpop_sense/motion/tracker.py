@@ -68,7 +68,8 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from ..blocks import Block, Gap, ImuBlock
 from ..levels import level_index
 from ..session import GRAVITY, SessionInfo
-from .context import CONTEXTS, DEFAULT_CONTEXT, ContextConfig, label_context
+from ..vocab import AXES, CONTEXTS
+from .context import DEFAULT_CONTEXT, ContextConfig, label_context
 from .events import CatchConfig, CatchDetector, Detection, FallConfig, FallDetector
 from .gait import GaitDetector
 from .orientation import (
@@ -89,7 +90,6 @@ from .ticks import TICK_S, TickWindow
 
 FRAME_TICKS = 5
 """Ticks per 10 Hz frame."""
-AXES = ("flexion", "lateral", "twist")
 _UP = np.array([0.0, 0.0, 1.0])
 
 
@@ -189,7 +189,7 @@ class MotionFrame:
     flexion_deg, lateral_deg, twist_deg : float
         Lumbar angles, degrees (DESIGN.md signs).
     context : str
-        One of :data:`~backpop_sense.motion.context.CONTEXTS`.
+        One of :data:`~backpop_sense.vocab.CONTEXTS`.
     twist_rate_dps, flexion_rate_dps, lateral_rate_dps : float
         Angular velocity of the upper segment relative to the lower one about up, right and
         forward (signed like the angles), degrees per second, averaged over the frame's tick.

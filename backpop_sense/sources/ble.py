@@ -38,7 +38,8 @@ from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 from ..blocks import AudioBlock, Block, Gap, ImuBlock
 from ..errors import BadInput
 from ..record import SessionRecorder, info_from_profile
-from ..session import ID_PATTERN, AudioInfo, SessionInfo
+from ..session import AudioInfo, SessionInfo
+from ..vocab import is_identifier
 from .packets import DecodeStats, PacketDecoder
 from .profiles import Profile, list_profiles, load_profile
 
@@ -570,7 +571,7 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     out = Path(out)
     if session is None:
-        session = out.name if ID_PATTERN.fullmatch(out.name) else \
+        session = out.name if is_identifier(out.name) else \
             datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
     info = info_from_profile(prof, subject=subject, session=session)
     recorder = SessionRecorder(out, info, sr=prof.audio.sr if prof.audio else None,
