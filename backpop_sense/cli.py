@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,7 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .errors import BadInput, cut
+from .errors import BadInput, BadParameter, cut
 from .session import Session
 from .vocab import AXES
 
@@ -29,6 +31,18 @@ DbOption = Annotated[Path | None, typer.Option(
     "--db", help="Store file (default: $BACKPOP_DB, else ./backpop.db)")]
 SEVERITY_STYLE = {"urgent": "bold white on red", "consult": "bold black on yellow",
                   "monitor": "bold black on cyan", "info": "bold"}
+
+
+@contextmanager
+def _flags(**flags: str) -> Iterator[None]:
+    """Word a bad parameter the command line set (``field="--flag"``) as its flag: the library
+    names fields, the user typed flags."""
+    try:
+        yield
+    except BadParameter as exc:
+        if exc.field not in flags:
+            raise
+        raise BadInput(flags[exc.field], None, exc.reason) from None
 
 
 def _sample_sessions(root: Path) -> list[Path]:
@@ -268,25 +282,17 @@ def simulate(
 ) -> None:
     """Write a synthetic session with ground truth (truth.csv, motion_truth.csv)."""
     from .family import FAMILIES
-    from .simulate import SCENARIOS, SimConfig, family_member, simulate_session
+    from .simulate import SimConfig, family_member, simulate_session
 
-    if scenario not in SCENARIOS:
-        raise BadInput("--scenario", None,
-                       f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
-    if minutes is not None and not 0 < minutes <= 24 * 60:
-        raise BadInput("--minutes", None, "must be above 0 and at most 1440")
     if family is not None and family not in FAMILIES:
         raise BadInput("--family", None,
                        f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     fields = dict(scenario=scenario, minutes=minutes, snr_db=snr, sr=sr, imu_rate=imu_rate,
                   artifacts=artifacts, subject=subject)
-    try:
+    with _flags(scenario="--scenario", minutes="--minutes", seed="--seed", snr_db="--snr",
+                sr="--sr", imu_rate="--imu-rate", subject="--subject"):
         config = (family_member(family, seed, **fields) if family is not None
                   else SimConfig(seed=seed, **fields))  # type: ignore[arg-type]
-    except BadInput as exc:
-        option = {"field snr_db": "--snr", "field imu_rate": "--imu-rate"}.get(
-            exc.where or "", (exc.where or "").replace("field ", "--"))
-        raise BadInput(option, None, exc.reason) from None
     summary = simulate_session(out, config)
     console.print(f"wrote {out}: {summary.duration_s:.0f} s, {summary.pops} pops "
                   f"({', '.join(f'{k} {n}' for k, n in summary.kinds.items()) or 'none'}), "
@@ -531,7 +537,8 @@ def export(
 
     with _open_store(db) as store:
         _known_subject(store, subject)
-        paths = export_tables(store, subject, out, fmt)
+        with _flags(fmt="--format"):
+            paths = export_tables(store, subject, out, fmt)
     console.print(f"{len(paths)} tables in {out}: {', '.join(p.name for p in paths)}")
 
 
@@ -587,14 +594,12 @@ def record(
     check_subject(subject)
     if duration is not None and duration <= 0:
         raise BadInput("--duration", None, "must be positive")
-    if not speed > 0:
-        raise BadInput("--speed", None, "must be positive")
-    if not 0 <= drop < 1:
-        raise BadInput("--drop", None, "must be at least 0 and below 1")
-    emulation = None if emulate is None else Emulation(
-        emulate, speed=speed, drop=drop, disconnect_at=tuple(disconnect_at or ()))
-    r = ble_record(profile, out, subject=subject, session=session, address=address,
-                   emulate=emulation, duration_s=duration, console=console)
+    with _flags(speed="--speed", drop="--drop", disconnect_at="--disconnect-at",
+                subject="--subject", session="--session"):
+        emulation = None if emulate is None else Emulation(
+            emulate, speed=speed, drop=drop, disconnect_at=tuple(disconnect_at or ()))
+        r = ble_record(profile, out, subject=subject, session=session, address=address,
+                       emulate=emulation, duration_s=duration, console=console)
     link = r.link
     console.print(f"\nrecorded {r.path}: {link.connects} connection(s), {link.link_losses} "
                   f"link loss(es), packets {sum(r.decode.packets.values())}, lost "
@@ -619,12 +624,10 @@ def emulate(
     """Play a recorded session as a BLE strap (a Bumble GATT server), at the profile's pace."""
     from .sources.emulator import emulate as run_emulator
 
-    if not speed > 0:
-        raise BadInput("--speed", None, "must be positive")
-    if not 0 <= drop < 1:
-        raise BadInput("--drop", None, "must be at least 0 and below 1")
-    stats = run_emulator(session, profile, transport=transport, speed=speed, drop=drop,
-                         disconnect_at=tuple(disconnect_at or ()))
+    with _flags(speed="--speed", drop="--drop", disconnect_at="--disconnect-at",
+                transport="--transport"):
+        stats = run_emulator(session, profile, transport=transport, speed=speed, drop=drop,
+                             disconnect_at=tuple(disconnect_at or ()))
     console.print(f"emulated {session}: {stats.sent} packets sent, {stats.dropped} dropped on "
                   f"purpose, {stats.unheard} unheard, {stats.disconnects} disconnects")
 
@@ -644,8 +647,9 @@ def batch(
     one is reported and the rest go on. Exit status 2 if any failed."""
     from .batch import run_batch
 
-    report = run_batch(sessions, db=db, engine=engine, workers=workers, scheduler=scheduler,
-                       progress=True)
+    with _flags(engine="--engine", workers="--workers", scheduler="--scheduler"):
+        report = run_batch(sessions, db=db, engine=engine, workers=workers,
+                           scheduler=scheduler, progress=True)
     for path, error in report.failed:
         console.print(f"[red]failed[/red] {path}: {error}", soft_wrap=True)
     console.print(report.summary())

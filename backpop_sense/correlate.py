@@ -45,12 +45,14 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats
 
 from .levels import level_index
 from .motion.tracker import MotionFrame
+from .params import COUNT, FLAG, FRACTION, NON_NEGATIVE, POSITIVE, Number, Rules, check
 from .pops.locate import POOL_SLACK, pooled_level
 from .pops.stage import Pop, Rejected
 from .vocab import AXES, KINDS
@@ -102,6 +104,16 @@ class CorrelateConfig:
     pool_reach: int = 1
     pool_slack: float = POOL_SLACK
     rescue: bool = True
+
+    RULES: ClassVar[Rules] = {
+        "refractory_s": NON_NEGATIVE, "snap_angle_tol_deg": NON_NEGATIVE, "snap_min_count": COUNT,
+        "snap_min_gap_s": NON_NEGATIVE, "end_range_fraction": FRACTION,
+        "excursion_window_s": POSITIVE, "max_frame_distance_s": NON_NEGATIVE,
+        "pool_reach": Number(0, whole=True), "pool_slack": NON_NEGATIVE, "rescue": FLAG,
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

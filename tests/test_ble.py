@@ -158,7 +158,7 @@ def test_a_wrong_profile_gives_a_clear_error(sim: Path, tmp_path: Path) -> None:
 
 
 def test_emulate_on_a_transport_that_cannot_open_is_a_clear_error(sim: Path) -> None:
-    with pytest.raises(BadInput, match="--transport: cannot use 'warp-drive:0'"):
+    with pytest.raises(BadInput, match="^emulator: field transport: cannot use 'warp-drive:0'"):
         emulate(sim, "backpop-strap-v1", transport="warp-drive:0")
 
 

@@ -61,12 +61,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from ..blocks import Block, Gap, ImuBlock
 from ..levels import level_index
+from ..params import ANGLE_DEG, NON_NEGATIVE, POSITIVE, Instance, Number, Rules, check
 from ..session import GRAVITY, SessionInfo
 from ..vocab import AXES, CONTEXTS
 from .context import DEFAULT_CONTEXT, ContextConfig, label_context
@@ -173,6 +175,25 @@ class MotionConfig:
     yaw_cone_deg: float = 30.0
     yaw_max_deg: float = 15.0
     yaw_spread_max_deg: float = 5.0
+
+    RULES: ClassVar[Rules] = {
+        "orientation": Instance(OrientationConfig, "an OrientationConfig"),
+        "context": Instance(ContextConfig, "a ContextConfig"),
+        "catch": Instance(CatchConfig, "a CatchConfig"),
+        "fall": Instance(FallConfig, "a FallConfig"),
+        "chunk_s": POSITIVE, "max_lag_s": POSITIVE, "calibration_max_tilt_deg": ANGLE_DEG,
+        "calibration_timeout_s": POSITIVE, "calibration_walk_s": NON_NEGATIVE,
+        "calibration_agree_deg": ANGLE_DEG, "upright_deg": ANGLE_DEG,
+        "rezero_max_deg": NON_NEGATIVE, "rezero_drift_dps": NON_NEGATIVE,
+        "rezero_window_s": POSITIVE, "drift_rate_tau_s": NON_NEGATIVE,
+        "drift_anchor_s": NON_NEGATIVE, "drift_backlog_walk_s": NON_NEGATIVE,
+        "walk_window_s": POSITIVE, "yaw_learn_deg": NON_NEGATIVE,
+        "yaw_min_rate_dps": NON_NEGATIVE, "yaw_cone_deg": Number(0, 90),
+        "yaw_max_deg": ANGLE_DEG, "yaw_spread_max_deg": NON_NEGATIVE,
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 DEFAULT_MOTION = MotionConfig()

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from bleak import BleakClient, BleakScanner
@@ -37,6 +37,17 @@ from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 
 from ..blocks import AudioBlock, Block, Gap, ImuBlock
 from ..errors import BadInput
+from ..params import (
+    FINITE,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    Instance,
+    Numbers,
+    OrNone,
+    Rules,
+    check,
+)
 from ..record import SessionRecorder, info_from_profile
 from ..session import AudioInfo, SessionInfo
 from ..vocab import is_identifier
@@ -201,16 +212,16 @@ class StrapLink:
         await client.connect()
         try:
             if client.services.get_service(self.profile.service_uuid) is None:
-                raise BadInput("--profile", None,
+                raise BadInput(f"profile {self.profile.name}", None,
                                f"the device at {client.address} has no service "
-                               f"{self.profile.service_uuid} of profile {self.profile.name}")
+                               f"{self.profile.service_uuid}")
             for uuid, stream in self.profile.characteristics.items():
                 await client.start_notify(uuid, lambda _, data, s=stream: self.on_packet(s, data))
         except BleakCharacteristicNotFoundError as exc:
             await client.disconnect()
-            raise BadInput("--profile", None,
+            raise BadInput(f"profile {self.profile.name}", None,
                            f"the device at {client.address} lacks characteristic "
-                           f"{exc.char_specifier} of profile {self.profile.name}") from None
+                           f"{exc.char_specifier}") from None
         except BaseException:
             await client.disconnect()
             raise
@@ -247,9 +258,9 @@ class StrapLink:
                 log.info("connection attempt failed: %r", exc)
                 if self.stats.connects == 0 and \
                         time.monotonic() - started > self.first_connect_s:
-                    raise BadInput("--address", None,
-                                   f"no connection to {self.target} in "
-                                   f"{self.first_connect_s:g} s ({exc!r})") from None
+                    raise BadInput(f"strap {self.target}", None,
+                                   f"no connection in {self.first_connect_s:g} s "
+                                   f"({exc!r})") from None
                 failures += 1
                 self.stats.failed_attempts += 1
                 wait = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (failures - 1))
@@ -281,6 +292,12 @@ async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> Non
             t.cancel()
 
 
+PACE_RULES: Rules = {"speed": POSITIVE, "drop": PROBABILITY,
+                     "disconnect_at": Numbers(NON_NEGATIVE, empty=True)}
+"""How an emulated strap may be played (here or by ``backpop emulate``): its pace (1 = real
+time), its packet loss and the session times (s) at which it drops the link."""
+
+
 @dataclass(frozen=True)
 class Emulation:
     """Play a recorded session as an emulated strap in-process (``record --emulate``).
@@ -307,6 +324,14 @@ class Emulation:
     disconnect_at: tuple[float, ...] = ()
     clock_ppm: float = 0.0
     on_send: Callable[[str, float, int, float], None] | None = None
+
+    RULES: ClassVar[Rules] = {
+        "session": Instance((str, Path), "a session folder"), **PACE_RULES,
+        "clock_ppm": FINITE, "on_send": OrNone(Instance(Callable, "a callable")),
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 _END = object()
@@ -443,9 +468,9 @@ class LiveSource:
                 raise BadInput("bluetooth", None, f"cannot scan ({exc!r}): is there a "
                                "Bluetooth adapter, and is its service running?") from None
             if target is None:
-                raise BadInput("--profile", None,
-                               f"no strap matching profile {self.profile.name} found in "
-                               f"{self.scan_timeout_s:g} s (is it on and advertising?)")
+                raise BadInput(f"profile {self.profile.name}", None,
+                               f"no strap matching it found in {self.scan_timeout_s:g} s "
+                               "(is it on and advertising?)")
         self.link = StrapLink(self.profile, target, self._on_packet,
                               on_link_lost=self.decoder.link_lost, backend=backend,
                               backend_kwargs=kwargs, connect_timeout_s=self.connect_timeout_s)
