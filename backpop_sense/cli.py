@@ -19,6 +19,7 @@ from .session import Session
 from .vocab import AXES
 
 if TYPE_CHECKING:
+    from .blocks import Block
     from .pipeline import SessionResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -53,8 +54,9 @@ def describe_stream(path: Path, *, block_size: int = 4096, speed: float = 0.0) -
     """Stream a session through the pipeline and report what was read: duration, channels,
     rates, samples, gaps."""
     from .pipeline import analyze as run_analysis
+    from .pipeline import open_replay
 
-    return _read_row(run_analysis(path, block_size=block_size, speed=speed))
+    return _read_row(run_analysis(open_replay(path, block_size=block_size, speed=speed)))
 
 
 def _read_row(result: SessionResult) -> dict:
@@ -169,22 +171,23 @@ def replay(
         raise BadInput("--block-size", None, "must be at least 1")
     from rich.live import Live
 
-    from .pipeline import Pipeline, open_replay
-    from .pops.detector import LIVE_CHUNK, DetectorConfig
+    from .pipeline import DEFAULT_CONFIG, open_replay
+    from .pipeline import analyze as run_analysis
     from .view import LiveView, summary_view
 
     source = open_replay(session, block_size=block_size, speed=speed)
     info = source.session.info
     # Paced like a live stream, it is processed like one: in short chunks, pops out sooner.
-    pipeline = Pipeline(source.session,
-                        detector=DetectorConfig(chunk=LIVE_CHUNK) if speed > 0 else None)
+    config = DEFAULT_CONFIG.live() if speed > 0 else DEFAULT_CONFIG
     view = LiveView(f"{info.subject}/{info.session}")
     with Live(view.render(), console=console, refresh_per_second=4,
               transient=console.is_terminal) as live:
-        for block in source:
-            view.update(pipeline.feed(block), block.t0)
+
+        def show(outputs: list, block: Block) -> None:
+            view.update(outputs, block.t0)
             live.update(view.render())
-        result = pipeline.finish()
+
+        result = run_analysis(source, config, on_output=show)
         view.update([], source.session.duration_s)
         live.update(view.render())
     console.print()

@@ -17,7 +17,14 @@ import scipy
 from . import __version__
 from .motion.evaluate import frames_table
 from .motion.tracker import MotionFrame
-from .pipeline import OFFLINE_BLOCK, SessionResult, open_replay, run
+from .pipeline import (
+    DEFAULT_CONFIG,
+    OFFLINE_BLOCK,
+    PipelineConfig,
+    SessionResult,
+    analyze,
+    open_replay,
+)
 from .vocab import EVENT_COLUMNS, EXTRA_POP_COLUMNS, MOTION_COLUMNS, POP_COLUMNS
 
 
@@ -120,17 +127,18 @@ def summary(result: SessionResult) -> dict:
     }
 
 
-def analyze_to(session: str | Path, out: str | Path, *, block_size: int = OFFLINE_BLOCK
-               ) -> SessionResult:
-    """Analyse a session straight into an output folder, motion.csv written as it streams.
+def analyze_to(session: str | Path, out: str | Path, config: PipelineConfig = DEFAULT_CONFIG,
+               *, block_size: int = OFFLINE_BLOCK) -> SessionResult:
+    """Analyse a session (:func:`~backpop_sense.pipeline.analyze`) straight into an output
+    folder, motion.csv written as it streams.
 
     The result's ``frames`` stay empty: memory does not grow with the session's length.
     """
-    source = open_replay(session, block_size=block_size)
+    source = open_replay(session, block_size=block_size)  # a bad session writes nothing
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with MotionCsv(out / "motion.csv") as motion:
-        result = run(source, source.session, frame_sink=motion)
+        result = analyze(source, config, frame_sink=motion)
     _write_rest(result, out)
     return result
 

@@ -104,8 +104,10 @@ def _default_parameters() -> dict[str, Any]:
 def analysis_version(parameters: Mapping[str, Any] | None = None) -> str:
     """``<package version>+<8 hex digits of the SHA-256 of the parameters' JSON>``.
 
-    The version of the default analysis, or of ``parameters`` (``SessionResult.parameters``).
-    A session stored with another version than the default is re-analysed on ingest.
+    The version of the default analysis, or of ``parameters`` (``SessionResult.parameters``:
+    every stage's, motion and locator included, :class:`~backpop_sense.pipeline.PipelineConfig`).
+    A session stored with another version than the default is re-analysed on ingest, so a
+    change to any stage's defaults re-analyses every stored session.
 
     Examples
     --------
@@ -359,11 +361,7 @@ class Store:
         if result is not None and (result.session.info.subject,
                                    result.session.info.session) != key:
             raise ValueError(f"the result is not of {path} ({key[0]}/{key[1]})")
-        version = analysis_version()
-        defaults = _default_parameters()
-        # A session without mics runs no pop stage: its parameters are a subset of the defaults.
-        if result is not None and any(defaults.get(k) != v for k, v in result.parameters.items()):
-            version = analysis_version(result.parameters)
+        version = analysis_version(result.parameters if result is not None else None)
         checksum = checksum or input_checksum(path)
         held = self._conn.execute("SELECT analysis_version, input_sha256 FROM sessions "
                                   "WHERE subject_id = ? AND session_id = ?", key).fetchone()

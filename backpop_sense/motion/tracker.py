@@ -195,6 +195,10 @@ class MotionConfig:
     def __post_init__(self) -> None:
         check(self)
 
+    def to_dict(self) -> dict:
+        """The parameters, nested configs included, for summary.json."""
+        return {name: _jsonable(value) for name, value in asdict(self).items()}
+
 
 DEFAULT_MOTION = MotionConfig()
 
@@ -1063,7 +1067,7 @@ class MotionTracker:
             "gaps": {s.name: {"count": s.gaps, "seconds": round(s.gap_s, 3),
                               "late_samples": s.late} for s in self.streams},
             "latency_s": self.latency_s(),
-            "parameters": _jsonable(asdict(self.config)),
+            "parameters": self.config.to_dict(),
         }
 
 
