@@ -26,7 +26,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadInput
+from .errors import BadInput, BadParameter
+from .params import COUNT, Choice, Instance, OrNone, Rules, check_values
 
 if TYPE_CHECKING:
     from .motion.tracker import MotionFrame
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from .store import Store
 
 ENGINES = ("local", "dask")
+BATCH_RULES: Rules = {"engine": Choice(ENGINES), "workers": OrNone(COUNT),
+                      "scheduler": OrNone(Instance(str, "a scheduler address"))}
 SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                             "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                                             "NUMBA_NUM_THREADS")}
@@ -177,8 +180,8 @@ def _import_dask() -> tuple[Any, Any, Any, Any]:
         from dask.distributed import Client, LocalCluster
         from dask.distributed import as_completed as dask_completed
     except ImportError:
-        raise BadInput("--engine", None, "dask is not installed; install the extra: "
-                       "pip install 'backpop-sense[dask]'") from None
+        raise BadParameter("batch", "engine", "dask is not installed; install the extra: "
+                           "pip install 'backpop-sense[dask]'") from None
     return dask.config, Client, LocalCluster, dask_completed
 
 
@@ -232,8 +235,8 @@ def _run_dask(tasks: Sequence[Task], workers: int | None, scheduler: str | None
         try:
             client = stack.enter_context(client_class(target))
         except OSError as exc:
-            raise BadInput("--scheduler", None,
-                           f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+            raise BadParameter("batch", "scheduler",
+                               f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         futures = {client.submit(analyze_session, *task, pure=False): task[0]
                    for task in tasks}
         for future in dask_completed(futures):
@@ -249,7 +252,8 @@ def _plan(given: Sequence[Path], store: Store, report: BatchReport
     too, go straight to ``report.failed``; a folder given twice is taken once.
     """
     from .session import read_info
-    from .store import analysis_version, check_subject
+    from .store import analysis_version
+    from .vocab import check_subject
 
     version = analysis_version()
     held = {key: checksum for key, (held_version, checksum) in store.stored_inputs().items()
@@ -344,15 +348,12 @@ def run_batch(paths: Iterable[str | Path], *, db: str | Path | None = None,
     >>> report.summary()  # doctest: +SKIP
     '2 sessions in 6.1 s (local, 2 workers): 2 stored, 0 replaced, 0 skipped, 0 failed'
     """
-    if engine not in ENGINES:
-        raise BadInput("--engine", None, f"unknown engine {engine!r}; choose local or dask")
-    if workers is not None and workers < 1:
-        raise BadInput("--workers", None, f"{workers} is not a worker count: at least 1")
+    check_values("batch", BATCH_RULES, engine=engine, workers=workers, scheduler=scheduler)
     if scheduler is not None and engine != "dask":
-        raise BadInput("--scheduler", None, "needs --engine dask")
+        raise BadParameter("batch", "scheduler", "needs the dask engine")
     if scheduler is not None and workers is not None:
-        raise BadInput("--workers", None, "sets the size of a local cluster; the cluster at "
-                       "--scheduler has its own workers")
+        raise BadParameter("batch", "workers", "sets the size of a local cluster; the cluster "
+                           "at the scheduler has its own workers")
     if engine == "dask":
         _import_dask()
     from rich.progress import (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,10 +14,12 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .errors import BadInput, cut
+from .errors import BadInput, BadParameter, cut
 from .session import Session
+from .vocab import AXES
 
 if TYPE_CHECKING:
+    from .blocks import Block
     from .pipeline import SessionResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -30,6 +34,18 @@ SEVERITY_STYLE = {"urgent": "bold white on red", "consult": "bold black on yello
                   "monitor": "bold black on cyan", "info": "bold"}
 
 
+@contextmanager
+def _flags(**flags: str) -> Iterator[None]:
+    """Word a bad parameter the command line set (``field="--flag"``) as its flag: the library
+    names fields, the user typed flags."""
+    try:
+        yield
+    except BadParameter as exc:
+        if exc.field not in flags:
+            raise
+        raise BadInput(flags[exc.field], None, exc.reason) from None
+
+
 def _sample_sessions(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/*/session.json"))
 
@@ -38,8 +54,9 @@ def describe_stream(path: Path, *, block_size: int = 4096, speed: float = 0.0) -
     """Stream a session through the pipeline and report what was read: duration, channels,
     rates, samples, gaps."""
     from .pipeline import analyze as run_analysis
+    from .pipeline import open_replay
 
-    return _read_row(run_analysis(path, block_size=block_size, speed=speed))
+    return _read_row(run_analysis(open_replay(path, block_size=block_size, speed=speed)))
 
 
 def _read_row(result: SessionResult) -> dict:
@@ -83,8 +100,7 @@ def _print_analyses(results: list[SessionResult]) -> None:
         kinds = Counter(p.kind for p in r.pops)
         contexts = Counter(p.context for p in r.pops)
         rom = r.motion_summary.get("rom_deg", {})
-        span = "/".join(f"{rom[a]['p95'] - rom[a]['p5']:.0f}" for a in ("flexion", "lateral",
-                                                                        "twist")) if rom else "-"
+        span = "/".join(f"{rom[a]['p95'] - rom[a]['p5']:.0f}" for a in AXES) if rom else "-"
         table.add_row(f"{r.session.info.subject}/{r.session.info.session}",
                       f"{len(r.pops)} ({'-' if truth is None else len(truth)})",
                       " ".join(f"{k}:{v}" for k, v in sorted(kinds.items())) or "-",
@@ -155,22 +171,23 @@ def replay(
         raise BadInput("--block-size", None, "must be at least 1")
     from rich.live import Live
 
-    from .pipeline import Pipeline, open_replay
-    from .pops.detector import LIVE_CHUNK, DetectorConfig
+    from .pipeline import DEFAULT_CONFIG, open_replay
+    from .pipeline import analyze as run_analysis
     from .view import LiveView, summary_view
 
     source = open_replay(session, block_size=block_size, speed=speed)
     info = source.session.info
     # Paced like a live stream, it is processed like one: in short chunks, pops out sooner.
-    pipeline = Pipeline(source.session,
-                        detector=DetectorConfig(chunk=LIVE_CHUNK) if speed > 0 else None)
+    config = DEFAULT_CONFIG.live() if speed > 0 else DEFAULT_CONFIG
     view = LiveView(f"{info.subject}/{info.session}")
     with Live(view.render(), console=console, refresh_per_second=4,
               transient=console.is_terminal) as live:
-        for block in source:
-            view.update(pipeline.feed(block), block.t0)
+
+        def show(outputs: list, block: Block) -> None:
+            view.update(outputs, block.t0)
             live.update(view.render())
-        result = pipeline.finish()
+
+        result = run_analysis(source, config, on_output=show)
         view.update([], source.session.duration_s)
         live.update(view.render())
     console.print()
@@ -241,8 +258,7 @@ def evaluate(
     for r in rows:
         level = "-" if r["level_accuracy"] is None else f"{100 * r['level_accuracy']:.0f} %"
         m = r.get("motion")
-        rmse = "/".join(f"{m['rmse_deg'][a]:.1f}" for a in ("flexion", "lateral", "twist")) \
-            if m else "-"
+        rmse = "/".join(f"{m['rmse_deg'][a]:.1f}" for a in AXES) if m else "-"
         context = f"{100 * m['context_accuracy']:.0f} %" if m else "-"
         table.add_row("/".join(Path(r["session"]).parts[-2:]), str(r["truth"]), str(r["detected"]),
                       f"{r['10ms']['f1']:.3f}", f"{r['50ms']['f1']:.3f}",
@@ -269,25 +285,17 @@ def simulate(
 ) -> None:
     """Write a synthetic session with ground truth (truth.csv, motion_truth.csv)."""
     from .family import FAMILIES
-    from .simulate import SCENARIOS, SimConfig, family_member, simulate_session
+    from .simulate import SimConfig, family_member, simulate_session
 
-    if scenario not in SCENARIOS:
-        raise BadInput("--scenario", None,
-                       f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
-    if minutes is not None and not 0 < minutes <= 24 * 60:
-        raise BadInput("--minutes", None, "must be above 0 and at most 1440")
     if family is not None and family not in FAMILIES:
         raise BadInput("--family", None,
                        f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     fields = dict(scenario=scenario, minutes=minutes, snr_db=snr, sr=sr, imu_rate=imu_rate,
                   artifacts=artifacts, subject=subject)
-    try:
+    with _flags(scenario="--scenario", minutes="--minutes", seed="--seed", snr_db="--snr",
+                sr="--sr", imu_rate="--imu-rate", subject="--subject"):
         config = (family_member(family, seed, **fields) if family is not None
                   else SimConfig(seed=seed, **fields))  # type: ignore[arg-type]
-    except BadInput as exc:
-        option = {"field snr_db": "--snr", "field imu_rate": "--imu-rate"}.get(
-            exc.where or "", (exc.where or "").replace("field ", "--"))
-        raise BadInput(option, None, exc.reason) from None
     summary = simulate_session(out, config)
     console.print(f"wrote {out}: {summary.duration_s:.0f} s, {summary.pops} pops "
                   f"({', '.join(f'{k} {n}' for k, n in summary.kinds.items()) or 'none'}), "
@@ -303,7 +311,7 @@ def _open_store(db: Path | None):  # noqa: ANN202 - Store is imported lazily
 
 
 def _known_subject(store, subject: str) -> str:  # noqa: ANN001
-    from .store import check_subject
+    from .vocab import check_subject
 
     check_subject(subject)
     if not store.has_subject(subject):
@@ -397,7 +405,7 @@ def diary_add(
 
     from .diary import DIARY_COLUMNS, MAX_NOTE_CHARS, parse_time
     from .rules import refresh_flags
-    from .store import check_subject
+    from .vocab import check_subject
 
     check_subject(subject)
     for name, value in (("--pain", pain), ("--stiffness", stiffness)):
@@ -431,7 +439,7 @@ def diary_import(
     """Import diary entries from a CSV file (again: nothing is added twice)."""
     from .diary import read_diary_csv
     from .rules import refresh_flags
-    from .store import check_subject
+    from .vocab import check_subject
 
     check_subject(subject)
     entries = read_diary_csv(csv_file)
@@ -532,7 +540,8 @@ def export(
 
     with _open_store(db) as store:
         _known_subject(store, subject)
-        paths = export_tables(store, subject, out, fmt)
+        with _flags(fmt="--format"):
+            paths = export_tables(store, subject, out, fmt)
     console.print(f"{len(paths)} tables in {out}: {', '.join(p.name for p in paths)}")
 
 
@@ -582,20 +591,18 @@ def record(
     view; ends with the session summary."""
     from .sources.ble import Emulation
     from .sources.ble import record as ble_record
-    from .store import check_subject
     from .view import summary_view
+    from .vocab import check_subject
 
     check_subject(subject)
     if duration is not None and duration <= 0:
         raise BadInput("--duration", None, "must be positive")
-    if not speed > 0:
-        raise BadInput("--speed", None, "must be positive")
-    if not 0 <= drop < 1:
-        raise BadInput("--drop", None, "must be at least 0 and below 1")
-    emulation = None if emulate is None else Emulation(
-        emulate, speed=speed, drop=drop, disconnect_at=tuple(disconnect_at or ()))
-    r = ble_record(profile, out, subject=subject, session=session, address=address,
-                   emulate=emulation, duration_s=duration, console=console)
+    with _flags(speed="--speed", drop="--drop", disconnect_at="--disconnect-at",
+                subject="--subject", session="--session"):
+        emulation = None if emulate is None else Emulation(
+            emulate, speed=speed, drop=drop, disconnect_at=tuple(disconnect_at or ()))
+        r = ble_record(profile, out, subject=subject, session=session, address=address,
+                       emulate=emulation, duration_s=duration, console=console)
     link = r.link
     console.print(f"\nrecorded {r.path}: {link.connects} connection(s), {link.link_losses} "
                   f"link loss(es), packets {sum(r.decode.packets.values())}, lost "
@@ -620,12 +627,10 @@ def emulate(
     """Play a recorded session as a BLE strap (a Bumble GATT server), at the profile's pace."""
     from .sources.emulator import emulate as run_emulator
 
-    if not speed > 0:
-        raise BadInput("--speed", None, "must be positive")
-    if not 0 <= drop < 1:
-        raise BadInput("--drop", None, "must be at least 0 and below 1")
-    stats = run_emulator(session, profile, transport=transport, speed=speed, drop=drop,
-                         disconnect_at=tuple(disconnect_at or ()))
+    with _flags(speed="--speed", drop="--drop", disconnect_at="--disconnect-at",
+                transport="--transport"):
+        stats = run_emulator(session, profile, transport=transport, speed=speed, drop=drop,
+                             disconnect_at=tuple(disconnect_at or ()))
     console.print(f"emulated {session}: {stats.sent} packets sent, {stats.dropped} dropped on "
                   f"purpose, {stats.unheard} unheard, {stats.disconnects} disconnects")
 
@@ -645,8 +650,9 @@ def batch(
     one is reported and the rest go on. Exit status 2 if any failed."""
     from .batch import run_batch
 
-    report = run_batch(sessions, db=db, engine=engine, workers=workers, scheduler=scheduler,
-                       progress=True)
+    with _flags(engine="--engine", workers="--workers", scheduler="--scheduler"):
+        report = run_batch(sessions, db=db, engine=engine, workers=workers,
+                           scheduler=scheduler, progress=True)
     for path, error in report.failed:
         console.print(f"[red]failed[/red] {path}: {error}", soft_wrap=True)
     console.print(report.summary())

@@ -45,16 +45,18 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 from scipy import stats
 
 from .levels import level_index
 from .motion.tracker import MotionFrame
+from .params import COUNT, FLAG, FRACTION, NON_NEGATIVE, POSITIVE, Number, Rules, check
 from .pops.locate import POOL_SLACK, pooled_level
 from .pops.stage import Pop, Rejected
+from .vocab import AXES, KINDS
 
-KINDS = ("cavitation", "snap", "readjustment", "unknown")
 ACTIVE_CONTEXTS = ("twist", "stretch")
 """Contexts compared with all other time in the rate ratio (background.md: twist/stretch)."""
 AXIS_OF_CONTEXT = {"twist": "twist", "stretch": "flexion", "bend": "lateral"}
@@ -102,6 +104,16 @@ class CorrelateConfig:
     pool_reach: int = 1
     pool_slack: float = POOL_SLACK
     rescue: bool = True
+
+    RULES: ClassVar[Rules] = {
+        "refractory_s": NON_NEGATIVE, "snap_angle_tol_deg": NON_NEGATIVE, "snap_min_count": COUNT,
+        "snap_min_gap_s": NON_NEGATIVE, "end_range_fraction": FRACTION,
+        "excursion_window_s": POSITIVE, "max_frame_distance_s": NON_NEGATIVE,
+        "pool_reach": Number(0, whole=True), "pool_slack": NON_NEGATIVE, "rescue": FLAG,
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -565,7 +577,7 @@ def statistics(pops: list[PopInContext], context_s: dict[str, float], duration_s
             **{f"{axis}_deg": {"mean": round(float(angles[:, k].mean()), 2),
                                "sd": round(float(angles[:, k].std(ddof=1)), 2)
                                if len(angles) > 1 else None}
-               for k, axis in enumerate(("flexion", "lateral", "twist"))}}
+               for k, axis in enumerate(AXES)}}
     minutes = duration_s / 60.0
     return {
         "count": len(pops),

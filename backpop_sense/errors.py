@@ -1,4 +1,5 @@
-"""The one exception type for bad input, which the CLI turns into one line and exit status 2."""
+"""The one exception type for bad input (and its kind for a bad parameter), which the CLI turns
+into one line and exit status 2."""
 
 from __future__ import annotations
 
@@ -79,3 +80,32 @@ class BadInput(Exception):
 def _one_line(text: str) -> str:
     # Library messages (pandas, libsndfile, tomllib) may hold newlines; a message is one line.
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+class BadParameter(BadInput):
+    """A parameter outside what it may be: which config (or function) it went to, the field,
+    and the values allowed.
+
+    The library names fields, never command-line flags; the CLI words a field it sets from a
+    flag as that flag.
+
+    Parameters
+    ----------
+    owner : str
+        What took the parameter: a config class (``"DetectorConfig"``) or a task
+        (``"batch"``).
+    field : str
+        The parameter's name.
+    reason : str
+        What it must be, and what it was.
+
+    Examples
+    --------
+    >>> str(BadParameter("DetectorConfig", "max_size", "must be an odd whole number, not 2"))
+    'DetectorConfig: field max_size: must be an odd whole number, not 2'
+    """
+
+    def __init__(self, owner: str, field: str, reason: str) -> None:
+        self.owner = owner
+        self.field = field
+        super().__init__(owner, f"field {field}", reason)

@@ -79,11 +79,11 @@ from scipy import signal
 
 from .levels import SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_distance_m, level_index
 from .sounds import Event, damped, mic_weights, ramp, seed_of
+from .vocab import POP_KINDS
 
 FAMILIES = ("dev", "heldout")
 """The two sound models; parameters are chosen on ``dev``, figures reported on ``heldout``."""
 
-POP_KINDS = ("cavitation", "snap", "readjustment")
 HEART_LEVELS = ("T3", "T4", "T5", "T6", "T7", "T8")
 """Levels the heart lies in front of (it is anterior, 6-12 cm deep from the back's skin)."""
 

@@ -2,28 +2,109 @@
 
 source -> pop stage (detector, artifact gate, localisation) and motion tracker -> correlator
 (pops in motion context, pop typing) -> :class:`SessionResult`. Every stage takes each block
-in time order through ``feed`` and is flushed with ``finish()``; offline analysis is the live
-pipeline fed as fast as the disk allows, and the live view (``backpop replay``, ``record``)
-reads what :meth:`Pipeline.feed` returns.
+in time order through ``feed`` and is flushed with ``finish()``.
+
+:func:`analyze` is the one way to run it: a recorded session analysed to files, replayed with
+the live view, recorded live from a strap, ingested by the store or a batch, or re-analysed for
+a report, it is a source and a :class:`PipelineConfig` (every stage's parameters) through
+:func:`analyze`. The analysis version the store keeps is a hash of that config.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar, Protocol
 
 from .blocks import AudioBlock, Block, Gap
 from .correlate import CorrelateConfig, Correlator, PopInContext, statistics
-from .motion.tracker import MotionEvent, MotionFrame, MotionTracker
+from .motion.tracker import DEFAULT_MOTION, MotionConfig, MotionEvent, MotionFrame, MotionTracker
+from .params import Instance, Rules, check
 from .pops.artifacts import GateConfig
-from .pops.detector import DetectorConfig
+from .pops.detector import LIVE_CHUNK, DetectorConfig
+from .pops.locate import LocatorConfig
 from .pops.stage import Pop, PopStage, Rejected
-from .session import Session
+from .session import AudioInfo, SessionInfo
 from .sources.replay import ReplaySource
 
 FrameSink = Callable[[list[MotionFrame]], None]
+OutputHook = Callable[[list, Block], None]
+
+
+class Recording(Protocol):
+    """What a stream is from, as the pipeline needs it: the session's metadata, its audio
+    format and IMU rates when the stream starts, and its length (s) once it has ended. A
+    session folder (:class:`~backpop_sense.session.Session`) is one; so is a strap being
+    recorded (:class:`~backpop_sense.sources.ble.LiveSession`)."""
+
+    @property
+    def info(self) -> SessionInfo: ...
+
+    @property
+    def audio(self) -> AudioInfo | None: ...
+
+    @property
+    def imu_rates(self) -> Mapping[str, float]: ...
+
+    @property
+    def duration_s(self) -> float: ...
+
+
+class Source(Protocol):
+    """Blocks in time order (:mod:`~backpop_sense.blocks`) and the recording they are from:
+    a replayed folder (:class:`~backpop_sense.sources.replay.ReplaySource`) or a live strap."""
+
+    @property
+    def session(self) -> Recording: ...
+
+    def __iter__(self) -> Iterator[Block]: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The parameters of every stage: detector, artifact gate, locator, pop typing (the
+    correlator) and motion. One config, one analysis: :meth:`to_dict` is what summary.json
+    holds and what the store's analysis version hashes.
+
+    Examples
+    --------
+    >>> config = PipelineConfig(detector=DetectorConfig(threshold=7.0))
+    >>> sorted(config.to_dict())
+    ['correlate', 'detector', 'gate', 'locator', 'motion']
+    """
+
+    detector: DetectorConfig = DetectorConfig()
+    gate: GateConfig = GateConfig()
+    locator: LocatorConfig = LocatorConfig()
+    correlate: CorrelateConfig = CorrelateConfig()
+    motion: MotionConfig = DEFAULT_MOTION
+
+    RULES: ClassVar[Rules] = {
+        "detector": Instance(DetectorConfig, "a DetectorConfig"),
+        "gate": Instance(GateConfig, "a GateConfig"),
+        "locator": Instance(LocatorConfig, "a LocatorConfig"),
+        "correlate": Instance(CorrelateConfig, "a CorrelateConfig"),
+        "motion": Instance(MotionConfig, "a MotionConfig"),
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    def to_dict(self) -> dict:
+        """Every stage's parameters, keyed by stage, as :attr:`SessionResult.parameters`."""
+        return {"detector": self.detector.to_dict(), "gate": self.gate.to_dict(),
+                "locator": self.locator.to_dict(), "correlate": self.correlate.to_dict(),
+                "motion": self.motion.to_dict()}
+
+    def live(self) -> PipelineConfig:
+        """The same analysis for a stream paced like a live one: audio in short chunks, so
+        that a pop is out about 0.1 s after its sound (the pops do not depend on it)."""
+        return replace(self, detector=replace(self.detector, chunk=LIVE_CHUNK))
+
+
+DEFAULT_CONFIG = PipelineConfig()
 
 
 @dataclass
@@ -35,7 +116,7 @@ class SessionResult:
     the session).
     """
 
-    session: Session
+    session: Recording
     pops: list[PopInContext] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
@@ -50,12 +131,12 @@ class SessionResult:
 
 def default_parameters() -> dict:
     """Every stage's default parameters, keyed as :attr:`SessionResult.parameters` is."""
-    return {"detector": DetectorConfig().to_dict(), "gate": GateConfig().to_dict(),
-            "correlate": CorrelateConfig().to_dict()}
+    return DEFAULT_CONFIG.to_dict()
 
 
 class Pipeline:
-    """All stages of one session: ``feed(block) -> [outputs]``, ``finish() -> SessionResult``.
+    """All stages of one session: ``feed(block) -> [outputs]``, ``finish() -> SessionResult``;
+    :func:`analyze` drives it.
 
     ``feed`` returns what became known with that block, for a live view: pops as soon as
     they are heard (:class:`~backpop_sense.pops.stage.Pop`, about a second after the sound),
@@ -65,28 +146,26 @@ class Pipeline:
 
     Parameters
     ----------
-    session : Session
+    session : Recording
         What the stream is from (mics, IMUs, rates).
+    config : PipelineConfig
+        Every stage's parameters.
     frame_sink : callable, optional
         Receives the motion frames as they come instead of the result keeping them.
     """
 
-    def __init__(self, session: Session, *, detector: DetectorConfig | None = None,
-                 gate: GateConfig | None = None, correlate: CorrelateConfig | None = None,
+    def __init__(self, session: Recording, config: PipelineConfig = DEFAULT_CONFIG, *,
                  frame_sink: FrameSink | None = None) -> None:
         self.session = session
         # An IMU-only session has motion and no pops.
-        self.pop_stage = PopStage(session.info, session.audio.sr, detector=detector, gate=gate) \
+        self.pop_stage = PopStage(session.info, session.audio.sr, detector=config.detector,
+                                  gate=config.gate, locator=config.locator) \
             if session.audio is not None else None
-        self.motion = (MotionTracker(session.info, session.imu_rates) if session.info.imus
-                       else None)
-        self.correlator = Correlator(correlate, has_motion=self.motion is not None)
+        self.motion = (MotionTracker(session.info, dict(session.imu_rates), config.motion)
+                       if session.info.imus else None)
+        self.correlator = Correlator(config.correlate, has_motion=self.motion is not None)
         self.frame_sink = frame_sink
-        parameters = {"correlate": self.correlator.config.to_dict()}
-        if self.pop_stage is not None:
-            parameters = {"detector": self.pop_stage.detector.config.to_dict(),
-                          "gate": self.pop_stage.gate.config.to_dict(), **parameters}
-        self.result = SessionResult(session, parameters=parameters)
+        self.result = SessionResult(session, parameters=config.to_dict())
         self.result.samples.update({"audio": 0, **{imu.name: 0 for imu in session.info.imus}})
 
     def feed(self, block: Block) -> list:
@@ -138,28 +217,6 @@ class Pipeline:
                 *events]
 
 
-def run(blocks: Iterable[Block], session: Session, *, detector: DetectorConfig | None = None,
-        gate: GateConfig | None = None, correlate: CorrelateConfig | None = None,
-        frame_sink: FrameSink | None = None) -> SessionResult:
-    """Feed ``blocks`` (from any source) through every stage.
-
-    Parameters
-    ----------
-    blocks : iterable of Block
-        The stream, in time order.
-    session : Session
-        What the stream is from (mics, IMUs, rates).
-    """
-    started = time.perf_counter()
-    pipeline = Pipeline(session, detector=detector, gate=gate, correlate=correlate,
-                        frame_sink=frame_sink)
-    for block in blocks:
-        pipeline.feed(block)
-    result = pipeline.finish()
-    result.wall_s = time.perf_counter() - started
-    return result
-
-
 OFFLINE_BLOCK = 16384
 """Audio samples per block when analysing a file: results do not depend on it, speed does."""
 
@@ -178,11 +235,45 @@ def open_replay(path: str | Path, *, block_size: int = OFFLINE_BLOCK, speed: flo
     return source
 
 
-def analyze(path: str | Path, *, block_size: int = OFFLINE_BLOCK, speed: float = 0.0,
-            detector: DetectorConfig | None = None, gate: GateConfig | None = None,
-            correlate: CorrelateConfig | None = None, frame_sink: FrameSink | None = None
-            ) -> SessionResult:
-    """Replay a recorded session through the pipeline (stage parameters as for :func:`run`)."""
-    source = open_replay(path, block_size=block_size, speed=speed)
-    return run(source, source.session, detector=detector, gate=gate, correlate=correlate,
-               frame_sink=frame_sink)
+def analyze(source: str | Path | Source, config: PipelineConfig = DEFAULT_CONFIG, *,
+            block_size: int = OFFLINE_BLOCK, frame_sink: FrameSink | None = None,
+            on_output: OutputHook | None = None) -> SessionResult:
+    """Run the pipeline: every block of ``source`` through every stage, with ``config``.
+
+    Parameters
+    ----------
+    source : str, Path or Source
+        A session folder (replayed in blocks of ``block_size`` audio samples, as fast as the
+        disk allows; the results do not depend on the block size), or any source of blocks
+        with the recording they are from: :func:`open_replay`'s (to pace it), a live strap's.
+    config : PipelineConfig
+        Every stage's parameters (the defaults unless given).
+    frame_sink : callable, optional
+        Receives the motion frames as they come instead of the result keeping them, so that
+        memory stays flat however long the session.
+    on_output : callable, optional
+        ``on_output(outputs, block)`` after each block, with what it completed (see
+        :meth:`Pipeline.feed`): for a live view.
+
+    Returns
+    -------
+    SessionResult
+        The typed pops, motion, rejections and gaps, with ``config`` as its parameters.
+
+    Examples
+    --------
+    >>> result = analyze("data/samples/S01/2026-11-02a")  # doctest: +SKIP
+    >>> stricter = analyze("data/samples/S01/2026-11-02a",
+    ...                    PipelineConfig(gate=GateConfig(min_score=0.95)))  # doctest: +SKIP
+    """
+    if isinstance(source, str | Path):
+        source = open_replay(source, block_size=block_size)
+    started = time.perf_counter()
+    pipeline = Pipeline(source.session, config, frame_sink=frame_sink)
+    for block in source:
+        outputs = pipeline.feed(block)
+        if on_output is not None:
+            on_output(outputs, block)
+    result = pipeline.finish()
+    result.wall_s = time.perf_counter() - started
+    return result

@@ -32,8 +32,10 @@ import numpy as np
 from .blocks import AudioBlock, Block, Gap, ImuBlock
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import BadInput
-from .session import ACC_UNITS, GYRO_UNITS, ID_PATTERN, IMU_COLUMNS, ImuInfo, MicInfo, SessionInfo
+from .params import Identifier, check_values
+from .session import ACC_UNITS, GYRO_UNITS, ImuInfo, MicInfo, SessionInfo
 from .sources.profiles import Profile
+from .vocab import IMU_COLUMNS
 
 FLUSH_S = 1.0
 """Longest time data wait in memory before reaching the files, seconds (wall clock)."""
@@ -63,10 +65,8 @@ def info_from_profile(profile: Profile, *, subject: str, session: str,
     >>> info = info_from_profile(load_profile("backpop-strap-v1"), subject="S01",
     ...                          session="2026-11-26a")  # doctest: +SKIP
     """
-    for fld, value in (("subject", subject), ("session", session)):
-        if not ID_PATTERN.fullmatch(value):
-            raise BadInput(f"--{fld}", None,
-                           f"{value!r} is not a valid identifier ([A-Za-z0-9_-], 1-64)")
+    check_values("recording", {"subject": Identifier(), "session": Identifier()},
+                 subject=subject, session=session)
     mics = tuple(MicInfo(m) for m in profile.audio.mics) if profile.audio else ()
     imus = tuple(ImuInfo(i.name, i.level, i.acc_unit, i.gyro_unit, i.axes) for i in profile.imus)
     return SessionInfo(subject, session, start or datetime.now(UTC).replace(microsecond=0),

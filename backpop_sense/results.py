@@ -17,13 +17,15 @@ import scipy
 from . import __version__
 from .motion.evaluate import frames_table
 from .motion.tracker import MotionFrame
-from .pipeline import OFFLINE_BLOCK, SessionResult, open_replay, run
-
-POP_COLUMNS = ("t", "level", "kind", "context", "amplitude_db", "snr_db", "centroid_hz",
-               "duration_ms", "flexion_deg", "lateral_deg", "twist_deg", "twist_rate_dps")
-"""Contract columns of pops.csv, in order; diagnostic columns follow them."""
-EXTRA_POP_COLUMNS = ("kind_rule", "end_fraction", "strength", "spread_db")
-MOTION_COLUMNS = ("t", "flexion_deg", "lateral_deg", "twist_deg", "context")
+from .pipeline import (
+    DEFAULT_CONFIG,
+    OFFLINE_BLOCK,
+    PipelineConfig,
+    SessionResult,
+    analyze,
+    open_replay,
+)
+from .vocab import EVENT_COLUMNS, EXTRA_POP_COLUMNS, MOTION_COLUMNS, POP_COLUMNS
 
 
 def _r(value: float | None, digits: int) -> float | None:
@@ -94,7 +96,7 @@ def events_frame(result: SessionResult) -> pd.DataFrame:
     rows += [{"t": round(g.t_start, 6), "type": "gap",
               "detail": f"{g.stream}: no samples for {g.t_end - g.t_start:.3f} s"}
              for g in result.gaps]
-    return pd.DataFrame(sorted(rows, key=lambda r: r["t"]), columns=["t", "type", "detail"])
+    return pd.DataFrame(sorted(rows, key=lambda r: r["t"]), columns=list(EVENT_COLUMNS))
 
 
 def versions() -> dict[str, str]:
@@ -125,17 +127,18 @@ def summary(result: SessionResult) -> dict:
     }
 
 
-def analyze_to(session: str | Path, out: str | Path, *, block_size: int = OFFLINE_BLOCK
-               ) -> SessionResult:
-    """Analyse a session straight into an output folder, motion.csv written as it streams.
+def analyze_to(session: str | Path, out: str | Path, config: PipelineConfig = DEFAULT_CONFIG,
+               *, block_size: int = OFFLINE_BLOCK) -> SessionResult:
+    """Analyse a session (:func:`~backpop_sense.pipeline.analyze`) straight into an output
+    folder, motion.csv written as it streams.
 
     The result's ``frames`` stay empty: memory does not grow with the session's length.
     """
-    source = open_replay(session, block_size=block_size)
+    source = open_replay(session, block_size=block_size)  # a bad session writes nothing
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with MotionCsv(out / "motion.csv") as motion:
-        result = run(source, source.session, frame_sink=motion)
+        result = analyze(source, config, frame_sink=motion)
     _write_rest(result, out)
     return result
 

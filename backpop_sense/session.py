@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,13 +29,20 @@ import soundfile as sf
 from .blocks import AudioBlock, ImuBlock
 from .errors import BadInput, shown
 from .levels import is_level, level_index
-from .motion.context import CONTEXTS
 from .tables import check_columns, numeric_chunks, read_header, read_small_table
 from .times import check_time
+from .vocab import (
+    CONTEXTS,
+    ID_RULE,
+    IMU_COLUMNS,
+    MAG_COLUMNS,
+    MOTION_COLUMNS,
+    POP_KINDS,
+    TRUTH_COLUMNS,
+    is_identifier,
+)
 
 FORMAT = "backpop-session/1"
-ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-"""Subject, session and IMU identifiers: a pseudonym, never a name or a path."""
 
 GRAVITY = 9.80665
 """Standard gravity, m/s^2."""
@@ -68,11 +74,6 @@ mistake (milli-g read as g)."""
 MAX_GYRO_RADS = math.radians(4000.0)
 """The largest angular rate accepted on an axis, rad/s (4000 deg/s): the widest range of
 MEMS gyroscopes (the strap's is +-2000 deg/s)."""
-IMU_COLUMNS = ("t", "ax", "ay", "az", "gx", "gy", "gz")
-MAG_COLUMNS = ("mx", "my", "mz")
-TRUTH_COLUMNS = ("t", "level", "kind")
-POP_KINDS = ("cavitation", "snap", "readjustment")
-MOTION_TRUTH_COLUMNS = ("t", "flexion_deg", "lateral_deg", "twist_deg", "context")
 IMU_CHUNK_ROWS = 16384
 """Rows read at a time from an IMU CSV; bounds the reader's memory."""
 IMU_OVERRUN_S = 60.0
@@ -250,10 +251,9 @@ def _optional(doc: Mapping[str, Any], key: str, kind: type, default: Any, file: 
 
 
 def _identifier(value: str, file: Path, fld: str) -> str:
-    if not ID_PATTERN.fullmatch(value):
-        raise BadInput(
-            file, f"field {fld}", f"{shown(value)} is not a valid identifier ([A-Za-z0-9_-], 1-64)"
-        )
+    if not is_identifier(value):
+        raise BadInput(file, f"field {fld}",
+                       f"{shown(value)} is not a valid identifier ({ID_RULE})")
     return value
 
 
@@ -615,9 +615,9 @@ class Session:
         file = self.path / "motion_truth.csv"
         if not file.exists():
             return None
-        frame = read_small_table(file, MOTION_TRUTH_COLUMNS, numeric=MOTION_TRUTH_COLUMNS[:4])
+        frame = read_small_table(file, MOTION_COLUMNS, numeric=MOTION_COLUMNS[:4])
         self._check_times(file, frame)
-        for name in MOTION_TRUTH_COLUMNS[1:4]:
+        for name in MOTION_COLUMNS[1:4]:
             angles = frame[name].to_numpy(dtype=float)
             if (np.abs(angles) > 180).any():
                 i = int(np.argmax(np.abs(angles) > 180))

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -52,13 +53,28 @@ from scipy.ndimage import maximum_filter1d
 from scipy.spatial.transform import Rotation
 
 from . import __version__, family, motion_family
-from .errors import BadInput
 from .levels import LEVELS, SKIN_DEPTH_M, level_distance_m, level_index
 from .motion.context import DEFAULT_CONTEXT, ContextConfig, label_context
 from .motion.spine import spine_rotation
+from .params import (
+    FINITE,
+    FLAG,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    Choice,
+    Identifier,
+    Instance,
+    Level,
+    Levels,
+    Number,
+    OrNone,
+    Rules,
+    check,
+)
 from .session import (
+    AUDIO_SUBTYPES,
     GRAVITY,
-    ID_PATTERN,
     MAX_AUDIO_RATE_HZ,
     MAX_IMU_RATE_HZ,
     MIN_AUDIO_RATE_HZ,
@@ -155,27 +171,25 @@ class SimConfig:
     with_imus: bool = True
     motion: motion_family.MotionMember | None = None
 
-    def __post_init__(self) -> None:
-        # Checked here, before anything is drawn or written: a session the reader would refuse,
-        # or one sized by an absurd rate, is never begun.
-        def refuse(name: str, reason: str) -> None:
-            raise BadInput("simulation", f"field {name}", reason)
+    RULES: ClassVar[Rules] = {
+        "scenario": Choice(SCENARIOS), "minutes": OrNone(Number(0, 24 * 60, above=True)),
+        "seed": Number(0, whole=True), "snr_db": FINITE,
+        "sr": Number(MIN_AUDIO_RATE_HZ, MAX_AUDIO_RATE_HZ, whole=True),
+        "imu_rate": Number(MIN_IMU_RATE_HZ, MAX_IMU_RATE_HZ), "artifacts": FLAG,
+        "subject": Identifier(), "session": OrNone(Identifier()),
+        "start": Instance(datetime, "a datetime"), "mics": Levels(), "rom_scale": POSITIVE,
+        "pop_scale": NON_NEGATIVE, "refractory_s": NON_NEGATIVE, "with_fall": OrNone(FLAG),
+        "with_catch": OrNone(FLAG), "with_mag": FLAG,
+        "subtype": Choice(tuple(sorted(AUDIO_SUBTYPES))), "snap_level": OrNone(Level()),
+        "catch_pop": FRACTION, "acoustics": OrNone(Instance(family.Acoustics, "an Acoustics")),
+        "with_imus": FLAG,
+        "motion": OrNone(Instance(motion_family.MotionMember, "a MotionMember")),
+    }
+    """Checked when made, before anything is drawn or written: a session the reader would
+    refuse, or one sized by an absurd rate, is never begun."""
 
-        if self.scenario not in SCENARIOS:
-            refuse("scenario", f"unknown scenario {self.scenario!r}")
-        if self.minutes is not None and not 0 < self.minutes <= 24 * 60:
-            refuse("minutes", f"{self.minutes:g} is not above 0 and at most 1440")
-        if not MIN_AUDIO_RATE_HZ <= self.sr <= MAX_AUDIO_RATE_HZ:
-            refuse("sr", f"{self.sr} Hz is outside the {MIN_AUDIO_RATE_HZ}-{MAX_AUDIO_RATE_HZ} "
-                   "Hz a session may have")
-        if not MIN_IMU_RATE_HZ <= self.imu_rate <= MAX_IMU_RATE_HZ:
-            refuse("imu_rate", f"{self.imu_rate:g} Hz is outside the {MIN_IMU_RATE_HZ:g}-"
-                   f"{MAX_IMU_RATE_HZ:g} Hz a session may have")
-        if not math.isfinite(self.snr_db):
-            refuse("snr_db", f"{self.snr_db} is not a finite number of dB")
-        if not ID_PATTERN.fullmatch(self.subject):
-            refuse("subject", f"{self.subject[:40]!r} is not a valid subject ID "
-                   "(1-64 characters of A-Z, a-z, 0-9, _ and -)")
+    def __post_init__(self) -> None:
+        check(self)
 
     @property
     def duration_s(self) -> float:

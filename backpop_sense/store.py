@@ -24,21 +24,19 @@ import pandas as pd
 from . import __version__
 from .diary import DIARY_COLUMNS, check_values, read_diary_csv
 from .errors import BadInput, shown
-from .session import ID_PATTERN, read_info
+from .session import read_info
 from .times import check_time
+from .vocab import AXES, EXTRA_POP_COLUMNS, POP_COLUMNS, check_subject
 
 if TYPE_CHECKING:
     from .pipeline import SessionResult
 
 DB_ENV = "BACKPOP_DB"
-AXES = ("flexion", "lateral", "twist")
 ROM_STATS = ("p5", "p95", "min", "max")
 ROM_COLUMNS = tuple(f"{a}_{s}" for a in AXES for s in ROM_STATS)
 SESSION_COLUMNS = ("subject_id", "session_id", "start", "duration_s", "analysis_version",
                    "input_sha256", "source_path", "summary", "ingested_at")
-POP_COLUMNS = ("level", "kind", "context", "amplitude_db", "snr_db", "centroid_hz",
-               "duration_ms", "flexion_deg", "lateral_deg", "twist_deg", "twist_rate_dps",
-               "kind_rule", "end_fraction", "strength", "spread_db")
+STORED_POP_COLUMNS = (*POP_COLUMNS[1:], *EXTRA_POP_COLUMNS)
 """The pops.csv columns after ``t`` that the ``pops`` table holds."""
 FLAG_KEYS = ("rule_id", "severity", "title", "first_seen", "last_seen", "evidence", "reason")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -106,8 +104,10 @@ def _default_parameters() -> dict[str, Any]:
 def analysis_version(parameters: Mapping[str, Any] | None = None) -> str:
     """``<package version>+<8 hex digits of the SHA-256 of the parameters' JSON>``.
 
-    The version of the default analysis, or of ``parameters`` (``SessionResult.parameters``).
-    A session stored with another version than the default is re-analysed on ingest.
+    The version of the default analysis, or of ``parameters`` (``SessionResult.parameters``:
+    every stage's, motion and locator included, :class:`~backpop_sense.pipeline.PipelineConfig`).
+    A session stored with another version than the default is re-analysed on ingest, so a
+    change to any stage's defaults re-analyses every stored session.
 
     Examples
     --------
@@ -140,14 +140,6 @@ def input_checksum(path: str | Path) -> str:
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
     return digest.hexdigest()
-
-
-def check_subject(subject: str) -> str:
-    """``subject`` if it is a valid pseudonym (``[A-Za-z0-9_-]{1,64}``), else BadInput."""
-    if not isinstance(subject, str) or not ID_PATTERN.fullmatch(subject):
-        raise BadInput("subject", None, f"{shown(subject)} is not a valid subject ID "
-                       "(1-64 characters of A-Z, a-z, 0-9, _ and -)")
-    return subject
 
 
 def _iso(value: Any) -> str | None:
@@ -214,7 +206,7 @@ def _session_writes(result: SessionResult, key: tuple[str, str], version: str, c
     writes = [(_insert("sessions", SESSION_COLUMNS), [
         (*key, _iso(start), duration, version, checksum, str(path.resolve()),
          json.dumps(summary(result), default=str), _iso(datetime.now(UTC)))])]
-    for table, frame, columns in (("pops", pops_frame(result), ("t", "time", *POP_COLUMNS)),
+    for table, frame, columns in (("pops", pops_frame(result), ("t", "time", *STORED_POP_COLUMNS)),
                                   ("events", events_frame(result), ("t", "time", "type",
                                                                     "detail"))):
         times = start + pd.to_timedelta(frame["t"].astype(float), unit="s")
@@ -369,11 +361,7 @@ class Store:
         if result is not None and (result.session.info.subject,
                                    result.session.info.session) != key:
             raise ValueError(f"the result is not of {path} ({key[0]}/{key[1]})")
-        version = analysis_version()
-        defaults = _default_parameters()
-        # A session without mics runs no pop stage: its parameters are a subset of the defaults.
-        if result is not None and any(defaults.get(k) != v for k, v in result.parameters.items()):
-            version = analysis_version(result.parameters)
+        version = analysis_version(result.parameters if result is not None else None)
         checksum = checksum or input_checksum(path)
         held = self._conn.execute("SELECT analysis_version, input_sha256 FROM sessions "
                                   "WHERE subject_id = ? AND session_id = ?", key).fetchone()
@@ -471,7 +459,7 @@ class Store:
         columns."""
         return self._frame(
             f"SELECT subject_id AS subject, session_id AS session, t, time, "
-            f"{', '.join(POP_COLUMNS)} FROM pops", subject, "subject, time, session, t",
+            f"{', '.join(STORED_POP_COLUMNS)} FROM pops", subject, "subject, time, session, t",
             times=("time",))
 
     def motion(self, subject: str | None = None) -> pd.DataFrame:

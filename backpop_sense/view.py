@@ -10,10 +10,11 @@ from rich.table import Table
 from rich.text import Text
 
 from .blocks import Gap
-from .correlate import KINDS, PopInContext
+from .correlate import PopInContext
 from .motion.tracker import MotionEvent, MotionFrame
 from .pipeline import SessionResult
 from .pops.stage import Pop
+from .vocab import KINDS
 
 
 def _fmt_time(seconds: float) -> str:

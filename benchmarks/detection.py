@@ -37,7 +37,7 @@ from scipy import signal
 
 from backpop_sense.correlate import CorrelateConfig
 from backpop_sense.evaluate import match_pairs, score_pops
-from backpop_sense.pipeline import analyze
+from backpop_sense.pipeline import DEFAULT_CONFIG, PipelineConfig, analyze
 from backpop_sense.pops.artifacts import GateConfig
 from backpop_sense.pops.detector import DetectorConfig
 from backpop_sense.session import Session
@@ -92,8 +92,7 @@ def librosa_onsets(path: Path) -> np.ndarray:
     return librosa.onset.onset_detect(y=y, sr=sr, units="time")
 
 
-def score_set(paths: list[Path], detector: DetectorConfig | None = None,
-              gate: GateConfig | None = None, correlate: CorrelateConfig | None = None
+def score_set(paths: list[Path], pipeline: PipelineConfig = DEFAULT_CONFIG
               ) -> tuple[dict, dict, float, float]:
     """Scores of ours and librosa's over a set (sessions laid end to end in time)."""
     offset = 0.0
@@ -105,7 +104,7 @@ def score_set(paths: list[Path], detector: DetectorConfig | None = None,
         s = Session(path)
         truth = s.truth()
         start = time.perf_counter()
-        result = analyze(path, detector=detector, gate=gate, correlate=correlate)
+        result = analyze(path, pipeline)
         ours_wall += time.perf_counter() - start
         start = time.perf_counter()
         onsets = librosa_onsets(path)
@@ -261,6 +260,7 @@ def main() -> None:
     detector = DetectorConfig(**_assignments(DetectorConfig, args.detector))
     gate = GateConfig(**_assignments(GateConfig, args.gate))
     correlate = CorrelateConfig(**_assignments(CorrelateConfig, args.correlate))
+    pipeline = PipelineConfig(detector=detector, gate=gate, correlate=correlate)
     ablation = args.detector or args.gate or args.correlate
     if ablation:
         print(f"ablation: detector {args.detector} gate {args.gate} correlate "
@@ -286,7 +286,7 @@ def main() -> None:
                        for sc in SCENARIOS for k in range(seeds)]
             paths = [make(out / name / f"{c.scenario}-{c.seed - int(snr) * 100}", c)
                      for c in configs]
-            ours, theirs, speed, lspeed = score_set(paths, detector, gate, correlate)
+            ours, theirs, speed, lspeed = score_set(paths, pipeline)
             if args.masking and artifacts:
                 masks.append((name, masking_line(configs, ours["found"])))
             rows.append((name, ours, theirs))
@@ -303,7 +303,7 @@ def main() -> None:
                       SimConfig("artifacts-only", minutes=60.0, seed=first + 7))]
         label = "artifacts-only 1 h"
     if quiet:
-        ours, theirs, _, _ = score_set(quiet, detector, gate, correlate)
+        ours, theirs, _, _ = score_set(quiet, pipeline)
         rows.append((label, ours, theirs))
 
     if rows:
@@ -311,7 +311,7 @@ def main() -> None:
 
     dev_seeds, heldout_seeds = (1, 1) if args.quick else args.family_seeds
     if heldout_seeds:
-        stages = {"detector": detector, "gate": gate, "correlate": correlate}
+        stages = {"pipeline": pipeline}
         if dev_seeds:
             heldout.family_table("dev", dev_seeds, **stages)
         heldout.family_table("heldout", heldout_seeds, **stages)

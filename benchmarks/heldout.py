@@ -23,11 +23,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from backpop_sense.correlate import CorrelateConfig
 from backpop_sense.evaluate import match_pairs, score_pops
-from backpop_sense.pipeline import analyze
-from backpop_sense.pops.artifacts import GateConfig
-from backpop_sense.pops.detector import DetectorConfig
+from backpop_sense.pipeline import DEFAULT_CONFIG, PipelineConfig, analyze
 from backpop_sense.session import Session
 from backpop_sense.simulate import SimConfig, family_member, simulate_session
 
@@ -59,7 +56,8 @@ class FamilySet:
 def _low_pops(family: str, seed: int, kinds: tuple[str, ...], centre_hz: tuple[float, float]
               ) -> dict:
     """The member's pop sounds, those of ``kinds`` drawn tonal with a centre in ``centre_hz``."""
-    from backpop_sense.family import POP_KINDS, draw_acoustics, draw_pop_sound
+    from backpop_sense.family import draw_acoustics, draw_pop_sound
+    from backpop_sense.vocab import POP_KINDS
 
     rng = np.random.default_rng([seed, 31])
     drawn = draw_acoustics(family, seed, 3).pops
@@ -135,14 +133,14 @@ class Outcome:
     wall_s: float
 
 
-def run(path: Path, config: SimConfig | None = None, detector: DetectorConfig | None = None,
-        gate: GateConfig | None = None, correlate: CorrelateConfig | None = None) -> Outcome:
-    """Make (if a config is given) and analyse one session."""
+def run(path: Path, config: SimConfig | None = None,
+        pipeline: PipelineConfig = DEFAULT_CONFIG) -> Outcome:
+    """Make (if a config is given) and analyse one session with ``pipeline``."""
     if config is not None:
         make(path, config)
     s = Session(path)
     truth = s.truth()
-    r = analyze(path, detector=detector, gate=gate, correlate=correlate)
+    r = analyze(path, pipeline)
     has_context = "context" in truth.columns
     return Outcome(
         path.name, s.duration_s, truth["t"].tolist(), truth["level"].astype(str).tolist(),

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from backpop_sense.batch import BatchReport, analyze_session, run_batch
-from backpop_sense.errors import BadInput
+from backpop_sense.errors import BadInput, BadParameter
 from backpop_sense.store import Store, input_checksum
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,16 +160,16 @@ def test_an_empty_batch_does_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("options", "field"), [
-    ({"engine": "spark"}, "--engine"),
-    ({"workers": 0}, "--workers"),
-    ({"scheduler": "tcp://127.0.0.1:8786"}, "--scheduler"),
-    ({"engine": "dask", "scheduler": "tcp://127.0.0.1:8786", "workers": 2}, "--workers"),
+    ({"engine": "spark"}, "engine"),
+    ({"workers": 0}, "workers"),
+    ({"scheduler": "tcp://127.0.0.1:8786"}, "scheduler"),
+    ({"engine": "dask", "scheduler": "tcp://127.0.0.1:8786", "workers": 2}, "workers"),
 ])
 def test_bad_options_are_bad_input_before_anything_is_opened(tmp_path: Path, options: dict,
                                                              field: str) -> None:
-    with pytest.raises(BadInput) as caught:
+    with pytest.raises(BadParameter) as caught:
         run_batch(SESSIONS, db=tmp_path / "backpop.db", progress=False, **options)
-    assert caught.value.file == field
+    assert (caught.value.owner, caught.value.field) == ("batch", field)
     assert not (tmp_path / "backpop.db").exists()
 
 

@@ -23,7 +23,7 @@ from backpop_sense.correlate import (
 )
 from backpop_sense.evaluate import score_pops, score_typing
 from backpop_sense.motion.tracker import MotionFrame
-from backpop_sense.pipeline import analyze
+from backpop_sense.pipeline import PipelineConfig, analyze
 from backpop_sense.pops.stage import Pop
 from backpop_sense.session import Session
 from backpop_sense.simulate import SimConfig, simulate_session
@@ -103,7 +103,7 @@ def test_pooling_places_a_faint_snapping_tendon_better(tmp_path: Path) -> None:
     The seed is the first from 31 on which the learned gate's pops need pooling (on 31-38 it
     finds 2-15 of these faint snaps and places them right on all but this one)."""
     simulate_session(tmp_path, SimConfig("snapping", minutes=3.0, seed=35, snr_db=0.0))
-    alone = analyze(tmp_path, correlate=CorrelateConfig(pool_reach=0)).pops
+    alone = analyze(tmp_path, PipelineConfig(correlate=CorrelateConfig(pool_reach=0))).pops
     truth = Session(tmp_path).truth()
 
     def accuracy(pops: list[PopInContext]) -> float:
@@ -170,7 +170,7 @@ def test_rescued_onsets_are_pops_and_no_longer_rejected(tmp_path: Path) -> None:
     hits = sum(min(abs(truth["t"] - p.t)) <= 0.01 for p in back)
     assert hits >= 0.75 * len(back)
     assert not {p.t for p in back} & {r.t for r in result.rejected}
-    off = analyze(tmp_path, correlate=CorrelateConfig(rescue=False))
+    off = analyze(tmp_path, PipelineConfig(correlate=CorrelateConfig(rescue=False)))
     assert [p.t for p in off.pops] == [p.t for p in result.pops if p.rescued is None]
     assert {p.t for p in back} <= {r.t for r in off.rejected}
 

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from backpop_sense.motion.context import CONTEXTS
+import backpop_sense
+from backpop_sense.correlate import PopInContext
+from backpop_sense.motion.context import ContextConfig
+from backpop_sense.pipeline import (
+    DEFAULT_CONFIG,
+    PipelineConfig,
+    analyze,
+    default_parameters,
+    open_replay,
+)
+from backpop_sense.pops.detector import LIVE_CHUNK
+from backpop_sense.pops.locate import LocatorConfig
+from backpop_sense.store import Store, analysis_version
+from backpop_sense.vocab import CONTEXTS
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 BACKPOP = Path(sys.executable).parent / "backpop"
+PACKAGE = Path(backpop_sense.__file__).parent
 
 
 def test_analyze_writes_pops_in_motion_context_motion_and_events(tmp_path: Path) -> None:
@@ -55,3 +71,65 @@ def test_bad_options_are_refused_with_status_2() -> None:
         run = subprocess.run([str(BACKPOP), *args], capture_output=True, text=True)
         assert run.returncode == 2, args
         assert run.stderr.strip().count("\n") == 0 and "Traceback" not in run.stderr
+
+
+def test_every_stage_has_its_parameters_in_the_analysis_version() -> None:
+    """A change to any stage's parameters, motion and locator included, is another analysis:
+    the store re-analyses what it holds under the old version."""
+    assert sorted(default_parameters()) == ["correlate", "detector", "gate", "locator", "motion"]
+    default = analysis_version()
+    changed = [
+        PipelineConfig(detector=replace(DEFAULT_CONFIG.detector, threshold=7.0)),
+        PipelineConfig(gate=replace(DEFAULT_CONFIG.gate, min_score=0.5)),
+        PipelineConfig(locator=LocatorConfig(prior_weight=0.25)),
+        PipelineConfig(correlate=replace(DEFAULT_CONFIG.correlate, pool_reach=2)),
+        PipelineConfig(motion=replace(DEFAULT_CONFIG.motion, upright_deg=20.0)),
+        PipelineConfig(motion=replace(DEFAULT_CONFIG.motion, context=ContextConfig(twist_deg=20))),
+    ]
+    versions = {analysis_version(c.to_dict()) for c in changed}
+    assert len(versions) == len(changed) and default not in versions
+    assert analysis_version(PipelineConfig().to_dict()) == default
+
+
+def test_a_session_analysed_with_other_motion_parameters_is_analysed_again_on_ingest(
+        tmp_path: Path) -> None:
+    session = SAMPLES / "S02" / "2026-11-10a"
+    stiffer = PipelineConfig(motion=replace(DEFAULT_CONFIG.motion, upright_deg=10.0))
+    other = analyze(session, stiffer)
+    assert other.parameters["motion"]["upright_deg"] == 10.0
+    with Store(tmp_path / "backpop.db") as store:
+        assert store.ingest(session, result=other) == "stored"
+        assert store.sessions()["analysis_version"].tolist() == [
+            analysis_version(stiffer.to_dict())]
+        assert store.ingest(session) == "replaced"  # the defaults' version differs: re-run
+        assert store.sessions()["analysis_version"].tolist() == [analysis_version()]
+        assert store.ingest(session) == "unchanged"
+
+
+def test_the_pipeline_is_run_only_through_analyze() -> None:
+    """No module but pipeline.py builds the stage chain (each caller running it its own way
+    is how the motion parameters once went missing from the analysis version)."""
+    built = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "pipeline.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(
+                    node.func, "attr", None)) in {"Pipeline", "Correlator", "MotionTracker"}:
+                built.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert built == []
+
+
+def test_a_replayed_stream_paced_live_gives_the_offline_result() -> None:
+    """The live config (short chunks) and a paced source through the same entry: the same
+    pops and motion as the offline analysis, each block's outputs handed to ``on_output``."""
+    session = SAMPLES / "S02" / "2026-11-17a"
+    offline = analyze(session)
+    seen: list = []
+    live = analyze(open_replay(session, block_size=1024), DEFAULT_CONFIG.live(),
+                   on_output=lambda outputs, block: seen.extend(outputs))
+    assert [(p.t, p.level, p.kind) for p in live.pops] == [
+        (p.t, p.level, p.kind) for p in offline.pops]
+    assert live.frames == offline.frames and live.motion_events == offline.motion_events
+    assert {p.t for p in live.pops} <= {o.t for o in seen if isinstance(o, PopInContext)}
+    assert live.parameters["detector"]["chunk"] == LIVE_CHUNK

@@ -14,7 +14,7 @@ import pytest
 
 from backpop_sense.evaluate import score_pops
 from backpop_sense.levels import level_distance_m
-from backpop_sense.pipeline import analyze, open_replay
+from backpop_sense.pipeline import PipelineConfig, analyze, open_replay
 from backpop_sense.pops.locate import locate, pooled_level
 from backpop_sense.session import ImuInfo, MicInfo, Session, SessionInfo, SessionWriter
 from backpop_sense.simulate import (
@@ -118,7 +118,7 @@ def test_results_do_not_depend_on_the_processing_chunk(blocks_session: Path) -> 
     path = blocks_session
     found = {}
     for chunk in (LIVE_CHUNK, 3000, DetectorConfig().chunk):
-        r = analyze(path, block_size=777, detector=DetectorConfig(chunk=chunk))
+        r = analyze(path, PipelineConfig(detector=DetectorConfig(chunk=chunk)), block_size=777)
         found[chunk] = ([(round(p.t * SR), p.level, p.kind, round(p.pop.snr_db, 6))
                          for p in r.pops], [(round(x.t * SR), x.reason) for x in r.rejected])
     assert len(found[LIVE_CHUNK][0]) > 3
@@ -286,7 +286,7 @@ def test_faint_snaps_are_found(tmp_path: Path) -> None:
     found = {}
     for name, cfg in (("default", DetectorConfig()), ("no snap band",
                                                        DetectorConfig(low_fmin_hz=0.0))):
-        pops = analyze(path, block_size=4096, detector=cfg).pops
+        pops = analyze(path, PipelineConfig(detector=cfg), block_size=4096).pops
         hits = sum(any(abs(p.t - t) <= 0.002 for p in pops) for t in truth.t)
         found[name] = (hits, len(pops) - hits)
     hits, false = found["default"]
@@ -426,7 +426,7 @@ def test_the_frames_first_test_skips_only_what_would_not_be_a_pop(tmp_path: Path
     pops, rejected, measured, weakest = {}, {}, {}, {}
     for rise in (0.0, default):
         cfg = DetectorConfig(min_band_rise=rise)
-        r = analyze(path, detector=cfg)
+        r = analyze(path, PipelineConfig(detector=cfg))
         pops[rise] = [(p.t, p.level, p.kind) for p in r.pops]
         weakest[rise] = min(p.pop.excess_db for p in r.pops
                             if np.min(np.abs(truth - p.t)) <= 0.05)

@@ -75,7 +75,7 @@ def test_info_from_profile_declares_the_straps_units_and_checks_ids() -> None:
     assert info.mic_names == ["T10", "L1", "L4"] and info.strap == "backpop-strap-v1"
     assert [(i.name, i.acc_unit, i.gyro_unit) for i in info.imus] == [
         ("thoracic", "g", "deg/s"), ("sacral", "g", "deg/s")]
-    with pytest.raises(BadInput, match="--subject.*identifier"):
+    with pytest.raises(BadInput, match="^recording: field subject: must be an identifier"):
         info_from_profile(load_profile("backpop-strap-v1"), subject="Jane Doe", session="x")
 
 

@@ -25,9 +25,9 @@ from backpop_sense.diary import DIARY_COLUMNS, read_diary_csv, write_diary_csv
 from backpop_sense.errors import BadInput
 from backpop_sense.motion.tracker import MotionEvent
 from backpop_sense.pipeline import SessionResult, analyze
-from backpop_sense.results import POP_COLUMNS
 from backpop_sense.simulate import SimConfig, simulate_session
 from backpop_sense.store import MIGRATIONS, SCHEMA_VERSION, Store, default_db_path
+from backpop_sense.vocab import POP_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"

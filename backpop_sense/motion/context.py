@@ -18,10 +18,11 @@ peaks of the trunk's vertical acceleration, which rises by about 2-5 m/s^2 at ev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-CONTEXTS = ("twist", "stretch", "bend", "walk", "static", "other")
+from ..params import ANGLE_DEG, COUNT, NON_NEGATIVE, POSITIVE, Rules, check
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,18 @@ class ContextConfig:
     step_max_interval_s: float = 1.0
     min_steps: int = 3
 
+    RULES: ClassVar[Rules] = {
+        "twist_deg": ANGLE_DEG, "twist_window_s": POSITIVE, "stretch_deg": ANGLE_DEG,
+        "bend_deg": ANGLE_DEG, "still_rate_dps": NON_NEGATIVE, "still_acc_ms2": NON_NEGATIVE,
+        "still_window_s": POSITIVE, "rate_hz": POSITIVE, "step_acc_ms2": NON_NEGATIVE,
+        "step_lowpass_hz": POSITIVE, "step_min_interval_s": POSITIVE,
+        "step_max_interval_s": POSITIVE, "min_steps": COUNT,
+    }
+    ORDER: ClassVar = (("step_min_interval_s", "step_max_interval_s"),)
+
+    def __post_init__(self) -> None:
+        check(self)
+
 
 DEFAULT_CONTEXT = ContextConfig()
 
@@ -78,7 +91,7 @@ def label_context(*, walking: np.ndarray, flexion_deg: np.ndarray, lateral_deg: 
     Returns
     -------
     ndarray of str
-        One label of :data:`CONTEXTS` per instant.
+        One label of :data:`~backpop_sense.vocab.CONTEXTS` per instant.
     """
     conditions = [
         np.asarray(walking, dtype=bool),

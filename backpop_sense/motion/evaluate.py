@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .context import CONTEXTS
+from ..vocab import ANGLE_COLUMNS, CONTEXTS, EVENT_COLUMNS
 from .orientation import quat_about_z, quat_conjugate, quat_multiply
 
-ANGLE_COLUMNS = ("flexion_deg", "lateral_deg", "twist_deg")
 EVENT_TOLERANCE_S = 1.0
 """A detected catch or fall matches a true one this close in time, seconds."""
 
@@ -121,7 +120,7 @@ def score_motion(frames: pd.DataFrame, truth: pd.DataFrame, events: pd.DataFrame
         "context_confusion": confusion,
     }
     if truth_events is not None:
-        ev = events if events is not None else pd.DataFrame(columns=["t", "type", "detail"])
+        ev = events if events is not None else pd.DataFrame(columns=list(EVENT_COLUMNS))
         for kind, key in (("catch", "catches_s"), ("fall", "falls_s")):
             detected = ev.loc[ev["type"] == kind, "t"].astype(float).tolist()
             out[kind] = _event_scores(detected, list(truth_events.get(key, [])), hours,
@@ -194,4 +193,4 @@ def frames_table(frames: Sequence[object]) -> pd.DataFrame:
 def events_table(events: Sequence[object]) -> pd.DataFrame:
     """Motion events (objects with ``t``, ``type``, ``detail``) as a DataFrame."""
     return pd.DataFrame([[e.t, e.type, e.detail] for e in events],  # type: ignore[attr-defined]
-                        columns=["t", "type", "detail"])
+                        columns=list(EVENT_COLUMNS))

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from ..params import ANGLE_DEG, FRACTION, NON_NEGATIVE, POSITIVE, Number, Numbers, Rules, check
 from ..session import GRAVITY
 from .orientation import row_norm
 from .ticks import TickWindow
@@ -74,6 +76,16 @@ class CatchConfig:
     same_direction_cos: float = 0.5
     refractory_s: float = 1.0
 
+    RULES: ClassVar[Rules] = {
+        "move_dps": NON_NEGATIVE, "peak_window_s": POSITIVE, "arrest_fraction": FRACTION,
+        "arrest_max_s": POSITIVE, "still_dps": NON_NEGATIVE, "hold_min_s": NON_NEGATIVE,
+        "hold_dps": NON_NEGATIVE, "resume_max_s": POSITIVE, "resume_dps": NON_NEGATIVE,
+        "same_direction_cos": Number(-1, 1), "refractory_s": NON_NEGATIVE,
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
+
 
 @dataclass(frozen=True)
 class FallConfig:
@@ -111,6 +123,17 @@ class FallConfig:
     change_deg: float = 30.0
     before_s: tuple[float, float] = (1.6, 0.9)
     refractory_s: float = 10.0
+
+    RULES: ClassVar[Rules] = {
+        "impact_g": POSITIVE, "settle_s": NON_NEGATIVE, "window_s": POSITIVE,
+        "still_s": POSITIVE, "still_dps": NON_NEGATIVE, "still_acc_ms2": NON_NEGATIVE,
+        "lying_deg": ANGLE_DEG, "change_deg": ANGLE_DEG,
+        "before_s": Numbers(NON_NEGATIVE, "descending", 2), "refractory_s": NON_NEGATIVE,
+    }
+    ORDER: ClassVar = (("settle_s", "window_s"),)
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True)

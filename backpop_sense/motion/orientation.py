@@ -15,9 +15,12 @@ magnetometer each filter's earth frame has z up and an arbitrary heading of its 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import vqf
+
+from ..params import FLAG, POSITIVE, Rules, check
 
 
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -132,6 +135,12 @@ class OrientationConfig:
     rest_bias: bool = True
     motion_bias: bool = True
     bias_clip_dps: float = 5.0
+
+    RULES: ClassVar[Rules] = {"tau_acc_s": POSITIVE, "use_mag": FLAG, "rest_bias": FLAG,
+                              "motion_bias": FLAG, "bias_clip_dps": POSITIVE}
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True)

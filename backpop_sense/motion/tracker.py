@@ -61,14 +61,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from ..blocks import Block, Gap, ImuBlock
 from ..levels import level_index
+from ..params import ANGLE_DEG, NON_NEGATIVE, POSITIVE, Instance, Number, Rules, check
 from ..session import GRAVITY, SessionInfo
-from .context import CONTEXTS, DEFAULT_CONTEXT, ContextConfig, label_context
+from ..vocab import AXES, CONTEXTS
+from .context import DEFAULT_CONTEXT, ContextConfig, label_context
 from .events import CatchConfig, CatchDetector, Detection, FallConfig, FallDetector
 from .gait import GaitDetector
 from .orientation import (
@@ -89,7 +92,6 @@ from .ticks import TICK_S, TickWindow
 
 FRAME_TICKS = 5
 """Ticks per 10 Hz frame."""
-AXES = ("flexion", "lateral", "twist")
 _UP = np.array([0.0, 0.0, 1.0])
 
 
@@ -174,6 +176,29 @@ class MotionConfig:
     yaw_max_deg: float = 15.0
     yaw_spread_max_deg: float = 5.0
 
+    RULES: ClassVar[Rules] = {
+        "orientation": Instance(OrientationConfig, "an OrientationConfig"),
+        "context": Instance(ContextConfig, "a ContextConfig"),
+        "catch": Instance(CatchConfig, "a CatchConfig"),
+        "fall": Instance(FallConfig, "a FallConfig"),
+        "chunk_s": POSITIVE, "max_lag_s": POSITIVE, "calibration_max_tilt_deg": ANGLE_DEG,
+        "calibration_timeout_s": POSITIVE, "calibration_walk_s": NON_NEGATIVE,
+        "calibration_agree_deg": ANGLE_DEG, "upright_deg": ANGLE_DEG,
+        "rezero_max_deg": NON_NEGATIVE, "rezero_drift_dps": NON_NEGATIVE,
+        "rezero_window_s": POSITIVE, "drift_rate_tau_s": NON_NEGATIVE,
+        "drift_anchor_s": NON_NEGATIVE, "drift_backlog_walk_s": NON_NEGATIVE,
+        "walk_window_s": POSITIVE, "yaw_learn_deg": NON_NEGATIVE,
+        "yaw_min_rate_dps": NON_NEGATIVE, "yaw_cone_deg": Number(0, 90),
+        "yaw_max_deg": ANGLE_DEG, "yaw_spread_max_deg": NON_NEGATIVE,
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    def to_dict(self) -> dict:
+        """The parameters, nested configs included, for summary.json."""
+        return {name: _jsonable(value) for name, value in asdict(self).items()}
+
 
 DEFAULT_MOTION = MotionConfig()
 
@@ -189,7 +214,7 @@ class MotionFrame:
     flexion_deg, lateral_deg, twist_deg : float
         Lumbar angles, degrees (DESIGN.md signs).
     context : str
-        One of :data:`~backpop_sense.motion.context.CONTEXTS`.
+        One of :data:`~backpop_sense.vocab.CONTEXTS`.
     twist_rate_dps, flexion_rate_dps, lateral_rate_dps : float
         Angular velocity of the upper segment relative to the lower one about up, right and
         forward (signed like the angles), degrees per second, averaged over the frame's tick.
@@ -1042,7 +1067,7 @@ class MotionTracker:
             "gaps": {s.name: {"count": s.gaps, "seconds": round(s.gap_s, 3),
                               "late_samples": s.late} for s in self.streams},
             "latency_s": self.latency_s(),
-            "parameters": _jsonable(asdict(self.config)),
+            "parameters": self.config.to_dict(),
         }
 
 

@@ -69,10 +69,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ..blocks import ImuBlock
+from ..params import COUNT, FINITE, FRACTION, NON_NEGATIVE, POSITIVE, Numbers, Rules, check
 from ..session import GRAVITY
 from .detector import Candidate
 from .model import FEATURES, TreeModel, default_model
@@ -126,6 +128,23 @@ class GateConfig:
     sharp_rise_ms: float = 2.0
     sharp_rise_periods: float = 2.0
     same_event_s: float = 0.05
+
+    RULES: ClassVar[Rules] = {
+        "knock_spread_db": NON_NEGATIVE, "impact_ms2": POSITIVE, "impact_window_s": NON_NEGATIVE,
+        "series_window_s": POSITIVE, "series_count": COUNT, "periodic_members": COUNT,
+        "periodic_period_s": Numbers(POSITIVE, "ascending", 2),
+        "periodic_tolerance": NON_NEGATIVE, "cluster_window_s": NON_NEGATIVE,
+        "cluster_count": COUNT, "cluster_heard_db": NON_NEGATIVE, "min_excess_db": FINITE,
+        "min_score": FRACTION, "alike_place_db": NON_NEGATIVE, "alike_sound_db": NON_NEGATIVE,
+        "alike_length": POSITIVE, "rub_rise_ms": NON_NEGATIVE, "rub_rise_periods": NON_NEGATIVE,
+        "rub_duration_ms": NON_NEGATIVE, "voice_harmonicity": FRACTION,
+        "burst_decay_db": FINITE, "min_decay_db": FINITE, "clear_prominence": NON_NEGATIVE,
+        "sharp_rise_ms": NON_NEGATIVE, "sharp_rise_periods": NON_NEGATIVE,
+        "same_event_s": NON_NEGATIVE,
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
 
     def to_dict(self) -> dict:
         """The thresholds, for summary.json."""

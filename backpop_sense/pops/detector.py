@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import librosa
 import numpy as np
@@ -55,6 +56,7 @@ from scipy import fft as sp_fft
 from scipy import signal
 
 from ..blocks import AudioBlock
+from ..params import COUNT, NON_NEGATIVE, POSITIVE, Number, Numbers, Rules, check
 
 CHUNK = 16384
 """Default audio samples processed at a time (:attr:`DetectorConfig.chunk`)."""
@@ -115,6 +117,24 @@ class DetectorConfig:
     """Audio samples processed at a time, at fixed positions in the session, so results do not
     depend on the caller's block size. Small chunks cut latency, large ones cost less per
     sample; the carried state makes the results the same for any chunk (tested)."""
+
+    RULES: ClassVar[Rules] = {
+        "frame_s": POSITIVE, "hop_s": POSITIVE, "fmin_hz": POSITIVE, "fmax_hz": POSITIVE,
+        "n_bands": COUNT, "low_fmin_hz": NON_NEGATIVE, "low_fmax_hz": POSITIVE,
+        "low_bands": COUNT, "bass_fmin_hz": NON_NEGATIVE, "bass_fmax_hz": POSITIVE,
+        "bass_bands": COUNT, "lag": COUNT, "max_size": Number(1, whole=True, odd=True),
+        "threshold": POSITIVE, "min_band_rise": NON_NEGATIVE, "history_s": POSITIVE,
+        "update_frames": COUNT, "peak_radius_s": POSITIVE, "min_separation_s": NON_NEGATIVE,
+        "band_edges_hz": Numbers(POSITIVE, "ascending"), "band_span_db": NON_NEGATIVE,
+        "band_percentile": Number(0, 100), "background_s": POSITIVE, "pop_window_s": POSITIVE,
+        "min_head_ratio": NON_NEGATIVE, "head_s": POSITIVE, "locate_corner": POSITIVE,
+        "snippet_after_s": NON_NEGATIVE, "chunk": COUNT,
+    }
+    ORDER: ClassVar = (("fmin_hz", "fmax_hz"), ("low_fmin_hz", "low_fmax_hz"),
+                       ("bass_fmin_hz", "bass_fmax_hz"))
+
+    def __post_init__(self) -> None:
+        check(self)
 
     def to_dict(self) -> dict:
         """The parameters, for summary.json."""

@@ -19,11 +19,13 @@ fits' costs level by level, which averages out the noise that misplaces a faint 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ..levels import LEVELS, SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_index
+from ..params import COUNT, NON_NEGATIVE, POSITIVE, Numbers, Rules, check
 
 PRIOR_PER_M = 30.0
 """Typical attenuation of a pop's power along the spine, natural-log units per metre (-3.9 dB
@@ -35,6 +37,45 @@ prior all but off (26.8/m where the band starts below 800 Hz, 33-37/m above). At
 whole power's rate, a pop one level from a mic was drawn onto that mic: 41 of 558 matched
 pops of those sets misplaced before pooling, against 29 at 30/m. A prior rising with the
 band's corner (as the clear pops' own rates do) misplaced 33."""
+
+
+@dataclass(frozen=True)
+class LocatorConfig:
+    """Parameters of :func:`locate` in the pipeline (see its docstring).
+
+    Attributes
+    ----------
+    prior_per_m : float
+        Typical attenuation of power, natural-log units per metre.
+    prior_weight : float
+        Cost of a squared log-ratio of the fitted attenuation to ``prior_per_m``.
+    attenuation_range_per_m : tuple of float
+        The least and greatest attenuation searched, per metre...
+    attenuation_steps : int
+        ...in this many log-spaced steps.
+    """
+
+    prior_per_m: float = PRIOR_PER_M
+    prior_weight: float = 0.5
+    attenuation_range_per_m: tuple[float, float] = (6.0, 70.0)
+    attenuation_steps: int = 24
+
+    RULES: ClassVar[Rules] = {
+        "prior_per_m": POSITIVE, "prior_weight": NON_NEGATIVE,
+        "attenuation_range_per_m": Numbers(POSITIVE, "ascending", 2),
+        "attenuation_steps": COUNT,
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    def to_dict(self) -> dict:
+        """The parameters, for summary.json."""
+        return asdict(self)
+
+    def attenuations(self) -> np.ndarray:
+        """The attenuations searched, per metre."""
+        return np.geomspace(*self.attenuation_range_per_m, self.attenuation_steps)
 
 
 @dataclass(frozen=True)

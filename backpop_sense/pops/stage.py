@@ -9,7 +9,7 @@ from ..blocks import AudioBlock, Block, ImuBlock
 from ..session import SessionInfo
 from .artifacts import ArtifactGate, GateConfig, spread_db
 from .detector import Candidate, DetectorConfig, PopDetector
-from .locate import locate
+from .locate import LocatorConfig, locate
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,10 @@ class PopStage:
     """
 
     def __init__(self, info: SessionInfo, sr: int, *, detector: DetectorConfig | None = None,
-                 gate: GateConfig | None = None) -> None:
+                 gate: GateConfig | None = None, locator: LocatorConfig | None = None) -> None:
         self.mics = info.mic_names
+        self.locator = locator or LocatorConfig()
+        self.attenuations = self.locator.attenuations()
         self.detector = PopDetector(sr, len(self.mics), detector)
         self.gate = ArtifactGate(len(self.mics), [i.name for i in info.imus], gate)
 
@@ -103,7 +105,10 @@ class PopStage:
             if reason is not None and reason not in DOUBTFUL:
                 out.append(Rejected(c.t, reason, c.strength, spread_db(c)))
                 continue
-            where = locate(c.band_energy, self.mics, background=c.band_background)
+            where = locate(c.band_energy, self.mics, background=c.band_background,
+                           prior_per_m=self.locator.prior_per_m,
+                           prior_weight=self.locator.prior_weight,
+                           attenuations=self.attenuations)
             pop = Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
                       c.duration_ms, c.strength, spread_db(c), c.excess_db, where.costs)
             out.append(pop if reason is None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..errors import BadInput
+from ..errors import BadParameter
 from .tables import TABLES, subject_tables
 
 if TYPE_CHECKING:
@@ -65,13 +65,13 @@ def export_tables(store: Store, subject: str, out_dir: str | Path, fmt: str = "c
     ['sessions.csv', 'pops.csv', 'motion.csv']
     """
     if fmt not in FORMATS:
-        raise BadInput("--format", None, f"{fmt!r} is not one of {', '.join(FORMATS)}")
+        raise BadParameter("export", "fmt", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise BadInput("--format", None, "parquet needs pyarrow: pip install "
-                           "'backpop-sense[parquet]' (or use --format csv)") from None
+            raise BadParameter("export", "fmt", "parquet needs pyarrow: pip install "
+                               "'backpop-sense[parquet]' (or export csv)") from None
     tables = subject_tables(store, subject, rules)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from ..levels import level_index
-from ..store import AXES
+from ..vocab import AXES
 
 STYLE = {
     "font.family": "sans-serif",

@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadInput
-from ..motion.context import CONTEXTS
 from ..rules import history_from_store, load_rules
-from ..store import AXES, check_subject
+from ..vocab import AXES, CONTEXTS, check_subject
 
 if TYPE_CHECKING:
     from ..store import Store

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BadInput, cut, shown
+from ..vocab import ANGLE_COLUMNS, AXES
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -29,7 +30,6 @@ SEVERITIES = ("urgent", "consult", "monitor", "info")
 """Most severe first."""
 NOT_A_DIAGNOSIS = ("This is not a diagnosis. It shows what was measured and reported; a "
                    "healthcare professional decides what it means.")
-AXES = ("flexion", "lateral", "twist")
 NEURO = ("numbness", "tingling", "weakness")
 
 
@@ -424,7 +424,7 @@ def r7_same_spot(h: History, p: dict) -> Flag | None:
         if len(group) < p["min_pops"] or len(sessions) < p["min_sessions"]:
             continue
         share = len(group) / len(pops)
-        angles = group[["flexion_deg", "lateral_deg", "twist_deg"]].dropna().to_numpy(float)
+        angles = group[list(ANGLE_COLUMNS)].dropna().to_numpy(float)
         at_posture = 0
         if len(angles):
             posture = np.median(angles, axis=0)

@@ -20,13 +20,14 @@ import asyncio
 import contextlib
 import logging
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from bleak import BleakClient, BleakScanner
@@ -37,10 +38,25 @@ from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 
 from ..blocks import AudioBlock, Block, Gap, ImuBlock
 from ..errors import BadInput
+from ..params import (
+    FINITE,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    Instance,
+    Numbers,
+    OrNone,
+    Rules,
+    check,
+)
 from ..record import SessionRecorder, info_from_profile
-from ..session import ID_PATTERN, AudioInfo, SessionInfo
+from ..session import AudioInfo, SessionInfo
+from ..vocab import is_identifier
 from .packets import DecodeStats, PacketDecoder
 from .profiles import Profile, list_profiles, load_profile
+
+if TYPE_CHECKING:
+    from ..pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -200,16 +216,16 @@ class StrapLink:
         await client.connect()
         try:
             if client.services.get_service(self.profile.service_uuid) is None:
-                raise BadInput("--profile", None,
+                raise BadInput(f"profile {self.profile.name}", None,
                                f"the device at {client.address} has no service "
-                               f"{self.profile.service_uuid} of profile {self.profile.name}")
+                               f"{self.profile.service_uuid}")
             for uuid, stream in self.profile.characteristics.items():
                 await client.start_notify(uuid, lambda _, data, s=stream: self.on_packet(s, data))
         except BleakCharacteristicNotFoundError as exc:
             await client.disconnect()
-            raise BadInput("--profile", None,
+            raise BadInput(f"profile {self.profile.name}", None,
                            f"the device at {client.address} lacks characteristic "
-                           f"{exc.char_specifier} of profile {self.profile.name}") from None
+                           f"{exc.char_specifier}") from None
         except BaseException:
             await client.disconnect()
             raise
@@ -246,9 +262,9 @@ class StrapLink:
                 log.info("connection attempt failed: %r", exc)
                 if self.stats.connects == 0 and \
                         time.monotonic() - started > self.first_connect_s:
-                    raise BadInput("--address", None,
-                                   f"no connection to {self.target} in "
-                                   f"{self.first_connect_s:g} s ({exc!r})") from None
+                    raise BadInput(f"strap {self.target}", None,
+                                   f"no connection in {self.first_connect_s:g} s "
+                                   f"({exc!r})") from None
                 failures += 1
                 self.stats.failed_attempts += 1
                 wait = min(self.backoff_s[1], self.backoff_s[0] * 2 ** (failures - 1))
@@ -280,6 +296,12 @@ async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> Non
             t.cancel()
 
 
+PACE_RULES: Rules = {"speed": POSITIVE, "drop": PROBABILITY,
+                     "disconnect_at": Numbers(NON_NEGATIVE, empty=True)}
+"""How an emulated strap may be played (here or by ``backpop emulate``): its pace (1 = real
+time), its packet loss and the session times (s) at which it drops the link."""
+
+
 @dataclass(frozen=True)
 class Emulation:
     """Play a recorded session as an emulated strap in-process (``record --emulate``).
@@ -306,6 +328,14 @@ class Emulation:
     disconnect_at: tuple[float, ...] = ()
     clock_ppm: float = 0.0
     on_send: Callable[[str, float, int, float], None] | None = None
+
+    RULES: ClassVar[Rules] = {
+        "session": Instance((str, Path), "a session folder"), **PACE_RULES,
+        "clock_ppm": FINITE, "on_send": OrNone(Instance(Callable, "a callable")),
+    }
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 _END = object()
@@ -442,9 +472,9 @@ class LiveSource:
                 raise BadInput("bluetooth", None, f"cannot scan ({exc!r}): is there a "
                                "Bluetooth adapter, and is its service running?") from None
             if target is None:
-                raise BadInput("--profile", None,
-                               f"no strap matching profile {self.profile.name} found in "
-                               f"{self.scan_timeout_s:g} s (is it on and advertising?)")
+                raise BadInput(f"profile {self.profile.name}", None,
+                               f"no strap matching it found in {self.scan_timeout_s:g} s "
+                               "(is it on and advertising?)")
         self.link = StrapLink(self.profile, target, self._on_packet,
                               on_link_lost=self.decoder.link_lost, backend=backend,
                               backend_kwargs=kwargs, connect_timeout_s=self.connect_timeout_s)
@@ -465,9 +495,10 @@ class LiveSource:
 
 
 class LiveSession:
-    """What :class:`~backpop_sense.pipeline.Pipeline` needs of a session, for a live stream.
+    """A session being recorded, as the pipeline sees a recording
+    (:class:`~backpop_sense.pipeline.Recording`).
 
-    ``Pipeline`` reads ``info``, ``audio.sr`` and ``imu_rates`` when it starts and
+    The pipeline reads ``info``, ``audio.sr`` and ``imu_rates`` when it starts and
     ``duration_s`` when it finishes; the recorder advances ``audio.frames`` as audio comes.
     """
 
@@ -510,6 +541,60 @@ class RecordResult:
     emulator: Any = None
 
 
+class _Recorded:
+    """A strap's stream as the pipeline's source: each block is written to the session folder
+    before the pipeline sees it (audio in slices of at most :data:`PIPELINE_SLICE_S`); the
+    stream stops once ``duration_s`` of it has come, and ``after_block`` runs after each
+    block has been analysed."""
+
+    def __init__(self, source: LiveSource, recorder: SessionRecorder, session: LiveSession,
+                 duration_s: float | None, after_block: Callable[[], None]) -> None:
+        self.source = source
+        self.recorder = recorder
+        self.session = session
+        self.duration_s = duration_s
+        self.after_block = after_block
+
+    def __iter__(self) -> Iterator[Block]:
+        stopping = False
+        for block in self.source:
+            self.recorder.feed(block)
+            self.session.set_frames(self.recorder.frames)
+            self.session.reached_s = max(self.session.reached_s, _end_of(block))
+            yield from _slices(block)
+            self.after_block()
+            if self.duration_s is not None and self.session.reached_s >= self.duration_s \
+                    and not stopping:
+                stopping = True
+                self.source.stop()
+
+
+def _end_of(block: Block) -> float:
+    if isinstance(block, Gap | AudioBlock):
+        return block.t_end
+    return float(block.t[-1]) if isinstance(block, ImuBlock) else 0.0
+
+
+@contextlib.contextmanager
+def _interrupt_stops(source: LiveSource) -> Iterator[None]:
+    """Ctrl-C ends the stream as :meth:`LiveSource.stop` does: what the strap sent until then
+    is written and analysed. A second Ctrl-C interrupts as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Ctrl-C reaches the main thread only
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(*_: object) -> None:
+        signal.signal(signal.SIGINT, previous)
+        source.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _slices(block: Block) -> Iterator[Block]:
     if not isinstance(block, AudioBlock):
         yield block
@@ -523,7 +608,7 @@ def _slices(block: Block) -> Iterator[Block]:
 def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "anonymous",
            session: str | None = None, address: str | None = None,
            emulate: Emulation | None = None, duration_s: float | None = None,
-           analyse: bool = True, console: Any = None,
+           analyse: bool = True, config: PipelineConfig | None = None, console: Any = None,
            on_output: Callable[[list, float], None] | None = None) -> RecordResult:
     """``backpop record``: stream a strap to a session folder with the live pipeline.
 
@@ -551,6 +636,9 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
         Stop after this much received audio (or IMU time for an IMU-only strap), seconds.
     analyse : bool
         Run the pipeline on the stream (pops and motion; motion only without mics).
+    config : PipelineConfig, optional
+        Every stage's parameters (the defaults unless given), run in live-sized chunks
+        (:meth:`~backpop_sense.pipeline.PipelineConfig.live`).
     console : rich.console.Console, optional
         Where to draw the live view; none by default.
     on_output : callable, optional
@@ -570,48 +658,39 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     out = Path(out)
     if session is None:
-        session = out.name if ID_PATTERN.fullmatch(out.name) else \
+        session = out.name if is_identifier(out.name) else \
             datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
     info = info_from_profile(prof, subject=subject, session=session)
     recorder = SessionRecorder(out, info, sr=prof.audio.sr if prof.audio else None,
                                imu_lsb={i.name: (i.acc_lsb, i.gyro_lsb) for i in prof.imus})
     live = LiveSession(out, info, prof)
-    pipeline = None
-    if analyse:
-        from ..pipeline import Pipeline
-        from ..pops.detector import LIVE_CHUNK, DetectorConfig
-
-        pipeline = Pipeline(live, detector=DetectorConfig(chunk=LIVE_CHUNK))  # type: ignore[arg-type]
     source = LiveSource(prof, address=address, emulate=emulate, on_idle=recorder.tick)
     view, display = _live_view(info, console)
-    reached = 0.0
     drawn = 0.0
-    stopping = False
+
+    def redraw() -> None:
+        nonlocal drawn
+        if view is not None and time.monotonic() - drawn >= REDRAW_S:
+            display.update(view.render())
+            drawn = time.monotonic()
+
+    def show(outputs: list, block: Block) -> None:
+        if on_output is not None:
+            on_output(outputs, time.perf_counter())
+        if view is not None:
+            view.update(outputs, live.reached_s)
+
+    stream = _Recorded(source, recorder, live, duration_s, after_block=redraw)
+    result = None
     try:
-        with display:
-            for block in source:
-                recorder.feed(block)
-                live.set_frames(recorder.frames)
-                reached = max(reached, block.t_end if isinstance(block, Gap | AudioBlock)
-                              else float(block.t[-1]) if isinstance(block, ImuBlock) else 0.0)
-                live.reached_s = reached
-                if pipeline is not None:
-                    for piece in _slices(block):
-                        outputs = pipeline.feed(piece)
-                        if on_output is not None:
-                            on_output(outputs, time.perf_counter())
-                        if view is not None:
-                            view.update(outputs, reached)
-                if view is not None and time.monotonic() - drawn >= REDRAW_S:
-                    display.update(view.render())
-                    drawn = time.monotonic()
-                if duration_s is not None and reached >= duration_s and not stopping:
-                    stopping = True
-                    source.stop()
-    except KeyboardInterrupt:
-        source.stop()
-        for block in source:
-            recorder.feed(block)
+        with display, _interrupt_stops(source):
+            if analyse:
+                from ..pipeline import DEFAULT_CONFIG, analyze
+
+                result = analyze(stream, (config or DEFAULT_CONFIG).live(), on_output=show)
+            else:
+                for _ in stream:
+                    pass
     finally:
         link = source.link.stats if source.link else LinkStats()
         recorder.close({"profile": prof.name, "link": link.to_json(),
@@ -619,7 +698,6 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
                         "malformed": dict(source.stats.malformed),
                         "duplicates": dict(source.stats.duplicates)})
     live.set_frames(recorder.frames)
-    result = pipeline.finish() if pipeline is not None else None
     return RecordResult(out, live, result, link, source.stats, source.emulator)
 
 

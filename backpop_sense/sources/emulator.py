@@ -25,8 +25,10 @@ from bumble.core import UUID, AdvertisingData
 from bumble.device import Connection, Device
 from bumble.gatt import Characteristic, Service
 
-from ..errors import BadInput
+from ..errors import BadInput, BadParameter
+from ..params import check_values
 from ..session import ACC_UNITS, GYRO_UNITS, Session, parse_axes
+from .ble import PACE_RULES
 from .packets import PacketEncoder
 from .profiles import ImuSpec, Profile
 
@@ -209,10 +211,8 @@ class StrapEmulator:
                  name: str | None = None, speed: float = 1.0, drop: float = 0.0,
                  disconnect_at: Sequence[float] = (), seed: int = 0, ts0: int = 0x10000,
                  clock_ppm: float = 0.0, on_send: SendHook | None = None) -> None:
-        if speed <= 0:
-            raise BadInput("--speed", None, "must be positive")
-        if not 0 <= drop < 1:
-            raise BadInput("--drop", None, "must be a probability in [0, 1)")
+        check_values("StrapEmulator", PACE_RULES, speed=speed, drop=drop,
+                     disconnect_at=tuple(disconnect_at))
         self.session = session if isinstance(session, Session) else Session(session)
         check_session(self.session, profile)
         self.profile = profile
@@ -377,6 +377,8 @@ def emulate(session: str | Path, profile: str | Path | Profile, *, transport: st
 
     from .profiles import load_profile
 
+    check_values("emulator", PACE_RULES, speed=speed, drop=drop,
+                 disconnect_at=tuple(disconnect_at))
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     sess = Session(session)
     check_session(sess, prof)
@@ -384,4 +386,4 @@ def emulate(session: str | Path, profile: str | Path | Profile, *, transport: st
         return asyncio.run(serve(sess, prof, transport, speed=speed, drop=drop,
                                  disconnect_at=disconnect_at))
     except (OSError, TransportInitError, TransportSpecError) as exc:
-        raise BadInput("--transport", None, f"cannot use {transport!r}: {exc}") from None
+        raise BadParameter("emulator", "transport", f"cannot use {transport!r}: {exc}") from None

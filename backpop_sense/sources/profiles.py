@@ -25,7 +25,8 @@ from typing import Any
 
 from ..errors import BadInput
 from ..levels import is_level, level_index
-from ..session import ACC_UNITS, GYRO_UNITS, ID_PATTERN, MIN_AUDIO_RATE_HZ, parse_axes
+from ..session import ACC_UNITS, GYRO_UNITS, MIN_AUDIO_RATE_HZ, parse_axes
+from ..vocab import ID_RULE, is_identifier
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
 """The profiles shipped with the repository; ``$BACKPOP_PROFILES`` (a folder) is searched first."""
@@ -263,8 +264,8 @@ def _audio(doc: Any, file: Path) -> AudioSpec:
 def _imu(doc: Any, file: Path, i: int) -> ImuSpec:
     f = _Fields(doc, file, f"imu[{i}].")
     name = f.get("name", str)
-    if not ID_PATTERN.fullmatch(name):
-        raise f.fail("name", f"{name!r} is not a valid identifier ([A-Za-z0-9_-], 1-64)")
+    if not is_identifier(name):
+        raise f.fail("name", f"{name!r} is not a valid identifier ({ID_RULE})")
     axes = f.get("axes", str)
     parse_axes(axes, where=(file, f"imu[{i}].axes"))
     return ImuSpec(name, f.level("level"), f.uuid("characteristic"),
