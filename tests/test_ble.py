@@ -8,7 +8,10 @@ compressed (the emulator plays faster than real time) to keep the suite short.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +20,7 @@ import pandas as pd
 import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakError
+from rich.console import Console
 
 from backpop_sense.blocks import AudioBlock
 from backpop_sense.errors import BadInput
@@ -34,6 +38,7 @@ from backpop_sense.sources.profiles import load_profile
 V1 = load_profile("backpop-strap-v1")
 PCM = load_profile("backpop-strap-v1-pcm")
 STRAP, CENTRAL = "C0:98:E5:49:00:01", "C0:98:E5:49:00:99"
+BACKPOP = Path(sys.executable).parent / "backpop"
 
 
 @pytest.fixture(autouse=True)
@@ -155,6 +160,31 @@ def test_a_wrong_profile_gives_a_clear_error(sim: Path, tmp_path: Path) -> None:
         record("imu-research-sensor", tmp_path / "x", emulate=Emulation(sim))
     with pytest.raises(BadInput, match="mic.wav: sample rate: 16000 Hz, but profile"):
         check_session(Session(sim), _with_rate(8000))
+
+
+def test_a_session_the_profile_cannot_play_is_refused_before_anything_is_drawn(
+        make_session, tmp_path: Path) -> None:
+    eight_khz = make_session("eight_khz", sr=8000)
+    out = tmp_path / "rec"
+    drawn = io.StringIO()
+    with pytest.raises(BadInput, match="eight_khz/mic.wav: sample rate: 8000 Hz, but profile "
+                       "backpop-strap-v1 sends 16000 Hz"):
+        record(V1, out, emulate=Emulation(eight_khz), console=Console(file=drawn))
+    assert drawn.getvalue() == ""
+    assert not out.exists()
+
+
+def test_the_record_command_refuses_such_a_session_in_one_line(make_session,
+                                                               tmp_path: Path) -> None:
+    eight_khz = make_session("eight_khz", sr=8000)
+    out = tmp_path / "rec"
+    run = subprocess.run([str(BACKPOP), "record", "--profile", "backpop-strap-v1", "--emulate",
+                          str(eight_khz), "-o", str(out)], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr == (f"backpop: error: {eight_khz}/mic.wav: sample rate: 8000 Hz, but "
+                          "profile backpop-strap-v1 sends 16000 Hz\n")
+    assert not out.exists()
 
 
 def test_emulate_on_a_transport_that_cannot_open_is_a_clear_error(sim: Path) -> None:

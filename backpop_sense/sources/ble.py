@@ -38,7 +38,7 @@ from bleak.exc import BleakCharacteristicNotFoundError, BleakError
 from ..blocks import AudioBlock, Block, Gap, ImuBlock
 from ..errors import BadInput
 from ..record import SessionRecorder, info_from_profile
-from ..session import ID_PATTERN, AudioInfo, SessionInfo
+from ..session import ID_PATTERN, AudioInfo, Session, SessionInfo
 from .packets import DecodeStats, PacketDecoder
 from .profiles import Profile, list_profiles, load_profile
 
@@ -568,6 +568,12 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     ...        emulate=Emulation(Path("data/samples/S01/x")))  # doctest: +SKIP
     """
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    if emulate is not None:
+        from .emulator import check_session
+
+        # A session the profile cannot play is refused before the folder is made and the live
+        # view drawn, not when the emulator starts inside the stream.
+        check_session(Session(emulate.session), prof)
     out = Path(out)
     if session is None:
         session = out.name if ID_PATTERN.fullmatch(out.name) else \
