@@ -33,6 +33,7 @@ from pathlib import Path
 
 import heldout
 import numpy as np
+from publish import published
 from scipy import signal
 
 from backpop_sense.correlate import CorrelateConfig
@@ -385,4 +386,5 @@ def speed_table(out: Path, first: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with published("detection.py"):
+        main()
