@@ -445,7 +445,7 @@ class Session:
     --------
     >>> s = Session("data/samples/S01/2026-11-02a")  # doctest: +SKIP
     >>> s.audio.sr, s.info.mic_names, s.imu_rates
-    (8000, ['T10', 'L1', 'L4'], {'thoracic': 100.0, 'sacral': 100.0})
+    (16000, ['T10', 'L1', 'L4'], {'thoracic': 200.0, 'sacral': 200.0})
     """
 
     def __init__(self, path: str | Path) -> None:

@@ -39,6 +39,7 @@ V1 = load_profile("backpop-strap-v1")
 PCM = load_profile("backpop-strap-v1-pcm")
 STRAP, CENTRAL = "C0:98:E5:49:00:01", "C0:98:E5:49:00:99"
 BACKPOP = Path(sys.executable).parent / "backpop"
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 
 @pytest.fixture(autouse=True)
@@ -185,6 +186,26 @@ def test_the_record_command_refuses_such_a_session_in_one_line(make_session,
     assert run.stderr == (f"backpop: error: {eight_khz}/mic.wav: sample rate: 8000 Hz, but "
                           "profile backpop-strap-v1 sends 16000 Hz\n")
     assert not out.exists()
+
+
+def test_the_live_path_plays_a_shipped_sample(tmp_path: Path) -> None:
+    """The README's first screen: a bundled session played by the emulated default strap,
+    recorded with the live view, then the recording analysed."""
+    sample = SAMPLES / "S02" / "2026-11-17a"
+    rec, out = tmp_path / "rec", tmp_path / "out"
+    run = subprocess.run([str(BACKPOP), "record", "--profile", "backpop-strap-v1", "--emulate",
+                          str(sample), "--subject", "S02", "-o", str(rec), "--speed", "8",
+                          "--duration", "12"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "pops by level" in run.stdout
+    got = Session(rec)
+    assert (got.audio.sr, got.info.mic_names) == (16000, ["T10", "L1", "L4"])
+    run = subprocess.run([str(BACKPOP), "analyze", str(rec), "-o", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    first = Session(sample).truth().iloc[0]
+    pops = pd.read_csv(out / "pops.csv")
+    assert ((abs(pops.t - first.t) < 0.01) & (pops.level == first.level)).any()
 
 
 def test_emulate_on_a_transport_that_cannot_open_is_a_clear_error(sim: Path) -> None:
