@@ -3,8 +3,8 @@
 Each benchmark script runs its ``main`` inside :func:`published`: what it prints to stdout is
 printed as before and, when the run ends without an error, written into the README between
 ``<!-- begin SECTION -->`` and ``<!-- end SECTION -->``, where SECTION is the command that
-made it (``detection.py --family-only``), with the date, the commit and the cores it had.
-A run with ``--quick`` is a smoke test and publishes nothing.
+made it (``detection.py --family-only``), with the date, the commit, the cores it had and the
+load on them. A run with ``--quick`` is a smoke test and publishes nothing.
 """
 
 from __future__ import annotations
@@ -67,8 +67,11 @@ def measured(command: str, output: str, *, when: datetime | None = None) -> str:
     """The markdown of one run: who made it, when, where, then its output as printed."""
     when = when or datetime.now(UTC)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # Timings depend on what else the machine was doing: the load at the end says so.
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     return (f"Printed by `.venv/bin/python benchmarks/{command}` on {when:%Y-%m-%d} at "
-            f"{_commit()} ({cores} cores available):\n\n```text\n{output.strip(chr(10))}\n```")
+            f"{_commit()} ({cores} cores available{load}):\n\n```text\n"
+            f"{output.strip(chr(10))}\n```")
 
 
 class _Tee(io.TextIOBase):

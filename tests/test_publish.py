@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,5 +87,5 @@ def test_the_header_names_date_command_and_cores() -> None:
     text = measured("ble.py", "\nfigures\n", when=datetime(2026, 12, 6, tzinfo=UTC))
     head, block = text.split("\n\n")
     assert head.startswith("Printed by `.venv/bin/python benchmarks/ble.py` on 2026-12-06 at ")
-    assert head.endswith("cores available):")
+    assert re.search(r"\(\d+ cores available, load average \d+\.\d\):$", head)
     assert block == "```text\nfigures\n```"
