@@ -424,7 +424,7 @@ def diary_add(
 
 @diary_app.command("import")
 def diary_import(
-    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="Diary file (DESIGN.md format)")],
+    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="Diary file (docs/formats.md)")],
     subject: Annotated[str, typer.Option(help="Subject pseudonym")],
     db: DbOption = None,
 ) -> None:

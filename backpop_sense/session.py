@@ -2,7 +2,7 @@
 
 A session folder holds ``session.json`` (metadata), ``mic.wav`` (one channel per contact
 mic), one ``imu_<name>.csv`` per IMU and, optionally, ``symptoms.csv``, ``truth.csv`` and
-``motion_truth.csv``. The format is defined in DESIGN.md; this module is its one reader and
+``motion_truth.csv``. The format is defined in docs/formats.md; this module is its one reader and
 its one writer.
 
 Everything read from a session comes out in SI units and body axes (x = right,
