@@ -56,21 +56,26 @@ def _commit() -> str:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                "--untracked-files=no", "--", "backpop_sense", "benchmarks"],
+                                "--untracked-files=no", "--", "backpop_sense", "benchmarks",
+                                ":!*.md"],  # what was published before changes no figure
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "an unknown commit"
     return f"{head} with uncommitted changes" if dirty else head
 
 
-def measured(command: str, output: str, *, when: datetime | None = None) -> str:
-    """The markdown of one run: who made it, when, where, then its output as printed."""
+def measured(command: str, output: str, *, when: datetime | None = None,
+             commit: str | None = None) -> str:
+    """The markdown of one run: who made it, when, where, then its output as printed.
+
+    ``commit`` is the code measured (by default the checkout's now), ``when`` the run's start.
+    """
     when = when or datetime.now(UTC)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     # Timings depend on what else the machine was doing: the load at the end says so.
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     return (f"Printed by `.venv/bin/python benchmarks/{command}` on {when:%Y-%m-%d} at "
-            f"{_commit()} ({cores} cores available{load}):\n\n```text\n"
+            f"{commit or _commit()} ({cores} cores available{load}):\n\n```text\n"
             f"{output.strip(chr(10))}\n```")
 
 
@@ -106,8 +111,10 @@ def published(script: str, args: Sequence[str] | None = None,
         yield
         return
     command = " ".join([script, *args])
+    # The code measured is the checkout as the run starts; it may be committed meanwhile.
+    started, commit = datetime.now(UTC), _commit()
     captured = io.StringIO()
     with contextlib.redirect_stdout(_Tee(sys.stdout, captured)):
         yield
-    publish(command, measured(command, captured.getvalue()), path)
+    publish(command, measured(command, captured.getvalue(), when=started, commit=commit), path)
     print(f"published in {path} under '{command}'", file=sys.stderr)
