@@ -25,6 +25,9 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/backpop demo
 
+# Each script prints its tables and rewrites its own section of benchmarks/README.md
+# (benchmarks/publish.py). batch.py is run on its own: about 4 minutes (plus 4 to simulate its
+# cohort the first time), on cores that nothing else should be using.
 bench: $(STAMP)
 	$(PY) benchmarks/replay.py
 	$(PY) benchmarks/detection.py

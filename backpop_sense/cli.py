@@ -432,7 +432,7 @@ def diary_add(
 
 @diary_app.command("import")
 def diary_import(
-    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="Diary file (DESIGN.md format)")],
+    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="Diary file (docs/formats.md)")],
     subject: Annotated[str, typer.Option(help="Subject pseudonym")],
     db: DbOption = None,
 ) -> None:
@@ -581,7 +581,7 @@ def record(
                         ] = None,
     emulate: Annotated[Path | None, typer.Option(
         help="Record from this session played by a strap emulated in software, over a real "
-             "BLE stack (Bumble, in-process)")] = None,
+             "BLE stack (Bumble, in-process); its mics and rates must be the profile's")] = None,
     speed: Annotated[float, typer.Option(help="Emulated strap's pace (1 = real time)")] = 1.0,
     drop: Annotated[float, typer.Option(help="Emulated packet loss, 0-1")] = 0.0,
     disconnect_at: Annotated[list[float] | None, typer.Option(

@@ -86,7 +86,7 @@ class CorrelateConfig:
         Repeats at the same posture are pooled for the level when each pop's own level is
         within this many levels of the pop's (0: no pooling). One: a faint pop's own fit
         errs by one level (the development sets at 0-3 dB); two gave the same levels there
-        within a pop (README).
+        within a pop (benchmarks/detection.md).
     pool_slack : float
         A pop takes the pooled level only if its own fit there costs at most this much more
         than at its own level (:data:`~backpop_sense.pops.locate.POOL_SLACK`).

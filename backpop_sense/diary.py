@@ -1,6 +1,6 @@
 """The symptom diary: what the subject reports (pain, stiffness, neurological signs...).
 
-Format (DESIGN.md), one row per entry:
+Format (docs/formats.md), one row per entry:
 ``time,pain,stiffness,numbness,tingling,weakness,swelling,bruising,trauma,note`` with ``time``
 ISO 8601, ``pain`` and ``stiffness`` 0-10, the next five and ``trauma`` 0 or 1, ``note`` text
 (at most :data:`MAX_NOTE_CHARS` characters). The same format is a session's ``symptoms.csv`` and

@@ -1,4 +1,4 @@
-"""The analysis output folder (DESIGN.md): pops.csv, motion.csv, events.csv, summary.json."""
+"""The analysis output folder (docs/formats.md): pops.csv, motion.csv, events.csv, summary.json."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ diary per subject:
   with pops after it, a catch mid-bend, a tendon snapping at the same level, and tingling
   reported once.
 
-Sessions are short (50 s) and recorded at 8 kHz so the whole cohort stays under 20 MB.
+Sessions are short (50 s), recorded at the reference strap's rates (16 kHz audio, IMUs at
+200 Hz) so that ``backpop record --profile backpop-strap-v1 --emulate`` can play any of them.
 
 Run ``python -m backpop_sense.samples OUT`` (``make samples``) to remake it.
 """
@@ -39,8 +40,8 @@ class _Visit:
 def _visits() -> dict[str, list[_Visit]]:
     def cfg(subject: str, day: int, scenario: str, seed: int, **kw: object) -> SimConfig:
         start = start_of_day(day)
-        return SimConfig(scenario=scenario, minutes=SAMPLE_SECONDS / 60, seed=seed, sr=8000,
-                         imu_rate=100.0, subject=subject, start=start,
+        return SimConfig(scenario=scenario, minutes=SAMPLE_SECONDS / 60, seed=seed, sr=16000,
+                         imu_rate=200.0, subject=subject, start=start,
                          session=f"{start:%Y-%m-%d}a", **kw)  # type: ignore[arg-type]
 
     return {

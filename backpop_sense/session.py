@@ -2,7 +2,7 @@
 
 A session folder holds ``session.json`` (metadata), ``mic.wav`` (one channel per contact
 mic), one ``imu_<name>.csv`` per IMU and, optionally, ``symptoms.csv``, ``truth.csv`` and
-``motion_truth.csv``. The format is defined in DESIGN.md; this module is its one reader and
+``motion_truth.csv``. The format is defined in docs/formats.md; this module is its one reader and
 its one writer.
 
 Everything read from a session comes out in SI units and body axes (x = right,
@@ -445,7 +445,7 @@ class Session:
     --------
     >>> s = Session("data/samples/S01/2026-11-02a")  # doctest: +SKIP
     >>> s.audio.sr, s.info.mic_names, s.imu_rates
-    (8000, ['T10', 'L1', 'L4'], {'thoracic': 100.0, 'sacral': 100.0})
+    (16000, ['T10', 'L1', 'L4'], {'thoracic': 200.0, 'sacral': 200.0})
     """
 
     def __init__(self, path: str | Path) -> None:

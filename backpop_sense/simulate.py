@@ -743,7 +743,7 @@ def schedule_pops(script: Script, config: SimConfig, rng: np.random.Generator) -
                 pops.append(Pop(t, level, "cavitation",
                                 float(angles[move.axis][int(t * config.imu_rate)])))
         # Readjustment comes with twist or stretch (a forward bend past 30 deg) near the end
-        # of the range; a 20-degree extension is not a stretch in DESIGN.md's contexts.
+        # of the range; a 20-degree extension is not a stretch in docs/formats.md's contexts.
         if move.kind in ("twist", "bend") and rng.random() < pr:
             level = str(rng.choice(levels))
             t = float(rng.uniform(move.t_peak - 0.1, move.t_hold_end))

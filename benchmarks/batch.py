@@ -30,6 +30,8 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from publish import published
+
 from backpop_sense.batch import BatchReport, run_batch
 from backpop_sense.simulate import SimConfig, simulate_session
 
@@ -143,4 +145,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with published("batch.py"):
+        main()

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from bleak import BleakClient
+from publish import published
 
 from backpop_sense.blocks import AudioBlock
 from backpop_sense.correlate import PopInContext
@@ -186,4 +187,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with published("ble.py"):
+        main()

@@ -10,8 +10,8 @@ positives per hour and level accuracy (ours only: librosa does not locate). Then
 Then the simulator family's sets (``heldout.py``): the ``dev`` members, on which the gate's
 learned judge was trained and its threshold chosen (``train_gate.py``), and the ``heldout``
 members (another sound model, other seeds), never used for choosing; and the real heart
-recordings of ``../shared/data/real-heart`` (one mic, no IMU, no pop in them). The README
-quotes the held-out tables.
+recordings of ``../shared/data/real-heart`` (one mic, no IMU, no pop in them). benchmarks/README.md
+holds the held-out tables.
 
 The simulated sessions are cached in bench-out/detection/ (remove it to simulate afresh).
 Parameters were chosen on other seeds (``--first-seed 7000``, also in the judge's
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import heldout
 import numpy as np
+from publish import published
 from scipy import signal
 
 from backpop_sense.correlate import CorrelateConfig
@@ -385,4 +386,5 @@ def speed_table(out: Path, first: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with published("detection.py"):
+        main()

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import vqf
+from publish import published
 from scipy.spatial.transform import Rotation, Slerp
 
 from backpop_sense.motion.evaluate import (
@@ -442,4 +443,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with published("motion.py"):
+        main()

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from detection import ONE_THREAD, make
 from detection import measure as measure_detector
+from publish import published
 
 from backpop_sense.evaluate import score_typing
 from backpop_sense.pipeline import analyze
@@ -172,4 +173,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with published("pipeline.py"):
+        main()

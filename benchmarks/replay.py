@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from publish import published
+
 from backpop_sense.simulate import SimConfig, simulate_session
 
 OUT = Path(__file__).resolve().parent.parent / "bench-out"
@@ -73,4 +75,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with published("replay.py"):
+        main()

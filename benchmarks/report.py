@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from publish import published
 
 from backpop_sense.diary import DIARY_COLUMNS
 from backpop_sense.pipeline import analyze
@@ -118,4 +119,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with published("report.py"):
+        main()

@@ -8,7 +8,10 @@ compressed (the emulator plays faster than real time) to keep the suite short.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ import pandas as pd
 import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakError
+from rich.console import Console
 
 from backpop_sense.blocks import AudioBlock
 from backpop_sense.errors import BadInput
@@ -33,6 +37,8 @@ from backpop_sense.sources.profiles import load_profile
 V1 = load_profile("backpop-strap-v1")
 PCM = load_profile("backpop-strap-v1-pcm")
 STRAP, CENTRAL = "C0:98:E5:49:00:01", "C0:98:E5:49:00:99"
+BACKPOP = Path(sys.executable).parent / "backpop"
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +160,51 @@ def test_a_wrong_profile_gives_a_clear_error(sim: Path, tmp_path: Path) -> None:
         record("imu-research-sensor", tmp_path / "x", emulate=Emulation(sim))
     with pytest.raises(BadInput, match="mic.wav: sample rate: 16000 Hz, but profile"):
         check_session(Session(sim), _with_rate(8000))
+
+
+def test_a_session_the_profile_cannot_play_is_refused_before_anything_is_drawn(
+        make_session, tmp_path: Path) -> None:
+    eight_khz = make_session("eight_khz", sr=8000)
+    out = tmp_path / "rec"
+    drawn = io.StringIO()
+    with pytest.raises(BadInput, match="eight_khz/mic.wav: sample rate: 8000 Hz, but profile "
+                       "backpop-strap-v1 sends 16000 Hz"):
+        record(V1, out, emulate=Emulation(eight_khz), console=Console(file=drawn))
+    assert drawn.getvalue() == ""
+    assert not out.exists()
+
+
+def test_the_record_command_refuses_such_a_session_in_one_line(make_session,
+                                                               tmp_path: Path) -> None:
+    eight_khz = make_session("eight_khz", sr=8000)
+    out = tmp_path / "rec"
+    run = subprocess.run([str(BACKPOP), "record", "--profile", "backpop-strap-v1", "--emulate",
+                          str(eight_khz), "-o", str(out)], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr == (f"backpop: error: {eight_khz}/mic.wav: sample rate: 8000 Hz, but "
+                          "profile backpop-strap-v1 sends 16000 Hz\n")
+    assert not out.exists()
+
+
+def test_the_live_path_plays_a_shipped_sample(tmp_path: Path) -> None:
+    """The README's first screen: a bundled session played by the emulated default strap,
+    recorded with the live view, then the recording analysed."""
+    sample = SAMPLES / "S02" / "2026-11-17a"
+    rec, out = tmp_path / "rec", tmp_path / "out"
+    run = subprocess.run([str(BACKPOP), "record", "--profile", "backpop-strap-v1", "--emulate",
+                          str(sample), "--subject", "S02", "-o", str(rec), "--speed", "8",
+                          "--duration", "12"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "pops by level" in run.stdout
+    got = Session(rec)
+    assert (got.audio.sr, got.info.mic_names) == (16000, ["T10", "L1", "L4"])
+    run = subprocess.run([str(BACKPOP), "analyze", str(rec), "-o", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    first = Session(sample).truth().iloc[0]
+    pops = pd.read_csv(out / "pops.csv")
+    assert ((abs(pops.t - first.t) < 0.01) & (pops.level == first.level)).any()
 
 
 def test_emulate_on_a_transport_that_cannot_open_is_a_clear_error(sim: Path) -> None:

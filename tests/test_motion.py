@@ -132,7 +132,7 @@ def test_angles_of_a_known_rotation_sequence(known: tuple[Path, np.ndarray]) -> 
 
 
 def test_sign_conventions(tmp_path: Path) -> None:
-    """DESIGN.md: flexion positive forward, lateral positive right, twist positive left."""
+    """docs/formats.md: flexion positive forward, lateral positive right, twist positive left."""
     cases = {
         # the thorax's up tips toward forward (+y): a forward bend
         "forward": (Rotation.from_rotvec([-np.radians(30), 0, 0]), "flexion_deg", +1),

@@ -1,4 +1,4 @@
-"""The one pipeline: pops and motion from one pass, written as DESIGN.md's output folder."""
+"""The one pipeline: pops and motion from one pass, written as docs/formats.md's output folder."""
 
 from __future__ import annotations
 

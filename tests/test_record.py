@@ -47,10 +47,11 @@ def test_a_recorded_stream_reads_back_identical(tmp_path: Path) -> None:
 def test_files_are_valid_while_recording_and_gaps_are_kept(tmp_path: Path) -> None:
     src = Session(SAMPLE)
     audio = src.read_audio()
-    rec = SessionRecorder(tmp_path / "rec", src.info, sr=src.audio.sr, flush_s=0.0)
-    rec.feed(AudioBlock(0, src.audio.sr, audio[:800]))
-    rec.feed(Gap("audio", 799 / 8000, 1600 / 8000, "link lost"))
-    rec.feed(AudioBlock(1600, src.audio.sr, audio[1600:2400]))
+    sr = src.audio.sr
+    rec = SessionRecorder(tmp_path / "rec", src.info, sr=sr, flush_s=0.0)
+    rec.feed(AudioBlock(0, sr, audio[:800]))
+    rec.feed(Gap("audio", 799 / sr, 1600 / sr, "link lost"))
+    rec.feed(AudioBlock(1600, sr, audio[1600:2400]))
     for imu in src.info.imus:
         block = src.read_imu(imu.name)
         rec.feed(ImuBlock(imu.name, 0, block.t[:30], block.acc[:30], block.gyro[:30]))
@@ -65,9 +66,9 @@ def test_files_are_valid_while_recording_and_gaps_are_kept(tmp_path: Path) -> No
     rec.close()
     gaps = pd.read_csv(tmp_path / "rec" / "gaps.csv")
     assert gaps.to_dict("records") == [
-        {"stream": "audio", "t_start": 799 / 8000, "t_end": 0.2, "reason": "link lost"}]
+        {"stream": "audio", "t_start": 799 / sr, "t_end": 1600 / sr, "reason": "link lost"}]
     with pytest.raises(BadInput, match="already exists"):
-        SessionRecorder(tmp_path / "rec", src.info, sr=8000)
+        SessionRecorder(tmp_path / "rec", src.info, sr=sr)
 
 
 def test_info_from_profile_declares_the_straps_units_and_checks_ids() -> None:

@@ -39,7 +39,7 @@ VISITS = {
 
 @pytest.fixture(scope="module")
 def visits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One-minute sessions at 8 kHz and 100 Hz (like the bundled samples), made on demand."""
+    """One-minute sessions at 8 kHz and 100 Hz (small and quick to analyse), made on demand."""
     root = tmp_path_factory.mktemp("visits")
     made: dict[str, Path] = {}
 

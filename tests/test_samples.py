@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from backpop_sense.diary import read_diary_csv
 from backpop_sense.samples import make_sample_cohort
 from backpop_sense.session import Session
+from backpop_sense.sources.emulator import check_session
+from backpop_sense.sources.profiles import load_profile
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 BACKPOP = Path(sys.executable).parent / "backpop"
@@ -44,13 +47,20 @@ def test_the_committed_samples_are_what_the_code_makes(tmp_path: Path) -> None:
 def test_two_subjects_three_days_each_small_and_valid() -> None:
     sessions = sorted(p.parent for p in SAMPLES.glob("*/*/session.json"))
     assert [p.parent.name for p in sessions] == ["S01"] * 3 + ["S02"] * 3
-    assert sum(f.stat().st_size for f in SAMPLES.rglob("*") if f.is_file()) <= 20e6
+    # At the reference strap's rates (16 kHz, 200 Hz) six 50 s sessions take about 37 MB.
+    assert sum(f.stat().st_size for f in SAMPLES.rglob("*") if f.is_file()) <= 40e6
     for path in sessions:
         s = Session(path)
         s.validate()
         assert s.duration_s <= 120
     days = {Session(p).info.start.date() for p in sessions}
     assert len(days) == 6
+
+
+@pytest.mark.parametrize("profile", ["backpop-strap-v1", "backpop-strap-v1-pcm"])
+def test_every_sample_can_be_played_by_the_shipped_straps(profile: str) -> None:
+    for path in sorted(p.parent for p in SAMPLES.glob("*/*/session.json")):
+        check_session(Session(path), load_profile(profile))
 
 
 def test_the_second_subject_has_the_history_the_rules_need() -> None:

@@ -1,6 +1,6 @@
 """What the spine is doing at each instant: the context labels and their one config.
 
-Labels (DESIGN.md), at each instant the first that applies: ``walk`` while the gait rhythm is
+Labels (docs/formats.md), at each instant the first that applies: ``walk`` while the gait rhythm is
 present; ``twist`` when |twist| exceeds 15 degrees; ``stretch`` when |flexion| exceeds 30
 degrees (forward bend or extension); ``bend`` when |lateral bend| exceeds 15 degrees;
 ``static`` when nothing moved within the surrounding second; otherwise ``other``.

@@ -6,7 +6,7 @@ for the spine (Wu et al., J Biomech 2002), it is decomposed as an intrinsic X-Y-
 sequence: flexion/extension about the right axis first, then lateral bend about the floating
 forward axis, then axial twist about the segment's own up axis.
 
-Signs (DESIGN.md): flexion positive bending forward (the up axis tips toward forward, a
+Signs (docs/formats.md): flexion positive bending forward (the up axis tips toward forward, a
 negative rotation about x); lateral bend positive to the right (a positive rotation about
 forward tips up toward right); twist positive turning the shoulders to the left (a positive
 rotation about up, right-hand rule).

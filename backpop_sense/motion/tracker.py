@@ -212,7 +212,7 @@ class MotionFrame:
     t : float
         Seconds since session start (a multiple of 0.1).
     flexion_deg, lateral_deg, twist_deg : float
-        Lumbar angles, degrees (DESIGN.md signs).
+        Lumbar angles, degrees (docs/formats.md signs).
     context : str
         One of :data:`~backpop_sense.vocab.CONTEXTS`.
     twist_rate_dps, flexion_rate_dps, lateral_rate_dps : float

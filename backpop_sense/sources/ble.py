@@ -50,7 +50,7 @@ from ..params import (
     check,
 )
 from ..record import SessionRecorder, info_from_profile
-from ..session import AudioInfo, SessionInfo
+from ..session import AudioInfo, Session, SessionInfo
 from ..vocab import is_identifier
 from .packets import DecodeStats, PacketDecoder
 from .profiles import Profile, list_profiles, load_profile
@@ -656,6 +656,12 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     ...        emulate=Emulation(Path("data/samples/S01/x")))  # doctest: +SKIP
     """
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    if emulate is not None:
+        from .emulator import check_session
+
+        # A session the profile cannot play is refused before the folder is made and the live
+        # view drawn, not when the emulator starts inside the stream.
+        check_session(Session(emulate.session), prof)
     out = Path(out)
     if session is None:
         session = out.name if is_identifier(out.name) else \
