@@ -54,6 +54,7 @@ from .levels import level_index
 from .motion.tracker import MotionFrame
 from .params import COUNT, FLAG, FRACTION, NON_NEGATIVE, POSITIVE, Number, Rules, check
 from .pops.locate import POOL_SLACK, pooled_level
+from .pops.locate import pool_levels as pool_levels_of
 from .pops.stage import Pop, Rejected
 from .vocab import AXES, KINDS
 
@@ -445,21 +446,15 @@ def _pool_levels(pops: list[PopInContext], config: CorrelateConfig, postures: _P
     at_index: dict[int, list[int]] = {}
     for i in located:
         at_index.setdefault(level_index(pops[i].level), []).append(i)
-    own = np.array([p.level for p in pops])
-    out = list(pops)
+    repeats: dict[int, np.ndarray] = {}
     for i in located:
         k, reach = level_index(pops[i].level), config.pool_reach
         near = sorted(j for d in range(k - reach, k + reach + 1) for j in at_index.get(d, []))
-        repeats = postures.repeats(i, near, config)
-        if len(repeats) + 1 < config.snap_min_count:
-            continue
-        level = pooled_level(levels, costs[i], costs[repeats], slack=config.pool_slack)
-        # A pop joins a recurring source its repeats make on their own sound (snap_min_count
-        # of them placed there); pops that merely share a posture do not make one.
-        if level != pops[i].level and np.sum(own[repeats] == level) >= config.snap_min_count:
-            out[i] = replace(pops[i], pop=replace(pops[i].pop, level=level),
-                             own_level=pops[i].level)
-    return out
+        repeats[i] = postures.repeats(i, near, config)
+    pooled = pool_levels_of(levels, costs, [p.level for p in pops], repeats,
+                            min_count=config.snap_min_count, slack=config.pool_slack)
+    return [replace(p, pop=replace(p.pop, level=level), own_level=p.level)
+            if level != p.level else p for p, level in zip(pops, pooled, strict=True)]
 
 
 class _Postures:

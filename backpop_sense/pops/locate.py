@@ -18,7 +18,7 @@ fits' costs level by level, which averages out the noise that misplaces a faint 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -203,3 +203,40 @@ def pooled_level(levels: Sequence[str], own: np.ndarray, repeats: np.ndarray, *,
                          f"{repeats.shape}")
     k = int(np.argmin(own + repeats.sum(axis=0)))
     return levels[k] if own[k] - own.min() <= slack else levels[int(np.argmin(own))]
+
+
+def pool_levels(levels: Sequence[str], costs: np.ndarray, own: Sequence[str],
+                repeats: Mapping[int, np.ndarray], *, min_count: int,
+                slack: float = POOL_SLACK) -> list[str]:
+    """The level of each of a session's pops, its repeats' fits pooled with its own.
+
+    A pop with at least ``min_count - 1`` repeats takes :func:`pooled_level`'s level, if at
+    least ``min_count`` of those repeats are at that level by their own sound: a pop joins a
+    recurring source its repeats make on their own; pops that merely share a posture do not
+    make one. Every other pop keeps its own level.
+
+    Parameters
+    ----------
+    levels : sequence of str
+        The candidate levels, as in :attr:`Location.costs`.
+    costs : ndarray, shape (n_pops, n_levels)
+        Each pop's cost at each level.
+    own : sequence of str
+        Each pop's own level.
+    repeats : mapping of int to ndarray
+        For each pop that may be pooled (by index), the indices of its repeats (what repeats
+        a pop, the same posture in other movement cycles, is the caller's to find).
+    min_count : int
+        Pops a recurring source needs (the pop and its repeats).
+    slack : float
+        As in :func:`pooled_level`.
+    """
+    own_a = np.asarray(own)
+    out = list(own)
+    for i, found in repeats.items():
+        if len(found) + 1 < min_count:
+            continue
+        level = pooled_level(levels, costs[i], costs[found], slack=slack)
+        if level != own[i] and np.sum(own_a[found] == level) >= min_count:
+            out[i] = level
+    return out
