@@ -44,7 +44,7 @@ SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THR
 
 LOCAL_CLUSTER_CONFIG = {
     # Dask's default has glibc return freed memory to the OS at once; the pipeline frees a
-    # block-sized array per block and ran about 20 % slower so.
+    # block-sized array per block and runs slower so (benchmarks/batch.md).
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     # The statistical profiler samples each worker's stack every 10 ms; nothing reads it here.
     "distributed.worker.profile.enabled": False,

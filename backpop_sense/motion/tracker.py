@@ -44,14 +44,17 @@ Streaming
     State is a bounded number of ticks (at most the calibration timeout plus a few seconds),
     whatever the session length. Frames come out in time order, and so do events.
 
-Latency (stream time from a sample to its output; :meth:`MotionTracker.latency_s`)
-    A frame: up to one chunk (6 s), plus 0.5 s (the still window), plus the gait decision
-    (``(min_steps - 1) * step_max_interval_s`` + 0.3 s): 8.8 s with the defaults. A catch:
-    one chunk + 0.5 s + ``resume_max_s`` + 0.2 s (9.7 s); a fall: one chunk + 0.5 s +
-    ``window_s`` + ``settle_s`` (12.8 s). Before calibration, frames wait for it (at most
+Latency (stream time from a sample to its output, in seconds for a given config:
+:meth:`MotionTracker.latency_s`)
+    A frame: up to one chunk (``chunk_s``), plus half the still window (``still_window_s``),
+    plus the gait decision (:attr:`GaitDetector.delay_ticks`: ``min_steps - 1`` step
+    intervals of ``step_max_interval_s`` and the reach of a step). A catch: one chunk, half
+    the still window and the catch detector's look-ahead (``resume_max_s`` and a little
+    more); a fall: one chunk, half the still window and the fall detector's (``window_s`` +
+    ``settle_s``). Before calibration, frames wait for it (at most
     ``calibration_timeout_s``). The chunk trades latency for speed: its cost is mostly fixed
-    (numpy calls on a few hundred ticks), and 6 s chunks run at about 5000 times real time
-    per 200 Hz IMU; 2 s chunks cut the latency by 4 s at about half the speed.
+    (numpy calls on a few hundred ticks), so a shorter chunk answers sooner and runs slower
+    (figures in ``benchmarks/motion.md``).
 
 Frames are written only where every IMU used has data; inside a gap there are none.
 """
