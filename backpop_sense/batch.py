@@ -44,7 +44,7 @@ SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THR
 
 LOCAL_CLUSTER_CONFIG = {
     # Dask's default has glibc return freed memory to the OS at once; the pipeline frees a
-    # block-sized array per block and ran about 20 % slower so.
+    # block-sized array per block and runs slower so (benchmarks/batch.md).
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     # The statistical profiler samples each worker's stack every 10 ms; nothing reads it here.
     "distributed.worker.profile.enabled": False,
@@ -304,6 +304,10 @@ def run_batch(paths: Iterable[str | Path], *, db: str | Path | None = None,
               progress: bool = True) -> BatchReport:
     """Analyse and store many session folders in parallel, with a progress bar.
 
+    The local engine (and a Dask ``LocalCluster``) start their workers as fresh processes
+    ("spawn"), which import the main module: in a script, call this function under
+    ``if __name__ == "__main__":``, as with any process pool.
+
     Parameters
     ----------
     paths : iterable of str or Path
@@ -335,12 +339,6 @@ def run_batch(paths: Iterable[str | Path], *, db: str | Path | None = None,
         not installed, a scheduler that cannot be reached, or a store that cannot be opened.
         A bad session folder is not raised: it is reported in ``failed``.
 
-    Notes
-    -----
-    The local engine (and a Dask ``LocalCluster``) start their workers as fresh processes
-    ("spawn"), which import the main module: in a script, call this function under
-    ``if __name__ == "__main__":``, as with any process pool.
-
     Examples
     --------
     >>> report = run_batch(["data/samples/S01/2026-11-02a", "data/samples/S02/2026-11-03a"],
@@ -348,6 +346,22 @@ def run_batch(paths: Iterable[str | Path], *, db: str | Path | None = None,
     >>> report.summary()  # doctest: +SKIP
     '2 sessions in 6.1 s (local, 2 workers): 2 stored, 0 replaced, 0 skipped, 0 failed'
     """
+    _check_engine(engine, workers, scheduler)
+    from .store import Store
+
+    started = time.perf_counter()
+    given = [Path(p) for p in paths]
+    report = BatchReport(engine=engine)
+    with Store(db) as store:
+        folders = _analyse_and_store(store, given, report, workers, scheduler, progress)
+        _refresh_flags(store, folders, report)
+    _sort_as_given(report, given)
+    report.wall_s = time.perf_counter() - started
+    return report
+
+
+def _check_engine(engine: str, workers: int | None, scheduler: str | None) -> None:
+    """Raise :class:`BadParameter` for an engine, worker count or scheduler that cannot run."""
     check_values("batch", BATCH_RULES, engine=engine, workers=workers, scheduler=scheduler)
     if scheduler is not None and engine != "dask":
         raise BadParameter("batch", "scheduler", "needs the dask engine")
@@ -356,6 +370,13 @@ def run_batch(paths: Iterable[str | Path], *, db: str | Path | None = None,
                            "at the scheduler has its own workers")
     if engine == "dask":
         _import_dask()
+
+
+def _analyse_and_store(store: Store, given: Sequence[Path], report: BatchReport,
+                       workers: int | None, scheduler: str | None, progress: bool
+                       ) -> dict[str, tuple[Path, str]]:
+    """Run the batch's engine over ``given``, storing each session as its analysis comes
+    back, under a progress bar; return each task's folder as given and subject."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -365,41 +386,44 @@ def run_batch(paths: Iterable[str | Path], *, db: str | Path | None = None,
         TimeRemainingColumn,
     )
 
-    from .rules import refresh_flags
-    from .store import Store
+    tasks, folders = _plan(given, store, report)
+    if scheduler is None:
+        report.workers = min(workers or _default_workers(), max(len(tasks), 1))
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[tally]}"), TimeElapsedColumn(),
+                   TimeRemainingColumn(), disable=not progress)
+    with bar:
+        job = bar.add_task(f"batch ({report.engine})", total=len(tasks) + len(report.failed),
+                           completed=len(report.failed), tally="")
+        if tasks:
+            engine_run = (_run_local(tasks, report.workers or 1) if report.engine == "local"
+                          else _run_dask(tasks, report.workers, scheduler))
+            with closing(engine_run) as outcomes:  # an interruption stops the workers
+                for outcome in outcomes:
+                    _write(store, outcome, folders[outcome.path][0], report)
+                    bar.update(job, advance=1, tally=(
+                        f"{len(report.stored) + len(report.replaced)} stored, "
+                        f"{len(report.skipped)} skipped, {len(report.failed)} failed"))
+    return folders
 
-    started = time.perf_counter()
-    given = [Path(p) for p in paths]
-    report = BatchReport(engine=engine)
-    with Store(db) as store:
-        tasks, folders = _plan(given, store, report)
-        if scheduler is None:
-            report.workers = min(workers or _default_workers(), max(len(tasks), 1))
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[tally]}"), TimeElapsedColumn(),
-                       TimeRemainingColumn(), disable=not progress)
-        with bar:
-            job = bar.add_task(f"batch ({engine})", total=len(tasks) + len(report.failed),
-                               completed=len(report.failed), tally="")
-            if tasks:
-                engine_run = (_run_local(tasks, report.workers or 1) if engine == "local" else
-                              _run_dask(tasks, report.workers, scheduler))
-                with closing(engine_run) as outcomes:  # an interruption stops the workers
-                    for outcome in outcomes:
-                        _write(store, outcome, folders[outcome.path][0], report)
-                        bar.update(job, advance=1, tally=(
-                            f"{len(report.stored) + len(report.replaced)} stored, "
-                            f"{len(report.skipped)} skipped, {len(report.failed)} failed"))
-        done = {*report.stored, *report.replaced, *report.skipped}
-        report.subjects = sorted({subject for folder, subject in folders.values()
-                                  if folder in done})
-        for subject in report.subjects:
-            refresh_flags(store, subject)
+
+def _refresh_flags(store: Store, folders: dict[str, tuple[Path, str]],
+                   report: BatchReport) -> None:
+    """Re-evaluate the red flags of every subject with a session stored or current."""
+    from .rules import refresh_flags
+
+    done = {*report.stored, *report.replaced, *report.skipped}
+    report.subjects = sorted({subject for folder, subject in folders.values()
+                              if folder in done})
+    for subject in report.subjects:
+        refresh_flags(store, subject)
+
+
+def _sort_as_given(report: BatchReport, given: Sequence[Path]) -> None:
+    """Each list of the report in the order its folders were first given."""
     position: dict[Path, int] = {}
     for i, folder in enumerate(given):
         position.setdefault(folder, i)
     for done_list in (report.stored, report.replaced, report.skipped):
         done_list.sort(key=position.__getitem__)
     report.failed.sort(key=lambda failure: position[failure[0]])
-    report.wall_s = time.perf_counter() - started
-    return report

@@ -183,6 +183,59 @@ def draw_pop_sound(rng: np.random.Generator, *, centre_hz: tuple[float, float] =
     )
 
 
+def _draw_path(rng: np.random.Generator, phone: bool, n_mics: int) -> dict:
+    """The pops at their source, the tissue between them and the mics, the mics, the floor
+    level: :func:`draw_acoustics`'s draws in their order."""
+    return dict(
+        pops=tuple(draw_pop_sound(rng) for _ in POP_KINDS),
+        attenuation_db_per_level=float(rng.uniform(2.0, 8.0)),
+        tissue_corner_hz=_loguniform(rng, 2000.0, 8000.0),
+        tissue_length_m=float(rng.uniform(0.05, 0.20)),
+        sound_speed_ms=float(rng.uniform(1500.0, 3000.0)),
+        mic_kind="phone" if phone else "contact",
+        mic_highpass_hz=_loguniform(rng, 100.0, 300.0) if phone else _loguniform(rng, 10.0, 60.0),
+        mic_gain_db=tuple(float(g) for g in rng.uniform(-1.0, 1.0, n_mics)),
+        floor_dbfs=float(rng.uniform(-65.0, -50.0)),
+    )
+
+
+def _draw_heart(rng: np.random.Generator, rhythm: str, s1_lo: float, s2_lo: float) -> dict:
+    """The heart's rate, rhythm, place and sounds: :func:`draw_acoustics`'s draws in their
+    order (``s1_lo`` and ``s2_lo``, the sounds' lowest frequencies in Hz, drawn before)."""
+    return dict(
+        heart_bpm=float(rng.uniform(40.0, 180.0)),
+        heart_rhythm=rhythm,
+        heart_variability=float(rng.uniform(0.01, 0.05) if rhythm != "irregular"
+                                else rng.uniform(0.10, 0.25)),
+        heart_extra_per_min=float(rng.uniform(2.0, 12.0)) if rhythm == "extra beats" else 0.0,
+        heart_db=float(rng.uniform(-5.0, 25.0)),
+        heart_level=str(rng.choice(HEART_LEVELS)),
+        heart_depth_m=float(rng.uniform(0.06, 0.12)),
+        heart_s1_hz=(float(s1_lo), float(rng.uniform(max(2 * s1_lo, 100.0), 400.0))),
+        heart_s2_hz=(float(s2_lo), float(rng.uniform(max(2 * s2_lo, 120.0), 400.0))),
+        heart_s1_ms=float(rng.uniform(80.0, 150.0)),
+        heart_s2_ms=float(rng.uniform(60.0, 120.0)),
+        heart_click_hz=_loguniform(rng, 150.0, 1200.0),
+        heart_click_db=float(rng.uniform(-20.0, -3.0)),
+    )
+
+
+def _draw_artifacts(rng: np.random.Generator) -> dict:
+    """Rub, speech, footsteps, knocks and strap handling: :func:`draw_acoustics`'s draws in
+    their order."""
+    return dict(
+        rub_band_hz=(_loguniform(rng, 100.0, 1500.0), _loguniform(rng, 1000.0, 6000.0)),
+        rub_swell_s=_loguniform(rng, 0.02, 0.4),
+        rub_gain=_loguniform(rng, 0.5, 3.0),
+        speech_f0_hz=_loguniform(rng, 80.0, 300.0),
+        speech_gain=_loguniform(rng, 0.5, 3.0),
+        footstep_click_db=float(rng.uniform(-15.0, 6.0)),
+        footstep_click_hz=_loguniform(rng, 300.0, 4000.0),
+        knock_band_hz=(_loguniform(rng, 100.0, 800.0), _loguniform(rng, 1000.0, 5000.0)),
+        handling_per_min=float(rng.uniform(0.5, 3.0)),
+    )
+
+
 def draw_acoustics(family: str, seed: int, n_mics: int, **fixed: object) -> Acoustics:
     """A family member's acoustics, drawn from its own stream of ``seed``.
 
@@ -205,44 +258,17 @@ def draw_acoustics(family: str, seed: int, n_mics: int, **fixed: object) -> Acou
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     rng = np.random.default_rng([seed, 21, FAMILIES.index(family)])
+    # The order of the draws is part of every member: these four come first, then the fields
+    # in the order Acoustics declares them.
     phone = bool(rng.random() < 0.5)
     rhythm = str(rng.choice(["regular", "extra beats", "irregular"], p=[0.5, 0.3, 0.2]))
     s1_lo = rng.uniform(20.0, 60.0)
     s2_lo = rng.uniform(30.0, 80.0)
     ac = Acoustics(
         family=family,
-        pops=tuple(draw_pop_sound(rng) for _ in POP_KINDS),
-        attenuation_db_per_level=float(rng.uniform(2.0, 8.0)),
-        tissue_corner_hz=_loguniform(rng, 2000.0, 8000.0),
-        tissue_length_m=float(rng.uniform(0.05, 0.20)),
-        sound_speed_ms=float(rng.uniform(1500.0, 3000.0)),
-        mic_kind="phone" if phone else "contact",
-        mic_highpass_hz=_loguniform(rng, 100.0, 300.0) if phone else _loguniform(rng, 10.0, 60.0),
-        mic_gain_db=tuple(float(g) for g in rng.uniform(-1.0, 1.0, n_mics)),
-        floor_dbfs=float(rng.uniform(-65.0, -50.0)),
-        heart_bpm=float(rng.uniform(40.0, 180.0)),
-        heart_rhythm=rhythm,
-        heart_variability=float(rng.uniform(0.01, 0.05) if rhythm != "irregular"
-                                else rng.uniform(0.10, 0.25)),
-        heart_extra_per_min=float(rng.uniform(2.0, 12.0)) if rhythm == "extra beats" else 0.0,
-        heart_db=float(rng.uniform(-5.0, 25.0)),
-        heart_level=str(rng.choice(HEART_LEVELS)),
-        heart_depth_m=float(rng.uniform(0.06, 0.12)),
-        heart_s1_hz=(float(s1_lo), float(rng.uniform(max(2 * s1_lo, 100.0), 400.0))),
-        heart_s2_hz=(float(s2_lo), float(rng.uniform(max(2 * s2_lo, 120.0), 400.0))),
-        heart_s1_ms=float(rng.uniform(80.0, 150.0)),
-        heart_s2_ms=float(rng.uniform(60.0, 120.0)),
-        heart_click_hz=_loguniform(rng, 150.0, 1200.0),
-        heart_click_db=float(rng.uniform(-20.0, -3.0)),
-        rub_band_hz=(_loguniform(rng, 100.0, 1500.0), _loguniform(rng, 1000.0, 6000.0)),
-        rub_swell_s=_loguniform(rng, 0.02, 0.4),
-        rub_gain=_loguniform(rng, 0.5, 3.0),
-        speech_f0_hz=_loguniform(rng, 80.0, 300.0),
-        speech_gain=_loguniform(rng, 0.5, 3.0),
-        footstep_click_db=float(rng.uniform(-15.0, 6.0)),
-        footstep_click_hz=_loguniform(rng, 300.0, 4000.0),
-        knock_band_hz=(_loguniform(rng, 100.0, 800.0), _loguniform(rng, 1000.0, 5000.0)),
-        handling_per_min=float(rng.uniform(0.5, 3.0)),
+        **_draw_path(rng, phone, n_mics),
+        **_draw_heart(rng, rhythm, s1_lo, s2_lo),
+        **_draw_artifacts(rng),
         floor_gains=tuple(float(g) for g in np.exp(rng.uniform(math.log(0.3), math.log(3.0), 5))),
         pink_corner_hz=_loguniform(rng, 100.0, 600.0),
     )

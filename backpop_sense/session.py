@@ -257,38 +257,20 @@ def _identifier(value: str, file: Path, fld: str) -> str:
     return value
 
 
-def parse_info(doc: Any, file: Path) -> SessionInfo:
-    """Validate a ``session.json`` document and return its :class:`SessionInfo`."""
-    if not isinstance(doc, dict):
-        raise BadInput(file, None, "must hold a JSON object")
-    fmt = _require(doc, "format", str, file)
-    if fmt != FORMAT:
-        raise BadInput(file, "field format",
-                       f"unknown format {shown(fmt)}; this reader knows {FORMAT}")
-    subject = _identifier(_require(doc, "subject", str, file), file, "subject")
-    session = _identifier(_require(doc, "session", str, file), file, "session")
-    start_text = _require(doc, "start", str, file)
+def _parse_start(text: str, file: Path) -> datetime:
+    """The session's start from its ISO 8601 text (UTC when it names no zone)."""
     try:
-        start = datetime.fromisoformat(start_text)
+        start = datetime.fromisoformat(text)
     except ValueError:
-        raise BadInput(file, "field start",
-                       f"{shown(start_text)} is not an ISO 8601 time") from None
+        raise BadInput(file, "field start", f"{shown(text)} is not an ISO 8601 time") from None
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     check_time(start, file, "field start")
-    strap = _optional(doc, "strap", str, "backpop-strap-v1", file)
-    offset = doc.get("audio_offset_s", 0.0)
-    # An integer of 400 digits is a JSON number too, and too large for a float.
-    if isinstance(offset, bool) or not isinstance(offset, int | float) or not (
-            abs(offset) < 1e300 and math.isfinite(offset)):
-        raise BadInput(file, "field audio_offset_s",
-                       f"must be a finite number of seconds, not {shown(offset)}")
+    return start
 
-    mic_docs = _require(doc, "mics", list, file)
-    imu_docs = _optional(doc, "imus", list, [], file)
-    if not mic_docs and not imu_docs:
-        raise BadInput(file, "field mics", "must list at least one mic (or, for an IMU-only "
-                       "recording, at least one IMU)")
+
+def _parse_mics(mic_docs: list, file: Path) -> list[MicInfo]:
+    """The ``mics`` list: one spinal level each, distinct and ordered top to bottom."""
     mics = []
     for i, m in enumerate(mic_docs):
         if not isinstance(m, dict):
@@ -301,7 +283,11 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
     order = [level_index(m.name) for m in mics]
     if order != sorted(set(order)):
         raise BadInput(file, "field mics", "mic levels must be distinct and ordered top to bottom")
+    return mics
 
+
+def _parse_imus(imu_docs: list, file: Path) -> list[ImuInfo]:
+    """The ``imus`` list: each a distinct name, a spinal level, its units and axes."""
     imus = []
     for i, d in enumerate(imu_docs):
         p = f"imus[{i}]."
@@ -324,7 +310,34 @@ def parse_info(doc: Any, file: Path) -> SessionInfo:
         imus.append(ImuInfo(name, level, acc_unit, gyro_unit, axes))
     if len({i.name for i in imus}) != len(imus):
         raise BadInput(file, "field imus", "IMU names must be distinct")
+    return imus
 
+
+def parse_info(doc: Any, file: Path) -> SessionInfo:
+    """Validate a ``session.json`` document and return its :class:`SessionInfo`."""
+    if not isinstance(doc, dict):
+        raise BadInput(file, None, "must hold a JSON object")
+    fmt = _require(doc, "format", str, file)
+    if fmt != FORMAT:
+        raise BadInput(file, "field format",
+                       f"unknown format {shown(fmt)}; this reader knows {FORMAT}")
+    subject = _identifier(_require(doc, "subject", str, file), file, "subject")
+    session = _identifier(_require(doc, "session", str, file), file, "session")
+    start = _parse_start(_require(doc, "start", str, file), file)
+    strap = _optional(doc, "strap", str, "backpop-strap-v1", file)
+    offset = doc.get("audio_offset_s", 0.0)
+    # An integer of 400 digits is a JSON number too, and too large for a float.
+    if isinstance(offset, bool) or not isinstance(offset, int | float) or not (
+            abs(offset) < 1e300 and math.isfinite(offset)):
+        raise BadInput(file, "field audio_offset_s",
+                       f"must be a finite number of seconds, not {shown(offset)}")
+    mic_docs = _require(doc, "mics", list, file)
+    imu_docs = _optional(doc, "imus", list, [], file)
+    if not mic_docs and not imu_docs:
+        raise BadInput(file, "field mics", "must list at least one mic (or, for an IMU-only "
+                       "recording, at least one IMU)")
+    mics = _parse_mics(mic_docs, file)
+    imus = _parse_imus(imu_docs, file)
     known = {"format", "subject", "session", "start", "strap", "mics", "imus", "audio_offset_s"}
     extra = {k: v for k, v in doc.items() if k not in known}
     return SessionInfo(subject, session, start, tuple(mics), tuple(imus), strap, float(offset),

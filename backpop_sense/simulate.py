@@ -709,49 +709,73 @@ POST_FALL_PROBABILITY = (0.4, 0.45, 0.0)
 def schedule_pops(script: Script, config: SimConfig, rng: np.random.Generator) -> list[Pop]:
     """Place pops on the motion, kind by kind, as background.md describes them."""
     levels = _pop_levels(config.mics)
+    snap_level = config.snap_level or str(rng.choice(levels[1:-1] or levels))
+    pops = _movement_pops(script, config, rng, levels, snap_level)
+    pops += _catch_pops(script, config, levels, pops)
+    pops.sort(key=lambda p: p.t)
+    kept: list[Pop] = []
+    for p in pops:
+        # Two pops within 150 ms would be one event to any listener; keep the first.
+        if not kept or p.t - kept[-1].t >= 0.15:
+            kept.append(p)
+    return [p for p in kept if p.t < config.duration_s - 1.0]
+
+
+def _crossing(move: Move, fraction: float, trace: np.ndarray, t: np.ndarray, rate: float
+              ) -> float:
+    """Time during the rise when ``trace`` (the angle of the move's axis, sampled at
+    ``rate`` Hz at times ``t``) reaches ``fraction`` of the move's peak."""
+    s = slice(int(move.t_start * rate), int(move.t_peak * rate) + 1)
+    ratio = trace[s] / move.amplitude_deg
+    k = int(np.argmax(ratio >= fraction)) if (ratio >= fraction).any() else len(ratio) - 1
+    return float(t[s][k])
+
+
+def _movement_pops(script: Script, config: SimConfig, rng: np.random.Generator,
+                   levels: list[str], snap_level: str) -> list[Pop]:
+    """Snaps, cavitations and readjustments drawn move by move (the draws' order is part of
+    the seed)."""
     p_cav, p_readj, p_snap = POP_PROBABILITY[config.scenario]
     fall_t = script.falls[0] if script.falls else math.inf
-    snap_level = config.snap_level or str(rng.choice(levels[1:-1] or levels))
-    snap_angle = SNAP_ANGLE_DEG
+    rate = config.imu_rate
     last_cavitation: dict[str, float] = {}
     angles = {"flexion": script.flexion, "lateral": script.lateral, "twist": script.twist}
     pops: list[Pop] = []
-
-    def crossing(move: Move, fraction: float) -> float:
-        """Time during the rise when the angle reaches ``fraction`` of the move's peak."""
-        s = slice(int(move.t_start * config.imu_rate), int(move.t_peak * config.imu_rate) + 1)
-        trace = angles[move.axis][s] / move.amplitude_deg
-        k = int(np.argmax(trace >= fraction)) if (trace >= fraction).any() else len(trace) - 1
-        return float(script.t[s][k])
-
     for move in script.moves:
         if move.kind in ("fall",):
             continue
         after_fall = move.t_start > fall_t
         pc, pr, ps = (POST_FALL_PROBABILITY if after_fall else (p_cav, p_readj, p_snap))
         pc, pr, ps = (min(1.0, p * config.pop_scale) for p in (pc, pr, ps))
+        trace = angles[move.axis]
         if move.kind == "bend" and ps > 0 and rng.random() < ps:
-            t = crossing(move, snap_angle / move.amplitude_deg + rng.normal(0, 0.02))
-            pops.append(Pop(t, snap_level, "snap", float(script.flexion[int(t * config.imu_rate)])))
+            t = _crossing(move, SNAP_ANGLE_DEG / move.amplitude_deg + rng.normal(0, 0.02),
+                          trace, script.t, rate)
+            pops.append(Pop(t, snap_level, "snap", float(script.flexion[int(t * rate)])))
         if rng.random() < pc:
             free = [lv for lv in levels
                     if move.t_start - last_cavitation.get(lv, -math.inf) >= config.refractory_s]
             if free:
                 level = str(rng.choice(free))
-                t = crossing(move, rng.uniform(0.35, 0.65))
+                t = _crossing(move, rng.uniform(0.35, 0.65), trace, script.t, rate)
                 last_cavitation[level] = t
-                pops.append(Pop(t, level, "cavitation",
-                                float(angles[move.axis][int(t * config.imu_rate)])))
+                pops.append(Pop(t, level, "cavitation", float(trace[int(t * rate)])))
         # Readjustment comes with twist or stretch (a forward bend past 30 deg) near the end
         # of the range; a 20-degree extension is not a stretch in docs/formats.md's contexts.
         if move.kind in ("twist", "bend") and rng.random() < pr:
             level = str(rng.choice(levels))
             t = float(rng.uniform(move.t_peak - 0.1, move.t_hold_end))
-            pops.append(Pop(t, level, "readjustment",
-                            float(angles[move.axis][int(t * config.imu_rate)])))
-    # A joint that catches pops as it gives (background.md R4): a cavitation at most catches,
-    # drawn from a stream of its own so the other pops stay as they were.
+            pops.append(Pop(t, level, "readjustment", float(trace[int(t * rate)])))
+    return pops
+
+
+def _catch_pops(script: Script, config: SimConfig, levels: list[str], pops: list[Pop]
+                ) -> list[Pop]:
+    """A joint that catches pops as it gives (background.md R4): a cavitation at most catches,
+    at a level with no cavitation in ``pops`` within the refractory period, drawn from a stream
+    of its own so the other pops stay as they were."""
     catch_rng = np.random.default_rng([config.seed, 11])
+    found: list[Pop] = []
     for c in script.catches:
         busy = {p.level for p in pops
                 if p.kind == "cavitation" and abs(p.t - c) < config.refractory_s}
@@ -760,14 +784,8 @@ def schedule_pops(script: Script, config: SimConfig, rng: np.random.Generator) -
             level = str(catch_rng.choice(free))
             t = c + float(catch_rng.uniform(0.05, 0.3))
             k = int(t * config.imu_rate)
-            pops.append(Pop(t, level, "cavitation", float(script.flexion[k])))
-    pops.sort(key=lambda p: p.t)
-    kept: list[Pop] = []
-    for p in pops:
-        # Two pops within 150 ms would be one event to any listener; keep the first.
-        if not kept or p.t - kept[-1].t >= 0.15:
-            kept.append(p)
-    return [p for p in kept if p.t < config.duration_s - 1.0]
+            found.append(Pop(t, level, "cavitation", float(script.flexion[k])))
+    return found
 
 
 # ---------------------------------------------------------------- sound sources
@@ -1054,6 +1072,61 @@ def _family_sounds(config: SimConfig, script: Script, kin: Kinematics, pops: lis
     return floor, events, shapes, response
 
 
+def _own_sounds(config: SimConfig, script: Script, kin: Kinematics, pops: list[Pop],
+                rng: np.random.Generator
+                ) -> tuple[_Floor, list[Event], list[tuple[np.ndarray, int]], None]:
+    """The project's own sound model: its floor (with the heart), artifacts and pops at the
+    mics, in :func:`_family_sounds`'s shape (no mic response)."""
+    sr, mics = config.sr, config.mics
+    floor = _Floor(config, script, kin, heartbeat_events(config.duration_s, mics, sr, rng))
+    artifact_events: list[Event] = []
+    if config.artifacts:
+        busy = 2.0 if config.scenario == "artifacts-only" else 0.4
+        artifact_events += footstep_events(script.heel_strikes, mics, sr, rng)
+        artifact_events += fall_events(script.falls, mics, sr, rng)
+        artifact_events += knock_events(config.duration_s, 0.75 * busy, mics, sr, rng)
+        artifact_events += speech_events(config.duration_s, busy, mics, sr, rng)
+        artifact_events += rub_events(script, mics, sr, rng)
+    shapes = [pop_at_mics(p.kind, p.level, mics, sr, rng) for p in pops]
+    return floor, artifact_events, shapes, None
+
+
+def _floor_chunks(floor: _Floor, response: family.MicResponse | None, total: int, m: int
+                  ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """The floor's ``total`` samples in chunks of :data:`CHUNK` (through the mic response,
+    if any): each chunk's first sample, the chunk and the next chunk (empty at the end).
+    One chunk is rendered ahead, so that a pop's background can look past the chunk's end."""
+    bounds = list(range(0, total, CHUNK)) + [total]
+    chunks = deque[tuple[int, np.ndarray]]()
+
+    def fill(k: int) -> None:
+        if k < len(bounds) - 1:
+            chunk = floor.render(bounds[k], bounds[k + 1], k)
+            chunks.append((bounds[k], response(chunk) if response is not None else chunk))
+
+    fill(0)
+    fill(1)
+    for k in range(len(bounds) - 1):
+        a, cur = chunks.popleft()
+        fill(k + 2)
+        yield a, cur, chunks[0][1] if chunks else np.zeros((0, m))
+
+
+def _add_pops(track: Track, starts: list[int], shapes: list[tuple[np.ndarray, int]],
+              a: int, b: int, context: np.ndarray, context_start: int, half: int,
+              snr_db: float) -> None:
+    """Add to ``track`` the pops that start in samples ``[a, b)``, each scaled so that its
+    power over its nearest mic's floor (``context``, from sample ``context_start``) within
+    ``half`` samples either side is ``snr_db``."""
+    for i, s in enumerate(starts):
+        if a <= s < b:
+            lo, hi = max(s - half, context_start), min(s + half, context_start + len(context))
+            background = np.mean(context[lo - context_start: hi - context_start,
+                                         shapes[i][1]] ** 2)
+            scale = math.sqrt(background * 10 ** (snr_db / 10))
+            track.add(Event(s, len(shapes[i][0]), lambda x=shapes[i][0], g=scale: x * g, "pop"))
+
+
 def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[Pop],
                  rng: np.random.Generator, *, stems: bool = False
                  ) -> Iterator[tuple[int, np.ndarray, dict[str, np.ndarray]]]:
@@ -1068,20 +1141,9 @@ def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[
     parts : dict
         With ``stems``: ``floor`` (the continuous background), ``artifacts``, ``pops``.
     """
-    sr, mics, m = config.sr, config.mics, len(config.mics)
-    total = int(round(config.duration_s * sr))
+    sr, m = config.sr, len(config.mics)
     if config.acoustics is None:
-        floor = _Floor(config, script, kin, heartbeat_events(config.duration_s, mics, sr, rng))
-        artifact_events: list[Event] = []
-        if config.artifacts:
-            busy = 2.0 if config.scenario == "artifacts-only" else 0.4
-            artifact_events += footstep_events(script.heel_strikes, mics, sr, rng)
-            artifact_events += fall_events(script.falls, mics, sr, rng)
-            artifact_events += knock_events(config.duration_s, 0.75 * busy, mics, sr, rng)
-            artifact_events += speech_events(config.duration_s, busy, mics, sr, rng)
-            artifact_events += rub_events(script, mics, sr, rng)
-        shapes = [pop_at_mics(p.kind, p.level, mics, sr, rng) for p in pops]
-        response: family.MicResponse | None = None
+        floor, artifact_events, shapes, response = _own_sounds(config, script, kin, pops, rng)
     else:
         floor, artifact_events, shapes, response = _family_sounds(config, script, kin, pops, rng)
     art_response = family.MicResponse(response.ac, sr, m) if response is not None else None
@@ -1089,32 +1151,12 @@ def render_audio(config: SimConfig, script: Script, kin: Kinematics, pops: list[
     pop_track = Track([], m)
     starts = [int(round(p.t * sr)) for p in pops]
     half = int(BACKGROUND_WINDOW_S * sr / 2)
-    bounds = list(range(0, total, CHUNK)) + [total]
-    chunks = deque[tuple[int, np.ndarray]]()
-
-    def fill(k: int) -> None:
-        if k < len(bounds) - 1:
-            chunk = floor.render(bounds[k], bounds[k + 1], k)
-            chunks.append((bounds[k], response(chunk) if response is not None else chunk))
-
-    fill(0)
-    fill(1)
     previous: np.ndarray | None = None
-    for k in range(len(bounds) - 1):
-        a, cur = chunks.popleft()
-        fill(k + 2)
+    for a, cur, nxt in _floor_chunks(floor, response, int(round(config.duration_s * sr)), m):
         b = a + len(cur)
-        nxt = chunks[0][1] if chunks else np.zeros((0, m))
         context_start = a - (len(previous) if previous is not None else 0)
         context = np.concatenate([x for x in (previous, cur, nxt) if x is not None])
-        for i, s in enumerate(starts):
-            if a <= s < b:
-                lo, hi = max(s - half, context_start), min(s + half, context_start + len(context))
-                background = np.mean(context[lo - context_start: hi - context_start,
-                                             shapes[i][1]] ** 2)
-                scale = math.sqrt(background * 10 ** (config.snr_db / 10))
-                pop_track.add(Event(s, len(shapes[i][0]),
-                                    lambda x=shapes[i][0], g=scale: x * g, "pop"))
+        _add_pops(pop_track, starts, shapes, a, b, context, context_start, half, config.snr_db)
         art = artifacts.render(a, b)
         popped = pop_track.render(a, b)
         floor_part = cur
@@ -1224,8 +1266,28 @@ def simulate_session(out: str | Path, config: SimConfig, *,
     """
     rng, script, kin, imus, pops = _simulate(config, plan)
     truth_motion = motion_truth(script, kin)
-    info = session_info(config)
-    info = replace(info, extra={"simulation": {
+    with SessionWriter(out, _simulated_info(config, script, plan), sr=config.sr,
+                       subtype=config.subtype) as writer:
+        for name, r in imus.items() if config.with_imus else ():
+            _write_imu(writer, name, r)
+        peak = 0.0
+        for _, mix, _ in render_audio(config, script, kin, pops, rng) if config.mics else ():
+            peak = max(peak, float(np.abs(mix).max()))
+            writer.write_audio(np.clip(mix, -0.999, 0.999))
+        truth = _pop_truth(config, script, pops, truth_motion)
+        writer.write_table("truth.csv", truth)
+        writer.write_table("motion_truth.csv", truth_motion)
+    if peak >= 0.999:
+        raise RuntimeError(f"simulated audio clipped (peak {peak:.3f}); lower the levels")
+    kinds = truth["kind"].value_counts().to_dict()
+    return SimSummary(Path(out), config.duration_s, len(pops), kinds, len(script.heel_strikes),
+                      len(script.falls))
+
+
+def _simulated_info(config: SimConfig, script: Script,
+                    plan: Sequence[tuple[str, float]] | None) -> SessionInfo:
+    """The session's metadata, with how it was simulated under ``extra["simulation"]``."""
+    return replace(session_info(config), extra={"simulation": {
         "generator": f"backpop-sense {__version__}",
         "config": _config_doc(config),
         "falls_s": [round(f, 4) for f in script.falls],
@@ -1237,36 +1299,33 @@ def simulate_session(out: str | Path, config: SimConfig, *,
         "snr_definition": "nearest-mic power over 10 ms after onset / continuous floor power "
                           "over the surrounding 1 s",
     }})
-    with SessionWriter(out, info, sr=config.sr, subtype=config.subtype) as writer:
-        for name, r in imus.items() if config.with_imus else ():
-            step = 65536
-            for i in range(0, len(r["t"]), step):
-                writer.write_imu(name, r["t"][i:i + step], r["acc"][i:i + step],
-                                 r["gyro"][i:i + step],
-                                 r["mag"][i:i + step] if "mag" in r else None)
-        peak = 0.0
-        for _, mix, _ in render_audio(config, script, kin, pops, rng) if config.mics else ():
-            peak = max(peak, float(np.abs(mix).max()))
-            writer.write_audio(np.clip(mix, -0.999, 0.999))
-        labels = truth_motion["context"].to_numpy()
-        idx = np.clip(np.searchsorted(truth_motion["t"].to_numpy(), [p.t for p in pops]) - 1,
-                      0, len(labels) - 1)
-        k = np.clip(np.round(np.array([p.t for p in pops]) * config.imu_rate).astype(int), 0,
-                    len(script.t) - 1)
-        truth = pd.DataFrame({
-            "t": [round(p.t, 6) for p in pops], "level": [p.level for p in pops],
-            "kind": [p.kind for p in pops], "snr_db": config.snr_db,
-            "context": labels[idx] if len(pops) else [],
-            "flexion_deg": script.flexion[k], "lateral_deg": script.lateral[k],
-            "twist_deg": script.twist[k],
-        })
-        writer.write_table("truth.csv", truth)
-        writer.write_table("motion_truth.csv", truth_motion)
-    if peak >= 0.999:
-        raise RuntimeError(f"simulated audio clipped (peak {peak:.3f}); lower the levels")
-    kinds = truth["kind"].value_counts().to_dict()
-    return SimSummary(Path(out), config.duration_s, len(pops), kinds, len(script.heel_strikes),
-                      len(script.falls))
+
+
+def _write_imu(writer: SessionWriter, name: str, readings: dict[str, np.ndarray]) -> None:
+    """One IMU's readings, written in pieces that bound the writer's memory."""
+    step = 65536
+    for i in range(0, len(readings["t"]), step):
+        writer.write_imu(name, readings["t"][i:i + step], readings["acc"][i:i + step],
+                         readings["gyro"][i:i + step],
+                         readings["mag"][i:i + step] if "mag" in readings else None)
+
+
+def _pop_truth(config: SimConfig, script: Script, pops: list[Pop], truth_motion: pd.DataFrame
+               ) -> pd.DataFrame:
+    """``truth.csv``: each pop with its level, kind, SNR, and the context and angles the
+    motion truth holds at its time."""
+    labels = truth_motion["context"].to_numpy()
+    idx = np.clip(np.searchsorted(truth_motion["t"].to_numpy(), [p.t for p in pops]) - 1,
+                  0, len(labels) - 1)
+    k = np.clip(np.round(np.array([p.t for p in pops]) * config.imu_rate).astype(int), 0,
+                len(script.t) - 1)
+    return pd.DataFrame({
+        "t": [round(p.t, 6) for p in pops], "level": [p.level for p in pops],
+        "kind": [p.kind for p in pops], "snr_db": config.snr_db,
+        "context": labels[idx] if len(pops) else [],
+        "flexion_deg": script.flexion[k], "lateral_deg": script.lateral[k],
+        "twist_deg": script.twist[k],
+    })
 
 
 def simulate_stems(config: SimConfig

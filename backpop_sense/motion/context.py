@@ -1,9 +1,10 @@
 """What the spine is doing at each instant: the context labels and their one config.
 
-Labels (docs/formats.md), at each instant the first that applies: ``walk`` while the gait rhythm is
-present; ``twist`` when |twist| exceeds 15 degrees; ``stretch`` when |flexion| exceeds 30
-degrees (forward bend or extension); ``bend`` when |lateral bend| exceeds 15 degrees;
-``static`` when nothing moved within the surrounding second; otherwise ``other``.
+Labels (docs/formats.md), at each instant the first that applies: ``walk`` while the gait
+rhythm is present; ``twist`` when |twist| exceeds ``twist_deg``; ``stretch`` when |flexion|
+exceeds ``stretch_deg`` (forward bend or extension); ``bend`` when |lateral bend| exceeds
+``bend_deg``; ``static`` when nothing moved within the surrounding ``still_window_s``;
+otherwise ``other`` (angles in degrees, times in seconds; :class:`ContextConfig`).
 
 The thresholds sit near the middle of healthy adult lumbar ranges (flexion about 40-60
 degrees, lateral bend and axial rotation about 20-30 degrees each way, e.g. Troke et al.,
@@ -11,8 +12,9 @@ Clin Biomech 2005), so a label marks a clearly deliberate movement rather than p
 
 Walking is found from the gait rhythm (see :mod:`~backpop_sense.motion.gait`): steps are the
 peaks of the trunk's vertical acceleration, which rises by about 2-5 m/s^2 at every heel strike
-(Zijlstra & Hof, Gait Posture 2003); a bout is at least ``min_steps`` steps 0.25-1.0 s apart
-(cadences of 60-240 steps/min), labelled from its first step to half a step after its last.
+(Zijlstra & Hof, Gait Posture 2003); a bout is at least ``min_steps`` steps
+``step_min_interval_s`` to ``step_max_interval_s`` apart (cadences from slow walking to
+running), labelled from its first step to half a step after its last.
 """
 
 from __future__ import annotations

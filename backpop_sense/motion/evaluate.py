@@ -90,11 +90,43 @@ def score_motion(frames: pd.DataFrame, truth: pd.DataFrame, events: pd.DataFrame
     >>> score_motion(f, f.assign(flexion_deg=[0.0, 2.0]))["rmse_deg"]["flexion"]
     0.7071
     """
+    m, ref = _match_frames(frames, truth)
+    labels_est = m["context"].astype(str).to_numpy()
+    labels_true = m["context_true"].astype(str).to_numpy()
+    out = {
+        "frames": len(m),
+        "coverage": round(len(m) / len(ref), 4) if len(ref) else None,
+        "rmse_deg": _angle_rmse(m),
+        "context_accuracy": round(float((labels_est == labels_true).mean()), 4) if len(m)
+        else None,
+        "context_confusion": _confusion(labels_true, labels_est),
+    }
+    if truth_events is not None:
+        t_all = np.concatenate([truth["t"].to_numpy(dtype=float),
+                                frames["t"].to_numpy(dtype=float)])
+        hours = (t_all.max() - t_all.min() + 0.1) / 3600.0 if len(t_all) else 0.0
+        ev = events if events is not None else pd.DataFrame(columns=list(EVENT_COLUMNS))
+        for kind, key in (("catch", "catches_s"), ("fall", "falls_s")):
+            detected = ev.loc[ev["type"] == kind, "t"].astype(float).tolist()
+            out[kind] = _event_scores(detected, list(truth_events.get(key, [])), hours,
+                                      tolerance_s)
+    return out
+
+
+def _match_frames(frames: pd.DataFrame, truth: pd.DataFrame
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Estimated and true frames joined on their 0.1 s slot (true columns suffixed
+    ``_true``; the first frame of a slot counts), and the true frames one per slot."""
     key_f = np.round(frames["t"].to_numpy(dtype=float) * 10).astype(np.int64)
     key_t = np.round(truth["t"].to_numpy(dtype=float) * 10).astype(np.int64)
     est = frames.assign(_k=key_f).drop_duplicates("_k")
     ref = truth.assign(_k=key_t).drop_duplicates("_k")
-    m = est.merge(ref, on="_k", suffixes=("", "_true"))
+    return est.merge(ref, on="_k", suffixes=("", "_true")), ref
+
+
+def _angle_rmse(m: pd.DataFrame) -> dict[str, float | None]:
+    """RMSE of each angle over the matched frames, degrees (twist differences wrapped to
+    +-180); None without frames."""
     rmse = {}
     for column in ANGLE_COLUMNS:
         err = m[column].to_numpy(dtype=float) - m[column + "_true"].to_numpy(dtype=float)
@@ -102,30 +134,16 @@ def score_motion(frames: pd.DataFrame, truth: pd.DataFrame, events: pd.DataFrame
             err = _wrap_deg(err)
         rmse[column.removesuffix("_deg")] = (round(float(np.sqrt(np.mean(err**2))), 4)
                                              if len(err) else None)
-    labels_est = m["context"].astype(str).to_numpy()
-    labels_true = m["context_true"].astype(str).to_numpy()
-    confusion = {
+    return rmse
+
+
+def _confusion(labels_true: np.ndarray, labels_est: np.ndarray) -> dict[str, dict[str, int]]:
+    """True context -> estimated context -> frames, leaving out pairs that never occur."""
+    return {
         t: {e: int(((labels_true == t) & (labels_est == e)).sum()) for e in CONTEXTS
             if ((labels_true == t) & (labels_est == e)).any()}
         for t in CONTEXTS if (labels_true == t).any()
     }
-    t_all = np.concatenate([truth["t"].to_numpy(dtype=float), frames["t"].to_numpy(dtype=float)])
-    hours = (t_all.max() - t_all.min() + 0.1) / 3600.0 if len(t_all) else 0.0
-    out = {
-        "frames": len(m),
-        "coverage": round(len(m) / len(ref), 4) if len(ref) else None,
-        "rmse_deg": rmse,
-        "context_accuracy": round(float((labels_est == labels_true).mean()), 4) if len(m)
-        else None,
-        "context_confusion": confusion,
-    }
-    if truth_events is not None:
-        ev = events if events is not None else pd.DataFrame(columns=list(EVENT_COLUMNS))
-        for kind, key in (("catch", "catches_s"), ("fall", "falls_s")):
-            detected = ev.loc[ev["type"] == kind, "t"].astype(float).tolist()
-            out[kind] = _event_scores(detected, list(truth_events.get(key, [])), hours,
-                                      tolerance_s)
-    return out
 
 
 def orientation_errors(estimate: np.ndarray, reference: np.ndarray,

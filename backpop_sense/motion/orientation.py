@@ -2,10 +2,10 @@
 
 VQF (Laidig & Seel, Information Fusion 2023) fuses gyroscope and accelerometer (and, when
 asked, magnetometer) into the sensor's orientation and estimates the gyroscope bias, at rest
-and in motion. On the real BROAD benchmark it measured 0.6 degrees inclination RMSE here,
-far ahead of the other open filters (issue 4). Its ``updateBatch`` runs the same per-sample
-recursion as ``update`` in compiled code, so feeding a stream in batches of any size gives
-the same orientation sample for sample.
+and in motion. It is used because it was the most accurate of the open filters on real
+data, the BROAD benchmark (``benchmarks/motion.md``). Its ``updateBatch`` runs the same
+per-sample recursion as ``update`` in compiled code, so feeding a stream in batches of any
+size gives the same orientation sample for sample.
 
 Quaternions are arrays ``[w, x, y, z]`` (scalar first, as VQF returns them). ``q`` maps
 vectors from the sensor frame to the earth frame: ``v_earth = rotate(q, v_sensor)``. Without a

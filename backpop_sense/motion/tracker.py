@@ -44,14 +44,17 @@ Streaming
     State is a bounded number of ticks (at most the calibration timeout plus a few seconds),
     whatever the session length. Frames come out in time order, and so do events.
 
-Latency (stream time from a sample to its output; :meth:`MotionTracker.latency_s`)
-    A frame: up to one chunk (6 s), plus 0.5 s (the still window), plus the gait decision
-    (``(min_steps - 1) * step_max_interval_s`` + 0.3 s): 8.8 s with the defaults. A catch:
-    one chunk + 0.5 s + ``resume_max_s`` + 0.2 s (9.7 s); a fall: one chunk + 0.5 s +
-    ``window_s`` + ``settle_s`` (12.8 s). Before calibration, frames wait for it (at most
+Latency (stream time from a sample to its output, in seconds for a given config:
+:meth:`MotionTracker.latency_s`)
+    A frame: up to one chunk (``chunk_s``), plus half the still window (``still_window_s``),
+    plus the gait decision (:attr:`GaitDetector.delay_ticks`: ``min_steps - 1`` step
+    intervals of ``step_max_interval_s`` and the reach of a step). A catch: one chunk, half
+    the still window and the catch detector's look-ahead (``resume_max_s`` and a little
+    more); a fall: one chunk, half the still window and the fall detector's (``window_s`` +
+    ``settle_s``). Before calibration, frames wait for it (at most
     ``calibration_timeout_s``). The chunk trades latency for speed: its cost is mostly fixed
-    (numpy calls on a few hundred ticks), and 6 s chunks run at about 5000 times real time
-    per 200 Hz IMU; 2 s chunks cut the latency by 4 s at about half the speed.
+    (numpy calls on a few hundred ticks), so a shorter chunk answers sooner and runs slower
+    (figures in ``benchmarks/motion.md``).
 
 Frames are written only where every IMU used has data; inside a gap there are none.
 """
@@ -93,6 +96,19 @@ from .ticks import TICK_S, TickWindow
 FRAME_TICKS = 5
 """Ticks per 10 Hz frame."""
 _UP = np.array([0.0, 0.0, 1.0])
+
+
+def _carried(quat: np.ndarray, w: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    """Orientations ``quat`` carried on by angular velocities ``w`` (rad/s, sensor frame) for
+    ``dt`` seconds each (at most half a sample period)."""
+    # Within half a sample period the turn is small: the first-order quaternion step
+    # [1, v], normalised.
+    v = 0.5 * w * dt[:, None]
+    scale = 1.0 / np.sqrt(1.0 + np.einsum("ij,ij->i", v, v))
+    step = np.empty((len(v), 4))
+    step[:, 0] = scale
+    step[:, 1:] = v * scale[:, None]
+    return quat_multiply(quat, step)
 
 
 @dataclass(frozen=True)
@@ -302,13 +318,7 @@ class _Stream:
             return {"n": np.zeros(n_ticks), "q": np.full((n_ticks, 4), np.nan),
                     "w": np.full((n_ticks, 3), np.nan), "acc": np.full((n_ticks, 3), np.nan),
                     "amax": np.full(n_ticks, np.nan)}
-        acc, gyro, mag = self._joined(1), self._joined(2), self._joined(3)
-        if cut < len(t):
-            self.parts = [(t[cut:], acc[cut:], gyro[cut:], None if mag is None else mag[cut:])]
-            t, acc, gyro = t[:cut], acc[:cut], gyro[:cut]
-            mag = None if mag is None else mag[:cut]
-        else:
-            self.parts = []
+        t, acc, gyro, mag = self._split(t, cut)
         self.samples += cut
         est = self.filter.update(gyro, acc, mag)
         bounds = np.searchsorted(t, edges)
@@ -318,18 +328,11 @@ class _Stream:
         left = np.maximum(right - 1, 0)
         nearest = np.where(np.abs(t[left] - centres) <= np.abs(t[right] - centres), left, right)
         w_near = gyro[nearest] - est.bias[nearest]
-        # Within half a sample period the turn is small: the first-order quaternion step
-        # [1, v], normalised.
-        v = 0.5 * w_near * (centres - t[nearest])[:, None]
-        scale = 1.0 / np.sqrt(1.0 + np.einsum("ij,ij->i", v, v))
-        step = np.empty((n_ticks, 4))
-        step[:, 0] = scale
-        step[:, 1:] = v * scale[:, None]
         starts = np.minimum(bounds[:-1], cut - 1)
         n = np.maximum(counts, 1)[:, None]
         rows = {
             "n": counts.astype(float),
-            "q": quat_multiply(est.quat[nearest], step),
+            "q": _carried(est.quat[nearest], w_near, centres - t[nearest]),
             "w": np.add.reduceat(gyro, starts) / n - est.bias[nearest],
             "acc": np.add.reduceat(acc, starts) / n,
             "amax": np.sqrt(np.maximum.reduceat(np.einsum("ij,ij->i", acc, acc), starts)),
@@ -346,6 +349,19 @@ class _Stream:
                 v[far] = np.nan
             rows["n"][empty] = 0.0
         return rows
+
+    def _split(self, t: np.ndarray, cut: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """The first ``cut`` waiting samples (``t`` their times, acc, gyro, mag), the rest
+        left waiting."""
+        acc, gyro, mag = self._joined(1), self._joined(2), self._joined(3)
+        if cut < len(t):
+            self.parts = [(t[cut:], acc[cut:], gyro[cut:], None if mag is None else mag[cut:])]
+            t, acc, gyro = t[:cut], acc[:cut], gyro[:cut]
+            mag = None if mag is None else mag[:cut]
+        else:
+            self.parts = []
+        return t, acc, gyro, mag
 
     def _joined(self, i: int) -> np.ndarray | None:
         """Column ``i`` (t, acc, gyro, mag) of the waiting samples, as one array."""
@@ -670,81 +686,122 @@ class MotionTracker:
             return []
         if self._provisional:
             self._calibrate(a, b, still, final=final, late=True)
-        tk = self._ticks
-        cfg = self.config
         # The chunk's own flexion movements refine the mounts before its angles are made.
         self._learn_yaw(a, b)
         segments = self._segments(a, b)
         tilts = np.stack([tilt_deg(s) for s in segments])
         ticks = np.arange(a, b)
         last = a if self._last_rezero_tick is None else self._last_rezero_tick
-        upright = (tilts < cfg.upright_deg).all(axis=0)
-        # Between re-zeros the heading follows the twist drift rate learnt so far, on a clock
-        # that runs only while upright and moving: the rate is the relative bias of the
-        # gyros' vertical axes upright, and VQF learns the biases whenever still.
-        clock = self._clock + np.cumsum(np.where(upright & ~still, TICK_S, 0.0))
-        tk.put("clock", a, clock)
+        upright = (tilts < self.config.upright_deg).all(axis=0)
+        clock, last_clock = self._drift_clock(a, b, upright & ~still, last)
+        correction, before, base = self._carried_headings(a, b, segments, clock, last_clock)
+        rezero, marks = self._rezero_marks(ticks, last, still & upright, before, base,
+                                           correction)
+        heading = before
+        angles = base
+        if rezero.any():
+            heading = self._rezero(a, rezero, marks, before, clock, correction)
+            angles = self._raw_angles(segments, heading)
+        self._rezero_run = bool(rezero[-1])
+        rates = self._rates(a, b, segments, heading, angles)
+        self._peak_rates = np.fmax(self._peak_rates, np.nanmax(np.abs(rates), axis=0, initial=0))
+        return self._store_and_detect(a, b, still, angles, rates, tilts)
+
+    def _drift_clock(self, a: int, b: int, running: np.ndarray, last: int
+                     ) -> tuple[np.ndarray, float]:
+        """The drift clock at ticks ``[a, b)`` (stored as the ``clock`` series) and its reading
+        at tick ``last``, seconds.
+
+        Between re-zeros the heading follows the twist drift rate learnt so far, on a clock
+        that runs only while upright and moving (``running``): the rate is the relative bias
+        of the gyros' vertical axes upright, and VQF learns the biases whenever still.
+        """
+        clock = self._clock + np.cumsum(np.where(running, TICK_S, 0.0))
+        self._ticks.put("clock", a, clock)
         self._clock = float(clock[-1])
-        last_clock = clock[last - a] if a <= last < b else tk.at("clock", last)
+        last_clock = clock[last - a] if a <= last < b else self._ticks.at("clock", last)
         if not np.isfinite(last_clock):
             last_clock = clock[0]
+        return clock, last_clock
+
+    def _carried_headings(self, a: int, b: int, segments: list[np.ndarray], clock: np.ndarray,
+                          last_clock: float) -> tuple[float, np.ndarray, np.ndarray]:
+        """The drift correction (rad per second of drift clock), the headings carried from the
+        last re-zero at the drift rate (rad) and the angles they give (deg) at ticks
+        ``[a, b)``; the twist before re-zeroing is stored as the ``free`` series."""
         if self.two:
             self._follow_bias()
         correction = -math.radians(self._drift_rate_dps) if self.two else 0.0
         before = self._heading + correction * (clock - last_clock)
         base = self._raw_angles(segments, before)
-        free = base[:, 2] - np.degrees(before)
-        tk.put("free", a, free)
-        if self.two and b - a > 2 * self.chunk_ticks and self._learn_backlog_rate(ticks, clock):
+        self._ticks.put("free", a, base[:, 2] - np.degrees(before))
+        if self.two and b - a > 2 * self.chunk_ticks and self._learn_backlog_rate(
+                np.arange(a, b), clock):
             # The backlog that waited for the calibration (or the timeout) walked long enough
             # to show the drift rate: its headings are made with it.
             correction = -math.radians(self._drift_rate_dps)
             before = self._heading + correction * (clock - last_clock)
             base = self._raw_angles(segments, before)
-        since = (ticks - last) * TICK_S
-        rezero = still & upright
+        return correction, before, base
+
+    def _rezero_marks(self, ticks: np.ndarray, last: int, rezero: np.ndarray,
+                      before: np.ndarray, base: np.ndarray, correction: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``ticks`` re-zero the twist, and the heading (rad) each re-zero sets.
+
+        ``rezero`` holds the still upright ticks; ``last`` is the last re-zero's tick.
+        """
+        cfg = self.config
         if self.two:
             # A held twist is not erased: re-zero a twist within the drift allowed since the
             # last re-zero, or one that has stayed within rezero_max_deg for rezero_window_s
             # (whatever its size: drift builds slowly, a twist is made by moving).
             width = int(round(cfg.rezero_window_s / TICK_S))
             settled = (self._free_span(ticks, width) <= cfg.rezero_max_deg) & (
-                ticks - width >= max(tk.start, self._calibrated_at or 0))
+                ticks - width >= max(self._ticks.start, self._calibrated_at or 0))
+            since = (ticks - last) * TICK_S
             allowed = cfg.rezero_max_deg + cfg.rezero_drift_dps * since
             with np.errstate(invalid="ignore"):
                 rezero &= (np.abs(base[:, 2]) <= allowed) | settled
-        marks = np.full(b - a, np.nan)
+        marks = np.full(len(ticks), np.nan)
         marks[rezero] = before[rezero] - np.radians(base[rezero, 2])
         if self.two:
             walk_marks = self._walk_marks(ticks, correction)
             use = ~rezero & np.isfinite(walk_marks)
             marks[use] = walk_marks[use]
             rezero = rezero | use
-        heading = before
-        angles = base
-        if rezero.any():
-            # Re-zeroed ticks take their new heading; later ticks go on from there at the
-            # drift rate. Upright, a turn about earth up is a turn about the segment's up, so
-            # one step nulls the twist to second order in the tilt.
-            idx = np.flatnonzero(rezero)
-            fill = np.maximum.accumulate(np.where(rezero, np.arange(b - a), -1))
-            after = fill >= 0
-            at = np.maximum(fill, 0)
-            if (self._last_rezero_tick or 0) > a:
-                # Calibrated later than these ticks (frames waited for it): the first re-zero
-                # here is closer in time than the calibration.
-                at = np.maximum(at, idx[0])
-                after[:] = True
-            heading = np.where(after, marks[at] + correction * (clock - clock[at]), before)
-            self._note_drift(a, idx, rezero, before, heading, marks)
-            if self.two:
-                self._learn_drift_rate(a, idx, marks, clock, correction)
-            self._heading = float(marks[idx[-1]])
-            self._last_rezero_tick = a + int(idx[-1])
-            angles = self._raw_angles(segments, heading)
-        self._rezero_run = bool(rezero[-1])
-        rates = self._rates(a, b, segments, heading, angles)
-        self._peak_rates = np.fmax(self._peak_rates, np.nanmax(np.abs(rates), axis=0, initial=0))
+        return rezero, marks
+
+    def _rezero(self, a: int, rezero: np.ndarray, marks: np.ndarray, before: np.ndarray,
+                clock: np.ndarray, correction: float) -> np.ndarray:
+        """The headings (rad) of the ticks from ``a`` on, after the ``rezero`` ticks.
+
+        Re-zeroed ticks take their new heading; later ticks go on from there at the drift
+        rate. Upright, a turn about earth up is a turn about the segment's up, so one step
+        nulls the twist to second order in the tilt.
+        """
+        idx = np.flatnonzero(rezero)
+        fill = np.maximum.accumulate(np.where(rezero, np.arange(len(rezero)), -1))
+        after = fill >= 0
+        at = np.maximum(fill, 0)
+        if (self._last_rezero_tick or 0) > a:
+            # Calibrated later than these ticks (frames waited for it): the first re-zero
+            # here is closer in time than the calibration.
+            at = np.maximum(at, idx[0])
+            after[:] = True
+        heading = np.where(after, marks[at] + correction * (clock - clock[at]), before)
+        self._note_drift(a, idx, rezero, before, heading, marks)
+        if self.two:
+            self._learn_drift_rate(a, idx, marks, clock, correction)
+        self._heading = float(marks[idx[-1]])
+        self._last_rezero_tick = a + int(idx[-1])
+        return heading
+
+    def _store_and_detect(self, a: int, b: int, still: np.ndarray, angles: np.ndarray,
+                          rates: np.ndarray, tilts: np.ndarray) -> list[Detection]:
+        """Keep the ticks' stillness, angles, rates and least tilt; feed the catch and fall
+        detectors and return what they found."""
+        tk = self._ticks
         tk.put("still", a, still)
         tk.put("angles", a, angles)
         tk.put("rates", a, rates)
@@ -933,25 +990,29 @@ class MotionTracker:
             if math.degrees(math.sqrt(-2.0 * math.log(resultant))) > cfg.yaw_spread_max_deg:
                 continue
             # The segment's right axis reads (cos g, -sin g) in a frame turned by g.
-            total = float(np.clip(-math.degrees(math.atan2(sy, sx)), -cfg.yaw_max_deg,
-                                  cfg.yaw_max_deg))
-            stream.mount = quat_multiply(stream.base, quat_about_z(-math.radians(total)))
-            stream.mount_matrix = quat_matrix(stream.mount)
-            # Upright, turning a sensor's mount about its up is turning its earth frame: the
-            # heading makes up for it, so the twist of the last re-zero stays as it was and
-            # what the heading held of the old mount does not show up as a bend lying down.
-            change = math.radians(total - stream.mount_yaw_deg)
-            shift = change if stream is self.upper else -change
-            self._heading += shift
-            if self._anchor is not None:
-                self._anchor = (*self._anchor[:2], self._anchor[2] + shift)
-            # The twist history, as the new mounts would have read it.
-            history = self._ticks.get("free", self._ticks.start, self._ticks.end)
-            history -= math.degrees(shift)
-            stream.mount_yaw_deg = total
-            self._yaw_updates += 1
-            # The next re-zero removes this change of mounting too: it is not drift.
-            self._yaw_changed = True
+            self._set_yaw(stream, float(np.clip(-math.degrees(math.atan2(sy, sx)),
+                                                -cfg.yaw_max_deg, cfg.yaw_max_deg)))
+
+    def _set_yaw(self, stream: _Stream, total: float) -> None:
+        """Turn ``stream``'s mount by ``total`` degrees about its up from the one gravity
+        gave, keeping the twist as it was."""
+        stream.mount = quat_multiply(stream.base, quat_about_z(-math.radians(total)))
+        stream.mount_matrix = quat_matrix(stream.mount)
+        # Upright, turning a sensor's mount about its up is turning its earth frame: the
+        # heading makes up for it, so the twist of the last re-zero stays as it was and
+        # what the heading held of the old mount does not show up as a bend lying down.
+        change = math.radians(total - stream.mount_yaw_deg)
+        shift = change if stream is self.upper else -change
+        self._heading += shift
+        if self._anchor is not None:
+            self._anchor = (*self._anchor[:2], self._anchor[2] + shift)
+        # The twist history, as the new mounts would have read it.
+        history = self._ticks.get("free", self._ticks.start, self._ticks.end)
+        history -= math.degrees(shift)
+        stream.mount_yaw_deg = total
+        self._yaw_updates += 1
+        # The next re-zero removes this change of mounting too: it is not drift.
+        self._yaw_changed = True
 
     # ------------------------------------------------------------------ frames
 

@@ -518,9 +518,31 @@ class PopDetector:
         event = raw[max(onset - lead, 0): onset + int(0.03 * sr), mic].astype(np.float64)
         freqs, spec = _event_spectrum(event, earlier, lead, sr)
         centroid = float((spec * freqs).sum() / max(spec.sum(), 1e-30))
-        # Each mic's share, for locating (and for the knock rule): the first milliseconds,
-        # where a pop's energy is, above a high-pass just under the pop's own band, so that
-        # the body's low noise does not blur the shares of the mics that heard it faintly.
+        band_energy, band_background = self._shares(raw, onset, band, centroid, before,
+                                                    just_before, w)
+        duration, decay, contrast, harm = _shape(hp, onset, floor_hp, just_before, sr)
+        index = start + onset
+        return Candidate(
+            t=self.offset_s + index / sr, index=index, strength=strength, mic=mic,
+            band_energy=band_energy, band_background=band_background,
+            amplitude_db=20 * math.log10(max(peak, 1e-10)), snr_db=snr, centroid_hz=centroid,
+            band_hz=band, profile_db=profile, excess_db=excess, duration_ms=duration,
+            rise_ms=rise_ms,
+            harmonicity=harm,
+            decay_db=decay, prominence=prominence, contrast_db=contrast,
+        )
+
+    def _shares(self, raw: np.ndarray, onset: int, band: tuple[float, float], centroid: float,
+                before: slice, just_before: slice, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each mic's energy over its background in the first ``head_s`` after ``onset``,
+        and each mic's background power over frames of ``w`` samples (full-scale units
+        squared), for locating (and for the knock rule).
+
+        Measured above a high-pass just under the pop's own band, where a pop's energy is,
+        so that the body's low noise does not blur the shares of the mics that heard it
+        faintly. ``before`` holds the background, ``just_before`` the 20 ms before the onset.
+        """
+        c, sr = self.config, self.sr
         corner = min(max(c.locate_corner * centroid, band[0]), 0.4 * sr)
         sos = signal.butter(4, corner, btype="highpass", fs=sr, output="sos")
         loc = _filtfilt(sos, signal.sosfilt_zi(sos), raw.astype(np.float64))
@@ -533,27 +555,7 @@ class PopDetector:
         (bg_head,) = _frame_power(loc[before], n_head)
         band_energy = np.maximum(head_loc - np.maximum(bg_head, pre_loc), 1e-20)
         (band_background,) = _frame_power(loc[before], w)
-        duration = _duration_ms(hp[onset:], floor_hp, sr)
-        # What was already sounding just before the onset is taken from both, so a pop on top
-        # of a rub or a voice still shows as the burst it is.
-        pre = np.mean(hp[just_before] ** 2)
-        head = np.mean(hp[onset: onset + int(0.005 * sr)] ** 2) - pre
-        body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr)] ** 2) - pre
-        decay = 10 * math.log10(max(head, 1e-30) / max(body, floor_hp, 1e-30))
-        # Against the sound on both sides, not taken away: a burst stands out of both.
-        contrast = 10 * math.log10(max(head + pre, 1e-30) / max(body + pre, pre, 1e-30))
-        # Voice is still periodic 15-55 ms after an onset; a pop's ringing has died by then.
-        harm = _harmonicity(hp[onset + int(0.015 * sr): onset + int(0.055 * sr)], sr)
-        index = start + onset
-        return Candidate(
-            t=self.offset_s + index / sr, index=index, strength=strength, mic=mic,
-            band_energy=band_energy, band_background=band_background,
-            amplitude_db=20 * math.log10(max(peak, 1e-10)), snr_db=snr, centroid_hz=centroid,
-            band_hz=band, profile_db=profile, excess_db=excess, duration_ms=duration,
-            rise_ms=rise_ms,
-            harmonicity=harm,
-            decay_db=decay, prominence=prominence, contrast_db=contrast,
-        )
+        return band_energy, band_background
 
     def _filter(self, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
         """A fourth-order band-pass over ``band`` (a high-pass when it reaches the top
@@ -767,6 +769,25 @@ def _filtfilt(sos: np.ndarray, zi: np.ndarray, x: np.ndarray) -> np.ndarray:
     y, _ = signal.sosfilt(sos, ext, axis=0, zi=zi * ext[0])
     y, _ = signal.sosfilt(sos, y[::-1], axis=0, zi=zi * y[-1])
     return y[::-1][edge:-edge]
+
+
+def _shape(hp: np.ndarray, onset: int, floor_hp: float, just_before: slice, sr: int
+           ) -> tuple[float, float, float, float]:
+    """How an onset sounds at its loudest mic (``hp``, high-passed under its band): duration
+    over ``floor_hp`` (ms), decay and contrast from its first 5 ms to 15-40 ms after (dB),
+    and the harmonicity of 15-55 ms after (``just_before``: the 20 ms before the onset)."""
+    duration = _duration_ms(hp[onset:], floor_hp, sr)
+    # What was already sounding just before the onset is taken from both, so a pop on top
+    # of a rub or a voice still shows as the burst it is.
+    pre = np.mean(hp[just_before] ** 2)
+    head = np.mean(hp[onset: onset + int(0.005 * sr)] ** 2) - pre
+    body = np.mean(hp[onset + int(0.015 * sr): onset + int(0.04 * sr)] ** 2) - pre
+    decay = 10 * math.log10(max(head, 1e-30) / max(body, floor_hp, 1e-30))
+    # Against the sound on both sides, not taken away: a burst stands out of both.
+    contrast = 10 * math.log10(max(head + pre, 1e-30) / max(body + pre, pre, 1e-30))
+    # Voice is still periodic 15-55 ms after an onset; a pop's ringing has died by then.
+    harm = _harmonicity(hp[onset + int(0.015 * sr): onset + int(0.055 * sr)], sr)
+    return duration, decay, contrast, harm
 
 
 def _duration_ms(x: np.ndarray, background_power: float, sr: int) -> float:

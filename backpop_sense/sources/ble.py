@@ -614,8 +614,7 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
 
     Every block is first written by a crash-safe :class:`SessionRecorder`, then fed to the
     pipeline, whose outputs drive a rich live view when ``console`` is given. Stops at
-    ``duration_s``, on Ctrl-C, or when an emulated session ends; the folder is finalised in
-    every case.
+    ``duration_s``, on Ctrl-C, or when an emulated session ends; the folder is finalised.
 
     Parameters
     ----------
@@ -655,6 +654,22 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     >>> record("backpop-strap-v1", "out/S01/live", subject="S01",
     ...        emulate=Emulation(Path("data/samples/S01/x")))  # doctest: +SKIP
     """
+    prof = _playable_profile(profile, emulate)
+    out = Path(out)
+    info = info_from_profile(prof, subject=subject, session=_session_id(out, session))
+    recorder = SessionRecorder(out, info, sr=prof.audio.sr if prof.audio else None,
+                               imu_lsb={i.name: (i.acc_lsb, i.gyro_lsb) for i in prof.imus})
+    live = LiveSession(out, info, prof)
+    source = LiveSource(prof, address=address, emulate=emulate, on_idle=recorder.tick)
+    result, link = _stream_live(source, recorder, live, prof, duration_s=duration_s,
+                                analyse=analyse, config=config, console=console,
+                                on_output=on_output)
+    return RecordResult(out, live, result, link, source.stats, source.emulator)
+
+
+def _playable_profile(profile: str | Path | Profile, emulate: Emulation | None) -> Profile:
+    """The strap's profile, loaded if named; raises :class:`BadInput` if the session to
+    emulate is one it cannot play."""
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     if emulate is not None:
         from .emulator import check_session
@@ -662,16 +677,26 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
         # A session the profile cannot play is refused before the folder is made and the live
         # view drawn, not when the emulator starts inside the stream.
         check_session(Session(emulate.session), prof)
-    out = Path(out)
+    return prof
+
+
+def _session_id(out: Path, session: str | None) -> str:
+    """``session``, or the folder's name, or (if that is no identifier) the time now."""
     if session is None:
         session = out.name if is_identifier(out.name) else \
             datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
-    info = info_from_profile(prof, subject=subject, session=session)
-    recorder = SessionRecorder(out, info, sr=prof.audio.sr if prof.audio else None,
-                               imu_lsb={i.name: (i.acc_lsb, i.gyro_lsb) for i in prof.imus})
-    live = LiveSession(out, info, prof)
-    source = LiveSource(prof, address=address, emulate=emulate, on_idle=recorder.tick)
-    view, display = _live_view(info, console)
+    return session
+
+
+def _stream_live(source: LiveSource, recorder: SessionRecorder, live: LiveSession,
+                 prof: Profile, *, duration_s: float | None, analyse: bool,
+                 config: PipelineConfig | None, console: Any,
+                 on_output: Callable[[list, float], None] | None) -> tuple[Any, LinkStats]:
+    """Record ``source`` until it stops (analysing it with ``analyse``) under the live view;
+    close the recorder with the link and decoder statistics whatever happens. Returns the
+    pipeline's result (None without analysis) and the link statistics; ``live`` then holds
+    the audio frames recorded."""
+    view, display = _live_view(live.info, console)
     drawn = 0.0
 
     def redraw() -> None:
@@ -704,7 +729,7 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
                         "malformed": dict(source.stats.malformed),
                         "duplicates": dict(source.stats.duplicates)})
     live.set_frames(recorder.frames)
-    return RecordResult(out, live, result, link, source.stats, source.emulator)
+    return result, link
 
 
 def _live_view(info: SessionInfo, console: Any) -> tuple[Any, Any]:

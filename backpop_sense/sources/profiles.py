@@ -305,6 +305,20 @@ def parse_profile(doc: Mapping[str, Any], file: Path) -> Profile:
     ts_bytes = packet.positive("timestamp_bytes", int)
     if ts_bytes not in (4, 8):
         raise packet.fail("timestamp_bytes", "must be 4 or 8")
+    audio, imus = _streams(doc, file)
+    profile = Profile(
+        name, strap.get("description", str, ""), strap.get("advertised_name", str),
+        strap.uuid("service_uuid"), mtu, radio.positive("budget_bytes_per_s", float, 98000.0),
+        packet.choice("byte_order", ("little", "big")), seq_bytes, ts_bytes,
+        packet.positive("timestamp_hz"), audio, imus, file)
+    _check_link(profile, file)
+    return profile
+
+
+def _streams(doc: Mapping[str, Any], file: Path
+             ) -> tuple[AudioSpec | None, tuple[ImuSpec, ...]]:
+    """The ``[audio]`` table and the ``[[imu]]`` tables: at least one stream, IMU names
+    distinct."""
     audio = _audio(doc["audio"], file) if "audio" in doc else None
     imu_docs = doc.get("imu", [])
     if not isinstance(imu_docs, list):
@@ -314,16 +328,18 @@ def parse_profile(doc: Mapping[str, Any], file: Path) -> Profile:
         raise BadInput(file, None, "declares no stream: add an [audio] table or [[imu]] tables")
     if len({i.name for i in imus}) != len(imus):
         raise BadInput(file, "field imu", "IMU names must be distinct")
-    profile = Profile(
-        name, strap.get("description", str, ""), strap.get("advertised_name", str),
-        strap.uuid("service_uuid"), mtu, radio.positive("budget_bytes_per_s", float, 98000.0),
-        packet.choice("byte_order", ("little", "big")), seq_bytes, ts_bytes,
-        packet.positive("timestamp_hz"), audio, imus, file)
-    chars = [audio.characteristic] if audio else []
-    chars += [i.characteristic for i in imus]
+    return audio, imus
+
+
+def _check_link(profile: Profile, file: Path) -> None:
+    """Raise :class:`BadInput` unless every stream has its own characteristic, every packet
+    fits one notification of the MTU, and the streams fit the link's budget."""
+    chars = [profile.audio.characteristic] if profile.audio else []
+    chars += [i.characteristic for i in profile.imus]
     if len(set(chars)) != len(chars) or profile.service_uuid in chars:
         raise BadInput(file, "field characteristic",
                        "every stream needs its own characteristic UUID, distinct from the service")
+    mtu = profile.mtu
     for stream, size in profile.packet_bytes().items():
         if size > mtu - 3:
             where = "audio.frames_per_packet" if stream == "audio" else "imu.samples_per_packet"
@@ -336,7 +352,6 @@ def parse_profile(doc: Mapping[str, Any], file: Path) -> Profile:
                        f"the streams need {need:.0f} bytes/s on the link, more than the "
                        f"{profile.budget_bytes_per_s:.0f} budgeted (use IMA-ADPCM audio, "
                        "fewer channels or a faster PHY)")
-    return profile
 
 
 def profile_dirs() -> list[Path]:
