@@ -363,52 +363,70 @@ def rescue(pops: list[PopInContext], doubtful: list[PopInContext],
     snaps = [p for p in pops if p.kind == "snap" and p.pop.level_costs]
     if len(snaps) < config.snap_min_count:
         return []
-    postures = _Postures(snaps)
-    levels = [lv for lv, _ in snaps[0].pop.level_costs]
-    costs = np.array([[c for _, c in p.pop.level_costs] for p in snaps])
-    at = np.array([p.level for p in snaps])
-    gap = config.snap_min_gap_s
-    placed = [(t, a) for t, a in others if a is not None]
-    other_t = np.array([t for t, _ in placed], dtype=float)
-    other_angles = np.array([a for _, a in placed], dtype=float).reshape(len(placed), 3)
-    everyone = _Postures(pops)
-    pop_index = np.array([level_index(p.level) for p in pops])
-    offers: list[tuple[float, int, str]] = []  # (distance to the snap's posture, onset, level)
-    for k, d in enumerate(doubtful):
-        if d.angles is None or [lv for lv, _ in d.pop.level_costs] != levels:
-            continue
-        here = np.array(d.angles)
-        close = np.abs(postures.angles - here).max(axis=1) <= config.snap_angle_tol_deg
-        apart = np.abs(postures.t - d.t) >= gap
-        own = np.array([c for _, c in d.pop.level_costs])
-        # a pop heard in its cycle at this posture, within pool_reach levels of the snap
-        heard = ((np.abs(everyone.t - d.t) < gap)
-                 & (np.abs(everyone.angles - here).max(axis=1) <= config.snap_angle_tol_deg))
-        for level in dict.fromkeys(at[close].tolist()):
-            same = close & (at == level)
-            if (heard & (np.abs(pop_index - level_index(level)) <= config.pool_reach)).any():
-                continue  # its cycle already has this snap, or a pop that may be it
-            repeats = np.flatnonzero(same & apart)
-            if len(repeats) < config.snap_min_count:
-                continue
-            centre = np.median(postures.angles[repeats], axis=0)
-            spread = np.abs(postures.angles[repeats] - centre).max()
-            distance = float(np.abs(here - centre).max())
-            nearer = ((np.abs(other_t - d.t) < gap)
-                      & (np.abs(other_angles - centre).max(axis=1) < distance)).any()
-            if (distance <= spread and not nearer
-                    and pooled_level(levels, own, costs[repeats], slack=config.pool_slack)
-                    == level):
-                offers.append((distance, k, level))
+    finder = _SnapRepeats(snaps, pops, others, config)
+    offers = [(distance, k, level) for k, d in enumerate(doubtful)
+              for distance, level in finder.offers(d)]
     taken: dict[int, str] = {}
-    for _, k, level in sorted(offers):
+    for _, k, level in sorted(offers):  # the onset nearest a snap's posture first
         t = doubtful[k].t
-        if k in taken or any(abs(doubtful[j].t - t) < gap for j in taken):
+        if k in taken or any(abs(doubtful[j].t - t) < config.snap_min_gap_s for j in taken):
             continue
         taken[k] = level
     return [replace(doubtful[k], pop=replace(doubtful[k].pop, level=level),
                     own_level=None if doubtful[k].level == level else doubtful[k].level)
             for k, level in sorted(taken.items(), key=lambda x: doubtful[x[0]].t)]
+
+
+class _SnapRepeats:
+    """The session's recurring snaps as arrays, asked which a doubtful onset repeats
+    (:func:`rescue`)."""
+
+    def __init__(self, snaps: list[PopInContext], pops: list[PopInContext],
+                 others: Sequence[tuple[float, tuple[float, float, float] | None]],
+                 config: CorrelateConfig) -> None:
+        self.config = config
+        self.postures = _Postures(snaps)
+        self.levels = [lv for lv, _ in snaps[0].pop.level_costs]
+        self.costs = np.array([[c for _, c in p.pop.level_costs] for p in snaps])
+        self.at = np.array([p.level for p in snaps])
+        placed = [(t, a) for t, a in others if a is not None]
+        self.other_t = np.array([t for t, _ in placed], dtype=float)
+        self.other_angles = np.array([a for _, a in placed], dtype=float).reshape(len(placed), 3)
+        self.everyone = _Postures(pops)
+        self.pop_index = np.array([level_index(p.level) for p in pops])
+
+    def offers(self, d: PopInContext) -> list[tuple[float, str]]:
+        """Each snap level ``d`` may be taken back at, with its distance (deg) to that
+        snap's median posture."""
+        config, gap = self.config, self.config.snap_min_gap_s
+        if d.angles is None or [lv for lv, _ in d.pop.level_costs] != self.levels:
+            return []
+        here = np.array(d.angles)
+        tol = config.snap_angle_tol_deg
+        close = np.abs(self.postures.angles - here).max(axis=1) <= tol
+        apart = np.abs(self.postures.t - d.t) >= gap
+        own = np.array([c for _, c in d.pop.level_costs])
+        # a pop heard in its cycle at this posture, within pool_reach levels of the snap
+        heard = ((np.abs(self.everyone.t - d.t) < gap)
+                 & (np.abs(self.everyone.angles - here).max(axis=1) <= tol))
+        out = []
+        for level in dict.fromkeys(self.at[close].tolist()):
+            if (heard & (np.abs(self.pop_index - level_index(level))
+                         <= config.pool_reach)).any():
+                continue  # its cycle already has this snap, or a pop that may be it
+            repeats = np.flatnonzero(close & (self.at == level) & apart)
+            if len(repeats) < config.snap_min_count:
+                continue
+            centre = np.median(self.postures.angles[repeats], axis=0)
+            spread = np.abs(self.postures.angles[repeats] - centre).max()
+            distance = float(np.abs(here - centre).max())
+            nearer = ((np.abs(self.other_t - d.t) < gap)
+                      & (np.abs(self.other_angles - centre).max(axis=1) < distance)).any()
+            if (distance <= spread and not nearer
+                    and pooled_level(self.levels, own, self.costs[repeats],
+                                     slack=config.pool_slack) == level):
+                out.append((distance, level))
+        return out
 
 
 def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None

@@ -142,17 +142,11 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
     # A mic that did not hear the pop above its background says only "far": 30 dB below
     # the loudest is as far as the fit needs to know.
     log_e = np.maximum(log_e, log_e.max() - np.log(1e3))
-    mic_pos = np.array([level_index(m) for m in mics]) * SEGMENT_LENGTH_M
-    src_pos = np.array([level_index(lv) for lv in levels]) * SEGMENT_LENGTH_M
-    d = np.abs(src_pos[:, None] - mic_pos[None, :]) + SKIN_DEPTH_M     # (levels, mics)
-    predicted = log_e[None, None, :] + b[None, :, None] * d[:, None, :]  # = a if collinear
     if background is None:
         w = np.ones(len(mics))
     else:
         w = np.clip(np.asarray(energy) / np.maximum(np.asarray(background), 1e-30), 0.1, 10.0)
-    w = w / w.sum()
-    mean = (predicted * w).sum(axis=-1, keepdims=True)
-    residual = (w * (predicted - mean) ** 2).sum(axis=-1)              # (levels, b)
+    residual = _residuals(log_e, w / w.sum(), mics, levels, b)
     # A prior on the attenuation: a factor 2 either way costs as much as a quarter of a
     # residual unit. With three mics and two free parameters the fit has one degree of
     # freedom left, and at low SNR a free attenuation lets a neighbouring level fit as well.
@@ -164,6 +158,19 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
     return Location(levels[best[0]], float(b[best[1]]),
                     tuple((lv, float(c)) for lv, c in zip(levels, by_level, strict=True)))
 
+
+
+def _residuals(log_e: np.ndarray, w: np.ndarray, mics: Sequence[str], levels: Sequence[str],
+               b: np.ndarray) -> np.ndarray:
+    """Weighted squared deviation of ``log_e + b * d`` from its mean over the mics, for each
+    source level and attenuation (shape (levels, b)): 0 when the energies fall exactly as
+    ``exp(-b d)`` from that level (``d``: each mic's distance from it, m)."""
+    mic_pos = np.array([level_index(m) for m in mics]) * SEGMENT_LENGTH_M
+    src_pos = np.array([level_index(lv) for lv in levels]) * SEGMENT_LENGTH_M
+    d = np.abs(src_pos[:, None] - mic_pos[None, :]) + SKIN_DEPTH_M     # (levels, mics)
+    predicted = log_e[None, None, :] + b[None, :, None] * d[:, None, :]  # = a if collinear
+    mean = (predicted * w).sum(axis=-1, keepdims=True)
+    return (w * (predicted - mean) ** 2).sum(axis=-1)
 
 POOL_SLACK = 0.25
 """How much worse, by its own fit, the pooled level may be for a pop that takes it: a quarter
