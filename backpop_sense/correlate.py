@@ -53,8 +53,8 @@ from scipy import stats
 from .levels import level_index
 from .motion.tracker import MotionFrame
 from .params import COUNT, FLAG, FRACTION, NON_NEGATIVE, POSITIVE, Number, Rules, check
+from .pops import locate
 from .pops.locate import POOL_SLACK, pooled_level
-from .pops.locate import pool_levels as pool_levels_of
 from .pops.stage import Pop, Rejected
 from .vocab import AXES, KINDS
 
@@ -469,7 +469,7 @@ def _pool_levels(pops: list[PopInContext], config: CorrelateConfig, postures: _P
         k, reach = level_index(pops[i].level), config.pool_reach
         near = sorted(j for d in range(k - reach, k + reach + 1) for j in at_index.get(d, []))
         repeats[i] = postures.repeats(i, near, config)
-    pooled = pool_levels_of(levels, costs, [p.level for p in pops], repeats,
+    pooled = locate.pool_levels(levels, costs, [p.level for p in pops], repeats,
                             min_count=config.snap_min_count, slack=config.pool_slack)
     return [replace(p, pop=replace(p.pop, level=level), own_level=p.level)
             if level != p.level else p for p, level in zip(pops, pooled, strict=True)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
@@ -31,12 +32,8 @@ PRIOR_PER_M = 30.0
 """Typical attenuation of a pop's power along the spine, natural-log units per metre (-3.9 dB
 per level), in the band the shares are measured in (above a high-pass at 0.7 times the pop's
 centroid). Tissue loses high frequencies faster than low ones, so this band fades faster
-than the pop's whole power does: the clear pops of the development sets (two mics at least
-6 dB above their background; 299 pops from 0 and 3 dB sets) fit a median of 29.8/m with the
-prior all but off (26.8/m where the band starts below 800 Hz, 33-37/m above). At 25/m, the
-whole power's rate, a pop one level from a mic was drawn onto that mic: 41 of 558 matched
-pops of those sets misplaced before pooling, against 29 at 30/m. A prior rising with the
-band's corner (as the clear pops' own rates do) misplaced 33."""
+than the pop's whole power does; how the value was chosen: ``benchmarks/detection.md``
+("The attenuation prior")."""
 
 
 @dataclass(frozen=True)
@@ -46,9 +43,10 @@ class LocatorConfig:
     Attributes
     ----------
     prior_per_m : float
-        Typical attenuation of power, natural-log units per metre.
+        Typical attenuation of power, natural-log units per metre (:data:`PRIOR_PER_M`).
     prior_weight : float
-        Cost of a squared log-ratio of the fitted attenuation to ``prior_per_m``.
+        Cost of a squared log-ratio of the fitted attenuation to ``prior_per_m``, in units of
+        the fit's weighted squared residual (how it was chosen: ``benchmarks/detection.md``).
     attenuation_range_per_m : tuple of float
         The least and greatest attenuation searched, per metre...
     attenuation_steps : int
@@ -73,9 +71,14 @@ class LocatorConfig:
         """The parameters, for summary.json."""
         return asdict(self)
 
+    @cached_property
     def attenuations(self) -> np.ndarray:
-        """The attenuations searched, per metre."""
+        """The attenuations searched, per metre (made once per config: :func:`locate` runs
+        for every pop)."""
         return np.geomspace(*self.attenuation_range_per_m, self.attenuation_steps)
+
+
+DEFAULT_LOCATOR = LocatorConfig()
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,7 @@ def candidate_levels(mics: Sequence[str], *, beyond: int = 0) -> list[str]:
 
 
 def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | None = None,
-           prior_per_m: float = PRIOR_PER_M, prior_weight: float = 0.5,
-           attenuations: np.ndarray | None = None) -> Location:
+           config: LocatorConfig = DEFAULT_LOCATOR) -> Location:
     """Place a pop at a spinal level from its energy at each mic.
 
     Parameters
@@ -115,14 +117,8 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
         its background counts more in the fit than one where it barely shows.
     mics : sequence of str
         The level each mic sits over, top to bottom.
-    prior_per_m : float
-        Typical attenuation of power, natural-log units per metre (:data:`PRIOR_PER_M`).
-    prior_weight : float
-        Cost of a squared log-ratio of the fitted attenuation to ``prior_per_m``, in units of
-        the fit's weighted squared residual (0.5 was best on the development sets at 0-5 dB;
-        0.05 let neighbouring levels win at 3 dB).
-    attenuations : ndarray, optional
-        Attenuations to search, per metre; default 6 to 70 (log-spaced).
+    config : LocatorConfig
+        The attenuation prior and the attenuations searched.
 
     Returns
     -------
@@ -134,10 +130,11 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
     >>> locate(np.exp(-25 * d), ["T10", "L1", "L4"]).level
     'L1'
     """
+    prior_per_m = config.prior_per_m
     if len(mics) == 1:
         return Location(mics[0], prior_per_m, ((mics[0], 0.0),))
     levels = candidate_levels(mics)
-    b = attenuations if attenuations is not None else np.geomspace(6.0, 70.0, 24)
+    b = config.attenuations
     log_e = np.log(np.maximum(np.asarray(energy, dtype=float), 1e-30))
     # A mic that did not hear the pop above its background says only "far": 30 dB below
     # the loudest is as far as the fit needs to know.
@@ -150,14 +147,13 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
     # A prior on the attenuation: a factor 2 either way costs as much as a quarter of a
     # residual unit. With three mics and two free parameters the fit has one degree of
     # freedom left, and at low SNR a free attenuation lets a neighbouring level fit as well.
-    cost = residual + prior_weight * np.log(b / prior_per_m)[None, :] ** 2
+    cost = residual + config.prior_weight * np.log(b / prior_per_m)[None, :] ** 2
     if len(mics) == 2:
         cost = cost + 1e3 * (np.log(b / prior_per_m) ** 2)[None, :]  # too few mics to fit b
     best = np.unravel_index(np.argmin(cost), cost.shape)
     by_level = cost.min(axis=1)
     return Location(levels[best[0]], float(b[best[1]]),
                     tuple((lv, float(c)) for lv, c in zip(levels, by_level, strict=True)))
-
 
 
 def _residuals(log_e: np.ndarray, w: np.ndarray, mics: Sequence[str], levels: Sequence[str],
@@ -171,6 +167,7 @@ def _residuals(log_e: np.ndarray, w: np.ndarray, mics: Sequence[str], levels: Se
     predicted = log_e[None, None, :] + b[None, :, None] * d[:, None, :]  # = a if collinear
     mean = (predicted * w).sum(axis=-1, keepdims=True)
     return (w * (predicted - mean) ** 2).sum(axis=-1)
+
 
 POOL_SLACK = 0.25
 """How much worse, by its own fit, the pooled level may be for a pop that takes it: a quarter

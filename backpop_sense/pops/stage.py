@@ -81,7 +81,6 @@ class PopStage:
                  gate: GateConfig | None = None, locator: LocatorConfig | None = None) -> None:
         self.mics = info.mic_names
         self.locator = locator or LocatorConfig()
-        self.attenuations = self.locator.attenuations()
         self.detector = PopDetector(sr, len(self.mics), detector)
         self.gate = ArtifactGate(len(self.mics), [i.name for i in info.imus], gate)
 
@@ -106,9 +105,7 @@ class PopStage:
                 out.append(Rejected(c.t, reason, c.strength, spread_db(c)))
                 continue
             where = locate(c.band_energy, self.mics, background=c.band_background,
-                           prior_per_m=self.locator.prior_per_m,
-                           prior_weight=self.locator.prior_weight,
-                           attenuations=self.attenuations)
+                           config=self.locator)
             pop = Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
                       c.duration_ms, c.strength, spread_db(c), c.excess_db, where.costs)
             out.append(pop if reason is None
