@@ -16,6 +16,9 @@ shipped features (band features blanked):
     and log strength stand above the largest of its neighbours' within 1 s (a pop stands out
     of what is around it; syllables and rub crackle do not).
 
+For the shipped features it also prints what the pops the judge misses are like against
+those it keeps (excess, contrast, another onset within 0.3 s).
+
 The per-mic energies are not in ``train_gate.py``'s cache; they are kept beside each
 session in ``gate-energies.npz`` on first use (about 8 minutes on 2 cores).
 
@@ -30,11 +33,10 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import GroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import heldout  # noqa: E402
-from train_gate import PARAMS, _mean_f1, candidates, first_simulator  # noqa: E402
+from train_gate import PARAMS, _mean_f1, candidates, first_simulator, out_of_fold  # noqa: E402
 
 from backpop_sense.pipeline import open_replay  # noqa: E402
 from backpop_sense.pops.artifacts import GateConfig  # noqa: E402
@@ -103,13 +105,11 @@ def ctx_features(t: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str
-          ) -> None:
-    """Print out-of-fold and carried-over figures at 0.90 for one feature set."""
+          ) -> np.ndarray:
+    """Print out-of-fold and carried-over figures at 0.90 for one feature set; return the
+    out-of-fold scores."""
     first = np.char.startswith(sets.astype(str), "first")
-    oof = np.zeros(len(y))
-    for train, test in GroupKFold(5).split(x, y, group):
-        oof[test] = HistGradientBoostingClassifier(**PARAMS).fit(
-            x[train], y[train]).predict_proba(x[test])[:, 1]
+    oof = out_of_fold(x, y, group)
     kept = oof >= 0.9
     parts = [f"{label:<22} out of fold: mean F1 {_mean_f1(kept, y, sets):.3f}, family pops "
              f"kept {int((kept & y & ~first).sum())}/{int((y & ~first).sum())}, other "
@@ -122,6 +122,23 @@ def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, lab
                      f"{int((over & y[test]).sum())}/{int(y[test].sum())}, other "
                      f"{int((over & ~y[test]).sum())}")
     print("; ".join(parts), flush=True)
+    return oof
+
+
+def misses(x: np.ndarray, y: np.ndarray, oof: np.ndarray, sets: np.ndarray,
+           crowded: np.ndarray) -> None:
+    """Print what the family's pops the judge misses out of fold (at 0.90) are like against
+    those it keeps: excess and contrast (dB), and at 10-20 dB how many have another onset
+    within 0.3 s (``crowded``)."""
+    family = ~np.char.startswith(sets.astype(str), "first")
+    kept, missed = y & family & (oof >= 0.9), y & family & (oof < 0.9)
+    ex, co = FEATURES.index("excess_db"), FEATURES.index("contrast_db")
+    print(f"family pops out of fold, kept / missed: median excess "
+          f"{np.median(x[kept, ex]):.1f} / {np.median(x[missed, ex]):.1f} dB, median contrast "
+          f"{np.median(x[kept, co]):.1f} / {np.median(x[missed, co]):.1f} dB")
+    loud = sets == "10-20 dB"
+    print(f"10-20 dB pops with another onset within 0.3 s: kept "
+          f"{crowded[kept & loud].mean():.0%}, missed {crowded[missed & loud].mean():.0%}")
 
 
 def main() -> None:
@@ -132,7 +149,7 @@ def main() -> None:
             raise SystemExit(f"{path} is missing: run `make gate-model` first")
     with ProcessPoolExecutor(2) as pool:
         found = list(pool.map(energies, [p for p, _ in jobs]))
-    xs, ys, groups, sets = [], [], [], []
+    xs, ys, groups, sets, crowded = [], [], [], [], []
     for k, ((path, name), (t, e, b, mics)) in enumerate(zip(jobs, found, strict=True)):
         x, t_cached, y = candidates(path)
         judged = np.isin(t, t_cached)  # the judge never sees a candidate an impact rejects
@@ -143,6 +160,7 @@ def main() -> None:
         ys.append(y)
         groups.append(np.full(len(y), k))
         sets += [name] * len(y)
+        crowded.append(np.searchsorted(t, t + 0.3, "right") - np.searchsorted(t, t - 0.3) > 1)
     x, y = np.vstack(xs), np.concatenate(ys)
     group, sets_a = np.concatenate(groups), np.array(sets)
     names = (*FEATURES, *LOC, *CTX)
@@ -151,7 +169,9 @@ def main() -> None:
         blank = [j for j, f in enumerate(names) if f.startswith(BLANKED + off)]
         xx = x.copy()
         xx[:, blank] = 0.0
-        judge(xx, y, group, sets_a, label)
+        oof = judge(xx, y, group, sets_a, label)
+        if label == "shipped features":
+            misses(x, y, oof, sets_a, np.concatenate(crowded))
 
 
 if __name__ == "__main__":

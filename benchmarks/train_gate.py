@@ -127,10 +127,7 @@ def main() -> None:
     y = np.concatenate([f[2] for f in found])
     group = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(found)])
     print(f"{len(y)} candidates, {int(y.sum())} of them pops, from {len(jobs)} dev sessions")
-    oof = np.zeros(len(y))
-    for train, test in GroupKFold(5).split(x, y, group):
-        fold = HistGradientBoostingClassifier(**PARAMS).fit(x[train], y[train])
-        oof[test] = fold.predict_proba(x[test])[:, 1]
+    oof = out_of_fold(x, y, group)
     sets = np.array([jobs[k][2] for k in group])
     best = max(np.arange(0.1, 0.95, 0.05), key=lambda s: _mean_f1(oof >= s, y, sets))
     print(f"min_score {best:.2f}: mean F1 over the sets (candidates, out of fold) "
@@ -147,6 +144,16 @@ def main() -> None:
         raise SystemExit("the flattened model does not score as scikit-learn's does")
     flat.save(args.out)
     print(f"wrote {args.out} ({len(flat.roots)} trees); set GateConfig.min_score to {best:.2f}")
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Each candidate's score from a judge that did not see its session (5 folds by
+    session)."""
+    oof = np.zeros(len(y))
+    for train, test in GroupKFold(5).split(x, y, group):
+        fold = HistGradientBoostingClassifier(**PARAMS).fit(x[train], y[train])
+        oof[test] = fold.predict_proba(x[test])[:, 1]
+    return oof
 
 
 def transfer(x: np.ndarray, y: np.ndarray, sets: np.ndarray, threshold: float) -> None:
