@@ -25,7 +25,7 @@ from .params import Instance, Rules, check
 from .pops.artifacts import GateConfig
 from .pops.detector import LIVE_CHUNK, DetectorConfig
 from .pops.locate import LocatorConfig
-from .pops.stage import Pop, PopStage, Rejected
+from .pops.stage import Heard, Pop, PopStage, Rejected
 from .session import AudioInfo, SessionInfo
 from .sources.replay import ReplaySource
 
@@ -139,10 +139,11 @@ class Pipeline:
     :func:`analyze` drives it.
 
     ``feed`` returns what became known with that block, for a live view: pops as soon as
-    they are heard (:class:`~backpop_sense.pops.stage.Pop`, about a second after the sound),
-    the same pops placed in their motion context once the motion has caught up
-    (:class:`PopInContext`, not typed yet; a few seconds later), rejected onsets, motion
-    frames and events, and gaps.
+    they are heard (:class:`~backpop_sense.pops.stage.Heard`, provisional, about 0.1 s after
+    the sound with live chunks), the gate's final judgement of each onset seconds later (a
+    :class:`~backpop_sense.pops.stage.Pop`, or a :class:`~backpop_sense.pops.stage.Rejected`
+    that may overrule a pop heard), the pops placed in their motion context once the motion
+    has caught up (:class:`PopInContext`, not typed yet), motion frames and events, and gaps.
 
     Parameters
     ----------
@@ -212,9 +213,8 @@ class Pipeline:
         events = [o for o in outputs if isinstance(o, MotionEvent)]
         self.result.motion_events.extend(events)
         placed = self.correlator.feed(outputs)
-        heard = [o for o in outputs if isinstance(o, Pop)]
-        return [*heard, *placed, *(o for o in outputs if isinstance(o, Rejected)), *frames,
-                *events]
+        judged = [o for o in outputs if isinstance(o, Heard | Pop | Rejected)]
+        return [*judged, *placed, *frames, *events]
 
 
 OFFLINE_BLOCK = 16384

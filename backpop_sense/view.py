@@ -13,7 +13,7 @@ from .blocks import Gap
 from .correlate import PopInContext
 from .motion.tracker import MotionEvent, MotionFrame
 from .pipeline import SessionResult
-from .pops.stage import Pop
+from .pops.stage import Heard, Pop, Rejected
 from .vocab import KINDS
 
 
@@ -28,8 +28,9 @@ class LiveView:
 
     Shows elapsed stream time, the current context and angles, pops so far by level and kind
     (kinds are decided at the end of the session, so they read ``pending`` until then), the
-    last pops (shown when heard, their context filled in when the motion catches up, a few
-    seconds later), and catches, falls and gaps so far.
+    last pops (shown when heard, taken off again if the gate's final judgement overrules
+    that, their context filled in when the motion catches up, a few seconds later), and
+    catches, falls and gaps so far.
     """
 
     def __init__(self, title: str, *, last: int = 6) -> None:
@@ -40,18 +41,30 @@ class LiveView:
         self.last: deque[PopInContext] = deque(maxlen=last)
         self.events: Counter[str] = Counter()
         self.rejected = 0
+        self.provisional: dict[float, Pop] = {}
+        """Pops shown as heard, by onset time, until the gate's final judgement of them."""
 
     def update(self, outputs: list, t: float) -> None:
         """Take what :meth:`Pipeline.feed` returned; ``t`` is the stream time reached, s."""
         self.elapsed = max(self.elapsed, t)
         for o in outputs:
-            if isinstance(o, Pop):
-                self.by_level[o.level] += 1
-                self.last.append(PopInContext(o, context="..."))
+            if isinstance(o, Heard):
+                self._show(o.pop)
+                self.provisional[o.t] = o.pop
+            elif isinstance(o, Pop):
+                if self.provisional.pop(o.t, None) is None:  # not heard early: shown now
+                    self._show(o)
+            elif isinstance(o, Rejected):
+                self.rejected += 1
+                heard = self.provisional.pop(o.t, None)
+                if heard is not None:  # heard early, overruled: no longer shown
+                    self.by_level[heard.level] -= 1
+                    self.last = deque((p for p in self.last if p.pop is not heard),
+                                      maxlen=self.last.maxlen)
             elif isinstance(o, PopInContext):
                 # the motion has caught up with a pop already shown: fill in its context
                 for i, shown in enumerate(self.last):
-                    if shown.pop is o.pop:
+                    if shown.t == o.t:  # the pop heard early is another object
                         self.last[i] = o
             elif isinstance(o, MotionFrame):
                 self.frame = o
@@ -59,8 +72,10 @@ class LiveView:
                 self.events[o.type] += 1
             elif isinstance(o, Gap):
                 self.events["gap"] += 1
-            else:
-                self.rejected += 1
+
+    def _show(self, pop: Pop) -> None:
+        self.by_level[pop.level] += 1
+        self.last.append(PopInContext(pop, context="..."))
 
     def render(self) -> RenderableType:
         f = self.frame

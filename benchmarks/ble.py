@@ -10,9 +10,9 @@ models no radio, so these figures are what the software adds, not what a radio w
    the ADPCM and the PCM16 reference profiles (p50, p99, max).
 3. Forced disconnect: time until the client's disconnected callback runs.
 4. Pop-to-event latency at real-time pace: from the send of the audio packet holding a pop
-   to the live pipeline's output of that pop (``twist-cavitation`` scenario, 16 kHz, pops
-   made 5 times likelier); and, on the same stream, to the pop stage's output alone
-   (detector and artifact gate, before the correlator waits for the pop's motion context).
+   to the live pipeline's outputs of that pop (``twist-cavitation`` scenario, 16 kHz, pops
+   made 5 times likelier): heard (the gate's provisional judgement), judged (its final one,
+   after its lookahead for series) and placed in its motion context.
 5. 100 forced disconnects (one per second of a 100 s session played at 2x): reconnection
    time (median, p90, max), share of samples lost, and the sample-exact check.
 
@@ -121,19 +121,24 @@ def disconnect_seen(src: Path, n: int) -> None:
 
 
 def pop_latency(src: Path, seconds: float) -> None:
-    from backpop_sense.pops.stage import Pop
+    from backpop_sense.pops.stage import Heard, Pop, Rejected
 
     frames = V1.audio.frames
     sent: dict[int, float] = {}
     heard: list[tuple[float, float]] = []
+    judged: list[tuple[float, float]] = []
     placed: list[tuple[float, float]] = []
+    overruled: list[float] = []
 
     def on_send(stream: str, t0: float, n: int, at: float) -> None:
         if stream == "audio":
             sent[round(t0 * V1.audio.sr) // frames] = at
 
     def on_output(outputs: list, at: float) -> None:
-        heard.extend((o.t, at) for o in outputs if isinstance(o, Pop))
+        early = {t for t, _ in heard}
+        heard.extend((o.t, at) for o in outputs if isinstance(o, Heard))
+        judged.extend((o.t, at) for o in outputs if isinstance(o, Pop))
+        overruled.extend(o.t for o in outputs if isinstance(o, Rejected) and o.t in early)
         placed.extend((o.pop.t, at) for o in outputs if isinstance(o, PopInContext))
 
     def latency(seen: list[tuple[float, float]]) -> list[float]:
@@ -143,9 +148,11 @@ def pop_latency(src: Path, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         record(V1, Path(tmp) / "rec", subject="BENCH", on_output=on_output,
                duration_s=seconds, emulate=Emulation(src, on_send=on_send))
-    print(f"4. pop-to-event latency, live pipeline: pop heard ({len(heard)} pops) "
-          f"{pct(latency(heard))}; pop placed in its motion context ({len(placed)} pops) "
-          f"{pct(latency(placed))}")
+    confirmed = {t for t, _ in judged}
+    print(f"4. pop-to-event latency, live pipeline: pop heard, provisional ({len(heard)} pops, "
+          f"{sum(t in confirmed for t, _ in heard)} confirmed, {len(overruled)} overruled) "
+          f"{pct(latency(heard))}; pop judged ({len(judged)} pops) {pct(latency(judged))}; "
+          f"pop placed in its motion context ({len(placed)} pops) {pct(latency(placed))}")
 
 
 def disconnects(src: Path) -> None:

@@ -25,6 +25,7 @@ import soundfile as sf
 
 from backpop_sense.evaluate import match_pairs, score_pops
 from backpop_sense.pipeline import DEFAULT_CONFIG, PipelineConfig, analyze
+from backpop_sense.pops.stage import Heard
 from backpop_sense.session import Session
 from backpop_sense.simulate import SimConfig, family_member, simulate_session
 
@@ -131,6 +132,9 @@ class Outcome:
     rejected_t: list[float]
     rejected_reason: list[str]
     wall_s: float
+    early_t: list[float] = field(default_factory=list)
+    """Pops heard early: the gate's provisional verdicts (:class:`Heard`), the live view's."""
+    early_level: list[str] = field(default_factory=list)
 
 
 def run(path: Path, config: SimConfig | None = None,
@@ -140,7 +144,9 @@ def run(path: Path, config: SimConfig | None = None,
         make(path, config)
     s = Session(path)
     truth = s.truth()
-    r = analyze(path, pipeline)
+    early: list = []
+    r = analyze(path, pipeline, on_output=lambda outputs, block: early.extend(
+        o for o in outputs if isinstance(o, Heard)))
     has_context = "context" in truth.columns
     return Outcome(
         path.name, s.duration_s, truth["t"].tolist(), truth["level"].astype(str).tolist(),
@@ -148,7 +154,7 @@ def run(path: Path, config: SimConfig | None = None,
         truth["context"].astype(str).tolist() if has_context else [""] * len(truth),
         [p.t for p in r.pops], [p.level for p in r.pops], [p.kind for p in r.pops],
         [p.context for p in r.pops], [x.t for x in r.rejected], [x.reason for x in r.rejected],
-        r.wall_s)
+        r.wall_s, [h.t for h in early], [h.pop.level for h in early])
 
 
 def run_all(jobs: Sequence[tuple[Path, SimConfig | None]], workers: int = 2, **stages
@@ -165,8 +171,10 @@ def score(outcomes: list[Outcome]) -> dict:
     """Scores of a set (sessions laid end to end): F1, FP/h, level, kind and context
     accuracy of matched pops, missed pops by what became of them."""
     offset = 0.0
-    tt, tl, tk, tc, ot, ol, ok, oc, rt, rr = ([] for _ in range(10))
+    tt, tl, tk, tc, ot, ol, ok, oc, rt, rr, et, el = ([] for _ in range(12))
     for o in outcomes:
+        et += [t + offset for t in o.early_t]
+        el += o.early_level
         tt += [t + offset for t in o.truth_t]
         tl += o.truth_level
         tk += o.truth_kind
@@ -208,6 +216,11 @@ def score(outcomes: list[Outcome]) -> dict:
             k += 1
     out["false"] = false_by_session
     out["wall_s"] = sum(o.wall_s for o in outcomes)
+    out["early"] = score_pops(tt, tl, et, el, duration)
+    final = set(ot)
+    out["early"]["overruled"] = sum(t not in final for t in et)
+    out["early"]["heard"] = len(et)
+    out["early"]["confirmed_early"] = sum(t in set(et) for t in ot) / len(ot) if ot else None
     return out
 
 
@@ -277,6 +290,15 @@ def family_table(family: str, seeds: int, workers: int = 2, **stages) -> list[tu
               f"{pct(s['context_accuracy']):>8}")
     print("(level, kind and context: of the pops found; kind of those typed, not left "
           "'unknown' for want of IMUs)")
+    print("pops heard early (the live view's provisional verdicts, ~0.1 s after the sound; "
+          "the table above is the final judgement):")
+    print(f"  {'set':<20}{'heard':>6}{'F1@10':>7}{'FP/h':>7}{'overruled':>10}"
+          f"{'final pops heard early':>23}")
+    for name, s, _ in rows:
+        e = s["early"]
+        f1 = f"{e['10ms']['f1']:.3f}" if s["truth"] else "-"
+        print(f"  {name:<20}{e['heard']:>6}{f1:>7}{e['fp_per_hour']:>7.1f}{e['overruled']:>10}"
+              f"{pct(e['confirmed_early']):>23}")
     print("missed pops by what became of them:")
     for name, s, _ in rows:
         if s["missed"]:
@@ -307,8 +329,10 @@ def real_heart_table(**stages) -> dict | None:
     for klass, (n, pops, hit) in by_class.items():
         print(f"{klass:<12}{n:>11}{pops:>6}{hit:>11}")
     print(f"all: {len(o.t)} false pops, {len(o.t) / hours:.1f} per hour; onsets rejected "
-          f"{len(o.rejected_t)}")
-    return {"pops": len(o.t), "per_hour": len(o.t) / hours, "minutes": o.duration_s / 60}
+          f"{len(o.rejected_t)}; heard early (provisional): {len(o.early_t)}, "
+          f"{len(o.early_t) / hours:.1f} per hour")
+    return {"pops": len(o.t), "per_hour": len(o.t) / hours, "minutes": o.duration_s / 60,
+            "heard_early": len(o.early_t)}
 
 
 def through_strap(path: Path, profile: str = "backpop-strap-v1") -> Path:

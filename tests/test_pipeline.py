@@ -23,6 +23,7 @@ from backpop_sense.pipeline import (
 )
 from backpop_sense.pops.detector import LIVE_CHUNK
 from backpop_sense.pops.locate import LocatorConfig
+from backpop_sense.pops.stage import Heard, Pop, Rejected
 from backpop_sense.store import Store, analysis_version
 from backpop_sense.vocab import CONTEXTS
 
@@ -133,3 +134,25 @@ def test_a_replayed_stream_paced_live_gives_the_offline_result() -> None:
     assert live.frames == offline.frames and live.motion_events == offline.motion_events
     assert {p.t for p in live.pops} <= {o.t for o in seen if isinstance(o, PopInContext)}
     assert live.parameters["detector"]["chunk"] == LIVE_CHUNK
+
+
+def test_pops_heard_early_do_not_depend_on_the_blocks_and_are_all_judged_later() -> None:
+    """The gate's provisional verdicts (:class:`Heard`) are the same for a file cut into big
+    blocks and a paced stream in short ones; each comes before the final judgement of its
+    onset, which confirms it as a pop or overrules it."""
+    session = SAMPLES / "S02" / "2026-11-17a"
+    runs = {}
+    for name, source, config in (("offline", session, DEFAULT_CONFIG),
+                                 ("live", open_replay(session, block_size=1024),
+                                  DEFAULT_CONFIG.live())):
+        seen: list = []
+        analyze(source, config, on_output=lambda outputs, block, seen=seen: seen.extend(outputs))
+        runs[name] = seen
+    heard = [(o.t, o.pop.level) for o in runs["live"] if isinstance(o, Heard)]
+    assert heard and heard == [(o.t, o.pop.level) for o in runs["offline"]
+                               if isinstance(o, Heard)]
+    order = [(type(o), o.t) for o in runs["live"] if isinstance(o, Heard | Pop | Rejected)]
+    for t, _ in heard:
+        first = next(k for k, (_, u) in enumerate(order) if u == t)
+        assert order[first][0] is Heard
+        assert [kind for kind, u in order[first + 1:] if u == t] in ([Pop], [Rejected])

@@ -61,7 +61,11 @@ does. With ``min_score = 0`` they decide alone.
 
 A series is known only once it has been heard on both sides, so an onset is judged
 :attr:`ArtifactGate.lookahead_s` after it was heard, and once the IMUs have
-reported past it.
+reported past it. A live view cannot wait that long: as soon as the IMUs have reported past
+an onset, :meth:`ArtifactGate.early` judges it provisionally on the onsets up to it (the same
+rules and judge, its series counted on one side only, so that the verdict does not depend on
+how the stream was cut into blocks). The final judgement, seconds later, confirms or
+overrules it; only the final one counts.
 """
 
 from __future__ import annotations
@@ -179,6 +183,8 @@ class ArtifactGate:
         self.pending: deque[Candidate] = deque()
         self.heard: deque[Candidate] = deque()  # every onset of the last 2 series windows
         self.last_pop = -np.inf
+        self.unheard: deque[Candidate] = deque()  # awaiting the provisional judgement
+        self.last_early = -np.inf
         self.model: TreeModel | None = default_model() if self.config.min_score > 0 else None
         self.features: dict[float, np.ndarray] = {}
         """What the judge saw of each candidate judged, by onset time, when ``keep_features``
@@ -199,6 +205,7 @@ class ArtifactGate:
         """Take new candidates, and the time (s) up to which every onset has been reported;
         return the candidates now judged, each with its reason."""
         self.pending.extend(candidates)
+        self.unheard.extend(candidates)
         self.heard.extend(candidates)
         self.audio_time = max(self.audio_time, heard_until)
         return self._release(final=False)
@@ -210,8 +217,25 @@ class ArtifactGate:
         return max(self.config.series_window_s, 2 * self.config.periodic_period_s[1] + 0.1)
 
     def finish(self) -> list[tuple[Candidate, str | None]]:
-        """Judge everything still held."""
+        """Judge everything still held (the final judgement needs no provisional one)."""
+        self.unheard.clear()
         return self._release(final=True)
+
+    def early(self) -> list[tuple[Candidate, str | None]]:
+        """The candidates the IMUs have now reported past, judged provisionally on the onsets
+        up to each (see the module's last paragraph), each with its reason; the final
+        judgement (:meth:`feed`) comes :attr:`lookahead_s` later and may differ."""
+        seen = min(self.imu_time.values(), default=np.inf)
+        out = []
+        while self.unheard and self.unheard[0].t + self.config.impact_window_s < seen:
+            c = self.unheard.popleft()
+            reason = self._verdict(c, until=c.t)
+            if reason is None and c.t - self.last_early < self.config.same_event_s:
+                reason = "same event"
+            if reason is None:
+                self.last_early = c.t
+            out.append((c, reason))
+        return out
 
     def _release(self, final: bool) -> list[tuple[Candidate, str | None]]:
         cfg = self.config
@@ -237,13 +261,25 @@ class ArtifactGate:
         (``min_score``), and a rejection is named by the first hand rule that also rejects
         it (``unlike a pop`` if none does); without the judge, the hand rules decide.
         """
+        reason = self._verdict(c)
+        if reason is None and c.t - self.last_pop < self.config.same_event_s:
+            return "same event"
+        if reason is None:
+            self.last_pop = c.t
+        return reason
+
+    def _verdict(self, c: Candidate, until: float = math.inf) -> str | None:
+        """:meth:`reason` before the ``same event`` rule, counting the onsets heard up to
+        ``until`` (s) in its series."""
         cfg = self.config
         if any(abs(t - c.t) <= cfg.impact_window_s for t in self.impacts):
             return "impact"
-        shares = {id(o): shares_db(o) for o in self.heard}
+        heard = [o for o in self.heard if o.t <= until]
+        shares = {id(o): shares_db(o) for o in heard}
         shares[id(c)] = shares_db(c)
-        alike_n = self._alike(c, shares)
-        periodic_n, cluster_n = self._periodic(c, shares), self._cluster(c, shares)
+        alike_n = self._alike(c, heard, shares)
+        periodic_n = self._periodic(c, heard, shares)
+        cluster_n = self._cluster(c, heard, shares)
         hand = self._hand_reason(c, alike_n, periodic_n, cluster_n)
         reason = hand
         if self.model is not None or self.keep_features:
@@ -256,10 +292,6 @@ class ArtifactGate:
         if self.model is not None:
             score = float(self.model.score(x)[0])
             reason = None if score >= cfg.min_score else (hand or "unlike a pop")
-        if reason is None and c.t - self.last_pop < cfg.same_event_s:
-            return "same event"
-        if reason is None:
-            self.last_pop = c.t
         return reason
 
     def _hand_reason(self, c: Candidate, alike_n: int, periodic_n: int, cluster_n: int
@@ -291,12 +323,14 @@ class ArtifactGate:
             return "series"
         return None
 
-    def _alike(self, c: Candidate, shares: dict[int, np.ndarray]) -> int:
-        """How many other onsets within ``series_window_s`` sound like ``c``, from the same
-        place (see ``series``); ``shares`` holds each onset's :func:`shares_db` by id."""
+    def _alike(self, c: Candidate, heard: list[Candidate], shares: dict[int, np.ndarray]
+               ) -> int:
+        """How many other onsets of ``heard`` within ``series_window_s`` sound like ``c``,
+        from the same place (see ``series``); ``shares`` holds each onset's
+        :func:`shares_db` by id."""
         cfg = self.config
         count = 0
-        for o in self.heard:
+        for o in heard:
             gap = abs(o.t - c.t)
             if gap < cfg.same_event_s or gap > cfg.series_window_s:
                 continue
@@ -304,15 +338,16 @@ class ArtifactGate:
                 count += 1
         return count
 
-    def _cluster(self, c: Candidate, shares: dict[int, np.ndarray]) -> int:
-        """How many other clear onsets (``min_excess_db``) from the same place (shares within
-        ``alike_place_db``, each at most ``cluster_heard_db`` under; with one mic, any) fall
-        within ``cluster_window_s`` of ``c``, not counting its own ringing
+    def _cluster(self, c: Candidate, heard: list[Candidate], shares: dict[int, np.ndarray]
+                 ) -> int:
+        """How many other clear onsets of ``heard`` (``min_excess_db``) from the same place
+        (shares within ``alike_place_db``, each at most ``cluster_heard_db`` under; with one
+        mic, any) fall within ``cluster_window_s`` of ``c``, not counting its own ringing
         (``same_event_s``): see ``series``."""
         cfg = self.config
         here = np.maximum(shares[id(c)], -cfg.cluster_heard_db)
         count = 0
-        for o in self.heard:
+        for o in heard:
             gap = abs(o.t - c.t)
             if (gap < cfg.same_event_s or gap > cfg.cluster_window_s
                     or o.excess_db < cfg.min_excess_db):
@@ -323,14 +358,15 @@ class ArtifactGate:
                 count += 1
         return count
 
-    def _periodic(self, c: Candidate, shares: dict[int, np.ndarray]) -> int:
-        """How many onsets (``c`` among them) fall on one steady interval through ``c``:
-        the most, over intervals to its neighbours, of onsets at ``c.t + k * T``
+    def _periodic(self, c: Candidate, heard: list[Candidate], shares: dict[int, np.ndarray]
+                  ) -> int:
+        """How many onsets of ``heard`` (``c`` among them) fall on one steady interval
+        through ``c``: the most, over intervals to its neighbours, of onsets at ``c.t + k * T``
         (k = -2..2) within ``periodic_tolerance * T``, each from the same place (shares
         within ``alike_place_db``) and in a band that overlaps ``c``'s (see ``series``)."""
         cfg = self.config
         lo, hi = cfg.periodic_period_s
-        near = [o for o in self.heard if abs(o.t - c.t) <= 2 * hi + 0.1
+        near = [o for o in heard if abs(o.t - c.t) <= 2 * hi + 0.1
                 and o.band_hz[0] <= c.band_hz[1] and o.band_hz[1] >= c.band_hz[0]
                 and (len(c.band_energy) < 2 or np.max(np.abs(shares[id(o)] - shares[id(c)]))
                      <= cfg.alike_place_db)]

@@ -47,6 +47,21 @@ class Pop:
     level_costs: tuple[tuple[str, float], ...] = ()
 
 
+@dataclass(frozen=True)
+class Heard:
+    """A pop as soon as it is heard, for a live view: judged provisionally on the sound so
+    far (:meth:`~backpop_sense.pops.artifacts.ArtifactGate.early`), about 0.1 s after it.
+    The final judgement follows seconds later, as the :class:`Pop` of the same ``t`` or as a
+    :class:`Rejected` of that ``t`` that overrules it; only that one is kept."""
+
+    pop: Pop
+
+    @property
+    def t(self) -> float:
+        """Onset, seconds since session start."""
+        return self.pop.t
+
+
 DOUBTFUL = ("noise", "no burst")
 """Rejections for want of standing out, not for a sign of something else (a low band, equal
 mics, a slow rise, a voice): a faint pop on a busy background is judged so. Such an onset
@@ -84,14 +99,18 @@ class PopStage:
         self.detector = PopDetector(sr, len(self.mics), detector)
         self.gate = ArtifactGate(len(self.mics), [i.name for i in info.imus], gate)
 
-    def feed(self, block: Block) -> list[Pop | Rejected]:
-        """Take one block of any kind; return the pops and rejections it completed."""
+    def feed(self, block: Block) -> list[Heard | Pop | Rejected]:
+        """Take one block of any kind; return the pops heard (provisionally), and the pops and
+        rejections it completed (the final judgement)."""
         if isinstance(block, AudioBlock):
             heard = self.detector.feed(block)
-            return self._judged(self.gate.feed(heard, self.detector.heard_until()))
-        if isinstance(block, ImuBlock):
-            return self._judged(self.gate.feed_imu(block))
-        return []
+            judged = self.gate.feed(heard, self.detector.heard_until())
+        elif isinstance(block, ImuBlock):
+            judged = self.gate.feed_imu(block)
+        else:
+            return []
+        early = [Heard(self._pop(c)) for c, reason in self.gate.early() if reason is None]
+        return [*early, *self._judged(judged)]
 
     def finish(self) -> list[Pop | Rejected]:
         """Flush the detector and the gate at the end of the stream."""
@@ -104,10 +123,14 @@ class PopStage:
             if reason is not None and reason not in DOUBTFUL:
                 out.append(Rejected(c.t, reason, c.strength, spread_db(c)))
                 continue
-            where = locate(c.band_energy, self.mics, background=c.band_background,
-                           config=self.locator)
-            pop = Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz,
-                      c.duration_ms, c.strength, spread_db(c), c.excess_db, where.costs)
+            pop = self._pop(c)
             out.append(pop if reason is None
                        else Rejected(c.t, reason, c.strength, pop.spread_db, pop))
         return out
+
+    def _pop(self, c: Candidate) -> Pop:
+        """The pop ``c`` would be, located."""
+        where = locate(c.band_energy, self.mics, background=c.band_background,
+                       config=self.locator)
+        return Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz, c.duration_ms,
+                   c.strength, spread_db(c), c.excess_db, where.costs)
