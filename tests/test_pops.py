@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backpop_sense.errors import BadParameter
 from backpop_sense.evaluate import score_pops
 from backpop_sense.levels import level_distance_m
 from backpop_sense.pipeline import PipelineConfig, analyze, open_replay
@@ -117,12 +118,16 @@ def test_results_do_not_depend_on_the_processing_chunk(blocks_session: Path) -> 
 
     path = blocks_session
     found = {}
-    for chunk in (LIVE_CHUNK, 3000, DetectorConfig().chunk):
+    smallest = 2 * round(DetectorConfig().frame_s * SR)  # two frames
+    for chunk in (smallest + 13, LIVE_CHUNK, 3000, DetectorConfig().chunk):
         r = analyze(path, PipelineConfig(detector=DetectorConfig(chunk=chunk)), block_size=777)
         found[chunk] = ([(round(p.t * SR), p.level, p.kind, round(p.pop.snr_db, 6))
                          for p in r.pops], [(round(x.t * SR), x.reason) for x in r.rejected])
     assert len(found[LIVE_CHUNK][0]) > 3
-    assert found[LIVE_CHUNK] == found[3000] == found[DetectorConfig().chunk]
+    assert (found[smallest + 13] == found[LIVE_CHUNK] == found[3000]
+            == found[DetectorConfig().chunk])
+    with pytest.raises(BadParameter, match="field chunk: must be at least two frames"):
+        analyze(path, PipelineConfig(detector=DetectorConfig(chunk=smallest - 1)))
 
 
 @pytest.mark.parametrize("block_size", [256, 1000, 65536])
