@@ -187,8 +187,8 @@ class ArtifactGate:
         self.last_early = -np.inf
         self.model: TreeModel | None = default_model() if self.config.min_score > 0 else None
         self.features: dict[float, np.ndarray] = {}
-        """What the judge saw of each candidate judged, by onset time, when ``keep_features``
-        (for training it)."""
+        """What the judge saw of each candidate at its final judgement, by onset time, when
+        ``keep_features`` (for training it)."""
         self.keep_features = False
 
     def feed_imu(self, block: ImuBlock) -> list[tuple[Candidate, str | None]]:
@@ -287,7 +287,7 @@ class ArtifactGate:
             # IMUs, NaN without (it learns how far to trust a session with no IMUs).
             x = features(c, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
                          impact=0.0 if self.imu_time else math.nan)
-            if self.keep_features:
+            if self.keep_features and until == math.inf:  # the final judgement's
                 self.features[c.t] = x
         if self.model is not None:
             score = float(self.model.score(x)[0])
