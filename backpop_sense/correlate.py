@@ -27,12 +27,9 @@ if ``snap_min_count`` of the repeats are there by their own sound: one source he
 times is placed from all its repeats, which a faint pop alone, at 0-3 dB SNR, is not
 reliably; pops of different joints that merely happen at one posture are left apart.
 
-An onset the gate turned away only for not standing out of the sound around it
-(:data:`~backpop_sense.pops.stage.DOUBTFUL`) is taken back as a pop when it repeats a snap
-that ``snap_min_count`` pops make on their own: at its level and posture, in a cycle where
-none of them was heard. A snap repeats every cycle (background.md), and on a busy background
-a faint repeat may not stand out of a rub's swell; its repeats vouch for it where its own
-sound cannot. Its own sound must not place it elsewhere (:func:`pooled_level`).
+Once the pops are typed, the onsets the gate turned away only for not standing out are
+offered to :func:`~backpop_sense.pops.repeats.rescue`, which takes back those that repeat a
+recurring snap; :meth:`Correlator.finish` returns the session's final pops and rejections.
 
 Typing and pooling need the whole session (a snap is known by its repeats, a cavitation by the
 20 minutes after it), so they happen at ``finish``; the live view shows pops as they come,
@@ -43,7 +40,6 @@ Memory: the stage keeps the pops (the output) and a window of motion frames of b
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import ClassVar
 
@@ -54,7 +50,8 @@ from .levels import level_index
 from .motion.tracker import MotionFrame
 from .params import COUNT, FLAG, FRACTION, NON_NEGATIVE, POSITIVE, Number, Rules, check
 from .pops import locate
-from .pops.locate import POOL_SLACK, pooled_level
+from .pops.locate import POOL_SLACK
+from .pops.repeats import Postures, rescue
 from .pops.stage import Pop, Rejected
 from .vocab import AXES, KINDS
 
@@ -92,7 +89,8 @@ class CorrelateConfig:
         A pop takes the pooled level only if its own fit there costs at most this much more
         than at its own level (:data:`~backpop_sense.pops.locate.POOL_SLACK`).
     rescue : bool
-        Take back the rejected onsets that repeat a recurring snap (:func:`rescue`).
+        Take back the rejected onsets that repeat a recurring snap
+        (:func:`~backpop_sense.pops.repeats.rescue`).
     """
 
     refractory_s: float = 1200.0
@@ -143,8 +141,8 @@ class PopInContext:
         The level the pop's own sound gave, when its repeats placed it elsewhere
         (:func:`pool_levels`); None otherwise.
     rescued : str or None
-        For an onset the gate rejected and its repeats vouched for (:func:`rescue`), the
-        gate's reason; None otherwise.
+        For an onset the gate rejected and its repeats vouched for
+        (:func:`~backpop_sense.pops.repeats.rescue`), the gate's reason; None otherwise.
     """
 
     pop: Pop
@@ -195,13 +193,15 @@ class Correlator:
         self._doubtful: list[PopInContext] = []
         self._turned_away: list[tuple[float, tuple[float, float, float] | None]] = []
         self._last_frame_t = -np.inf
-        self.rescued: list[PopInContext] = []
-        """After :meth:`finish`: the rejected onsets taken back as pops (:func:`rescue`)."""
+        self.rejected: list[Rejected] = []
+        """Every onset the gate turned away; after :meth:`finish`, but for those taken back."""
 
     def feed(self, outputs: list) -> list[PopInContext]:
         """Take the other stages' outputs (pops, doubtful rejections, frames; the rest is
         ignored)."""
         for o in outputs:
+            if isinstance(o, Rejected):
+                self.rejected.append(o)
             if isinstance(o, (Pop, Rejected)):
                 self._pending.append(o)
             elif isinstance(o, MotionFrame):
@@ -210,16 +210,20 @@ class Correlator:
         return self._place(final=False)
 
     def finish(self) -> list[PopInContext]:
-        """Place what is left, type every pop of the session; returns them all, in time order."""
+        """Place what is left, type every pop of the session, take back the rejected onsets
+        that repeat a snap (:func:`~backpop_sense.pops.repeats.rescue`), and type again;
+        returns the session's pops, in time order (:attr:`rejected` then holds the rest)."""
         self._place(final=True)
         self._placed.sort(key=lambda p: p.t)
         typed = type_pops(self._placed, self.config)
         if not self.config.rescue:
             return typed
-        self.rescued = rescue(typed, self._doubtful, self.config, others=self._turned_away)
-        if not self.rescued:
+        back = rescue(typed, self._doubtful, self.config, others=self._turned_away)
+        if not back:
             return typed
-        return type_pops(sorted(self._placed + self.rescued, key=lambda p: p.t), self.config)
+        taken = {p.t for p in back}
+        self.rejected = [r for r in self.rejected if r.t not in taken]
+        return type_pops(sorted(self._placed + back, key=lambda p: p.t), self.config)
 
     def _place(self, *, final: bool) -> list[PopInContext]:
         horizon = self.config.excursion_window_s
@@ -279,7 +283,7 @@ def type_pops(pops: list[PopInContext], config: CorrelateConfig | None = None
         The same pops with ``kind`` and ``rule`` set.
     """
     config = config or CorrelateConfig()
-    postures = _Postures(pops)  # times and angles: pooling changes levels only
+    postures = Postures(pops)  # times and angles: pooling changes levels only
     pops = _pool_levels(pops, config, postures)
     kinds: list[tuple[str, str]] = [("", "")] * len(pops)
     at_level: dict[str, list[int]] = {}  # both rules compare a pop with its own level only
@@ -327,108 +331,6 @@ def _stand_in(r: Rejected) -> Pop:
     return Pop(r.t, "", 0.0, 0.0, 0.0, 0.0, r.strength, r.spread_db)
 
 
-def rescue(pops: list[PopInContext], doubtful: list[PopInContext],
-           config: CorrelateConfig | None = None, *,
-           others: Sequence[tuple[float, tuple[float, float, float] | None]] = ()
-           ) -> list[PopInContext]:
-    """The doubtful onsets that repeat a recurring snap (module docstring).
-
-    An onset repeats a snap when at least ``snap_min_count`` of the snap's pops, in other
-    cycles, are within ``snap_angle_tol_deg`` of its posture, and it is as close to their
-    median posture as the farthest of them is (a source's own spread is how far its repeats
-    stray; a noise onset 100 ms from the snap's posture is a few degrees off); its own sound
-    must not place it elsewhere (:func:`~backpop_sense.pops.locate.pooled_level`). In each
-    cycle of a snap, at most the onset closest to its posture is taken back, and none where
-    a pop was heard at that posture within ``pool_reach`` levels of the snap (the snap, or
-    a pop that may be it), nor where the closest was rejected for a sign of something else
-    (a knock, a rub: ``others``), as the snap may have been that onset.
-
-    Parameters
-    ----------
-    pops : list of PopInContext
-        The session's pops, typed (:func:`type_pops`).
-    doubtful : list of PopInContext
-        Onsets the gate rejected for not standing out, placed in their motion context, with
-        ``rescued`` set to the gate's reason.
-    others : sequence of (float, angles or None)
-        The time and posture of every other onset the gate rejected.
-
-    Returns
-    -------
-    list of PopInContext
-        Those taken back, in time order, each at the level of the snap it repeats
-        (``own_level`` set when its own sound gave another); not typed yet.
-    """
-    config = config or CorrelateConfig()
-    snaps = [p for p in pops if p.kind == "snap" and p.pop.level_costs]
-    if len(snaps) < config.snap_min_count:
-        return []
-    finder = _SnapRepeats(snaps, pops, others, config)
-    offers = [(distance, k, level) for k, d in enumerate(doubtful)
-              for distance, level in finder.offers(d)]
-    taken: dict[int, str] = {}
-    for _, k, level in sorted(offers):  # the onset nearest a snap's posture first
-        t = doubtful[k].t
-        if k in taken or any(abs(doubtful[j].t - t) < config.snap_min_gap_s for j in taken):
-            continue
-        taken[k] = level
-    return [replace(doubtful[k], pop=replace(doubtful[k].pop, level=level),
-                    own_level=None if doubtful[k].level == level else doubtful[k].level)
-            for k, level in sorted(taken.items(), key=lambda x: doubtful[x[0]].t)]
-
-
-class _SnapRepeats:
-    """The session's recurring snaps as arrays, asked which a doubtful onset repeats
-    (:func:`rescue`)."""
-
-    def __init__(self, snaps: list[PopInContext], pops: list[PopInContext],
-                 others: Sequence[tuple[float, tuple[float, float, float] | None]],
-                 config: CorrelateConfig) -> None:
-        self.config = config
-        self.postures = _Postures(snaps)
-        self.levels = [lv for lv, _ in snaps[0].pop.level_costs]
-        self.costs = np.array([[c for _, c in p.pop.level_costs] for p in snaps])
-        self.at = np.array([p.level for p in snaps])
-        placed = [(t, a) for t, a in others if a is not None]
-        self.other_t = np.array([t for t, _ in placed], dtype=float)
-        self.other_angles = np.array([a for _, a in placed], dtype=float).reshape(len(placed), 3)
-        self.everyone = _Postures(pops)
-        self.pop_index = np.array([level_index(p.level) for p in pops])
-
-    def offers(self, d: PopInContext) -> list[tuple[float, str]]:
-        """Each snap level ``d`` may be taken back at, with its distance (deg) to that
-        snap's median posture."""
-        config, gap = self.config, self.config.snap_min_gap_s
-        if d.angles is None or [lv for lv, _ in d.pop.level_costs] != self.levels:
-            return []
-        here = np.array(d.angles)
-        tol = config.snap_angle_tol_deg
-        close = np.abs(self.postures.angles - here).max(axis=1) <= tol
-        apart = np.abs(self.postures.t - d.t) >= gap
-        own = np.array([c for _, c in d.pop.level_costs])
-        # a pop heard in its cycle at this posture, within pool_reach levels of the snap
-        heard = ((np.abs(self.everyone.t - d.t) < gap)
-                 & (np.abs(self.everyone.angles - here).max(axis=1) <= tol))
-        out = []
-        for level in dict.fromkeys(self.at[close].tolist()):
-            if (heard & (np.abs(self.pop_index - level_index(level))
-                         <= config.pool_reach)).any():
-                continue  # its cycle already has this snap, or a pop that may be it
-            repeats = np.flatnonzero(close & (self.at == level) & apart)
-            if len(repeats) < config.snap_min_count:
-                continue
-            centre = np.median(self.postures.angles[repeats], axis=0)
-            spread = np.abs(self.postures.angles[repeats] - centre).max()
-            distance = float(np.abs(here - centre).max())
-            nearer = ((np.abs(self.other_t - d.t) < gap)
-                      & (np.abs(self.other_angles - centre).max(axis=1) < distance)).any()
-            if (distance <= spread and not nearer
-                    and pooled_level(self.levels, own, self.costs[repeats],
-                                     slack=config.pool_slack) == level):
-                out.append((distance, level))
-        return out
-
-
 def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
                 ) -> list[PopInContext]:
     """Each pop that recurs at the same posture at the level its repeats agree on.
@@ -447,10 +349,10 @@ def pool_levels(pops: list[PopInContext], config: CorrelateConfig | None = None
         :func:`~backpop_sense.pops.locate.pooled_level`, if at least ``snap_min_count`` of
         the repeats are at that level by their own sound.
     """
-    return _pool_levels(pops, config or CorrelateConfig(), _Postures(pops))
+    return _pool_levels(pops, config or CorrelateConfig(), Postures(pops))
 
 
-def _pool_levels(pops: list[PopInContext], config: CorrelateConfig, postures: _Postures
+def _pool_levels(pops: list[PopInContext], config: CorrelateConfig, postures: Postures
                  ) -> list[PopInContext]:
     located = [i for i, p in enumerate(pops) if p.pop.level_costs]
     if config.pool_reach <= 0 or not located:
@@ -473,36 +375,6 @@ def _pool_levels(pops: list[PopInContext], config: CorrelateConfig, postures: _P
                             min_count=config.snap_min_count, slack=config.pool_slack)
     return [replace(p, pop=replace(p.pop, level=level), own_level=p.level)
             if level != p.level else p for p, level in zip(pops, pooled, strict=True)]
-
-
-class _Postures:
-    """The pops' times and angles as arrays, for the searches for repeats (a session may hold
-    thousands of snaps, each compared with all the others)."""
-
-    def __init__(self, pops: list[PopInContext]) -> None:
-        self.t = np.array([p.t for p in pops], dtype=float)
-        self.angles = np.array([p.angles if p.angles is not None else (np.nan,) * 3
-                                for p in pops], dtype=float).reshape(len(pops), 3)
-
-    def repeats(self, i: int, candidates: list[int], config: CorrelateConfig) -> np.ndarray:
-        """Indices of the pops among ``candidates`` (indices, in time order) that repeat pop
-        i: in other movement cycles, within the angle tolerance (no angles: none)."""
-        c = np.asarray(candidates, dtype=int)
-        if c.size == 0 or np.isnan(self.angles[i]).any():
-            return c[:0]
-        gap = config.snap_min_gap_s
-        close = np.abs(self.angles[c] - self.angles[i]).max(axis=1) <= config.snap_angle_tol_deg
-        hit = c[(c != i) & (np.abs(self.t[c] - self.t[i]) >= gap) & close]
-        times = self.t[hit]
-        if len(hit) < 2 or np.all(np.diff(times) >= gap):
-            return hit
-        # several within one movement: each cycle counts once, its first pop
-        keep, last = [], -np.inf
-        for j, tj in zip(hit, times, strict=True):
-            if tj - last >= gap:
-                keep.append(j)
-                last = tj
-        return np.array(keep, dtype=int)
 
 
 def rate_ratio(a: int, exposure_a: float, b: int, exposure_b: float,

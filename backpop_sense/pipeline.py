@@ -193,9 +193,7 @@ class Pipeline:
         self._route(outputs)
         r = self.result
         r.pops = self.correlator.finish()
-        if self.correlator.rescued:  # taken back as pops: no longer rejected
-            back = {p.t for p in self.correlator.rescued}
-            r.rejected = [x for x in r.rejected if x.t not in back]
+        r.rejected = self.correlator.rejected
         r.pop_statistics = statistics(r.pops, r.motion_summary.get("context_s", {}),
                                       self.session.duration_s)
         return r
@@ -209,7 +207,6 @@ class Pipeline:
                 self.frame_sink(frames)
             else:
                 self.result.frames.extend(frames)
-        self.result.rejected.extend(o for o in outputs if isinstance(o, Rejected))
         events = [o for o in outputs if isinstance(o, MotionEvent)]
         self.result.motion_events.extend(events)
         placed = self.correlator.feed(outputs)

@@ -17,18 +17,19 @@ from backpop_sense.correlate import (
     PopInContext,
     pool_levels,
     rate_ratio,
-    rescue,
     statistics,
     type_pops,
 )
 from backpop_sense.evaluate import score_pops, score_typing
 from backpop_sense.motion.tracker import MotionFrame
 from backpop_sense.pipeline import PipelineConfig, analyze
+from backpop_sense.pops.repeats import rescue
 from backpop_sense.pops.stage import Pop
 from backpop_sense.session import Session
 from backpop_sense.simulate import SimConfig, simulate_session
 
 BACKPOP = Path(sys.executable).parent / "backpop"
+CONFIG = CorrelateConfig()
 
 
 def _pop(t: float, level: str = "L3") -> Pop:
@@ -130,27 +131,27 @@ def test_a_rejected_onset_that_repeats_a_recurring_snap_is_taken_back() -> None:
     assert [p.kind for p in typed] == ["snap"] * 4
     faint = {"L4": 0.30, "L3": 0.40}  # its own sound: L4 by a hair
     repeat = _doubtful(50.0, faint, angles=(25.2, 0.0, 0.0))
-    back = rescue(typed, [repeat])
+    back = rescue(typed, [repeat], CONFIG)
     assert [(p.t, p.level, p.own_level) for p in back] == [(50.0, "L3", "L4")]
     # not where the posture is off, its sound places it elsewhere, its cycle was heard
     # (18.5 s: 0.5 s after the second snap), or no snap recurs
-    assert rescue(typed, [_doubtful(50.0, faint, angles=(27.5, 0.0, 0.0))]) == []
-    assert rescue(typed, [_doubtful(50.0, {"L4": 0.30, "L3": 0.80})]) == []
-    assert rescue(typed, [_doubtful(18.5, faint)]) == []
-    assert rescue(type_pops(clear[:2]), [repeat]) == []
+    assert rescue(typed, [_doubtful(50.0, faint, angles=(27.5, 0.0, 0.0))], CONFIG) == []
+    assert rescue(typed, [_doubtful(50.0, {"L4": 0.30, "L3": 0.80})], CONFIG) == []
+    assert rescue(typed, [_doubtful(18.5, faint)], CONFIG) == []
+    assert rescue(type_pops(clear[:2]), [repeat], CONFIG) == []
     # two onsets in one cycle: the one nearer the snap's posture
     near, off = _doubtful(50.3, faint, (25.1, 0.0, 0.0)), _doubtful(50.0, faint, (25.8, 0, 0))
-    assert [p.t for p in rescue(typed, [off, near])] == [50.3]
+    assert [p.t for p in rescue(typed, [off, near], CONFIG)] == [50.3]
     # nor where a pop was heard in that cycle at the posture one level off (it may be the
     # snap, misplaced)
     heard = type_pops(sorted([*clear, _placed(49.9, {"L4": 0.1})], key=lambda p: p.t))
-    assert heard[-1].level == "L4" and rescue(heard, [repeat]) == []
-    assert len(rescue(type_pops([*clear, _placed(49.9, {"L5": 0.1})]), [repeat])) == 1
+    assert heard[-1].level == "L4" and rescue(heard, [repeat], CONFIG) == []
+    assert len(rescue(type_pops([*clear, _placed(49.9, {"L5": 0.1})]), [repeat], CONFIG)) == 1
     # nor where an onset turned away for a sign of something else (a knock, a rub) lies
     # nearer the snap's posture in that cycle: the snap may have been that one
-    assert rescue(typed, [repeat], others=[(50.1, (25.0, 0.0, 0.0))]) == []
-    assert len(rescue(typed, [repeat], others=[(50.1, (27.0, 0.0, 0.0)),
-                                               (53.0, (25.0, 0.0, 0.0))])) == 1
+    assert rescue(typed, [repeat], CONFIG, others=[(50.1, (25.0, 0.0, 0.0))]) == []
+    assert len(rescue(typed, [repeat], CONFIG, others=[(50.1, (27.0, 0.0, 0.0)),
+                                                       (53.0, (25.0, 0.0, 0.0))])) == 1
     # once taken back it is a snap like its repeats, and says why it was rejected
     final = type_pops(sorted([*clear, *back], key=lambda p: p.t))
     assert [p.kind for p in final] == ["snap"] * 5

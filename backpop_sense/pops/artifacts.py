@@ -59,6 +59,10 @@ does. With ``min_score = 0`` they decide alone.
     Within ``same_event_s`` of the pop before: the ringing or the second click of that pop
     (a joint readjustment can click twice within about 12 ms), not a pop of its own.
 
+What decides a pop: this gate, onset by onset; and, once the session is over, a snap's
+repeats, which may take back an onset rejected for a reason in :data:`DOUBTFUL`
+(``pops/repeats.py``). Nothing else makes an onset a pop or stops it being one.
+
 A series is known only once it has been heard on both sides, so an onset is judged
 :attr:`ArtifactGate.lookahead_s` after it was heard, and once the IMUs have
 reported past it. A live view cannot wait that long: as soon as the IMUs have reported past
@@ -82,6 +86,12 @@ from ..params import COUNT, FINITE, FRACTION, NON_NEGATIVE, POSITIVE, Numbers, R
 from ..session import GRAVITY
 from .detector import Candidate
 from .model import FEATURES, TreeModel, default_model
+
+DOUBTFUL = ("noise", "no burst")
+"""Rejections for want of standing out, not for a sign of something else (a low band, equal
+mics, a slow rise, a voice): a faint pop on a busy background is judged so. Such an onset
+carries the pop it would be, which its repeats may still vouch for at the end of the session
+(a recurring snap: ``pops/repeats.py``)."""
 
 
 @dataclass(frozen=True)

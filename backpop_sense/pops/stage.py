@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..blocks import AudioBlock, Block, ImuBlock
 from ..session import SessionInfo
-from .artifacts import ArtifactGate, GateConfig, spread_db
+from .artifacts import DOUBTFUL, ArtifactGate, GateConfig, spread_db
 from .detector import Candidate, DetectorConfig, PopDetector
 from .locate import LocatorConfig, locate
 
@@ -62,17 +62,11 @@ class Heard:
         return self.pop.t
 
 
-DOUBTFUL = ("noise", "no burst")
-"""Rejections for want of standing out, not for a sign of something else (a low band, equal
-mics, a slow rise, a voice): a faint pop on a busy background is judged so. Such an onset
-carries the pop it would be, which its repeats may still vouch for (a recurring snap,
-``correlate.py``)."""
-
-
 @dataclass(frozen=True)
 class Rejected:
     """An onset the artifact gate turned away, with the rule that did it; for the reasons
-    in :data:`DOUBTFUL`, ``pop`` is the pop it would have been (located), else None."""
+    in :data:`~backpop_sense.pops.artifacts.DOUBTFUL`, ``pop`` is the pop it would have been
+    (located), else None."""
 
     t: float
     reason: str
