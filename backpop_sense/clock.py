@@ -21,3 +21,27 @@ class Clock(Protocol):
 
 SYSTEM_CLOCK: Clock = time
 """The :mod:`time` module: real, monotonic seconds."""
+
+
+class SimulatedClock:
+    """A clock whose time moves only when someone sleeps on it: a paced replay or a recorder
+    run on it takes no wall time, and its time is exactly what they waited (s).
+
+    Examples
+    --------
+    >>> clock = SimulatedClock(start=100.0)
+    >>> clock.sleep(2.5)
+    >>> clock.monotonic()
+    102.5
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float, /) -> None:
+        if seconds < 0:
+            raise ValueError(f"sleep length must be non-negative, not {seconds}")
+        self.now += seconds

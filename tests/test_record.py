@@ -82,18 +82,12 @@ def test_info_from_profile_declares_the_straps_units_and_checks_ids() -> None:
 
 CHILD = """
 import sys
+from backpop_sense.clock import SimulatedClock
 from backpop_sense.record import SessionRecorder
 from backpop_sense.session import Session
 from backpop_sense.sources.replay import ReplaySource
 
-class SessionClock:  # moves only as the paced replay waits: session seconds, no waiting
-    now = 0.0
-    def monotonic(self):
-        return self.now
-    def sleep(self, seconds):
-        self.now += seconds
-
-clock = SessionClock()
+clock = SimulatedClock()  # moves only as the paced replay waits: session seconds, no waiting
 src = Session(sys.argv[1])
 rec = SessionRecorder(sys.argv[2], src.info, sr=src.audio.sr, clock=clock)
 for block in ReplaySource(src, block_size=400, speed=1.0, clock=clock):

@@ -14,6 +14,7 @@ from conftest import SessionFactory
 
 from backpop_sense.blocks import AudioBlock, Block, Gap, ImuBlock
 from backpop_sense.cli import describe_stream
+from backpop_sense.clock import SimulatedClock
 from backpop_sense.session import Session
 from backpop_sense.sources.replay import GAP_FACTOR, ReplaySource
 
@@ -175,25 +176,11 @@ def test_describe_stream_counts(hole_session: Path) -> None:
         assert summary["gaps"] == 2
 
 
-class SimulatedClock:
-    """A clock whose time moves only when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.now += seconds
-
-
 @pytest.mark.parametrize("speed", [1.0, 10.0])
 def test_speed_paces_the_stream(session_dir: Path, speed: float) -> None:
     """Each block is handed out once its end is due on the clock at ``speed``, not before
     and not a block later: 3 s of session take 3 s / speed."""
-    clock = SimulatedClock()
+    clock = SimulatedClock(start=100.0)
     source = ReplaySource(session_dir, block_size=4096, speed=speed, clock=clock)
     first = None
     audio = 0
@@ -208,7 +195,7 @@ def test_speed_paces_the_stream(session_dir: Path, speed: float) -> None:
 
 
 def test_unpaced_replay_never_waits(session_dir: Path) -> None:
-    clock = SimulatedClock()
+    clock = SimulatedClock(start=100.0)
     assert sum(b.n for b in audio_of(list(ReplaySource(session_dir, clock=clock)))) == 24000
     assert clock.now == 100.0
 
