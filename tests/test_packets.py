@@ -243,7 +243,7 @@ def _check_stream(profile, dec: PacketDecoder, fed: list[tuple[str, bytes]],
     order and never repeated, gaps forward in time."""
     stats = dec.stats
     whole = (sum(stats.packets.values()) + sum(stats.duplicates.values())
-             + len(dec._pending))
+             + dec.waiting)
     assert whole <= len(fed) <= whole + sum(stats.malformed.values())
     sizes = profile.packet_bytes()
     assert stats.malformed.get("unknown", 0) == sum(s not in sizes for s, _ in fed)

@@ -313,6 +313,12 @@ class PacketDecoder:
         """Note that the link dropped: the next gap of each stream is reported as ``link lost``."""
         self._link_lost = set(self._streams)
 
+    @property
+    def waiting(self) -> int:
+        """Packets held until the reference stream's first packet sets the clock (at most
+        ``MAX_PENDING``): neither decoded nor counted yet."""
+        return len(self._pending)
+
     def feed_characteristic(self, uuid: str, packet: bytes | bytearray) -> list[Block]:
         """As :meth:`feed`, the stream named by its characteristic UUID."""
         stream = self.profile.characteristics.get(uuid.lower())
