@@ -610,8 +610,8 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
            session: str | None = None, address: str | None = None,
            emulate: Emulation | None = None, duration_s: float | None = None,
            analyse: bool = True, config: PipelineConfig | None = None, console: Any = None,
-           on_output: Callable[[list, float], None] | None = None,
-           lsl: LslConfig | None = None) -> RecordResult:
+           on_output: Callable[[list, float], None] | None = None, lsl: LslConfig | None = None
+           ) -> RecordResult:
     """``backpop record``: stream a strap to a session folder with the live pipeline.
 
     Every block is first written by a crash-safe :class:`SessionRecorder`, then fed to the
@@ -645,9 +645,7 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     on_output : callable, optional
         ``on_output(outputs, perf_counter)`` after each pipeline step (latency probes).
     lsl : LslConfig, optional
-        Also publish the stream and its events on Lab Streaming Layer (:mod:`.lsl`); the
-        outlets' source id is by default the strap's address, else the subject. They stay
-        up across the link's reconnections.
+        Also publish on Lab Streaming Layer (:mod:`.lsl`), the outlets up across reconnections.
 
     Returns
     -------
@@ -660,22 +658,34 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     >>> record("backpop-strap-v1", "out/S01/live", subject="S01",
     ...        emulate=Emulation(Path("data/samples/S01/x")))  # doctest: +SKIP
     """
-    prof = _playable_profile(profile, emulate)
-    out = Path(out)
-    info = info_from_profile(prof, subject=subject, session=_session_id(out, session))
-    recorder = SessionRecorder(out, info, sr=prof.audio.sr if prof.audio else None,
-                               imu_lsb={i.name: (i.acc_lsb, i.gyro_lsb) for i in prof.imus})
-    live = LiveSession(out, info, prof)
+    prof, out = _playable_profile(profile, emulate), Path(out)
+    recorder, live = _open_recording(prof, out, subject, _session_id(out, session))
     source = LiveSource(prof, address=address, emulate=emulate, on_idle=recorder.tick)
-    outlets = None
-    if lsl is not None:
-        from .lsl import default_source_id, open_outlets
-
-        outlets = open_outlets(live, lsl, default_source_id(prof.name, address or subject))
+    outlets = _outlets(lsl, live, prof, address or subject)
     result, link = _stream_live(source, recorder, live, prof, duration_s=duration_s,
                                 analyse=analyse, config=config, console=console,
                                 on_output=on_output, outlets=outlets)
     return RecordResult(out, live, result, link, source.stats, source.emulator)
+
+
+def _open_recording(prof: Profile, out: Path, subject: str,
+                    session: str) -> tuple[SessionRecorder, LiveSession]:
+    """The folder's crash-safe recorder and the session as the pipeline sees it."""
+    info = info_from_profile(prof, subject=subject, session=session)
+    recorder = SessionRecorder(out, info, sr=prof.audio.sr if prof.audio else None,
+                               imu_lsb={i.name: (i.acc_lsb, i.gyro_lsb) for i in prof.imus})
+    return recorder, LiveSession(out, info, prof)
+
+
+def _outlets(lsl: LslConfig | None, live: LiveSession, prof: Profile,
+             key: str) -> Outlets | None:
+    """The LSL outlets of the recording, if asked for; their source id is by default the
+    strap's address, else the subject (:func:`.lsl.default_source_id`)."""
+    if lsl is None:
+        return None
+    from .lsl import default_source_id, open_outlets
+
+    return open_outlets(live, lsl, default_source_id(prof.name, key))
 
 
 def _playable_profile(profile: str | Path | Profile, emulate: Emulation | None) -> Profile:

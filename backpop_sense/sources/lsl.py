@@ -7,8 +7,10 @@ metadata and the markers' JSON are a format the project owns (docs/formats.md, "
 Layer streams"); :mod:`.xdf` reads them back.
 
 Time: a sample at session time ``t`` (s) is stamped ``anchor + t`` on LSL's clock
-(:func:`pylsl.local_clock`, s), ``anchor`` being the LSL time of session time 0, fixed when the
-first block arrives (its end, as received). Session times are already on the strap's audio
+(:func:`pylsl.local_clock`, s), ``anchor`` being the LSL time of session time 0: the earliest
+arrival of a block's end, relative to its session time, over the first :data:`SETTLE_S` of the
+stream, which is held back until then (a link's first packets come late, in a burst, after
+the connection is made). Session times are already on the strap's audio
 clock (the BLE decoder maps the strap's own timestamp clock onto it, :mod:`.packets`, as the
 recorded files have them), so the stamps are regular and sample-exact, and a marker is stamped
 with the time of its sound, not the time it was found.
@@ -44,6 +46,8 @@ AUDIO_UNIT = "full scale"
 IMU_UNITS = ("m/s^2",) * 3 + ("rad/s",) * 3
 """Units of the IMU channels, :data:`~backpop_sense.vocab.IMU_CHANNELS` order (body axes)."""
 IMU_TYPES = ("Accelerometer",) * 3 + ("Gyroscope",) * 3
+SETTLE_S = 1.0
+"""Session time over which the anchor is found before anything is published, seconds."""
 LINGER_S = 1.0
 """How long outlets stay up after the last sample when a consumer is connected, seconds: LSL
 drops what a consumer has not pulled yet when an outlet goes (LabRecorder pulls every 0.5 s)."""
@@ -221,6 +225,9 @@ class Outlets:
         self.outlets = {key: pylsl.StreamOutlet(info)
                         for key, info in stream_infos(recording, source_id).items()}
         self.anchor: float | None = None
+        self._earliest = math.inf  # arrival - session time of the blocks held back, s
+        self._held: list[Block] = []
+        self._held_markers: list[tuple[object, bool]] = []
         self._marked: set[tuple[str, float]] = set()
 
     def wait_for_consumers(self, timeout_s: float) -> bool:
@@ -232,9 +239,26 @@ class Outlets:
 
     def push_block(self, block: Block) -> None:
         """Publish a block's samples, stamped with their session times on LSL's clock (gaps
-        are published as markers, by :meth:`push_outputs`, as the pipeline reports them)."""
-        if self.anchor is None:
-            self.anchor = self.clock() - _end_of(block)
+        are published as markers, by :meth:`push_outputs`, as the pipeline reports them).
+        Over the first :data:`SETTLE_S` the blocks are held back while the anchor is found."""
+        if self.anchor is not None:
+            self._push_samples(block)
+            return
+        self._earliest = min(self._earliest, self.clock() - _end_of(block))
+        self._held.append(block)
+        if _end_of(block) - self._held[0].t0 >= SETTLE_S:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Fix the anchor and publish what was held back."""
+        self.anchor = self._earliest if math.isfinite(self._earliest) else self.clock()
+        for block in self._held:
+            self._push_samples(block)
+        for output, final in self._held_markers:
+            self.push_outputs([output], final=final)
+        self._held, self._held_markers = [], []
+
+    def _push_samples(self, block: Block) -> None:
         if isinstance(block, AudioBlock):
             # The stamp of the chunk's last sample; LSL derives the others from the rate.
             self.outlets["audio"].push_chunk(block.data, self.anchor + block.t_end -
@@ -250,8 +274,10 @@ class Outlets:
             m = marker(output, final=final)
             if m is None:
                 continue
-            anchor = self.anchor if self.anchor is not None else self.clock()
-            self.outlets["events"].push_sample([json.dumps(m)], anchor + m["t"])
+            if self.anchor is None:
+                self._held_markers.append((output, final))
+            else:
+                self.outlets["events"].push_sample([json.dumps(m)], self.anchor + m["t"])
             self._marked.add((m["event"], m["t"]))
 
     def on_output(self, outputs: list, block: Block | None = None) -> None:
@@ -261,6 +287,8 @@ class Outlets:
     def finish(self, result: SessionResult) -> None:
         """Publish what only the end of the session told: each pop with its kind
         (``pop_typed``), and the catches and falls found when the stream was flushed."""
+        if self.anchor is None:  # a stream shorter than SETTLE_S
+            self._settle()
         self.push_outputs(e for e in result.motion_events
                           if (e.type, e.t) not in self._marked)
         self.push_outputs(result.pops, final=True)
@@ -272,6 +300,8 @@ class Outlets:
     def close(self) -> None:
         """Withdraw the outlets from the network, once a connected consumer has had
         :data:`LINGER_S` to pull the last samples."""
+        if self.anchor is None and self.outlets:
+            self._settle()
         if any(o.have_consumers() for o in self.outlets.values()):
             time.sleep(LINGER_S)
         self.outlets.clear()
