@@ -154,3 +154,11 @@ def test_convert_refuses_to_overwrite_a_session(tmp_path: Path) -> None:
     convert(xdf, tmp_path / "s")
     with pytest.raises(BadInput, match="already exists"):
         convert(xdf, tmp_path / "s")
+
+
+def test_replay_streams_an_xdf_file(tmp_path: Path) -> None:
+    xdf = write_xdf(tmp_path / "lab.xdf", [other_device(), *strap_streams(SAMPLE).values()])
+    done = run("replay", xdf, "--speed", "0")
+    assert done.returncode == 0, done.stderr
+    assert "streams left alone: EMG (EMG), backpop-events (Markers)" in done.stdout
+    assert "S02/2026-11-10a" in done.stdout and "2 pops" in done.stdout

@@ -36,7 +36,7 @@ from ..motion.tracker import MotionEvent
 from ..params import NON_NEGATIVE, Instance, OrNone, Rules, check
 from ..pops.stage import Pop
 from ..session import DEFAULT_AXES
-from ..vocab import ANGLE_COLUMNS, AXES, IMU_CHANNELS, LSL_FORMAT, LSL_TYPES
+from ..vocab import ANGLE_COLUMNS, IMU_CHANNELS, LSL_FORMAT, LSL_TYPES
 
 if TYPE_CHECKING:
     from ..pipeline import Recording, SessionResult, Source
@@ -186,7 +186,7 @@ def stream_infos(recording: Recording, source_id: str) -> dict[str, Any]:
     out["events"] = _describe(
         pylsl.StreamInfo(STREAM_NAMES["events"], LSL_TYPES["events"], 1, pylsl.IRREGULAR_RATE,
                          "string", f"{source_id}:events"),
-        {**common, "role": "events", "angles": ",".join(AXES)},
+        {**common, "role": "events"},
         [{"label": "event", "unit": "JSON", "type": "Marker"}])
     return out
 
@@ -277,7 +277,8 @@ class Outlets:
             if self.anchor is None:
                 self._held_markers.append((output, final))
             else:
-                self.outlets["events"].push_sample([json.dumps(m)], self.anchor + m["t"])
+                self.outlets["events"].push_sample([json.dumps(m, allow_nan=False)],
+                                                   self.anchor + m["t"])
             self._marked.add((m["event"], m["t"]))
 
     def on_output(self, outputs: list, block: Block | None = None) -> None:
