@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/motion.py
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/ble.py
+	$(PY) benchmarks/lsl.py
 	$(PY) benchmarks/report.py
 
 samples: $(STAMP)

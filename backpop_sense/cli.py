@@ -21,6 +21,7 @@ from .vocab import AXES
 if TYPE_CHECKING:
     from .blocks import Block
     from .pipeline import SessionResult
+    from .sources.lsl import LslConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Detect, locate, type and follow back pops from a sensor strap.")
@@ -157,11 +158,55 @@ def demo(samples: Annotated[Path, typer.Option(help="Folder of bundled sample se
             console.print(f"report for {subject}: {path}")
 
 
+LslOption = Annotated[bool, typer.Option(
+    "--lsl", help="Also publish the streams and their events on Lab Streaming Layer "
+    "(needs the lsl extra: pip install 'backpop-sense[lsl]')")]
+LslWaitOption = Annotated[float, typer.Option(
+    help="With --lsl: first wait up to this many seconds for a consumer (LabRecorder) on "
+         "every stream")]
+LslIdOption = Annotated[str | None, typer.Option(
+    help="With --lsl: the source id naming the strap, kept from run to run so that "
+         "LabRecorder keeps its streams (default: the strap's address, else the subject)")]
+
+
+def _lsl_config(lsl: bool, lsl_wait: float, lsl_id: str | None) -> LslConfig | None:
+    from .sources.lsl import LslConfig
+
+    with _flags(wait_s="--lsl-wait", source_id="--lsl-id"):
+        return LslConfig(source_id=lsl_id, wait_s=lsl_wait) if lsl else None
+
+
+@contextmanager
+def _session_folder(path: Path) -> Iterator[Path]:
+    """``path``, or for an XDF file the session folder its strap streams make, for as long
+    as the command runs (the other streams are listed)."""
+    if path.suffix.lower() != ".xdf":
+        yield path
+        return
+    import tempfile
+
+    from .sources.xdf import convert as convert_xdf
+
+    with tempfile.TemporaryDirectory(prefix="backpop-xdf-") as tmp:
+        strap = convert_xdf(path, Path(tmp) / "session")
+        _print_ignored(strap.ignored)
+        yield Path(tmp) / "session"
+
+
+def _print_ignored(ignored: list[str]) -> None:
+    console.print(f"streams left alone: {', '.join(ignored)}" if ignored else
+                  "no other stream in the file", soft_wrap=True)
+
+
 @app.command()
 def replay(
-    session: Annotated[Path, typer.Argument(help="Session folder")],
+    session: Annotated[Path, typer.Argument(help="Session folder, or XDF file holding a "
+                                            "strap's streams")],
     speed: Annotated[float, typer.Option(help="1.0 = real time; 0 = as fast as possible")] = 1.0,
     block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 4096,
+    lsl: LslOption = False,
+    lsl_wait: LslWaitOption = 0.0,
+    lsl_id: LslIdOption = None,
 ) -> None:
     """Stream a recorded session through the pipeline as if live, with a live view; ends with
     the session summary."""
@@ -169,35 +214,62 @@ def replay(
         raise BadInput("--speed", None, "must be 0 (as fast as possible) or positive")
     if block_size < 1:
         raise BadInput("--block-size", None, "must be at least 1")
+    publish = _lsl_config(lsl, lsl_wait, lsl_id)
+    from .pipeline import DEFAULT_CONFIG, open_replay
+    from .view import summary_view
+
+    with _session_folder(session) as folder:
+        source = open_replay(folder, block_size=block_size, speed=speed)
+        # Paced like a live stream, it is processed like one: in short chunks, pops out sooner.
+        config = DEFAULT_CONFIG.live() if speed > 0 else DEFAULT_CONFIG
+        result = _replay_live(source, config, publish)
+        console.print()
+        _print_streams([_read_row(result)])
+        console.print(summary_view(result))
+
+
+def _replay_live(source, config, publish: LslConfig | None) -> SessionResult:  # noqa: ANN001
+    """Run the pipeline on a replayed source under the live view, publishing it on LSL with
+    ``publish``."""
     from rich.live import Live
 
-    from .pipeline import DEFAULT_CONFIG, open_replay
     from .pipeline import analyze as run_analysis
-    from .view import LiveView, summary_view
+    from .view import LiveView
 
-    source = open_replay(session, block_size=block_size, speed=speed)
     info = source.session.info
-    # Paced like a live stream, it is processed like one: in short chunks, pops out sooner.
-    config = DEFAULT_CONFIG.live() if speed > 0 else DEFAULT_CONFIG
+    outlets = None
+    if publish is not None:
+        from .sources.lsl import default_source_id, open_outlets
+
+        outlets = open_outlets(source.session, publish, default_source_id(
+            "replay", f"{info.subject}:{info.session}"))
     view = LiveView(f"{info.subject}/{info.session}")
     with Live(view.render(), console=console, refresh_per_second=4,
               transient=console.is_terminal) as live:
 
         def show(outputs: list, block: Block) -> None:
+            if outlets is not None:
+                outlets.push_outputs(outputs)
             view.update(outputs, block.t0)
             live.update(view.render())
 
-        result = run_analysis(source, config, on_output=show)
+        try:
+            result = run_analysis(source if outlets is None else outlets.publish(source),
+                                  config, on_output=show)
+            if outlets is not None:
+                outlets.finish(result)
+        finally:
+            if outlets is not None:
+                outlets.close()
         view.update([], source.session.duration_s)
         live.update(view.render())
-    console.print()
-    _print_streams([_read_row(result)])
-    console.print(summary_view(result))
+    return result
 
 
 @app.command()
 def analyze(
-    session: Annotated[Path, typer.Argument(help="Session folder")],
+    session: Annotated[Path, typer.Argument(help="Session folder, or XDF file holding a "
+                                            "strap's streams")],
     out: Annotated[Path | None, typer.Option("-o", "--out", help="Output folder "
                                              "(default: out/SUBJECT/SESSION)")] = None,
     block_size: Annotated[int, typer.Option(help="Audio samples per block")] = 16384,
@@ -208,11 +280,30 @@ def analyze(
 
     if block_size < 1:
         raise BadInput("--block-size", None, "must be at least 1")
-    info = Session(session).info
-    target = out or Path("out") / info.subject / info.session
-    result = analyze_to(session, target, block_size=block_size)
-    console.print(summary_view(result))
+    with _session_folder(session) as folder:
+        info = Session(folder).info
+        target = out or Path("out") / info.subject / info.session
+        result = analyze_to(folder, target, block_size=block_size)
+        console.print(summary_view(result))
     console.print(f"-> {target}")
+
+
+@app.command()
+def convert(
+    xdf: Annotated[Path, typer.Argument(metavar="FILE.xdf", help="LabRecorder file holding "
+                                        "a strap's streams (record/replay --lsl)")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Session folder to write")],
+) -> None:
+    """Write the strap's streams of an XDF file as a session folder; the streams of other
+    devices in the file are listed and left alone."""
+    from .sources.xdf import convert as convert_xdf
+
+    strap = convert_xdf(xdf, out)
+    s = Session(out)
+    console.print(f"wrote {out}: {s.info.subject}/{s.info.session}, {s.duration_s:.1f} s, "
+                  f"mics {','.join(s.info.mic_names) or '-'}, IMUs "
+                  f"{','.join(i.name for i in s.info.imus) or '-'}")
+    _print_ignored(strap.ignored)
 
 
 @app.command()
@@ -586,6 +677,9 @@ def record(
     drop: Annotated[float, typer.Option(help="Emulated packet loss, 0-1")] = 0.0,
     disconnect_at: Annotated[list[float] | None, typer.Option(
         help="Emulated link drops at these session times, s (repeatable)")] = None,
+    lsl: LslOption = False,
+    lsl_wait: LslWaitOption = 0.0,
+    lsl_id: LslIdOption = None,
 ) -> None:
     """Record a strap over BLE into a session folder, crash-safe, with the live pipeline and
     view; ends with the session summary."""
@@ -602,7 +696,8 @@ def record(
         emulation = None if emulate is None else Emulation(
             emulate, speed=speed, drop=drop, disconnect_at=tuple(disconnect_at or ()))
         r = ble_record(profile, out, subject=subject, session=session, address=address,
-                       emulate=emulation, duration_s=duration, console=console)
+                       emulate=emulation, duration_s=duration, console=console,
+                       lsl=_lsl_config(lsl, lsl_wait, lsl_id))
     link = r.link
     console.print(f"\nrecorded {r.path}: {link.connects} connection(s), {link.link_losses} "
                   f"link loss(es), packets {sum(r.decode.packets.values())}, lost "

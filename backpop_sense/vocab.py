@@ -46,6 +46,17 @@ EXTRA_POP_COLUMNS = ("kind_rule", "end_fraction", "strength", "spread_db")
 EVENT_COLUMNS = ("t", "type", "detail")
 """Columns of ``events.csv``."""
 
+LSL_FORMAT = "backpop-lsl/1"
+"""The ``desc/backpop/format`` of every Lab Streaming Layer stream the project publishes
+(docs/formats.md): how a strap's streams are told apart from other devices' in an XDF file."""
+LSL_TYPES = {"audio": "Audio", "imu": "IMU", "events": "Markers"}
+"""The LSL content type of each kind of stream published (``desc/backpop/role``)."""
+IMU_CHANNELS = IMU_COLUMNS[1:]
+"""The channels of a published IMU stream: acceleration (m/s^2), then angular rate (rad/s)."""
+MARKER_EVENTS = ("pop", "pop_placed", "pop_typed", "catch", "fall", "gap")
+"""The ``event`` of each marker: a pop heard, placed in its motion context, typed at the end
+of the session; a catch, a fall, a gap in a stream."""
+
 
 def is_identifier(value: object) -> bool:
     """Whether ``value`` is a valid subject, session or IMU identifier (:data:`ID_PATTERN`).

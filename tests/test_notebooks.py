@@ -28,8 +28,9 @@ def this_python_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return KERNEL
 
 
-def test_there_are_the_two_notebooks() -> None:
-    assert [p.name for p in NOTEBOOKS] == ["01_explore_a_session.ipynb", "02_cohort.ipynb"]
+def test_there_are_the_three_notebooks() -> None:
+    assert [p.name for p in NOTEBOOKS] == ["01_explore_a_session.ipynb", "02_cohort.ipynb",
+                                           "03_lsl_markers.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -57,6 +57,7 @@ from .profiles import Profile, list_profiles, load_profile
 
 if TYPE_CHECKING:
     from ..pipeline import PipelineConfig
+    from .lsl import LslConfig, Outlets
 
 log = logging.getLogger(__name__)
 
@@ -609,7 +610,8 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
            session: str | None = None, address: str | None = None,
            emulate: Emulation | None = None, duration_s: float | None = None,
            analyse: bool = True, config: PipelineConfig | None = None, console: Any = None,
-           on_output: Callable[[list, float], None] | None = None) -> RecordResult:
+           on_output: Callable[[list, float], None] | None = None, lsl: LslConfig | None = None
+           ) -> RecordResult:
     """``backpop record``: stream a strap to a session folder with the live pipeline.
 
     Every block is first written by a crash-safe :class:`SessionRecorder`, then fed to the
@@ -642,6 +644,8 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
         Where to draw the live view; none by default.
     on_output : callable, optional
         ``on_output(outputs, perf_counter)`` after each pipeline step (latency probes).
+    lsl : LslConfig, optional
+        Also publish on Lab Streaming Layer (:mod:`.lsl`), the outlets up across reconnections.
 
     Returns
     -------
@@ -654,17 +658,34 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     >>> record("backpop-strap-v1", "out/S01/live", subject="S01",
     ...        emulate=Emulation(Path("data/samples/S01/x")))  # doctest: +SKIP
     """
-    prof = _playable_profile(profile, emulate)
-    out = Path(out)
-    info = info_from_profile(prof, subject=subject, session=_session_id(out, session))
-    recorder = SessionRecorder(out, info, sr=prof.audio.sr if prof.audio else None,
-                               imu_lsb={i.name: (i.acc_lsb, i.gyro_lsb) for i in prof.imus})
-    live = LiveSession(out, info, prof)
+    prof, out = _playable_profile(profile, emulate), Path(out)
+    recorder, live = _open_recording(prof, out, subject, _session_id(out, session))
     source = LiveSource(prof, address=address, emulate=emulate, on_idle=recorder.tick)
+    outlets = _outlets(lsl, live, prof, address or subject)
     result, link = _stream_live(source, recorder, live, prof, duration_s=duration_s,
                                 analyse=analyse, config=config, console=console,
-                                on_output=on_output)
+                                on_output=on_output, outlets=outlets)
     return RecordResult(out, live, result, link, source.stats, source.emulator)
+
+
+def _open_recording(prof: Profile, out: Path, subject: str,
+                    session: str) -> tuple[SessionRecorder, LiveSession]:
+    """The folder's crash-safe recorder and the session as the pipeline sees it."""
+    info = info_from_profile(prof, subject=subject, session=session)
+    recorder = SessionRecorder(out, info, sr=prof.audio.sr if prof.audio else None,
+                               imu_lsb={i.name: (i.acc_lsb, i.gyro_lsb) for i in prof.imus})
+    return recorder, LiveSession(out, info, prof)
+
+
+def _outlets(lsl: LslConfig | None, live: LiveSession, prof: Profile,
+             key: str) -> Outlets | None:
+    """The LSL outlets of the recording, if asked for; their source id is by default the
+    strap's address, else the subject (:func:`.lsl.default_source_id`)."""
+    if lsl is None:
+        return None
+    from .lsl import default_source_id, open_outlets
+
+    return open_outlets(live, lsl, default_source_id(prof.name, key))
 
 
 def _playable_profile(profile: str | Path | Profile, emulate: Emulation | None) -> Profile:
@@ -691,11 +712,13 @@ def _session_id(out: Path, session: str | None) -> str:
 def _stream_live(source: LiveSource, recorder: SessionRecorder, live: LiveSession,
                  prof: Profile, *, duration_s: float | None, analyse: bool,
                  config: PipelineConfig | None, console: Any,
-                 on_output: Callable[[list, float], None] | None) -> tuple[Any, LinkStats]:
-    """Record ``source`` until it stops (analysing it with ``analyse``) under the live view;
-    close the recorder with the link and decoder statistics whatever happens. Returns the
-    pipeline's result (None without analysis) and the link statistics; ``live`` then holds
-    the audio frames recorded."""
+                 on_output: Callable[[list, float], None] | None,
+                 outlets: Outlets | None) -> tuple[Any, LinkStats]:
+    """Record ``source`` until it stops (analysing it with ``analyse``, publishing it on
+    ``outlets``) under the live view; close the recorder with the link and decoder
+    statistics, and the outlets, whatever happens. Returns the pipeline's result (None
+    without analysis) and the link statistics; ``live`` then holds the audio frames
+    recorded."""
     view, display = _live_view(live.info, console)
     drawn = 0.0
 
@@ -706,12 +729,15 @@ def _stream_live(source: LiveSource, recorder: SessionRecorder, live: LiveSessio
             drawn = time.monotonic()
 
     def show(outputs: list, block: Block) -> None:
+        if outlets is not None:
+            outlets.push_outputs(outputs)
         if on_output is not None:
             on_output(outputs, time.perf_counter())
         if view is not None:
             view.update(outputs, live.reached_s)
 
-    stream = _Recorded(source, recorder, live, duration_s, after_block=redraw)
+    stream: Any = _Recorded(source, recorder, live, duration_s, after_block=redraw)
+    stream = outlets.publish(stream) if outlets is not None else stream
     result = None
     try:
         with display, _interrupt_stops(source):
@@ -719,10 +745,14 @@ def _stream_live(source: LiveSource, recorder: SessionRecorder, live: LiveSessio
                 from ..pipeline import DEFAULT_CONFIG, analyze
 
                 result = analyze(stream, (config or DEFAULT_CONFIG).live(), on_output=show)
+                if outlets is not None:
+                    outlets.finish(result)
             else:
                 for _ in stream:
                     pass
     finally:
+        if outlets is not None:
+            outlets.close()
         link = source.link.stats if source.link else LinkStats()
         recorder.close({"profile": prof.name, "link": link.to_json(),
                         "packets": dict(source.stats.packets), "lost": dict(source.stats.lost),
