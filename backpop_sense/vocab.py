@@ -53,9 +53,11 @@ LSL_TYPES = {"audio": "Audio", "imu": "IMU", "events": "Markers"}
 """The LSL content type of each kind of stream published (``desc/backpop/role``)."""
 IMU_CHANNELS = IMU_COLUMNS[1:]
 """The channels of a published IMU stream: acceleration (m/s^2), then angular rate (rad/s)."""
-MARKER_EVENTS = ("pop", "pop_placed", "pop_typed", "catch", "fall", "gap")
-"""The ``event`` of each marker: a pop heard, placed in its motion context, typed at the end
-of the session; a catch, a fall, a gap in a stream."""
+MARKER_EVENTS = ("pop", "pop_confirmed", "pop_overruled", "pop_placed", "pop_typed", "catch",
+                 "fall", "gap")
+"""The ``event`` of each marker: a pop heard (the gate's provisional verdict), confirmed or
+overruled by its final verdict, placed in its motion context, typed at the end of the session;
+a catch, a fall, a gap in a stream."""
 
 
 def is_identifier(value: object) -> bool:

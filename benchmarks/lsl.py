@@ -7,7 +7,7 @@ localhost), as LabRecorder would pull them.
 1. Marker latency at real-time pace (``twist-cavitation``, pops made 5 times likelier), each
    pop's sound to its ``pop`` marker, all on LSL's clock (:func:`pylsl.local_clock`): the sound
    is the emulator's send of the audio packet holding the pop's onset; the marker is pushed
-   when the pipeline reports the pop (``Pop``, after the pop stage's lookahead) and received
+   when the pipeline hears the pop (``Heard``, the gate's provisional verdict) and received
    when the inlet has it. Also the marker's stamp against the sound's send time (how far the
    stamp is off the sound, through the anchor taken at the first block).
 2. 100 forced disconnects (one per second of a 100 s session played at 2x) with the outlets
@@ -35,7 +35,7 @@ from pylsl.util import LostError
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_lsl import Collector  # noqa: E402 - the tests' inlets, reused
 
-from backpop_sense.pops.stage import Pop  # noqa: E402
+from backpop_sense.pops.stage import Heard  # noqa: E402
 from backpop_sense.session import Session  # noqa: E402
 from backpop_sense.simulate import SimConfig  # noqa: E402
 from backpop_sense.sources.ble import Emulation, record  # noqa: E402
@@ -71,7 +71,7 @@ def marker_latency(src: Path, seconds: float) -> None:
     def on_output(outputs: list, at: float) -> None:
         # Called right after the outlets pushed these outputs' markers.
         now = pylsl.local_clock()
-        pushed.extend((o.t, now) for o in outputs if isinstance(o, Pop))
+        pushed.extend((o.t, now) for o in outputs if isinstance(o, Heard))
 
     source_id = f"backpop-bench:{uuid.uuid4().hex}"
     received: dict = {}

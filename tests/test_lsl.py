@@ -118,9 +118,10 @@ def expected_markers() -> tuple[list[dict], list]:
     """The markers of the sample replayed as the command does (blocks of 4096 samples, the
     offline config), in order; and the session's pops."""
     markers: list[dict] = []
+    heard: set[float] = set()
     result = analyze(open_replay(SAMPLE, block_size=4096), DEFAULT_CONFIG,
                      on_output=lambda outputs, _: markers.extend(
-                         m for m in map(marker, outputs) if m is not None))
+                         m for m in (marker(o, heard=heard) for o in outputs) if m is not None))
     said = {(m["event"], m["t"]) for m in markers}
     markers += [marker(e) for e in result.motion_events if (e.type, e.t) not in said]
     markers += [marker(p, final=True) for p in result.pops]
@@ -153,6 +154,10 @@ def test_replay_lsl_marks_every_pop_and_event_in_order(replayed: Received) -> No
     assert [m["t"] for m in typed] == [p.t for p in pops] and len(pops) == 2
     assert [(m["level"], m["kind"]) for m in typed] == [(p.pop.level, p.kind) for p in pops]
     assert {p.t for p in pops} <= {m["t"] for m in heard}
+    # every pop announced is judged once, after it was announced
+    judged = [m for m in got if m["event"] in ("pop_confirmed", "pop_overruled")]
+    assert sorted(m["t"] for m in heard) == sorted(m["t"] for m in judged if m["event"] ==
+                                                   "pop_overruled" or m["heard"])
     assert [m["event"] for m in got if m["event"] in ("fall", "catch")] == ["fall"]
     t0 = replayed.stamps["audio"][0]
     stamped = replayed.stamps["events"] - t0

@@ -34,7 +34,7 @@ from ..correlate import PopInContext
 from ..errors import BadInput
 from ..motion.tracker import MotionEvent
 from ..params import NON_NEGATIVE, Instance, OrNone, Rules, check
-from ..pops.stage import Pop
+from ..pops.stage import Heard, Pop, Rejected
 from ..session import DEFAULT_AXES
 from ..vocab import ANGLE_COLUMNS, IMU_CHANNELS, LSL_FORMAT, LSL_TYPES
 
@@ -111,25 +111,44 @@ def _number(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def marker(output: object, *, final: bool = False) -> dict[str, Any] | None:
+def marker(output: object, *, final: bool = False, heard: set[float] | None = None
+           ) -> dict[str, Any] | None:
     """The marker of one pipeline output, as the events stream carries it (a JSON object,
-    docs/formats.md), or None for an output that is no event (motion frames, rejections).
+    docs/formats.md), or None for an output that is no event (motion frames, rejections of
+    onsets not announced).
 
     This is the one place that decides what a marker says. A pop is announced as soon as it
-    is heard (:class:`~backpop_sense.pops.stage.Pop`: ``pop`` with time, level, strength),
-    again once placed in its motion context (:class:`PopInContext`: ``pop_placed`` with kind,
-    context and angles; the kind is ``unknown`` until the session ends) and, with ``final``,
-    with the kind the end of the session gave it (``pop_typed``). Catches, falls and gaps are
-    announced once. ``t`` is always in seconds since the session start.
+    is heard (:class:`~backpop_sense.pops.stage.Heard`: ``pop`` with time, level, strength,
+    about 0.1 s after its sound, on the gate's provisional verdict); the gate's final verdict
+    follows seconds later as ``pop_confirmed`` (a :class:`Pop`) or ``pop_overruled`` (a
+    :class:`Rejected` of a pop announced); then ``pop_placed`` once it is placed in its
+    motion context (:class:`PopInContext`: kind, context and angles; the kind is ``unknown``
+    until the session ends) and, with ``final``, ``pop_typed`` with the kind the end of the
+    session gave it. Catches, falls and gaps are announced once. ``t`` is always in seconds
+    since the session start. ``heard`` holds the times of the pops announced and not yet
+    judged: this call adds a heard pop's and takes a judged one's away.
 
     Examples
     --------
     >>> marker(MotionEvent(12.5, "fall", "impact 3.1 g"))
     {'event': 'fall', 't': 12.5, 'detail': 'impact 3.1 g'}
     """
+    heard = set() if heard is None else heard
+    if isinstance(output, Heard):
+        heard.add(output.t)
+        pop = output.pop
+        return {"event": "pop", "t": pop.t, "level": pop.level,
+                "strength": _number(pop.strength), "amplitude_db": _number(pop.amplitude_db)}
     if isinstance(output, Pop):
-        return {"event": "pop", "t": output.t, "level": output.level,
-                "strength": _number(output.strength), "amplitude_db": _number(output.amplitude_db)}
+        was_heard = output.t in heard
+        heard.discard(output.t)
+        return {"event": "pop_confirmed", "t": output.t, "level": output.level,
+                "heard": was_heard}
+    if isinstance(output, Rejected):
+        if output.t not in heard:
+            return None
+        heard.discard(output.t)
+        return {"event": "pop_overruled", "t": output.t, "reason": output.reason}
     if isinstance(output, PopInContext):
         angles = (output.flexion_deg, output.lateral_deg, output.twist_deg)
         return {"event": "pop_typed" if final else "pop_placed", "t": output.t,
@@ -229,6 +248,7 @@ class Outlets:
         self._held: list[Block] = []
         self._held_markers: list[tuple[object, bool]] = []
         self._marked: set[tuple[str, float]] = set()
+        self._heard: set[float] = set()  # pops announced, not yet judged (see marker)
 
     def wait_for_consumers(self, timeout_s: float) -> bool:
         """Wait until every outlet has a consumer, at most ``timeout_s`` seconds; whether
@@ -271,14 +291,14 @@ class Outlets:
         """Publish the markers of the pipeline's outputs (:func:`marker`), each stamped with
         the session time it is about."""
         for output in outputs:
-            m = marker(output, final=final)
-            if m is None:
-                continue
             if self.anchor is None:
                 self._held_markers.append((output, final))
-            else:
-                self.outlets["events"].push_sample([json.dumps(m, allow_nan=False)],
-                                                   self.anchor + m["t"])
+                continue
+            m = marker(output, final=final, heard=self._heard)
+            if m is None:
+                continue
+            self.outlets["events"].push_sample([json.dumps(m, allow_nan=False)],
+                                               self.anchor + m["t"])
             self._marked.add((m["event"], m["t"]))
 
     def on_output(self, outputs: list, block: Block | None = None) -> None:
