@@ -499,6 +499,27 @@ def test_a_moving_start_calibrates_once_the_subject_stands_still(tmp_path: Path)
     assert (after["context"] == after["context_true"]).mean() >= 0.95
 
 
+def test_a_walking_start_that_sits_down_first_calibrates_when_the_subject_stands(
+        tmp_path: Path) -> None:
+    """25 s of walking, then sitting (the pelvis tipped back) before the first standing, all
+    within the calibration timeout: the sitting still period is no upright one, so the
+    calibration waits for the standing and flexion is right from there on."""
+    member = draw_motion(7, start="walking", busy_s=0.0)
+    plan = [("walk", 25.0), ("sit", 20.0), ("stand", 8.0), ("bend", 3), ("twist", 2),
+            ("stand", 5.0), ("walk", 15.0), ("stand", 5.0)]
+    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=2.0, seed=7, mics=(),
+                                               artifacts=False, motion=member), plan=plan)
+    frames, _, tracker = track(tmp_path / "s")
+    truth = Session(tmp_path / "s").motion_truth()
+    calibration = tracker.summary()["calibration"]
+    assert calibration["method"] == "first still period"
+    assert calibration["t"] >= 25.0 + 20.0  # after the walk and the sitting
+    m = frames.merge(truth, on="t", suffixes=("", "_true"))
+    after = m[m["t"] > calibration["t"]]
+    err = after["flexion_deg"] - after["flexion_deg_true"]
+    assert np.sqrt(np.mean(err**2)) < 1.0
+
+
 def test_motion_family_draws_stay_within_their_documented_ranges() -> None:
     members = [draw_motion(seed) for seed in range(200)]
     for m in members:

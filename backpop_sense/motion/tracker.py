@@ -9,7 +9,9 @@ What it does, in order
        bias-corrected angular velocity, the mean and peak specific force.
     3. Calibration, at the first still period (nothing moved within the surrounding second)
        in which every sensor sees gravity within ``calibration_max_tilt_deg`` of its declared
-       "up": gravity gives each sensor's up, the declared axes give forward (the mounting
+       "up" and, once the subject has walked ``calibration_walk_s``, within
+       ``calibration_agree_deg`` of the up walking gave (sitting still is no standing):
+       gravity gives each sensor's up, the declared axes give forward (the mounting
        rotation is the smallest one that brings the measured up onto the declared one), and
        the lowest IMU (the sacral one) is the reference frame. Twist is zero there. Without a
        still period for ``calibration_timeout_s`` (a session that starts on the move), up is
@@ -133,9 +135,9 @@ class MotionConfig:
     calibration_walk_s : float
         Walking needed for the provisional calibration, seconds.
     calibration_agree_deg : float
-        After a provisional calibration on walking, a still period calibrates only where
-        every sensor's gravity is this close to the up that walking gave, degrees (sitting
-        still is no standing).
+        Once the subject has walked ``calibration_walk_s`` (before or after a provisional
+        calibration), a still period calibrates only where every sensor's gravity is this
+        close to the up that walking gave, degrees (sitting still is no standing).
     upright_deg : float
         Re-zero twist when still and every segment is within this of vertical, degrees.
     rezero_max_deg, rezero_drift_dps : float
@@ -582,18 +584,8 @@ class MotionTracker:
                    late: bool = False) -> bool:
         """Calibrate at the first still upright period among ticks ``[a, b)``; without one
         for ``calibration_timeout_s``, take the declared axes until one comes (``late``)."""
-        tk, h = self._ticks, self.half_window
-        limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
-        ok = still & (tk.get("valid", a, b) > 0)
-        agree = math.cos(math.radians(self.config.calibration_agree_deg))
-        for k, stream in enumerate(self.streams):
-            acc = tk.get(f"acc{k}", a, b)
-            unit = acc / np.maximum(row_norm(acc), 1e-9)[:, None]
-            ok &= np.nan_to_num(unit[:, 2]) >= limit
-            if late and self._calibration.startswith("walking"):
-                # Standing is upright as walking is; sitting tips the pelvis back by 15 deg.
-                ok &= np.nan_to_num(unit @ stream.base_matrix[:, 2]) >= agree
-        candidates = np.flatnonzero(ok)
+        h = self.half_window
+        candidates = self._calibration_ticks(a, b, still, late=late)
         if len(candidates):
             j = a + int(candidates[0])
             self._set_mounts(j - h, j + h)
@@ -610,7 +602,7 @@ class MotionTracker:
             # Walking, the trunk swings about upright: its mean specific force over the
             # strides is gravity, closer to the body's up than the declared axes (until a
             # still period shows it better).
-            walking = tk.get("walk", start, b) > 0
+            walking = self._ticks.get("walk", start, b) > 0
             if walking.sum() * TICK_S >= self.config.calibration_walk_s and self._set_mounts(
                     start, b, walking):
                 self._calibration = "walking (no still upright period yet)"
@@ -626,16 +618,62 @@ class MotionTracker:
         self._last_rezero_tick = j
         return True
 
+    def _calibration_ticks(self, a: int, b: int, still: np.ndarray, *, late: bool
+                           ) -> np.ndarray:
+        """The ticks among ``[a, b)`` (from ``a``) a still period may calibrate on.
+
+        Every sensor still, with data, and its gravity within ``calibration_max_tilt_deg`` of
+        its declared up; and, once the subject has walked ``calibration_walk_s`` (whether or
+        not the provisional calibration used it), within ``calibration_agree_deg`` of the up
+        that walking gave: standing is upright as walking is, sitting tips the pelvis back by
+        15 degrees, and a session that starts walking may sit down before it first stands.
+        """
+        tk = self._ticks
+        limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
+        agree = math.cos(math.radians(self.config.calibration_agree_deg))
+        ok = still & (tk.get("valid", a, b) > 0)
+        if late and self._calibration.startswith("walking"):
+            walked: list[np.ndarray] | None = [s.base_matrix[:, 2] for s in self.streams]
+        else:
+            walked = self._walking_up(b)
+        for k in range(len(self.streams)):
+            acc = tk.get(f"acc{k}", a, b)
+            unit = acc / np.maximum(row_norm(acc), 1e-9)[:, None]
+            ok &= np.nan_to_num(unit[:, 2]) >= limit
+            if walked is not None:
+                ok &= np.nan_to_num(unit @ walked[k]) >= agree
+        return np.flatnonzero(ok)
+
+    def _walking_up(self, b: int) -> list[np.ndarray] | None:
+        """Each sensor's up (unit mean specific force) over the walking ticks from the first
+        data to ``b``; None with less than ``calibration_walk_s`` of walking, or an up beyond
+        ``calibration_max_tilt_deg`` of its declared one."""
+        start = self._first_data_tick
+        if start is None:
+            return None
+        walking = self._ticks.get("walk", start, b) > 0
+        if walking.sum() * TICK_S < self.config.calibration_walk_s:
+            return None
+        ups = [self._mean_force(k, start, b, walking) for k in range(len(self.streams))]
+        ups = [g / np.linalg.norm(g) for g in ups]
+        limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
+        return ups if all(u[2] >= limit for u in ups) else None
+
+    def _mean_force(self, k: int, a: int, b: int, use: np.ndarray | None) -> np.ndarray:
+        """Sensor ``k``'s mean specific force (m/s^2, sensor axes) over the ``use`` ticks of
+        ``[a, b)`` (every tick held when None), each tick weighted by its samples."""
+        tk = self._ticks
+        n = tk.get(f"n{k}", a, b) * (1.0 if use is None else use)
+        return np.nansum(tk.get(f"acc{k}", a, b) * n[:, None], axis=0) / max(n.sum(), 1.0)
+
     def _set_mounts(self, a: int, b: int, use: np.ndarray | None = None) -> bool:
         """Each sensor's mount from its mean specific force over the ``use`` ticks of
         ``[a, b)`` (every tick held when None), taken for gravity; False (nothing set) if one
         is too far from its declared up."""
-        tk = self._ticks
         limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
         gravity = []
         for k in range(len(self.streams)):
-            n = tk.get(f"n{k}", a, b) * (1.0 if use is None else use)
-            g = np.nansum(tk.get(f"acc{k}", a, b) * n[:, None], axis=0) / max(n.sum(), 1.0)
+            g = self._mean_force(k, a, b, use)
             if not g[2] >= limit * np.linalg.norm(g):
                 return False
             gravity.append(g)
