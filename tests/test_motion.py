@@ -520,6 +520,35 @@ def test_a_walking_start_that_sits_down_first_calibrates_when_the_subject_stands
     assert np.sqrt(np.mean(err**2)) < 1.0
 
 
+def test_a_bent_start_keeps_twist_and_side_bend_through_the_first_rest(tmp_path: Path) -> None:
+    """Rising from a 50 degree bend, then 106 s of walking (past the calibration timeout, so
+    the axes are provisional and the drift rate is learnt from walking), then the first
+    rest (where VQF learns a 0.46 deg/s relative bias about the vertical), twists, a side
+    bend and lying down, IMUs at 400 and 208 Hz. The twist is zeroed upright, not
+    bent, where a turn about the vertical is part side bend; what VQF learns of the gyro
+    biases at the first rest comes off the drift rate learnt before it, so the twist does
+    not drift after it, nor show as side bend lying down."""
+    member = draw_motion(30, start="bent", busy_s=0.0)
+    member = replace(member, thoracic=replace(member.thoracic, rate_hz=400.0, phase_s=0.001),
+                     sacral=replace(member.sacral, rate_hz=208.0, phase_s=0.002))
+    plan = [("bent-start", 50.0), ("walk", 106.0), ("stand", 12.0), ("twist", 3), ("side", 2),
+            ("twist", 2), ("lie", 30.0), ("stand", 5.0)]
+    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=4.0, seed=30, mics=(),
+                                               artifacts=False, motion=member), plan=plan)
+    frames, _, tracker = track(tmp_path / "s")
+    truth = Session(tmp_path / "s").motion_truth()
+    calibration = tracker.summary()["calibration"]
+    assert calibration["method"] == "first still period, provisional axes before it"
+    m = frames.merge(truth, on="t", suffixes=("", "_true"))
+    # Once up from the bend (3.7 deg RMSE zeroed bent), and after the rest (0.6 deg each
+    # with the drift rate left as walking had it).
+    for part, axes, limit in ((m[(m["t"] > 4.0) & (m["t"] < 30.0)], ("twist",), 1.0),
+                              (m[m["t"] > calibration["t"]], ("lateral", "twist"), 0.4)):
+        for axis in axes:
+            err = (part[f"{axis}_deg"] - part[f"{axis}_deg_true"] + 180.0) % 360.0 - 180.0
+            assert np.sqrt(np.mean(err**2)) < limit, axis
+
+
 def test_motion_family_draws_stay_within_their_documented_ranges() -> None:
     members = [draw_motion(seed) for seed in range(200)]
     for m in members:

@@ -610,13 +610,28 @@ class MotionTracker:
                 self._calibration = "declared axes (no still upright period yet)"
             self._provisional = True
             j = start
+        # Twist is zeroed upright: bent, a turn about the vertical is part twist and part
+        # side bend, and nulling the twist there with mounts whose yaw is not yet known
+        # leaves both wrong once the subject stands up (a session that starts bent).
+        zero = j if len(candidates) else self._first_upright(j, b)
         self._calibrated_at = j
-        self._heading = self._zero_twist(j)
+        self._heading = self._zero_twist(zero)
         self._anchor = None
-        for stream in self.streams:
-            stream.bias_seen = stream.filter.bias
-        self._last_rezero_tick = j
+        if not late:
+            # The drift rate starts from the biases VQF holds now. A late calibration keeps
+            # the rate learnt before it, so what VQF learns at its still period (often the
+            # first rest of the session) must still come off that rate.
+            for stream in self.streams:
+                stream.bias_seen = stream.filter.bias
+        self._last_rezero_tick = zero
         return True
+
+    def _first_upright(self, a: int, b: int) -> int:
+        """The first tick among ``[a, b)`` where every segment is within ``upright_deg`` of
+        vertical (``a`` if there is none)."""
+        tilts = np.stack([tilt_deg(s) for s in self._segments(a, b)])
+        upright = np.flatnonzero((tilts < self.config.upright_deg).all(axis=0))
+        return a + int(upright[0]) if len(upright) else a
 
     def _calibration_ticks(self, a: int, b: int, still: np.ndarray, *, late: bool
                            ) -> np.ndarray:
