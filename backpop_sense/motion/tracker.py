@@ -307,9 +307,10 @@ class _Stream:
         nearest sample's, carried to the centre by its bias-corrected angular velocity, so
         IMUs of any rate and phase meet on one clock), ``w`` the mean bias-corrected angular
         velocity (rad/s), ``acc`` the mean specific force and ``amax`` its largest magnitude
-        (m/s^2). A tick without samples of its own (an IMU at 50 Hz or slower, or a clock
-        that drifts against the grid) takes its nearest sample's values when that lies
-        within one sample period of the centre; otherwise everything is NaN and ``n`` zero.
+        (m/s^2), ``b`` VQF's gyro bias estimate at the nearest sample (rad/s). A tick
+        without samples of its own (an IMU at 50 Hz or slower, or a clock that drifts
+        against the grid) takes its nearest sample's values when that lies within one
+        sample period of the centre; otherwise everything is NaN and ``n`` zero.
         """
         n_ticks = j1 - j0
         edges = (np.arange(j0, j1 + 1) - 0.5) * TICK_S
@@ -319,7 +320,7 @@ class _Stream:
         if cut == 0:
             return {"n": np.zeros(n_ticks), "q": np.full((n_ticks, 4), np.nan),
                     "w": np.full((n_ticks, 3), np.nan), "acc": np.full((n_ticks, 3), np.nan),
-                    "amax": np.full(n_ticks, np.nan)}
+                    "amax": np.full(n_ticks, np.nan), "b": np.full((n_ticks, 3), np.nan)}
         t, acc, gyro, mag = self._split(t, cut)
         self.samples += cut
         est = self.filter.update(gyro, acc, mag)
@@ -336,6 +337,7 @@ class _Stream:
             "n": counts.astype(float),
             "q": _carried(est.quat[nearest], w_near, centres - t[nearest]),
             "w": np.add.reduceat(gyro, starts) / n - est.bias[nearest],
+            "b": est.bias[nearest],
             "acc": np.add.reduceat(acc, starts) / n,
             "amax": np.sqrt(np.maximum.reduceat(np.einsum("ij,ij->i", acc, acc), starts)),
         }
@@ -425,7 +427,8 @@ class MotionTracker:
                                                "angles": (3,), "rates": (3,), "tilt": (),
                                                "free": (), "walk": (), "clock": ()}
         for k in range(len(self.streams)):
-            columns |= {f"n{k}": (), f"q{k}": (4,), f"w{k}": (3,), f"acc{k}": (3,)}
+            columns |= {f"n{k}": (), f"q{k}": (4,), f"w{k}": (3,), f"acc{k}": (3,),
+                        f"b{k}": (3,)}
         # Ticks wait for calibration (at most its timeout), then for the gait decision.
         keep = (int(config.calibration_timeout_s / TICK_S) + 2 * self.chunk_ticks
                 + self.gait.delay_ticks + 2 * self.half_window)
@@ -549,7 +552,8 @@ class MotionTracker:
             lin_max = np.fmax(lin_max, lin_norm)
             if stream is self.lower:
                 vertical = lin[:, 2]
-            rows |= {f"n{k}": r["n"], f"q{k}": r["q"], f"w{k}": r["w"], f"acc{k}": r["acc"]}
+            rows |= {f"n{k}": r["n"], f"q{k}": r["q"], f"w{k}": r["w"], f"acc{k}": r["acc"],
+                     f"b{k}": r["b"]}
         if self._first_data_tick is None and valid.any():
             self._first_data_tick = j0 + int(np.argmax(valid))
         n = j1 - j0
@@ -892,6 +896,13 @@ class MotionTracker:
             return False
         slope = np.polyfit(clock[ok], np.unwrap(raw[ok]), 1)[0]
         self._drift_rate_dps = -math.degrees(slope)
+        # That is the drift with the biases VQF held while walking, and the backlog's
+        # headings follow it; what VQF has learnt since (at the still period that ended the
+        # backlog, often) comes off the rate from the next chunk on (_follow_bias).
+        a, b = int(ticks[0]), int(ticks[-1]) + 1
+        walking = self._ticks.get("walk", a, b) > 0
+        for k, stream in enumerate(self.streams):
+            stream.bias_seen = np.nanmean(self._ticks.get(f"b{k}", a, b)[walking], axis=0)
         return True
 
     def _learn_drift_rate(self, a: int, idx: np.ndarray, marks: np.ndarray, clock: np.ndarray,
