@@ -713,17 +713,11 @@ class MotionTracker:
 
     def _raw_angles(self, segments: list[np.ndarray], heading: np.ndarray) -> np.ndarray:
         """Angles (deg) with the upper sensor's earth frame turned by ``heading`` (rad)."""
-        turn = quat_about_z(heading)
-        ok = np.isfinite(segments[0]).all(axis=1) & np.isfinite(segments[-1]).all(axis=1)
-        out = np.full((len(ok), 3), np.nan)
-        if not ok.any():
-            return out
-        upper = quat_multiply(turn, segments[0])
+        upper = quat_multiply(quat_about_z(heading), segments[0])
         if self.two:
-            out[ok] = spine_angles_quat(quat_multiply(quat_conjugate(segments[1]), upper)[ok])
-        else:
-            out[ok] = segment_angles_quat(upper[ok])
-        return out
+            upper = quat_multiply(quat_conjugate(segments[1]), upper)
+        # A segment without data (NaN) gives NaN angles.
+        return spine_angles_quat(upper) if self.two else segment_angles_quat(upper)
 
     def _zero_twist(self, j: int) -> float:
         """The heading offset (rad) that makes the twist at tick ``j`` zero."""
@@ -813,13 +807,15 @@ class MotionTracker:
             # A held twist is not erased: re-zero a twist within the drift allowed since the
             # last re-zero, or one that has stayed within rezero_max_deg for rezero_window_s
             # (whatever its size: drift builds slowly, a twist is made by moving).
-            width = int(round(cfg.rezero_window_s / TICK_S))
-            settled = (self._free_span(ticks, width) <= cfg.rezero_max_deg) & (
-                ticks - width >= max(self._ticks.start, self._calibrated_at or 0))
             since = (ticks - last) * TICK_S
             allowed = cfg.rezero_max_deg + cfg.rezero_drift_dps * since
             with np.errstate(invalid="ignore"):
-                rezero &= (np.abs(base[:, 2]) <= allowed) | settled
+                beyond = rezero & ~(np.abs(base[:, 2]) <= allowed)
+            if beyond.any():
+                width = int(round(cfg.rezero_window_s / TICK_S))
+                settled = (self._free_span(ticks, width) <= cfg.rezero_max_deg) & (
+                    ticks - width >= max(self._ticks.start, self._calibrated_at or 0))
+                rezero &= ~beyond | settled
         marks = np.full(len(ticks), np.nan)
         marks[rezero] = before[rezero] - np.radians(base[rezero, 2])
         if self.two:
