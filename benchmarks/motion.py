@@ -415,6 +415,23 @@ def print_family(title: str, rows: list[dict]) -> None:
     print("targets on held-out members: RMSE <= 1 / 1 / 2 deg, context >= 95 %")
 
 
+def family_tables(*, long: bool) -> None:
+    """The motion family tables: tuning, forced tuning, held out and the previous held-out
+    set (``long``: a 2 h member for each of the last two)."""
+    print_family("motion family, tuning members (looked at while choosing parameters)",
+                 drawn(FAMILY_TUNING, 10.0))
+    print_family("motion family, tuning members forced to the conditions of held-out 1301 "
+                 "(bent, 400/208 Hz) and 1303 (walking, 200/50 Hz)", family_sessions(
+                     [(f"family-forced/{start[:4]}-s{seed}", forced_member(seed, start, rates))
+                      for seed, start, rates in FAMILY_FORCED], 10.0))
+    for title, seeds in (("held-out members (never run before, never used for choosing)",
+                          FAMILY_HELDOUT),
+                         ("the previous held-out members, run again (see FAMILY_EARLIER)",
+                          FAMILY_EARLIER)):
+        rows = drawn(seeds, 10.0) + (drawn(seeds[:1], 120.0) if long else [])
+        print_family(f"motion family, {title}", rows)
+
+
 def print_broad(real: list[dict]) -> None:
     """The BROAD end-to-end table next to VQF offline, and where the difference goes."""
     if not real:
@@ -467,18 +484,7 @@ def main() -> None:
         print_broad(broad())
         return
     if args.family:
-        print_family("motion family, tuning members (looked at while choosing parameters)",
-                     drawn(FAMILY_TUNING, 10.0))
-        print_family("motion family, tuning members forced to the conditions of held-out 1301 "
-                     "(bent, 400/208 Hz) and 1303 (walking, 200/50 Hz)", family_sessions(
-                         [(f"family-forced/{start[:4]}-s{seed}", forced_member(seed, start, rates))
-                          for seed, start, rates in FAMILY_FORCED], 10.0))
-        for title, seeds in (("held-out members (never run before, never used for choosing)",
-                              FAMILY_HELDOUT),
-                             ("the previous held-out members, run again (see FAMILY_EARLIER)",
-                              FAMILY_EARLIER)):
-            rows = drawn(seeds, 10.0) + (drawn(seeds[:1], 120.0) if args.long else [])
-            print_family(f"motion family, {title}", rows)
+        family_tables(long=args.long)
         return
     seeds = EVALUATION_SEEDS[:1] if args.quick else EVALUATION_SEEDS
     t0 = time.perf_counter()
