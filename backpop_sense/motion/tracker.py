@@ -17,7 +17,8 @@ What it does, in order
        still period for ``calibration_timeout_s`` (a session that starts on the move), up is
        taken provisionally from the mean specific force while walking (the trunk swings
        about upright), or from the declared axes without ``calibration_walk_s`` of walking,
-       until the first such period comes.
+       until the first such period comes; twist is then zero at the first upright tick
+       (bent, a turn about the vertical is part side bend).
        Forward is then refined from movement: bending forward turns each segment about its
        own right axis, which shows how far the sensor is turned on the body (``yaw_*``); the
        heading turns with every refinement, so the twist stays as it was.
