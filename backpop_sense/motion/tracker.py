@@ -899,7 +899,10 @@ class MotionTracker:
         a, b = int(ticks[0]), int(ticks[-1]) + 1
         walking = self._ticks.get("walk", a, b) > 0
         for k, stream in enumerate(self.streams):
-            stream.bias_seen = np.nanmean(self._ticks.get(f"b{k}", a, b)[walking], axis=0)
+            held = self._ticks.get(f"b{k}", a, b)[walking]
+            held = held[np.isfinite(held).all(axis=1)]
+            if len(held):
+                stream.bias_seen = held.mean(axis=0)
         return True
 
     def _learn_drift_rate(self, a: int, idx: np.ndarray, marks: np.ndarray, clock: np.ndarray,
