@@ -470,42 +470,18 @@ def _long(minutes: float) -> Path:
     return simulated(*long_session(minutes))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one seed, no 2 h session")
-    parser.add_argument("--broad", action="store_true",
-                        help="only the BROAD end-to-end table")
-    parser.add_argument("--family", action="store_true",
-                        help="only the motion family tables (tuning and held out)")
-    parser.add_argument("--long", action="store_true",
-                        help="with --family, also a 2 h held-out member")
-    args = parser.parse_args()
-    if args.broad:
-        print_broad(broad())
-        return
-    if args.family:
-        family_tables(long=args.long)
-        return
-    seeds = EVALUATION_SEEDS[:1] if args.quick else EVALUATION_SEEDS
-    t0 = time.perf_counter()
-    lengths = (10,) if args.quick else (10, 120)
-    sim = evaluate_simulated(plan_sessions(seeds) + [long_session(m) for m in lengths])
-    runs = {minutes: replay_in_child(_long(minutes)) for minutes in lengths}
-    speed = runs[lengths[-1]]
-    memory = {minutes: r["peak_rss_mb"] for minutes, r in runs.items()}
-    real = broad() if BROAD.is_dir() else []
+def summary_rows(sim: dict, runs: dict[int, dict]) -> list[tuple[str, str, str]]:
+    """The evaluation table's rows (measure, result, target) from the simulated sessions'
+    scores and the replays in a child process (by session minutes)."""
     ev = sim["events"]
+    speed = runs[max(runs)]
+    memory = {minutes: r["peak_rss_mb"] for minutes, r in runs.items()}
 
     def rate(kind: str) -> tuple[str, str]:
         c = ev[kind]
         recall = f"{100 * c['hits'] / c['truth']:.0f} % ({c['hits']}/{c['truth']})"
         return recall, f"{c['false']} ({c['false'] / sim['hours']:.2f}/h)"
 
-    print(f"\nmotion stage, {sim['sessions']} fresh simulated sessions (seeds "
-          f"{', '.join(map(str, seeds))} and 2001 for {' and '.join(map(str, lengths))} min of "
-          f"daily living; {sim['hours']:.2f} h, {sim['walking_hours']:.2f} h walking, "
-          f"{sim['frames']} frames at 10 Hz)")
-    print(f"{'measure':<44} {'result':>22} {'target':>14}")
     rows = [
         ("flexion RMSE, pooled (worst session)",
          f"{sim['rmse_deg']['flexion']:.2f} ({sim['worst_session_rmse_deg']['flexion']:.2f}) deg",
@@ -535,6 +511,37 @@ def main() -> None:
     if len(memory) == 2:
         rows.append(("peak RSS, 2 h against 10 min",
                      f"{100 * (memory[120] / memory[10] - 1):+.1f} %", "flat"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one seed, no 2 h session")
+    parser.add_argument("--broad", action="store_true",
+                        help="only the BROAD end-to-end table")
+    parser.add_argument("--family", action="store_true",
+                        help="only the motion family tables (tuning and held out)")
+    parser.add_argument("--long", action="store_true",
+                        help="with --family, also a 2 h held-out member")
+    args = parser.parse_args()
+    if args.broad:
+        print_broad(broad())
+        return
+    if args.family:
+        family_tables(long=args.long)
+        return
+    seeds = EVALUATION_SEEDS[:1] if args.quick else EVALUATION_SEEDS
+    t0 = time.perf_counter()
+    lengths = (10,) if args.quick else (10, 120)
+    sim = evaluate_simulated(plan_sessions(seeds) + [long_session(m) for m in lengths])
+    runs = {minutes: replay_in_child(_long(minutes)) for minutes in lengths}
+    real = broad() if BROAD.is_dir() else []
+    print(f"\nmotion stage, {sim['sessions']} fresh simulated sessions (seeds "
+          f"{', '.join(map(str, seeds))} and 2001 for {' and '.join(map(str, lengths))} min of "
+          f"daily living; {sim['hours']:.2f} h, {sim['walking_hours']:.2f} h walking, "
+          f"{sim['frames']} frames at 10 Hz)")
+    print(f"{'measure':<44} {'result':>22} {'target':>14}")
+    rows = summary_rows(sim, runs)
     for name, value, target in rows:
         print(f"{name:<44} {value:>22} {target:>14}")
     print_broad(real)
