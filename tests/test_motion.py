@@ -499,6 +499,79 @@ def test_a_moving_start_calibrates_once_the_subject_stands_still(tmp_path: Path)
     assert (after["context"] == after["context_true"]).mean() >= 0.95
 
 
+def test_a_walking_start_that_sits_down_first_calibrates_when_the_subject_stands(
+        tmp_path: Path) -> None:
+    """25 s of walking, then sitting (the pelvis tipped back) before the first standing, all
+    within the calibration timeout: the sitting still period is no upright one, so the
+    calibration waits for the standing and flexion is right from there on."""
+    member = draw_motion(7, start="walking", busy_s=0.0)
+    plan = [("walk", 25.0), ("sit", 20.0), ("stand", 8.0), ("bend", 3), ("twist", 2),
+            ("stand", 5.0), ("walk", 15.0), ("stand", 5.0)]
+    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=2.0, seed=7, mics=(),
+                                               artifacts=False, motion=member), plan=plan)
+    frames, _, tracker = track(tmp_path / "s")
+    truth = Session(tmp_path / "s").motion_truth()
+    calibration = tracker.summary()["calibration"]
+    assert calibration["method"] == "first still period"
+    assert calibration["t"] >= 25.0 + 20.0  # after the walk and the sitting
+    m = frames.merge(truth, on="t", suffixes=("", "_true"))
+    after = m[m["t"] > calibration["t"]]
+    err = after["flexion_deg"] - after["flexion_deg_true"]
+    assert np.sqrt(np.mean(err**2)) < 1.0
+
+
+def test_a_bent_start_keeps_twist_and_side_bend_through_the_first_rest(tmp_path: Path) -> None:
+    """Rising from a 50 degree bend, then 106 s of walking (past the calibration timeout, so
+    the axes are provisional and the drift rate is learnt from walking), then the first
+    rest (where VQF learns a 0.46 deg/s relative bias about the vertical), twists, a side
+    bend and lying down, IMUs at 400 and 208 Hz. The twist is zeroed upright, not
+    bent, where a turn about the vertical is part side bend; what VQF learns of the gyro
+    biases at the first rest comes off the drift rate learnt before it, so the twist does
+    not drift after it, nor show as side bend lying down."""
+    member = draw_motion(30, start="bent", busy_s=0.0)
+    member = replace(member, thoracic=replace(member.thoracic, rate_hz=400.0, phase_s=0.001),
+                     sacral=replace(member.sacral, rate_hz=208.0, phase_s=0.002))
+    plan = [("bent-start", 50.0), ("walk", 106.0), ("stand", 12.0), ("twist", 3), ("side", 2),
+            ("twist", 2), ("lie", 30.0), ("stand", 5.0)]
+    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=4.0, seed=30, mics=(),
+                                               artifacts=False, motion=member), plan=plan)
+    frames, _, tracker = track(tmp_path / "s")
+    truth = Session(tmp_path / "s").motion_truth()
+    calibration = tracker.summary()["calibration"]
+    assert calibration["method"] == "first still period, provisional axes before it"
+    m = frames.merge(truth, on="t", suffixes=("", "_true"))
+    # Once up from the bend (3.7 deg RMSE zeroed bent), and after the rest (0.6 deg each
+    # with the drift rate left as walking had it).
+    for part, axes, limit in ((m[(m["t"] > 4.0) & (m["t"] < 30.0)], ("twist",), 1.0),
+                              (m[m["t"] > calibration["t"]], ("lateral", "twist"), 0.4)):
+        for axis in axes:
+            err = (part[f"{axis}_deg"] - part[f"{axis}_deg_true"] + 180.0) % 360.0 - 180.0
+            assert np.sqrt(np.mean(err**2)) < limit, axis
+
+
+def test_a_walking_start_learns_no_drift_rate_that_vqf_has_learnt_at_the_first_rest(
+        tmp_path: Path) -> None:
+    """43 s of walking, then the first rest and side bends, IMUs at 200 and 50 Hz. The
+    walking re-zeros show the twist drift of the gyro biases VQF held while walking, and the
+    backlog's headings follow it; at the rest VQF learns those biases (1.3 deg/s relative,
+    about the vertical), so that drift is gone afterwards and must not be corrected again."""
+    member = draw_motion(27, start="walking", busy_s=0.0)
+    member = replace(member, thoracic=replace(member.thoracic, rate_hz=200.0, phase_s=0.001),
+                     sacral=replace(member.sacral, rate_hz=50.0, phase_s=0.013))
+    plan = [("walk", 43.0), ("stand", 6.0), ("side", 2), ("side", 2), ("extend", 2),
+            ("side", 2), ("side", 2), ("stand", 4.0)]
+    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=2.0, seed=27, mics=(),
+                                               artifacts=False, motion=member), plan=plan)
+    frames, _, tracker = track(tmp_path / "s")
+    truth = Session(tmp_path / "s").motion_truth()
+    calibration = tracker.summary()["calibration"]
+    assert calibration["method"] == "first still period"
+    m = frames.merge(truth, on="t", suffixes=("", "_true"))
+    after = m[m["t"] > calibration["t"]]
+    err = (after["twist_deg"] - after["twist_deg_true"] + 180.0) % 360.0 - 180.0
+    assert np.sqrt(np.mean(err**2)) < 1.0  # 3.3 deg with the walking rate kept
+
+
 def test_motion_family_draws_stay_within_their_documented_ranges() -> None:
     members = [draw_motion(seed) for seed in range(200)]
     for m in members:

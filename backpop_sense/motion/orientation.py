@@ -23,6 +23,22 @@ import vqf
 from ..params import FLAG, POSITIVE, Rules, check
 
 
+def _product_table() -> np.ndarray:
+    """The Hamilton product as a (16, 4) table: ``a * b == outer(a, b).ravel() @ table``."""
+    table = np.zeros((4, 4, 4))
+    # (i, j, k, sign): component i of a times component j of b adds sign to component k.
+    for i, j, k, sign in ((0, 0, 0, 1), (1, 1, 0, -1), (2, 2, 0, -1), (3, 3, 0, -1),
+                          (0, 1, 1, 1), (1, 0, 1, 1), (2, 3, 1, 1), (3, 2, 1, -1),
+                          (0, 2, 2, 1), (1, 3, 2, -1), (2, 0, 2, 1), (3, 1, 2, 1),
+                          (0, 3, 3, 1), (1, 2, 3, 1), (2, 1, 3, -1), (3, 0, 3, 1)):
+        table[i, j, k] = sign
+    return table.reshape(16, 4)
+
+
+_PRODUCT = _product_table()
+_LEFT, _RIGHT = np.repeat(np.arange(4), 4), np.tile(np.arange(4), 4)
+
+
 def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product ``a * b`` of quaternions (broadcast over leading axes).
 
@@ -32,14 +48,12 @@ def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     array([0., 1., 0., 0.])
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    aw, ax, ay, az = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
-    bw, bx, by, bz = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
-    out[..., 0] = aw * bw - ax * bx - ay * by - az * bz
-    out[..., 1] = aw * bx + ax * bw + ay * bz - az * by
-    out[..., 2] = aw * by - ax * bz + ay * bw + az * bx
-    out[..., 3] = aw * bz + ax * by - ay * bx + az * bw
-    return out
+    if b.ndim == 1:
+        # One right factor: a 4x4 matrix product, the cheapest form.
+        return a @ np.tensordot(b, _PRODUCT.reshape(4, 4, 4), axes=(0, 1))
+    # Every product of a component of a with one of b in one array operation, then the
+    # signed sums in one matrix product (a few numpy calls instead of 28).
+    return (a[..., _LEFT] * b[..., _RIGHT]) @ _PRODUCT
 
 
 def quat_conjugate(q: np.ndarray) -> np.ndarray:

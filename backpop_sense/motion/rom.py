@@ -38,11 +38,12 @@ class AngleHistogram:
     def add(self, values: np.ndarray) -> None:
         """Count finite values, degrees."""
         v = np.asarray(values, dtype=float)
-        lo, hi = np.nanmin(v, initial=np.inf), np.nanmax(v, initial=-np.inf)
-        if lo > hi:
+        finite = np.isfinite(v)
+        if not finite.all():
+            v = v[finite]
+        if not len(v):
             return
-        if not np.isfinite(v).all():
-            v = v[np.isfinite(v)]
+        lo, hi = v.min(), v.max()
         idx = np.clip(((v - self.lo) / self.bin).astype(int), 0, len(self.counts) - 1)
         first = min(int((lo - self.lo) / self.bin), len(self.counts) - 1) if lo > self.lo else 0
         counts = np.bincount(idx - first)

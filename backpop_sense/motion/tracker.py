@@ -9,13 +9,16 @@ What it does, in order
        bias-corrected angular velocity, the mean and peak specific force.
     3. Calibration, at the first still period (nothing moved within the surrounding second)
        in which every sensor sees gravity within ``calibration_max_tilt_deg`` of its declared
-       "up": gravity gives each sensor's up, the declared axes give forward (the mounting
+       "up" and, once the subject has walked ``calibration_walk_s``, within
+       ``calibration_agree_deg`` of the up walking gave (sitting still is no standing):
+       gravity gives each sensor's up, the declared axes give forward (the mounting
        rotation is the smallest one that brings the measured up onto the declared one), and
        the lowest IMU (the sacral one) is the reference frame. Twist is zero there. Without a
        still period for ``calibration_timeout_s`` (a session that starts on the move), up is
        taken provisionally from the mean specific force while walking (the trunk swings
        about upright), or from the declared axes without ``calibration_walk_s`` of walking,
-       until the first such period comes.
+       until the first such period comes; twist is then zero at the first upright tick
+       (bent, a turn about the vertical is part side bend).
        Forward is then refined from movement: bending forward turns each segment about its
        own right axis, which shows how far the sensor is turned on the body (``yaw_*``); the
        heading turns with every refinement, so the twist stays as it was.
@@ -133,9 +136,9 @@ class MotionConfig:
     calibration_walk_s : float
         Walking needed for the provisional calibration, seconds.
     calibration_agree_deg : float
-        After a provisional calibration on walking, a still period calibrates only where
-        every sensor's gravity is this close to the up that walking gave, degrees (sitting
-        still is no standing).
+        Once the subject has walked ``calibration_walk_s`` (before or after a provisional
+        calibration), a still period calibrates only where every sensor's gravity is this
+        close to the up that walking gave, degrees (sitting still is no standing).
     upright_deg : float
         Re-zero twist when still and every segment is within this of vertical, degrees.
     rezero_max_deg, rezero_drift_dps : float
@@ -305,9 +308,10 @@ class _Stream:
         nearest sample's, carried to the centre by its bias-corrected angular velocity, so
         IMUs of any rate and phase meet on one clock), ``w`` the mean bias-corrected angular
         velocity (rad/s), ``acc`` the mean specific force and ``amax`` its largest magnitude
-        (m/s^2). A tick without samples of its own (an IMU at 50 Hz or slower, or a clock
-        that drifts against the grid) takes its nearest sample's values when that lies
-        within one sample period of the centre; otherwise everything is NaN and ``n`` zero.
+        (m/s^2), ``b`` VQF's gyro bias estimate at the nearest sample (rad/s). A tick
+        without samples of its own (an IMU at 50 Hz or slower, or a clock that drifts
+        against the grid) takes its nearest sample's values when that lies within one
+        sample period of the centre; otherwise everything is NaN and ``n`` zero.
         """
         n_ticks = j1 - j0
         edges = (np.arange(j0, j1 + 1) - 0.5) * TICK_S
@@ -317,7 +321,7 @@ class _Stream:
         if cut == 0:
             return {"n": np.zeros(n_ticks), "q": np.full((n_ticks, 4), np.nan),
                     "w": np.full((n_ticks, 3), np.nan), "acc": np.full((n_ticks, 3), np.nan),
-                    "amax": np.full(n_ticks, np.nan)}
+                    "amax": np.full(n_ticks, np.nan), "b": np.full((n_ticks, 3), np.nan)}
         t, acc, gyro, mag = self._split(t, cut)
         self.samples += cut
         est = self.filter.update(gyro, acc, mag)
@@ -334,6 +338,7 @@ class _Stream:
             "n": counts.astype(float),
             "q": _carried(est.quat[nearest], w_near, centres - t[nearest]),
             "w": np.add.reduceat(gyro, starts) / n - est.bias[nearest],
+            "b": est.bias[nearest],
             "acc": np.add.reduceat(acc, starts) / n,
             "amax": np.sqrt(np.maximum.reduceat(np.einsum("ij,ij->i", acc, acc), starts)),
         }
@@ -423,7 +428,8 @@ class MotionTracker:
                                                "angles": (3,), "rates": (3,), "tilt": (),
                                                "free": (), "walk": (), "clock": ()}
         for k in range(len(self.streams)):
-            columns |= {f"n{k}": (), f"q{k}": (4,), f"w{k}": (3,), f"acc{k}": (3,)}
+            columns |= {f"n{k}": (), f"q{k}": (4,), f"w{k}": (3,), f"acc{k}": (3,),
+                        f"b{k}": (3,)}
         # Ticks wait for calibration (at most its timeout), then for the gait decision.
         keep = (int(config.calibration_timeout_s / TICK_S) + 2 * self.chunk_ticks
                 + self.gait.delay_ticks + 2 * self.half_window)
@@ -547,7 +553,8 @@ class MotionTracker:
             lin_max = np.fmax(lin_max, lin_norm)
             if stream is self.lower:
                 vertical = lin[:, 2]
-            rows |= {f"n{k}": r["n"], f"q{k}": r["q"], f"w{k}": r["w"], f"acc{k}": r["acc"]}
+            rows |= {f"n{k}": r["n"], f"q{k}": r["q"], f"w{k}": r["w"], f"acc{k}": r["acc"],
+                     f"b{k}": r["b"]}
         if self._first_data_tick is None and valid.any():
             self._first_data_tick = j0 + int(np.argmax(valid))
         n = j1 - j0
@@ -582,18 +589,8 @@ class MotionTracker:
                    late: bool = False) -> bool:
         """Calibrate at the first still upright period among ticks ``[a, b)``; without one
         for ``calibration_timeout_s``, take the declared axes until one comes (``late``)."""
-        tk, h = self._ticks, self.half_window
-        limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
-        ok = still & (tk.get("valid", a, b) > 0)
-        agree = math.cos(math.radians(self.config.calibration_agree_deg))
-        for k, stream in enumerate(self.streams):
-            acc = tk.get(f"acc{k}", a, b)
-            unit = acc / np.maximum(row_norm(acc), 1e-9)[:, None]
-            ok &= np.nan_to_num(unit[:, 2]) >= limit
-            if late and self._calibration.startswith("walking"):
-                # Standing is upright as walking is; sitting tips the pelvis back by 15 deg.
-                ok &= np.nan_to_num(unit @ stream.base_matrix[:, 2]) >= agree
-        candidates = np.flatnonzero(ok)
+        h = self.half_window
+        candidates = self._calibration_ticks(a, b, still, late=late)
         if len(candidates):
             j = a + int(candidates[0])
             self._set_mounts(j - h, j + h)
@@ -610,7 +607,7 @@ class MotionTracker:
             # Walking, the trunk swings about upright: its mean specific force over the
             # strides is gravity, closer to the body's up than the declared axes (until a
             # still period shows it better).
-            walking = tk.get("walk", start, b) > 0
+            walking = self._ticks.get("walk", start, b) > 0
             if walking.sum() * TICK_S >= self.config.calibration_walk_s and self._set_mounts(
                     start, b, walking):
                 self._calibration = "walking (no still upright period yet)"
@@ -618,24 +615,85 @@ class MotionTracker:
                 self._calibration = "declared axes (no still upright period yet)"
             self._provisional = True
             j = start
+        # Twist is zeroed upright: bent, a turn about the vertical is part twist and part
+        # side bend, and nulling the twist there with mounts whose yaw is not yet known
+        # leaves both wrong once the subject stands up (a session that starts bent).
+        zero = j if len(candidates) else self._first_upright(j, b)
         self._calibrated_at = j
-        self._heading = self._zero_twist(j)
+        self._heading = self._zero_twist(zero)
         self._anchor = None
-        for stream in self.streams:
-            stream.bias_seen = stream.filter.bias
-        self._last_rezero_tick = j
+        if not late:
+            # The drift rate starts from the biases VQF holds now. A late calibration keeps
+            # the rate learnt before it, so what VQF learns at its still period (often the
+            # first rest of the session) must still come off that rate.
+            for stream in self.streams:
+                stream.bias_seen = stream.filter.bias
+        self._last_rezero_tick = zero
         return True
+
+    def _first_upright(self, a: int, b: int) -> int:
+        """The first tick among ``[a, b)`` where every segment is within ``upright_deg`` of
+        vertical (``a`` if there is none)."""
+        tilts = np.stack([tilt_deg(s) for s in self._segments(a, b)])
+        upright = np.flatnonzero((tilts < self.config.upright_deg).all(axis=0))
+        return a + int(upright[0]) if len(upright) else a
+
+    def _calibration_ticks(self, a: int, b: int, still: np.ndarray, *, late: bool
+                           ) -> np.ndarray:
+        """The ticks among ``[a, b)`` (from ``a``) a still period may calibrate on.
+
+        Every sensor still, with data, and its gravity within ``calibration_max_tilt_deg`` of
+        its declared up; and, once the subject has walked ``calibration_walk_s`` (whether or
+        not the provisional calibration used it), within ``calibration_agree_deg`` of the up
+        that walking gave: standing is upright as walking is, sitting tips the pelvis back by
+        15 degrees, and a session that starts walking may sit down before it first stands.
+        """
+        tk = self._ticks
+        limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
+        agree = math.cos(math.radians(self.config.calibration_agree_deg))
+        ok = still & (tk.get("valid", a, b) > 0)
+        if late and self._calibration.startswith("walking"):
+            walked: list[np.ndarray] | None = [s.base_matrix[:, 2] for s in self.streams]
+        else:
+            walked = self._walking_up(b)
+        for k in range(len(self.streams)):
+            acc = tk.get(f"acc{k}", a, b)
+            unit = acc / np.maximum(row_norm(acc), 1e-9)[:, None]
+            ok &= np.nan_to_num(unit[:, 2]) >= limit
+            if walked is not None:
+                ok &= np.nan_to_num(unit @ walked[k]) >= agree
+        return np.flatnonzero(ok)
+
+    def _walking_up(self, b: int) -> list[np.ndarray] | None:
+        """Each sensor's up (unit mean specific force) over the walking ticks from the first
+        data to ``b``; None with less than ``calibration_walk_s`` of walking, or an up beyond
+        ``calibration_max_tilt_deg`` of its declared one."""
+        start = self._first_data_tick
+        if start is None:
+            return None
+        walking = self._ticks.get("walk", start, b) > 0
+        if walking.sum() * TICK_S < self.config.calibration_walk_s:
+            return None
+        ups = [self._mean_force(k, start, b, walking) for k in range(len(self.streams))]
+        ups = [g / np.linalg.norm(g) for g in ups]
+        limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
+        return ups if all(u[2] >= limit for u in ups) else None
+
+    def _mean_force(self, k: int, a: int, b: int, use: np.ndarray | None) -> np.ndarray:
+        """Sensor ``k``'s mean specific force (m/s^2, sensor axes) over the ``use`` ticks of
+        ``[a, b)`` (every tick held when None), each tick weighted by its samples."""
+        tk = self._ticks
+        n = tk.get(f"n{k}", a, b) * (1.0 if use is None else use)
+        return np.nansum(tk.get(f"acc{k}", a, b) * n[:, None], axis=0) / max(n.sum(), 1.0)
 
     def _set_mounts(self, a: int, b: int, use: np.ndarray | None = None) -> bool:
         """Each sensor's mount from its mean specific force over the ``use`` ticks of
         ``[a, b)`` (every tick held when None), taken for gravity; False (nothing set) if one
         is too far from its declared up."""
-        tk = self._ticks
         limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
         gravity = []
         for k in range(len(self.streams)):
-            n = tk.get(f"n{k}", a, b) * (1.0 if use is None else use)
-            g = np.nansum(tk.get(f"acc{k}", a, b) * n[:, None], axis=0) / max(n.sum(), 1.0)
+            g = self._mean_force(k, a, b, use)
             if not g[2] >= limit * np.linalg.norm(g):
                 return False
             gravity.append(g)
@@ -656,17 +714,11 @@ class MotionTracker:
 
     def _raw_angles(self, segments: list[np.ndarray], heading: np.ndarray) -> np.ndarray:
         """Angles (deg) with the upper sensor's earth frame turned by ``heading`` (rad)."""
-        turn = quat_about_z(heading)
-        ok = np.isfinite(segments[0]).all(axis=1) & np.isfinite(segments[-1]).all(axis=1)
-        out = np.full((len(ok), 3), np.nan)
-        if not ok.any():
-            return out
-        upper = quat_multiply(turn, segments[0])
+        upper = quat_multiply(quat_about_z(heading), segments[0])
         if self.two:
-            out[ok] = spine_angles_quat(quat_multiply(quat_conjugate(segments[1]), upper)[ok])
-        else:
-            out[ok] = segment_angles_quat(upper[ok])
-        return out
+            upper = quat_multiply(quat_conjugate(segments[1]), upper)
+        # A segment without data (NaN) gives NaN angles.
+        return spine_angles_quat(upper) if self.two else segment_angles_quat(upper)
 
     def _zero_twist(self, j: int) -> float:
         """The heading offset (rad) that makes the twist at tick ``j`` zero."""
@@ -756,13 +808,15 @@ class MotionTracker:
             # A held twist is not erased: re-zero a twist within the drift allowed since the
             # last re-zero, or one that has stayed within rezero_max_deg for rezero_window_s
             # (whatever its size: drift builds slowly, a twist is made by moving).
-            width = int(round(cfg.rezero_window_s / TICK_S))
-            settled = (self._free_span(ticks, width) <= cfg.rezero_max_deg) & (
-                ticks - width >= max(self._ticks.start, self._calibrated_at or 0))
             since = (ticks - last) * TICK_S
             allowed = cfg.rezero_max_deg + cfg.rezero_drift_dps * since
             with np.errstate(invalid="ignore"):
-                rezero &= (np.abs(base[:, 2]) <= allowed) | settled
+                beyond = rezero & ~(np.abs(base[:, 2]) <= allowed)
+            if beyond.any():
+                width = int(round(cfg.rezero_window_s / TICK_S))
+                settled = (self._free_span(ticks, width) <= cfg.rezero_max_deg) & (
+                    ticks - width >= max(self._ticks.start, self._calibrated_at or 0))
+                rezero &= ~beyond | settled
         marks = np.full(len(ticks), np.nan)
         marks[rezero] = before[rezero] - np.radians(base[rezero, 2])
         if self.two:
@@ -839,6 +893,16 @@ class MotionTracker:
             return False
         slope = np.polyfit(clock[ok], np.unwrap(raw[ok]), 1)[0]
         self._drift_rate_dps = -math.degrees(slope)
+        # That is the drift with the biases VQF held while walking, and the backlog's
+        # headings follow it; what VQF has learnt since (at the still period that ended the
+        # backlog, often) comes off the rate from the next chunk on (_follow_bias).
+        a, b = int(ticks[0]), int(ticks[-1]) + 1
+        walking = self._ticks.get("walk", a, b) > 0
+        for k, stream in enumerate(self.streams):
+            held = self._ticks.get(f"b{k}", a, b)[walking]
+            held = held[np.isfinite(held).all(axis=1)]
+            if len(held):
+                stream.bias_seen = held.mean(axis=0)
         return True
 
     def _learn_drift_rate(self, a: int, idx: np.ndarray, marks: np.ndarray, clock: np.ndarray,
