@@ -152,6 +152,7 @@ def analyze_session(path: str, stored_checksum: str | None = None) -> Analysed:
 
     Examples
     --------
+    >>> from backpop_sense.batch import analyze_session
     >>> analyze_session("data/samples/S01/2026-11-02a").status  # doctest: +SKIP
     'analysed'
     """
@@ -341,6 +342,7 @@ def run_batch(paths: Iterable[str | Path], *, db: str | Path | None = None,
 
     Examples
     --------
+    >>> from backpop_sense.batch import run_batch
     >>> report = run_batch(["data/samples/S01/2026-11-02a", "data/samples/S02/2026-11-03a"],
     ...                    db="backpop.db", workers=2)  # doctest: +SKIP
     >>> report.summary()  # doctest: +SKIP

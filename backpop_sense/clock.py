@@ -29,6 +29,7 @@ class SimulatedClock:
 
     Examples
     --------
+    >>> from backpop_sense.clock import SimulatedClock
     >>> clock = SimulatedClock(start=100.0)
     >>> clock.sleep(2.5)
     >>> clock.monotonic()

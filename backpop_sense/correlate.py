@@ -400,9 +400,10 @@ def rate_ratio(a: int, exposure_a: float, b: int, exposure_b: float,
 
     Examples
     --------
+    >>> from backpop_sense.correlate import rate_ratio
     >>> r = rate_ratio(12, 10.0, 6, 20.0)
     >>> round(r["ratio"], 2), round(r["low"], 2), round(r["high"], 2)
-    (4.0, 1.39, 12.93)
+    (4.0, 1.39, 12.99)
     """
     out: dict[str, float | None] = {"events": a, "exposure": exposure_a, "other_events": b,
                                     "other_exposure": exposure_b, "ratio": None, "low": None,

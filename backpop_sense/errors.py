@@ -18,6 +18,7 @@ def cut(text: str, limit: int) -> str:
 
     Examples
     --------
+    >>> from backpop_sense.errors import cut
     >>> cut("a" * 10, 6)
     'aaa...'
     """
@@ -31,6 +32,7 @@ def shown(value: Any, limit: int = 40) -> str:
     Examples
     --------
     >>> import numpy as np
+    >>> from backpop_sense.errors import shown
     >>> shown(np.float64(2.99)), shown("L9"), shown("x" * 100, 10)
     ('2.99', "'L9'", "'xxxxxx...")
     """
@@ -62,6 +64,7 @@ class BadInput(Exception):
 
     Examples
     --------
+    >>> from backpop_sense.errors import BadInput
     >>> str(BadInput("s/imu_sacral.csv", "line 7", "t is not strictly increasing"))
     's/imu_sacral.csv: line 7: t is not strictly increasing'
     """
@@ -101,6 +104,7 @@ class BadParameter(BadInput):
 
     Examples
     --------
+    >>> from backpop_sense.errors import BadParameter
     >>> str(BadParameter("DetectorConfig", "max_size", "must be an odd whole number, not 2"))
     'DetectorConfig: field max_size: must be an odd whole number, not 2'
     """

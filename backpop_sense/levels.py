@@ -29,6 +29,7 @@ def level_index(name: str) -> int:
 
     Examples
     --------
+    >>> from backpop_sense.levels import level_index
     >>> level_index("L1") - level_index("T12")
     1
     """

@@ -178,6 +178,7 @@ def draw_motion(seed: int, **fixed: object) -> MotionMember:
 
     Examples
     --------
+    >>> from backpop_sense.motion_family import draw_motion
     >>> m = draw_motion(1003)
     >>> m.thoracic.rate_hz != m.sacral.rate_hz
     True

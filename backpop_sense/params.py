@@ -9,6 +9,7 @@ Examples
 --------
 >>> from dataclasses import dataclass
 >>> from typing import ClassVar
+>>> from backpop_sense.params import POSITIVE, Rules, check
 >>> @dataclass(frozen=True)
 ... class WindowConfig:
 ...     length_s: float = 1.0
@@ -219,6 +220,7 @@ def check_values(owner: str, rules: Rules, **values: Any) -> None:
 
     Examples
     --------
+    >>> from backpop_sense.params import POSITIVE, check_values
     >>> check_values("emulator", {"speed": POSITIVE}, speed=0)
     Traceback (most recent call last):
     ...

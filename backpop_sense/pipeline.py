@@ -70,6 +70,8 @@ class PipelineConfig:
 
     Examples
     --------
+    >>> from backpop_sense.pipeline import PipelineConfig
+    >>> from backpop_sense.pops.detector import DetectorConfig
     >>> config = PipelineConfig(detector=DetectorConfig(threshold=7.0))
     >>> sorted(config.to_dict())
     ['correlate', 'detector', 'gate', 'locator', 'motion']
@@ -259,9 +261,13 @@ def analyze(source: str | Path | Source, config: PipelineConfig = DEFAULT_CONFIG
 
     Examples
     --------
-    >>> result = analyze("data/samples/S01/2026-11-02a")  # doctest: +SKIP
-    >>> stricter = analyze("data/samples/S01/2026-11-02a",
-    ...                    PipelineConfig(gate=GateConfig(min_score=0.95)))  # doctest: +SKIP
+    >>> from backpop_sense.pipeline import PipelineConfig, analyze
+    >>> from backpop_sense.pops.artifacts import GateConfig
+    >>> result = analyze("data/samples/S01/2026-11-02a")
+    >>> result.session.info.subject, len(result.frames)
+    ('S01', 501)
+    >>> strict = PipelineConfig(gate=GateConfig(min_score=0.95))
+    >>> stricter = analyze("data/samples/S01/2026-11-02a", strict)  # doctest: +SKIP
     """
     if isinstance(source, str | Path):
         source = open_replay(source, block_size=block_size)

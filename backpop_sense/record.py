@@ -62,8 +62,12 @@ def info_from_profile(profile: Profile, *, subject: str, session: str,
 
     Examples
     --------
+    >>> from backpop_sense.record import info_from_profile
+    >>> from backpop_sense.sources.profiles import load_profile
     >>> info = info_from_profile(load_profile("backpop-strap-v1"), subject="S01",
-    ...                          session="2026-11-26a")  # doctest: +SKIP
+    ...                          session="2026-11-26a")
+    >>> info.mic_names, [imu.name for imu in info.imus]
+    (['T10', 'L1', 'L4'], ['thoracic', 'sacral'])
     """
     check_values("recording", {"subject": Identifier(), "session": Identifier()},
                  subject=subject, session=session)
@@ -124,7 +128,10 @@ class SessionRecorder:
 
     Examples
     --------
-    >>> rec = SessionRecorder("out/S01/live", info, sr=16000)  # doctest: +SKIP
+    >>> from backpop_sense.record import SessionRecorder
+    >>> from backpop_sense.sources.replay import ReplaySource
+    >>> source = ReplaySource("data/samples/S01/2026-11-02a")
+    >>> rec = SessionRecorder("out/S01/live", source.session.info, sr=16000)
     >>> for block in source:
     ...     rec.feed(block)
     >>> rec.close({"packets": 1234})

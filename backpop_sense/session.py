@@ -200,6 +200,7 @@ def parse_axes(axes: str, *, where: tuple[str | Path, str] | None = None) -> np.
 
     Examples
     --------
+    >>> from backpop_sense.session import parse_axes
     >>> parse_axes("x=forward,y=left,z=up") @ [1.0, 0.0, 0.0]
     array([0., 1., 0.])
     """
@@ -456,9 +457,10 @@ class Session:
 
     Examples
     --------
-    >>> s = Session("data/samples/S01/2026-11-02a")  # doctest: +SKIP
-    >>> s.audio.sr, s.info.mic_names, s.imu_rates
-    (16000, ['T10', 'L1', 'L4'], {'thoracic': 200.0, 'sacral': 200.0})
+    >>> from backpop_sense.session import Session
+    >>> s = Session("data/samples/S01/2026-11-02a")
+    >>> s.audio.sr, s.info.mic_names, round(s.imu_rates["sacral"])
+    (16000, ['T10', 'L1', 'L4'], 200)
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -702,9 +704,13 @@ class SessionWriter:
 
     Examples
     --------
-    >>> with SessionWriter(out, info, sr=16000) as w:  # doctest: +SKIP
-    ...     w.write_audio(samples)
-    ...     w.write_imu("sacral", t, acc, gyro)
+    >>> from backpop_sense.session import Session, SessionWriter
+    >>> s = Session("data/samples/S01/2026-11-02a")
+    >>> with SessionWriter("out/S01/copy", s.info, sr=s.audio.sr) as w:
+    ...     w.write_audio(s.read_audio())
+    ...     for imu in s.info.imus:
+    ...         x = s.read_imu(imu.name)
+    ...         w.write_imu(imu.name, x.t, x.acc, x.gyro)
     """
 
     def __init__(self, path: str | Path, info: SessionInfo, *, sr: int,

@@ -1200,6 +1200,7 @@ def family_member(family_name: str, seed: int, *, acoustics: dict | None = None,
 
     Examples
     --------
+    >>> from backpop_sense.simulate import family_member
     >>> c = family_member("heldout", 3, scenario="snapping", snr_db=5.0)
     >>> c.acoustics.family
     'heldout'
@@ -1262,7 +1263,10 @@ def simulate_session(out: str | Path, config: SimConfig, *,
 
     Examples
     --------
-    >>> simulate_session("out/s1", SimConfig("snapping", minutes=1, seed=3))  # doctest: +SKIP
+    >>> from backpop_sense.simulate import SimConfig, simulate_session
+    >>> summary = simulate_session("out/s1", SimConfig("snapping", minutes=1, seed=3))
+    >>> summary.duration_s
+    60.0
     """
     rng, script, kin, imus, pops = _simulate(config, plan)
     truth_motion = motion_truth(script, kin)

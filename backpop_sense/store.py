@@ -111,8 +111,11 @@ def analysis_version(parameters: Mapping[str, Any] | None = None) -> str:
 
     Examples
     --------
-    >>> analysis_version()  # doctest: +SKIP
-    '0.1.0+f4e35aa2'
+    >>> from backpop_sense import __version__
+    >>> from backpop_sense.store import analysis_version
+    >>> version, digest = analysis_version().split("+")
+    >>> version == __version__, len(digest)
+    (True, 8)
     """
     doc = json.dumps({"version": __version__, **(parameters or _default_parameters())},
                      sort_keys=True, default=str)
@@ -237,6 +240,7 @@ class Store:
 
     Examples
     --------
+    >>> from backpop_sense.store import Store
     >>> with Store("backpop.db") as store:  # doctest: +SKIP
     ...     print(store.ingest("data/samples/S01/2026-11-02a"))
     ...     kinds = store.pops("S01").groupby("kind").size()

@@ -40,6 +40,8 @@ def check_time(value: datetime, file: str | Path, where: str | None) -> datetime
 
     Examples
     --------
+    >>> from datetime import UTC, datetime
+    >>> from backpop_sense.times import check_time
     >>> check_time(datetime(2026, 11, 20, tzinfo=UTC), "diary.csv", "line 2, field time").year
     2026
     """

@@ -65,6 +65,7 @@ def is_identifier(value: object) -> bool:
 
     Examples
     --------
+    >>> from backpop_sense.vocab import is_identifier
     >>> is_identifier("S01"), is_identifier("../S01")
     (True, False)
     """

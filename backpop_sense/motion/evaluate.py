@@ -30,6 +30,7 @@ def match_events(detected: Sequence[float], truth: Sequence[float],
 
     Examples
     --------
+    >>> from backpop_sense.motion.evaluate import match_events
     >>> match_events([1.0, 5.2, 9.0], [1.3, 5.0, 20.0])
     2
     """
@@ -85,6 +86,8 @@ def score_motion(frames: pd.DataFrame, truth: pd.DataFrame, events: pd.DataFrame
 
     Examples
     --------
+    >>> import pandas as pd
+    >>> from backpop_sense.motion.evaluate import score_motion
     >>> f = pd.DataFrame({"t": [0.0, 0.1], "flexion_deg": [1.0, 2.0], "lateral_deg": [0.0, 0.0],
     ...                   "twist_deg": [0.0, 0.0], "context": ["static", "other"]})
     >>> score_motion(f, f.assign(flexion_deg=[0.0, 2.0]))["rmse_deg"]["flexion"]
@@ -174,6 +177,8 @@ def orientation_errors(estimate: np.ndarray, reference: np.ndarray,
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.evaluate import orientation_errors
     >>> q = np.tile([1.0, 0.0, 0.0, 0.0], (5, 1))
     >>> orientation_errors(q, q)["inclination_rmse_deg"]
     0.0

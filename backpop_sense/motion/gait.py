@@ -32,6 +32,8 @@ class GaitDetector:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.gait import GaitDetector
     >>> g = GaitDetector(0.02)
     >>> t = np.arange(500) * 0.02
     >>> g.feed(2.5 * np.cos(2 * np.pi * 1.8 * t))

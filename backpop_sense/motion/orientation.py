@@ -44,6 +44,8 @@ def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.orientation import quat_multiply
     >>> quat_multiply(np.array([1.0, 0, 0, 0]), np.array([0.0, 1, 0, 0]))
     array([0., 1., 0., 0.])
     """
@@ -66,6 +68,8 @@ def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.orientation import quat_about_z, quat_rotate
     >>> np.round(quat_rotate(quat_about_z(np.pi / 2), np.array([1.0, 0.0, 0.0])), 6)
     array([0., 1., 0.])
     """
@@ -191,6 +195,9 @@ class ImuOrientation:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.orientation import ImuOrientation
+    >>> from backpop_sense.session import GRAVITY
     >>> f = ImuOrientation(200.0)
     >>> out = f.update(np.zeros((4, 3)), np.tile([0.0, 0.0, GRAVITY], (4, 1)))
     >>> np.round(out.quat[-1], 6)

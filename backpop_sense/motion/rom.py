@@ -17,6 +17,8 @@ class AngleHistogram:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.rom import AngleHistogram
     >>> h = AngleHistogram()
     >>> h.add(np.linspace(-10.0, 10.0, 2001))
     >>> round(h.percentile(95)), round(h.max, 1)

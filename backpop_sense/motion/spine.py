@@ -46,6 +46,8 @@ def spine_rotation(flexion_deg: np.ndarray | float, lateral_deg: np.ndarray | fl
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.spine import spine_rotation
     >>> r = spine_rotation(90.0, 0.0, 0.0)
     >>> np.round(r.apply([0.0, 0.0, 1.0]), 6)  # the thorax's up now points forward
     array([0., 1., 0.])
@@ -84,6 +86,9 @@ def segment_angles(orientation: Rotation) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from scipy.spatial.transform import Rotation
+    >>> from backpop_sense.motion.spine import segment_angles
     >>> r = Rotation.from_euler("ZYX", [30.0, 5.0, -20.0], degrees=True)
     >>> np.round(segment_angles(r), 6)
     array([20.,  5., 30.])
@@ -99,6 +104,8 @@ def segment_rotation(flexion_deg: np.ndarray | float, lateral_deg: np.ndarray | 
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.spine import segment_angles, segment_rotation
     >>> np.round(segment_angles(segment_rotation(20.0, 5.0, 30.0)), 6)
     array([20.,  5., 30.])
     """
@@ -115,6 +122,8 @@ def spine_angles_quat(q: np.ndarray) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.spine import spine_angles_quat, spine_rotation
     >>> q = spine_rotation(20.0, -5.0, 10.0).as_quat()[[3, 0, 1, 2]]
     >>> np.round(spine_angles_quat(q), 6)
     array([20., -5., 10.])
@@ -134,6 +143,9 @@ def segment_angles_quat(q: np.ndarray) -> np.ndarray:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from scipy.spatial.transform import Rotation
+    >>> from backpop_sense.motion.spine import segment_angles_quat
     >>> q = Rotation.from_euler("ZYX", [30.0, 5.0, -20.0], degrees=True).as_quat()[[3, 0, 1, 2]]
     >>> np.round(segment_angles_quat(q), 6)
     array([20.,  5., 30.])

@@ -28,6 +28,8 @@ class TickWindow:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.motion.ticks import TickWindow
     >>> w = TickWindow(3, x=())
     >>> w.extend(x=np.arange(8.0))
     >>> w.start, w.get("x", 0, 8)

@@ -394,11 +394,16 @@ class MotionTracker:
 
     Examples
     --------
-    >>> s = Session("data/samples/S01/2026-11-02a")  # doctest: +SKIP
-    >>> tracker = MotionTracker(s.info, s.imu_rates)  # doctest: +SKIP
-    >>> out = [o for b in ReplaySource(s) for o in tracker.feed(b)]  # doctest: +SKIP
-    >>> out += tracker.finish()  # doctest: +SKIP
-    >>> frames = [o for o in out if isinstance(o, MotionFrame)]  # doctest: +SKIP
+    >>> from backpop_sense.motion.tracker import MotionFrame, MotionTracker
+    >>> from backpop_sense.session import Session
+    >>> from backpop_sense.sources.replay import ReplaySource
+    >>> s = Session("data/samples/S01/2026-11-02a")
+    >>> tracker = MotionTracker(s.info, s.imu_rates)
+    >>> out = [o for b in ReplaySource(s) for o in tracker.feed(b)]
+    >>> out += tracker.finish()
+    >>> frames = [o for o in out if isinstance(o, MotionFrame)]
+    >>> frames[0].t, frames[-1].t
+    (0.0, 50.0)
     """
 
     def __init__(self, info: SessionInfo, imu_rates: dict[str, float],

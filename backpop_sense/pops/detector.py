@@ -239,11 +239,15 @@ class PopDetector:
 
     Examples
     --------
-    >>> det = PopDetector(16000, 3)  # doctest: +SKIP
-    >>> for block in source:  # doctest: +SKIP
+    >>> from backpop_sense.blocks import AudioBlock
+    >>> from backpop_sense.pops.detector import PopDetector
+    >>> from backpop_sense.sources.replay import ReplaySource
+    >>> det = PopDetector(16000, 3)
+    >>> candidates = []
+    >>> for block in ReplaySource("data/samples/S01/2026-11-02a"):
     ...     if isinstance(block, AudioBlock):
     ...         candidates += det.feed(block)
-    >>> candidates += det.finish()  # doctest: +SKIP
+    >>> candidates += det.finish()
     """
 
     def __init__(self, sr: int, n_mics: int, config: DetectorConfig | None = None) -> None:

@@ -126,6 +126,8 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.pops.locate import locate
     >>> d = np.array([0.105, 0.015, 0.105])  # a pop at L1 between mics at T10, L1, L4
     >>> locate(np.exp(-25 * d), ["T10", "L1", "L4"]).level
     'L1'
@@ -193,6 +195,8 @@ def pooled_level(levels: Sequence[str], own: np.ndarray, repeats: np.ndarray, *,
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from backpop_sense.pops.locate import pooled_level
     >>> faint = np.array([0.30, 0.35, 0.9])   # alone, a near tie
     >>> clear = np.array([[0.9, 0.1, 0.8], [0.9, 0.1, 0.8]])
     >>> pooled_level(["L2", "L3", "L4"], faint, clear)

@@ -44,6 +44,7 @@ def when(value: Any, *, clock: bool = True) -> str:
 
     Examples
     --------
+    >>> from backpop_sense.report.evidence import when
     >>> when("2026-11-17T20:30:00Z"), when("2026-11-07T20:30:00Z", clock=False)
     ('17 Nov 2026 20:30', '7 Nov 2026')
     """
@@ -192,6 +193,7 @@ def describe(rule_id: str, evidence: dict) -> Evidence:
 
     Examples
     --------
+    >>> from backpop_sense.report.evidence import describe
     >>> describe("R5", {"entries": [{"time": "2026-11-17T20:30:00Z",
     ...     "symptoms": ["tingling"], "note": "left leg"}], "count": 1}).summary
     'Tingling reported in the diary 1 time, last on 17 Nov 2026 20:30.'

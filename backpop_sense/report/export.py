@@ -60,6 +60,8 @@ def export_tables(store: Store, subject: str, out_dir: str | Path, fmt: str = "c
 
     Examples
     --------
+    >>> from backpop_sense.report import export_tables
+    >>> from backpop_sense.store import Store
     >>> with Store("backpop.db") as store:  # doctest: +SKIP
     ...     [p.name for p in export_tables(store, "S02", "out")][:3]
     ['sessions.csv', 'pops.csv', 'motion.csv']

@@ -63,6 +63,8 @@ def data_uri(fig: Figure, fmt: str = "svg", *, dpi: float = 100.0) -> str:
 
     Examples
     --------
+    >>> from matplotlib.figure import Figure
+    >>> from backpop_sense.report.plots import data_uri
     >>> data_uri(Figure()).startswith("data:image/svg+xml;base64,")
     True
     """

@@ -27,8 +27,9 @@ def number(value: Any, digits: int = 1) -> str:
 
     Examples
     --------
+    >>> from backpop_sense.report.render import number
     >>> number(2.345), number(float("nan")), number(None), number(3, 0)
-    ('2.3', '\u2014', '\u2014', '3')
+    ('2.3', '—', '—', '3')
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "\u2014"

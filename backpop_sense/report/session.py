@@ -73,6 +73,7 @@ def poisson_rate(count: int, exposure: float, confidence: float = 0.95
 
     Examples
     --------
+    >>> from backpop_sense.report.session import poisson_rate
     >>> [round(x, 3) for x in poisson_rate(3, 2.0)]
     [1.5, 0.309, 4.384]
     """
@@ -258,6 +259,8 @@ def write_session_report(store: Store, session: str, *, subject: str | None = No
 
     Examples
     --------
+    >>> from backpop_sense.report import write_session_report
+    >>> from backpop_sense.store import Store
     >>> with Store("backpop.db") as store:  # doctest: +SKIP
     ...     write_session_report(store, "2026-11-17a")
     PosixPath('reports/S02/2026-11-17a.html')

@@ -160,6 +160,8 @@ def write_subject_report(store: Store, subject: str, out: str | Path | None = No
 
     Examples
     --------
+    >>> from backpop_sense.report import write_subject_report
+    >>> from backpop_sense.store import Store
     >>> with Store("backpop.db") as store:  # doctest: +SKIP
     ...     write_subject_report(store, "S02")
     PosixPath('reports/S02.html')

@@ -152,6 +152,7 @@ def load_rules(path: str | Path | None = None) -> dict[str, dict]:
 
     Examples
     --------
+    >>> from backpop_sense.rules.engine import load_rules
     >>> load_rules()["R1"]["pain_min"]
     4.0
     """

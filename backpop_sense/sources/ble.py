@@ -136,6 +136,7 @@ def scan(timeout_s: float = 5.0, *, profile: str | None = None) -> list[FoundStr
 
     Examples
     --------
+    >>> from backpop_sense.sources.ble import scan
     >>> for s in scan(5.0):  # doctest: +SKIP
     ...     print(s.address, s.name, s.rssi, s.profile)
     """
@@ -366,9 +367,12 @@ class LiveSource:
 
     Examples
     --------
+    >>> from pathlib import Path
+    >>> from backpop_sense.sources.ble import Emulation, LiveSource
+    >>> from backpop_sense.sources.profiles import load_profile
     >>> src = LiveSource(load_profile("backpop-strap-v1"),
-    ...                  emulate=Emulation(Path("data/x")))  # doctest: +SKIP
-    >>> for block in src: ...
+    ...                  emulate=Emulation(Path("data/samples/S01/2026-11-02a"), speed=10.0))
+    >>> blocks = list(src)  # doctest: +SKIP
     """
 
     def __init__(self, profile: Profile, *, address: str | None = None,
@@ -655,8 +659,12 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
 
     Examples
     --------
-    >>> record("backpop-strap-v1", "out/S01/live", subject="S01",
-    ...        emulate=Emulation(Path("data/samples/S01/x")))  # doctest: +SKIP
+    >>> from pathlib import Path
+    >>> from backpop_sense.sources.ble import Emulation, record
+    >>> done = record("backpop-strap-v1", "out/S01/live", subject="S01",
+    ...               emulate=Emulation(Path("data/samples/S01/2026-11-02a")))  # doctest: +SKIP
+    >>> done.path  # doctest: +SKIP
+    PosixPath('out/S01/live')
     """
     prof, out = _playable_profile(profile, emulate), Path(out)
     recorder, live = _open_recording(prof, out, subject, _session_id(out, session))

@@ -55,9 +55,15 @@ class VirtualRadio:
 
     Examples
     --------
-    >>> radio = VirtualRadio()  # doctest: +SKIP
-    >>> strap = radio.device("BackPop-0001", "C0:98:E5:49:00:01")
-    >>> central = radio.central("central", "C0:98:E5:49:00:99")
+    >>> import asyncio
+    >>> from backpop_sense.sources.bumble_backend import VirtualRadio
+    >>> async def room():  # Bumble's devices are made in a running event loop
+    ...     radio = VirtualRadio()
+    ...     strap = radio.device("BackPop-0001", "C0:98:E5:49:00:01")
+    ...     central = radio.central("central", "C0:98:E5:49:00:99")
+    ...     return strap.name, central.device.name
+    >>> asyncio.run(room())
+    ('BackPop-0001', 'central')
     """
 
     def __init__(self) -> None:

@@ -141,9 +141,11 @@ def strap_view(session: Session | str | Path, profile: Profile) -> StrapView:
 
     Examples
     --------
-    >>> view = strap_view("data/x", load_profile("backpop-strap-v1"))  # doctest: +SKIP
+    >>> from backpop_sense.sources.emulator import strap_view
+    >>> from backpop_sense.sources.profiles import load_profile
+    >>> view = strap_view("data/samples/S01/2026-11-02a", load_profile("backpop-strap-v1"))
     >>> view.audio.shape
-    (160128, 3)
+    (799920, 3)
     """
     session = session if isinstance(session, Session) else Session(session)
     encoder = PacketEncoder(profile)
@@ -202,9 +204,21 @@ class StrapEmulator:
 
     Examples
     --------
-    >>> emulator = StrapEmulator("data/x", profile, radio.device("strap", ADDR))  # doctest: +SKIP
-    >>> await emulator.start()
-    >>> await emulator.play()
+    ``start`` advertises; ``play`` then sends the session once a central has subscribed to every
+    stream (as :class:`~backpop_sense.sources.ble.LiveSource` with ``emulate`` does, in the same
+    event loop).
+
+    >>> import asyncio
+    >>> from backpop_sense.sources.bumble_backend import VirtualRadio
+    >>> from backpop_sense.sources.emulator import StrapEmulator
+    >>> from backpop_sense.sources.profiles import load_profile
+    >>> async def advertise(session, profile):
+    ...     radio = VirtualRadio()
+    ...     emulator = StrapEmulator(session, profile, radio.device("strap", "C0:98:E5:49:00:01"))
+    ...     await emulator.start()
+    ...     return emulator.name
+    >>> asyncio.run(advertise("data/samples/S01/2026-11-02a", load_profile("backpop-strap-v1")))
+    'BackPop-0001'
     """
 
     def __init__(self, session: Session | str | Path, profile: Profile, device: Device, *,

@@ -130,6 +130,8 @@ def marker(output: object, *, final: bool = False, heard: set[float] | None = No
 
     Examples
     --------
+    >>> from backpop_sense.motion.tracker import MotionEvent
+    >>> from backpop_sense.sources.lsl import marker
     >>> marker(MotionEvent(12.5, "fall", "impact 3.1 g"))
     {'event': 'fall', 't': 12.5, 'detail': 'impact 3.1 g'}
     """
@@ -232,9 +234,13 @@ class Outlets:
 
     Examples
     --------
-    >>> outlets = Outlets(source.session, "backpop:replay:S01")  # doctest: +SKIP
-    >>> result = analyze(outlets.publish(source), on_output=outlets.on_output)
-    >>> outlets.finish(result)
+    >>> from backpop_sense.pipeline import analyze
+    >>> from backpop_sense.sources.lsl import Outlets
+    >>> from backpop_sense.sources.replay import ReplaySource
+    >>> source = ReplaySource("data/samples/S01/2026-11-02a")
+    >>> with Outlets(source.session, "backpop:replay:S01") as outlets:  # doctest: +SKIP
+    ...     result = analyze(outlets.publish(source), on_output=outlets.on_output)
+    ...     outlets.finish(result)
     """
 
     def __init__(self, recording: Recording, source_id: str, *,

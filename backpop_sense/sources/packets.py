@@ -142,8 +142,15 @@ class PacketEncoder:
 
     Examples
     --------
-    >>> enc = PacketEncoder(load_profile("backpop-strap-v1"))  # doctest: +SKIP
-    >>> packet, heard = enc.audio(frames_int16, t0_s=0.0)
+    >>> import numpy as np
+    >>> from backpop_sense.sources.packets import PacketEncoder
+    >>> from backpop_sense.sources.profiles import load_profile
+    >>> profile = load_profile("backpop-strap-v1")
+    >>> enc = PacketEncoder(profile)
+    >>> frames = np.zeros((profile.audio.frames, len(profile.audio.mics)), dtype=np.int16)
+    >>> packet, heard = enc.audio(frames, t0_s=0.0)
+    >>> len(packet), heard.shape
+    (234, (144, 3))
     """
 
     def __init__(self, profile: Profile, *, ts0: int = 0, clock_ppm: float = 0.0) -> None:
@@ -286,8 +293,15 @@ class PacketDecoder:
 
     Examples
     --------
-    >>> dec = PacketDecoder(load_profile("backpop-strap-v1"))  # doctest: +SKIP
-    >>> for block in dec.feed("audio", packet): ...
+    >>> import numpy as np
+    >>> from backpop_sense.sources.packets import PacketDecoder, PacketEncoder
+    >>> from backpop_sense.sources.profiles import load_profile
+    >>> profile = load_profile("backpop-strap-v1")
+    >>> frames = np.zeros((profile.audio.frames, len(profile.audio.mics)), dtype=np.int16)
+    >>> packet, _ = PacketEncoder(profile).audio(frames, t0_s=0.0)
+    >>> dec = PacketDecoder(profile)
+    >>> [(type(b).__name__, b.data.shape) for b in dec.feed("audio", packet)]
+    [('AudioBlock', (144, 3))]
     """
 
     def __init__(self, profile: Profile) -> None:

@@ -379,7 +379,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
 
     Examples
     --------
-    >>> p = load_profile("backpop-strap-v1")  # doctest: +SKIP
+    >>> from backpop_sense.sources.profiles import load_profile
+    >>> p = load_profile("backpop-strap-v1")
     >>> p.audio.sr, [i.name for i in p.imus]
     (16000, ['thoracic', 'sacral'])
     """

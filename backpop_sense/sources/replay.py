@@ -97,8 +97,13 @@ class ReplaySource:
 
     Examples
     --------
-    >>> for block in ReplaySource("data/samples/S01/d00", block_size=4096):  # doctest: +SKIP
+    >>> from backpop_sense.sources.replay import ReplaySource
+    >>> source = ReplaySource("data/samples/S01/2026-11-02a", block_size=4096)
+    >>> for block, _ in zip(source, range(3)):
     ...     print(type(block).__name__, block.t0)
+    AudioBlock 0.0
+    ImuBlock 0.0
+    ImuBlock 0.0
     """
 
     def __init__(self, session: Session | str | Path, *, block_size: int = 4096,

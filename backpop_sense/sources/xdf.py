@@ -235,8 +235,9 @@ def convert(path: str | Path, out: str | Path) -> XdfStrap:
 
     Examples
     --------
-    >>> strap = convert("lab/run-1.xdf", "data/S01/run-1")  # doctest: +SKIP
-    >>> strap.ignored
+    >>> from backpop_sense.sources.xdf import convert
+    >>> strap = convert("lab/run-1.xdf", "out/S01/run-1")  # doctest: +SKIP
+    >>> strap.ignored  # doctest: +SKIP
     ['EMG (EMG)', 'backpop-events (Markers)']
     """
     strap = read_xdf(path)
