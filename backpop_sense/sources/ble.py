@@ -654,17 +654,13 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     Returns
     -------
     RecordResult
-        The folder, the pipeline's :class:`SessionResult` (None without analysis) and the
-        link, decoder and emulator statistics.
+        The folder, the pipeline's result (None without analysis), the link's statistics.
 
     Examples
     --------
-    >>> from pathlib import Path
     >>> from backpop_sense.sources.ble import Emulation, record
     >>> done = record("backpop-strap-v1", "out/S01/live", subject="S01",
-    ...               emulate=Emulation(Path("data/samples/S01/2026-11-02a")))  # doctest: +SKIP
-    >>> done.path  # doctest: +SKIP
-    PosixPath('out/S01/live')
+    ...               emulate=Emulation("data/samples/S01/2026-11-02a"))  # doctest: +SKIP
     """
     prof, out = _playable_profile(profile, emulate), Path(out)
     recorder, live = _open_recording(prof, out, subject, _session_id(out, session))
