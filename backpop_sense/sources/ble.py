@@ -654,7 +654,7 @@ def record(profile: str | Path | Profile, out: str | Path, *, subject: str = "an
     Returns
     -------
     RecordResult
-        The folder, the pipeline's result (None without analysis), the link's statistics.
+        The folder, the pipeline's result (None without analysis), link and decoder statistics.
 
     Examples
     --------
