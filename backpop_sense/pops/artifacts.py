@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -284,7 +285,8 @@ class ArtifactGate:
         cfg = self.config
         if any(abs(t - c.t) <= cfg.impact_window_s for t in self.impacts):
             return "impact"
-        heard = [o for o in self.heard if o.t <= until]
+        # the final judgement counts every onset heard: no copy on that path
+        heard = self.heard if until == math.inf else [o for o in self.heard if o.t <= until]
         shares = {id(o): shares_db(o) for o in heard}
         shares[id(c)] = shares_db(c)
         alike_n = self._alike(c, heard, shares)
@@ -333,7 +335,7 @@ class ArtifactGate:
             return "series"
         return None
 
-    def _alike(self, c: Candidate, heard: list[Candidate], shares: dict[int, np.ndarray]
+    def _alike(self, c: Candidate, heard: Iterable[Candidate], shares: dict[int, np.ndarray]
                ) -> int:
         """How many other onsets of ``heard`` within ``series_window_s`` sound like ``c``,
         from the same place (see ``series``); ``shares`` holds each onset's
@@ -348,7 +350,7 @@ class ArtifactGate:
                 count += 1
         return count
 
-    def _cluster(self, c: Candidate, heard: list[Candidate], shares: dict[int, np.ndarray]
+    def _cluster(self, c: Candidate, heard: Iterable[Candidate], shares: dict[int, np.ndarray]
                  ) -> int:
         """How many other clear onsets of ``heard`` (``min_excess_db``) from the same place
         (shares within ``alike_place_db``, each at most ``cluster_heard_db`` under; with one
@@ -368,7 +370,7 @@ class ArtifactGate:
                 count += 1
         return count
 
-    def _periodic(self, c: Candidate, heard: list[Candidate], shares: dict[int, np.ndarray]
+    def _periodic(self, c: Candidate, heard: Iterable[Candidate], shares: dict[int, np.ndarray]
                   ) -> int:
         """How many onsets of ``heard`` (``c`` among them) fall on one steady interval
         through ``c``: the most, over intervals to its neighbours, of onsets at ``c.t + k * T``
