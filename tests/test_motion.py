@@ -520,6 +520,23 @@ def test_a_walking_start_that_sits_down_first_calibrates_when_the_subject_stands
     assert np.sqrt(np.mean(err**2)) < 1.0
 
 
+def _forced_member(tmp_path: Path, seed: int, start: str, thoracic: tuple[float, float],
+                   sacral: tuple[float, float], plan: list, *, minutes: float):
+    """A motion family tuning member forced to ``start`` and to IMU (rate Hz, phase s),
+    simulated on ``plan`` and tracked: its frames merged with the truth (``_true``), and the
+    tracker's calibration summary."""
+    member = draw_motion(seed, start=start, busy_s=0.0)
+    member = replace(member, thoracic=replace(member.thoracic, rate_hz=thoracic[0],
+                                              phase_s=thoracic[1]),
+                     sacral=replace(member.sacral, rate_hz=sacral[0], phase_s=sacral[1]))
+    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=minutes, seed=seed, mics=(),
+                                               artifacts=False, motion=member), plan=plan)
+    frames, _, tracker = track(tmp_path / "s")
+    truth = Session(tmp_path / "s").motion_truth()
+    return (frames.merge(truth, on="t", suffixes=("", "_true")),
+            tracker.summary()["calibration"])
+
+
 def test_a_bent_start_keeps_twist_and_side_bend_through_the_first_rest(tmp_path: Path) -> None:
     """Rising from a 50 degree bend, then 106 s of walking (past the calibration timeout, so
     the axes are provisional and the drift rate is learnt from walking), then the first
@@ -528,18 +545,11 @@ def test_a_bent_start_keeps_twist_and_side_bend_through_the_first_rest(tmp_path:
     bent, where a turn about the vertical is part side bend; what VQF learns of the gyro
     biases at the first rest comes off the drift rate learnt before it, so the twist does
     not drift after it, nor show as side bend lying down."""
-    member = draw_motion(30, start="bent", busy_s=0.0)
-    member = replace(member, thoracic=replace(member.thoracic, rate_hz=400.0, phase_s=0.001),
-                     sacral=replace(member.sacral, rate_hz=208.0, phase_s=0.002))
     plan = [("bent-start", 50.0), ("walk", 106.0), ("stand", 12.0), ("twist", 3), ("side", 2),
             ("twist", 2), ("lie", 30.0), ("stand", 5.0)]
-    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=4.0, seed=30, mics=(),
-                                               artifacts=False, motion=member), plan=plan)
-    frames, _, tracker = track(tmp_path / "s")
-    truth = Session(tmp_path / "s").motion_truth()
-    calibration = tracker.summary()["calibration"]
+    m, calibration = _forced_member(tmp_path, 30, "bent", (400.0, 0.001), (208.0, 0.002),
+                                    plan, minutes=4.0)
     assert calibration["method"] == "first still period, provisional axes before it"
-    m = frames.merge(truth, on="t", suffixes=("", "_true"))
     # Once up from the bend (3.7 deg RMSE zeroed bent), and after the rest (0.6 deg each
     # with the drift rate left as walking had it).
     for part, axes, limit in ((m[(m["t"] > 4.0) & (m["t"] < 30.0)], ("twist",), 1.0),
@@ -555,18 +565,11 @@ def test_a_walking_start_learns_no_drift_rate_that_vqf_has_learnt_at_the_first_r
     walking re-zeros show the twist drift of the gyro biases VQF held while walking, and the
     backlog's headings follow it; at the rest VQF learns those biases (1.3 deg/s relative,
     about the vertical), so that drift is gone afterwards and must not be corrected again."""
-    member = draw_motion(27, start="walking", busy_s=0.0)
-    member = replace(member, thoracic=replace(member.thoracic, rate_hz=200.0, phase_s=0.001),
-                     sacral=replace(member.sacral, rate_hz=50.0, phase_s=0.013))
     plan = [("walk", 43.0), ("stand", 6.0), ("side", 2), ("side", 2), ("extend", 2),
             ("side", 2), ("side", 2), ("stand", 4.0)]
-    simulate_session(tmp_path / "s", SimConfig("healthy", minutes=2.0, seed=27, mics=(),
-                                               artifacts=False, motion=member), plan=plan)
-    frames, _, tracker = track(tmp_path / "s")
-    truth = Session(tmp_path / "s").motion_truth()
-    calibration = tracker.summary()["calibration"]
+    m, calibration = _forced_member(tmp_path, 27, "walking", (200.0, 0.001), (50.0, 0.013),
+                                    plan, minutes=2.0)
     assert calibration["method"] == "first still period"
-    m = frames.merge(truth, on="t", suffixes=("", "_true"))
     after = m[m["t"] > calibration["t"]]
     err = (after["twist_deg"] - after["twist_deg_true"] + 180.0) % 360.0 - 180.0
     assert np.sqrt(np.mean(err**2)) < 1.0  # 3.3 deg with the walking rate kept
