@@ -416,6 +416,22 @@ def test_the_detectors_band_maximum_matches_scipy() -> None:
         _band_max(x, 4)
 
 
+def test_the_detectors_percentiles_match_numpys() -> None:
+    """The one-partition percentiles give np.percentile's numbers exactly: every count the
+    detector meets (one frame to a background's 50), one mic or three, ties, both ends."""
+    from backpop_sense.pops.detector import _percentiles
+
+    rng = np.random.default_rng(6)
+    for n in range(1, 80):
+        for shape in ((n,), (n, 3)):
+            x = rng.lognormal(size=shape)
+            for qs in ((50.0,), (50.0, 10.0), (0.0, 100.0), (95.0,)):
+                assert np.array_equal(_percentiles(x.copy(), qs), np.percentile(x, qs, axis=0))
+    ties = np.array([[1.0, 3.0], [2.0, 3.0], [2.0, 3.0], [9.0, 3.0]])
+    assert np.array_equal(_percentiles(ties, (50.0, 10.0)), np.percentile(ties, (50.0, 10.0),
+                                                                          axis=0))
+
+
 def test_the_frames_first_test_skips_only_what_would_not_be_a_pop(tmp_path: Path) -> None:
     """The octave-rise test on the frames spares peaks their measurement, and what it spares
     would not have been true pops: every pop found measuring every peak, and no rejection that
