@@ -555,8 +555,7 @@ class PopDetector:
         """
         c, sr = self.config, self.sr
         corner = min(max(c.locate_corner * centroid, band[0]), 0.4 * sr)
-        sos = signal.butter(4, corner, btype="highpass", fs=sr, output="sos")
-        loc = _filtfilt(sos, signal.sosfilt_zi(sos), raw.astype(np.float64))
+        loc = _filtfilt(*_highpass(corner, sr), raw.astype(np.float64))
         n_head = max(1, int(round(c.head_s * sr)))
         head_loc = np.mean(loc[onset: onset + n_head] ** 2, axis=0)
         # The background is the larger of the usual (median over 0.5 s) and what sounded in
@@ -787,6 +786,36 @@ def _band_max(x: np.ndarray, size: int) -> np.ndarray:
         np.maximum(out[..., :-k], x[..., k:], out=out[..., :-k])
         np.maximum(out[..., k:], x[..., :-k], out=out[..., k:])
     return out
+
+
+def _highpass(corner: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fourth-order Butterworth high-pass at ``corner`` Hz, as second-order sections, and
+    their initial conditions for a step: ``scipy.signal.butter(4, corner, "highpass",
+    fs=sr, output="sos")`` and ``sosfilt_zi`` of it, to rounding.
+
+    Written out (the analog prototype's poles turned high-pass, then bilinear with the
+    corner prewarped) because the locator's corner follows each onset's centroid, so a
+    filter is designed per candidate, and scipy's general design cost more than filtering.
+    """
+    fs2 = 2.0 * sr
+    warped = fs2 * math.tan(math.pi * corner / sr)
+    analog = warped / -np.exp(1j * np.pi * np.array([-3.0, -1.0]) / 8)  # one of each pair
+    poles = (fs2 + analog) / (fs2 - analog)
+    poles = poles[np.argsort(np.abs(poles))]  # the pair nearest the unit circle last
+    # the gain that makes the passband 1: 1 / prod(-p) of the prototype (1), times the
+    # bilinear's prod(fs2) / prod(fs2 - p) over all four poles
+    gain = fs2**4 / np.prod(np.abs(fs2 - analog) ** 2)
+    sos = np.zeros((2, 6))
+    sos[:, :3] = [1.0, -2.0, 1.0]  # both zero pairs at z = 1
+    sos[0, :3] *= gain
+    sos[:, 3] = 1.0
+    sos[:, 4] = -2.0 * poles.real
+    sos[:, 5] = np.abs(poles) ** 2
+    # A constant input gives no output: the first section's states hold what a unit step
+    # leaves there (b1 + b2 and b2), the second's stay empty.
+    zi = np.zeros((2, 2))
+    zi[0] = [sos[0, 1] + sos[0, 2], sos[0, 2]]
+    return sos, zi
 
 
 def _filtfilt(sos: np.ndarray, zi: np.ndarray, x: np.ndarray) -> np.ndarray:
