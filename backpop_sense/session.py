@@ -51,6 +51,11 @@ ACC_UNITS = {"m/s^2": 1.0, "g": GRAVITY}
 GYRO_UNITS = {"rad/s": 1.0, "deg/s": math.pi / 180.0}
 """Gyroscope units and their factor to rad/s."""
 DEFAULT_AXES = "x=right,y=forward,z=up"
+MOUNTINGS = ("calibrate", "exact")
+"""How far the motion stage trusts an IMU's declared ``axes``: ``calibrate`` (the default)
+takes the sensor's tilt at the subject's first still upright period for upright and refines
+its turn about up from movement; ``exact`` takes the declared axes as the body's (a rigid
+holder aligned at the factory), so a tilt there is the subject's."""
 _DIRECTIONS = {
     "right": (1, 0, 0), "left": (-1, 0, 0),
     "forward": (0, 1, 0), "backward": (0, -1, 0), "back": (0, -1, 0),
@@ -104,6 +109,9 @@ class ImuInfo:
         Units on disk: ``m/s^2`` or ``g``; ``rad/s`` or ``deg/s``.
     axes : str
         Body direction of each sensor axis while the subject stands upright.
+    mounting : str
+        One of :data:`MOUNTINGS`: ``calibrate`` (the tracker calibrates the mounting on the
+        subject) or ``exact`` (the declared axes are the body's axes).
     """
 
     name: str
@@ -111,6 +119,7 @@ class ImuInfo:
     acc_unit: str = "m/s^2"
     gyro_unit: str = "rad/s"
     axes: str = DEFAULT_AXES
+    mounting: str = "calibrate"
 
     @property
     def sensor_to_body(self) -> np.ndarray:
@@ -158,7 +167,7 @@ class SessionInfo:
             "mics": [{"name": m.name} for m in self.mics],
             "imus": [
                 {"name": i.name, "level": i.level, "acc_unit": i.acc_unit,
-                 "gyro_unit": i.gyro_unit, "axes": i.axes}
+                 "gyro_unit": i.gyro_unit, "axes": i.axes, "mounting": i.mounting}
                 for i in self.imus
             ],
             "audio_offset_s": self.audio_offset_s,
@@ -288,7 +297,7 @@ def _parse_mics(mic_docs: list, file: Path) -> list[MicInfo]:
 
 
 def _parse_imus(imu_docs: list, file: Path) -> list[ImuInfo]:
-    """The ``imus`` list: each a distinct name, a spinal level, its units and axes."""
+    """The ``imus`` list: each a distinct name, a spinal level, its units, axes and mounting."""
     imus = []
     for i, d in enumerate(imu_docs):
         p = f"imus[{i}]."
@@ -308,7 +317,11 @@ def _parse_imus(imu_docs: list, file: Path) -> list[ImuInfo]:
                            f"unknown unit {shown(gyro_unit)}; use one of {', '.join(GYRO_UNITS)}")
         axes = _optional(d, "axes", str, DEFAULT_AXES, file, p)
         parse_axes(axes, where=(file, p + "axes"))
-        imus.append(ImuInfo(name, level, acc_unit, gyro_unit, axes))
+        mounting = _optional(d, "mounting", str, "calibrate", file, p)
+        if mounting not in MOUNTINGS:
+            raise BadInput(file, f"field {p}mounting",
+                           f"unknown mounting {shown(mounting)}; use one of {', '.join(MOUNTINGS)}")
+        imus.append(ImuInfo(name, level, acc_unit, gyro_unit, axes, mounting))
     if len({i.name for i in imus}) != len(imus):
         raise BadInput(file, "field imus", "IMU names must be distinct")
     return imus

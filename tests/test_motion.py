@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation
 
 from backpop_sense.blocks import ImuBlock
 from backpop_sense.motion.evaluate import events_table, frames_table, score_motion
-from backpop_sense.motion.spine import segment_angles, spine_rotation
+from backpop_sense.motion.spine import segment_angles, spine_angles, spine_rotation
 from backpop_sense.motion.tracker import MotionConfig, MotionEvent, MotionFrame, MotionTracker
 from backpop_sense.motion_family import draw_motion
 from backpop_sense.session import ImuInfo, MicInfo, Session, SessionInfo, SessionWriter
@@ -178,6 +178,57 @@ def test_units_and_axes_variants_give_the_same_angles(
     # Only the 6 significant digits of the CSV differ.
     assert np.abs(diff).max() < 0.05
     assert (frames["context"] == reference["context"]).all()
+
+
+TILT = (5.0, 3.0)
+"""Flexion and lateral bend (deg) the thorax holds throughout, the still start included."""
+
+
+@pytest.mark.parametrize("two", [True, False], ids=["two-imus", "one-imu"])
+def test_an_exact_mounting_reports_a_tilt_held_at_the_still_start(tmp_path: Path,
+                                                                  two: bool) -> None:
+    """session.json ``mounting: exact``: the declared axes are the body's, so the first still
+    period is not taken for upright; the default calibration takes it for upright."""
+    t, moves = rotation_sequence(MOVES)
+    thorax = spine_rotation(*TILT, 0.0) * moves
+    pelvis = Rotation.identity(len(t)) if two else None
+    exact, _, tracker = track(write_session(tmp_path / "exact", t, thorax, pelvis,
+                                            mounting="exact"))
+    calibrated, _, _ = track(write_session(tmp_path / "calibrate", t, thorax, pelvis))
+    bends = ["flexion_deg", "lateral_deg"]
+    start = exact["t"] < 2.5  # MOVES begin after 3 s at rest
+    assert np.abs(exact.loc[start, bends].to_numpy() - TILT).max() < 0.1
+    assert np.abs(calibrated.loc[start, bends].to_numpy()).max() < 0.1
+    # Throughout, the exact mounting gives the thorax's true angles.
+    idx = np.round(exact["t"].to_numpy() * RATE).astype(int).clip(0, len(t) - 1)
+    want = (spine_angles if two else segment_angles)(thorax[idx])[:, :2]
+    assert np.abs(exact[bends].to_numpy() - want).max() < 0.5
+    calibration = tracker.summary()["calibration"]
+    assert calibration["mounting"]["thoracic"] == "exact"
+    assert calibration["mount_tilt_deg"]["thoracic"] == 0.0
+
+
+def test_an_exact_mounting_learns_no_yaw_from_movement(tmp_path: Path) -> None:
+    """A sensor turned 10 deg about up on the body: the calibration learns the turn from the
+    bends; declared exact, the turn is kept as declared (and shows as side bend)."""
+    t, thorax = rotation_sequence(MOVES)
+    sensor = thorax * Rotation.from_rotvec([0.0, 0.0, np.radians(10.0)])
+    pelvis = Rotation.identity(len(t))
+    runs = {mounting: track(write_session(tmp_path / mounting, t, sensor, pelvis,
+                                          mounting=mounting))
+            for mounting in ("calibrate", "exact")}
+    learnt = runs["calibrate"][2].summary()["calibration"]
+    kept = runs["exact"][2].summary()["calibration"]
+    assert learnt["yaw_updates"] >= 1
+    assert learnt["mount_yaw_deg"]["thoracic"] == pytest.approx(10.0, abs=2.0)
+    assert kept["yaw_updates"] == 0 and kept["mount_yaw_deg"]["thoracic"] == 0.0
+    # At the 60 deg bend: seen through axes turned by 10 deg, it is part side bend.
+    side = np.degrees(np.arcsin(np.sin(np.radians(60.0)) * np.sin(np.radians(10.0))))
+    for mounting, want in (("calibrate", 0.0), ("exact", side)):
+        frames = runs[mounting][0]
+        peak = frames.loc[frames["flexion_deg"].idxmax()]
+        assert peak["flexion_deg"] == pytest.approx(60.0, abs=0.5)
+        assert peak["lateral_deg"] == pytest.approx(want, abs=0.3)
 
 
 @pytest.fixture(scope="module")

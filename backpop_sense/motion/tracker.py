@@ -22,6 +22,10 @@ What it does, in order
        Forward is then refined from movement: bending forward turns each segment about its
        own right axis, which shows how far the sensor is turned on the body (``yaw_*``); the
        heading turns with every refinement, so the twist stays as it was.
+       An IMU whose ``mounting`` is ``exact`` (session.json: a rigid holder aligned at the
+       factory) keeps its declared axes as the body's: no tilt is taken from gravity and no
+       yaw from movement, so a subject who stands tilted at the calibration shows that tilt.
+       Its twist is zeroed and re-zeroed all the same: that is the heading, which drifts.
     4. Angles (:mod:`~backpop_sense.motion.spine`): the upper segment relative to the lower,
        intrinsic X-Y-Z; with one IMU, that segment against gravity and heading (Z-Y-X).
        Without a magnetometer each sensor's heading drifts on its own, so twist is re-zeroed
@@ -277,6 +281,7 @@ class _Stream:
     bias_seen: np.ndarray = field(default_factory=lambda: np.zeros(3))
     base_matrix: np.ndarray = field(default_factory=lambda: np.eye(3))
     mount_matrix: np.ndarray = field(default_factory=lambda: np.eye(3))
+    exact: bool = False
     gravity: float = GRAVITY
     mount_tilt_deg: float | None = None
     mount_yaw_deg: float = 0.0
@@ -415,7 +420,8 @@ class MotionTracker:
             raise ValueError("the session declares no IMU with a known rate")
         chosen = [imus[0]] if len(imus) == 1 else [imus[0], imus[-1]]
         self.streams = [_Stream(i.name, float(imu_rates[i.name]),
-                                ImuOrientation(imu_rates[i.name], config.orientation))
+                                ImuOrientation(imu_rates[i.name], config.orientation),
+                                exact=i.mounting == "exact")
                         for i in chosen]
         self._by_name = {s.name: s for s in self.streams}
         self.upper = self.streams[0]
@@ -694,16 +700,18 @@ class MotionTracker:
     def _set_mounts(self, a: int, b: int, use: np.ndarray | None = None) -> bool:
         """Each sensor's mount from its mean specific force over the ``use`` ticks of
         ``[a, b)`` (every tick held when None), taken for gravity; False (nothing set) if one
-        is too far from its declared up."""
+        is too far from its declared up. An ``exact`` sensor keeps its declared axes, and
+        takes only the size of gravity."""
         limit = math.cos(math.radians(self.config.calibration_max_tilt_deg))
         gravity = []
-        for k in range(len(self.streams)):
+        for k, stream in enumerate(self.streams):
             g = self._mean_force(k, a, b, use)
-            if not g[2] >= limit * np.linalg.norm(g):
+            if not (stream.exact or g[2] >= limit * np.linalg.norm(g)):
                 return False
             gravity.append(g)
         for stream, g in zip(self.streams, gravity, strict=True):
-            stream.mount = stream.base = quat_between(_UP, g)
+            stream.mount = stream.base = np.array([1.0, 0.0, 0.0, 0.0]) if stream.exact \
+                else quat_between(_UP, g)
             stream.mount_matrix = stream.base_matrix = quat_matrix(stream.base)
             stream.gravity = float(np.linalg.norm(g))
             stream.mount_tilt_deg = float(tilt_deg(stream.mount))
@@ -1031,7 +1039,8 @@ class MotionTracker:
         more); every ``yaw_learn_deg`` degrees of such movement, the yaw of that sum is
         applied (within ``yaw_max_deg`` of the declared axes), unless the axes scatter by
         more than ``yaw_spread_max_deg``: a trunk bends about one axis, and movements about
-        many (a sensor turned in the hand, a strap that slips) show no mounting yaw.
+        many (a sensor turned in the hand, a strap that slips) show no mounting yaw. An
+        ``exact`` sensor's yaw is the declared one and is not learnt.
         """
         cfg = self.config
         if not cfg.yaw_learn_deg:
@@ -1039,6 +1048,8 @@ class MotionTracker:
         cos_cone = math.cos(math.radians(cfg.yaw_cone_deg))
         min_rate = math.radians(cfg.yaw_min_rate_dps)
         for k, stream in enumerate(self.streams):
+            if stream.exact:
+                continue
             w = self._ticks.get(f"w{k}", a, b) @ stream.mount_matrix
             speed = row_norm(w)
             with np.errstate(invalid="ignore"):
@@ -1153,7 +1164,8 @@ class MotionTracker:
         Returns
         -------
         dict
-            ``mode`` and the ``imus`` used, ``calibration``, ``frames``, ``rom_deg`` per axis
+            ``mode`` and the ``imus`` used, ``calibration`` (with each IMU's ``mounting``
+            from session.json), ``frames``, ``rom_deg`` per axis
             (``p5``, ``p95``, ``min``, ``max``), ``peak_rate_dps`` per axis, ``context_s``
             (seconds in each context), ``catches``, ``falls``, ``twist_drift`` (re-zeros, the
             twist they removed and the drift rate the heading follows at the end),
@@ -1169,6 +1181,7 @@ class MotionTracker:
                      "moving": self.upper.name},
             "calibration": {
                 "method": self._calibration,
+                "mounting": {s.name: "exact" if s.exact else "calibrate" for s in self.streams},
                 "t": None if self._calibrated_at is None else round(
                     self._calibrated_at * TICK_S, 3),
                 "mount_tilt_deg": {s.name: None if s.mount_tilt_deg is None
