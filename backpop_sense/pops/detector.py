@@ -824,11 +824,15 @@ def _filtfilt(sos: np.ndarray, zi: np.ndarray, x: np.ndarray) -> np.ndarray:
     edge = 3 * (2 * len(sos) + 1 - min((sos[:, 2] == 0).sum(), (sos[:, 5] == 0).sum()))
     if x.shape[0] <= edge:
         return signal.sosfiltfilt(sos, x, axis=0)
-    ext = np.concatenate([2 * x[:1] - x[edge:0:-1], x, 2 * x[-1:] - x[-2:-edge - 2:-1]])
-    zi = zi[:, :, None]
-    y, _ = signal.sosfilt(sos, ext, axis=0, zi=zi * ext[0])
-    y, _ = signal.sosfilt(sos, y[::-1], axis=0, zi=zi * y[-1])
-    return y[::-1][edge:-edge]
+    # Channel-major, so that sosfilt filters each channel in place where it lies (the same
+    # numbers; sosfilt would otherwise move the axis and copy twice per pass).
+    x = x.T
+    ext = np.concatenate([2 * x[:, :1] - x[:, edge:0:-1], x,
+                          2 * x[:, -1:] - x[:, -2:-edge - 2:-1]], axis=-1)
+    zi = zi[:, None, :] if x.ndim == 2 else zi
+    y, _ = signal.sosfilt(sos, ext, axis=-1, zi=zi * ext[..., :1])
+    y, _ = signal.sosfilt(sos, y[..., ::-1], axis=-1, zi=zi * y[..., -1:])
+    return y[..., ::-1][..., edge:-edge].T
 
 
 def _shape(hp: np.ndarray, onset: int, floor_hp: float, just_before: slice, sr: int
