@@ -173,6 +173,33 @@ def test_axes_and_units_together(tmp_path: Path) -> None:
     np.testing.assert_allclose(block.gyro, [[0, math.pi, 0], [math.pi / 2, 0, 0]], rtol=1e-12)
 
 
+def test_mounting_is_calibrate_unless_declared_exact(tmp_path: Path) -> None:
+    rows = "t,ax,ay,az,gx,gy,gz\n0,0,0,9.8,0,0,0\n0.01,0,0,9.8,0,0,0\n"
+    plain = Session(_write_by_hand(tmp_path / "plain", {}, rows)).info
+    exact = Session(_write_by_hand(tmp_path / "exact", {"mounting": "exact"}, rows)).info
+    assert plain.imu("imu").mounting == "calibrate"
+    assert exact.imu("imu").mounting == "exact"
+    assert exact.to_json()["imus"][0]["mounting"] == "exact"
+    with SessionWriter(tmp_path / "copy", exact, sr=8000) as w:
+        w.write_audio(np.zeros((800, 1)))
+        w.write_imu("imu", np.array([0.0, 0.01]), np.zeros((2, 3)), np.zeros((2, 3)))
+    assert Session(tmp_path / "copy").info.imu("imu") == exact.imu("imu")
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("declared", "unknown mounting 'declared'; use one of calibrate, exact"),
+    ("Exact", "unknown mounting 'Exact'; use one of calibrate, exact"),
+    (True, "must be a string, not True"),
+    (None, "must be a string, not None"),
+])
+def test_a_bad_mounting_is_refused(tmp_path: Path, value: object, reason: str) -> None:
+    folder = _write_by_hand(tmp_path / "s", {"mounting": value},
+                            "t,ax,ay,az,gx,gy,gz\n0,0,0,9.8,0,0,0\n")
+    with pytest.raises(BadInput) as err:
+        Session(folder)
+    assert str(err.value) == f"{folder / 'session.json'}: field imus[0].mounting: {reason}"
+
+
 def test_writer_reader_mirror_with_other_units_and_axes(make_session: SessionFactory) -> None:
     path = make_session(acc_unit="g", gyro_unit="deg/s", axes="x=left,y=down,z=backward")
     written = make_session.written[path]
