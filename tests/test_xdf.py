@@ -117,6 +117,13 @@ def _no_strap(streams: dict[str, XdfStream]) -> None:
     streams.clear()
 
 
+def _unknown_mounting(streams: dict[str, XdfStream]) -> None:
+    s = streams["imu:sacral"]
+    assert "<mounting>calibrate</mounting>" in s.header_xml
+    s.header_xml = s.header_xml.replace("<mounting>calibrate</mounting>",
+                                        "<mounting>glued</mounting>")
+
+
 @pytest.mark.parametrize(("defect", "stream", "said"), [
     (_cut_audio, "stream backpop-audio", "cut short: its footer counts"),
     (_audio_at_half_rate, "stream backpop-audio", "its samples come at 4000 Hz, its header "
@@ -124,6 +131,8 @@ def _no_strap(streams: dict[str, XdfStream]) -> None:
     (_audio_hole, "stream backpop-audio", "cut short: 8000 samples missing after sample 7999"),
     (_imu_ends_early, "stream backpop-imu-sacral", "cut short: it ends 25.0 s before"),
     (_no_strap, None, "holds no strap stream"),
+    (_unknown_mounting, "stream backpop-imu-sacral", "desc/backpop mounting 'glued' is not "
+                                                     "one of calibrate, exact"),
 ])
 def test_a_bad_file_is_one_line_naming_file_and_stream(session_dir: Path, tmp_path: Path,
                                                        defect, stream: str | None,
@@ -139,6 +148,17 @@ def test_a_bad_file_is_one_line_naming_file_and_stream(session_dir: Path, tmp_pa
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and str(xdf) in done.stderr and said in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_exact_mounting_survives_the_xdf_file(session_dir: Path, tmp_path: Path) -> None:
+    doc = json.loads((session_dir / "session.json").read_text())
+    doc["imus"][0]["mounting"] = "exact"
+    (session_dir / "session.json").write_text(json.dumps(doc))
+    streams = strap_streams(session_dir)
+    xdf = write_xdf(tmp_path / "lab.xdf", list(streams.values()))
+    info = read_xdf(xdf).info
+    assert [(i.name, i.mounting) for i in info.imus] == [("thoracic", "exact"),
+                                                         ("sacral", "calibrate")]
 
 
 def test_a_file_that_is_not_xdf_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def stream_infos(recording: Recording, source_id: str) -> dict[str, Any]:
                              len(IMU_CHANNELS), recording.imu_rates[imu.name], "double64",
                              f"{source_id}:imu-{imu.name}"),
             {**common, "role": "imu", "imu": imu.name, "level": imu.level,
-             "axes": DEFAULT_AXES},
+             "axes": DEFAULT_AXES, "mounting": imu.mounting},
             [{"label": c, "unit": u, "type": k}
              for c, u, k in zip(IMU_CHANNELS, IMU_UNITS, IMU_TYPES, strict=True)])
     out["events"] = _describe(

@@ -3,9 +3,9 @@
 A LabRecorder file holds the streams of every device the lab recorded. The strap's are those
 that :mod:`.lsl` published: ``desc/backpop/format`` is :data:`~backpop_sense.vocab.LSL_FORMAT`,
 with the session's subject, session, start and audio offset, the mics' levels as the audio's
-channel labels and each IMU's name and level (docs/formats.md). The other devices' streams
-are listed and left alone; the strap's events stream is left too (the analysis finds them
-again).
+channel labels and each IMU's name, level and mounting (docs/formats.md). The other devices'
+streams are listed and left alone; the strap's events stream is left too (the analysis finds
+them again).
 
 Time: pyxdf maps every stream onto the recording computer's clock from the file's clock
 offsets (``synchronize_clocks``). Jitter removal is not asked for: the outlets stamp each
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BadInput
-from ..session import ImuInfo, MicInfo, SessionInfo, SessionWriter
+from ..errors import BadInput, shown
+from ..session import MOUNTINGS, ImuInfo, MicInfo, SessionInfo, SessionWriter
 from ..vocab import IMU_CHANNELS, LSL_FORMAT
 from .lsl import IMU_UNITS
 
@@ -210,9 +210,19 @@ def _session_info(path: Path, meta: dict[str, str], audio: dict | None,
                        f"desc/backpop lacks a valid start or audio_offset_s ({exc})") from None
     mics = tuple(MicInfo(str(m)) for m in _channels(audio, "label")) if audio else ()
     return SessionInfo(meta["subject"], meta["session"], start, mics,
-                       tuple(ImuInfo(name, _backpop(s)["level"]) for name, s in imus.items()),
+                       tuple(ImuInfo(name, _backpop(s)["level"], mounting=_mounting(path, s))
+                             for name, s in imus.items()),
                        meta.get("strap") or "backpop-strap-v1", offset,
                        {"converted_from": path.name})
+
+
+def _mounting(path: Path, stream: dict) -> str:
+    """An IMU stream's ``desc/backpop/mounting`` (``calibrate`` in files that name none)."""
+    mounting = _backpop(stream).get("mounting") or "calibrate"
+    if mounting not in MOUNTINGS:
+        raise BadInput(path, f"stream {_name(stream)}", f"desc/backpop mounting "
+                       f"{shown(mounting)} is not one of {', '.join(MOUNTINGS)}")
+    return mounting
 
 
 def convert(path: str | Path, out: str | Path) -> XdfStrap:
