@@ -56,7 +56,6 @@ from scipy import fft as sp_fft
 from scipy import signal
 
 from ..blocks import AudioBlock
-from ..errors import BadParameter
 from ..params import COUNT, NON_NEGATIVE, POSITIVE, Number, Numbers, Rules, check
 
 CHUNK = 16384
@@ -117,8 +116,8 @@ class DetectorConfig:
     chunk: int = CHUNK
     """Audio samples processed at a time, at fixed positions in the session, so results do not
     depend on the caller's block size. Small chunks cut latency, large ones cost less per
-    sample; the carried state makes the results the same for any chunk of at least two
-    frames (tested; shorter ones are refused)."""
+    sample; the carried state makes the results the same for any chunk, down to a few
+    samples (tested)."""
 
     RULES: ClassVar[Rules] = {
         "frame_s": POSITIVE, "hop_s": POSITIVE, "fmin_hz": POSITIVE, "fmax_hz": POSITIVE,
@@ -255,11 +254,6 @@ class PopDetector:
         self.sr, self.m = sr, n_mics
         self.hop = max(1, int(round(c.hop_s * sr)))
         self.n_fft = max(2 * self.hop, int(round(c.frame_s * sr)))
-        if c.chunk < 2 * self.n_fft:
-            # Chunks of a frame or so gave other candidates than large ones (a 16 kHz session:
-            # 300 samples did, 320 and up did not); why is not found yet.
-            raise BadParameter("DetectorConfig", "chunk", f"must be at least two frames "
-                               f"({2 * self.n_fft} samples at {sr} Hz), got {c.chunk}")
         self.window = signal.get_window("hann", self.n_fft).astype(np.float32)
         fmax = min(c.fmax_hz, 0.45 * sr)
         top = 0.45 * sr
@@ -375,7 +369,9 @@ class PopDetector:
         strength = librosa.onset.onset_strength_multi(
             S=np.swapaxes(context, 1, 2), ref=np.swapaxes(ref, 1, 2), lag=c.lag,
             center=False, channels=self.set_slices)                    # (m, sets, prev + F)
-        strength = strength[..., n_prev:].reshape(-1, strength.shape[-1] - n_prev).T
+        # librosa pads the strength to at least ``lag`` frames: a first chunk of fewer
+        # frames than that gave frames that do not exist, and shifted every later one.
+        strength = strength[..., n_prev: n_prev + n_frames].reshape(-1, n_frames).T
         level, scale = self.odf_stats.update(strength, first)
         scale = np.maximum(1.4826 * scale, 1e-3 + 0.05 * np.abs(level))
         z = np.nan_to_num((strength - level) / scale, nan=0.0)
