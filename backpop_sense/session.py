@@ -165,9 +165,11 @@ class SessionInfo:
             "start": self.start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
             "strap": self.strap,
             "mics": [{"name": m.name} for m in self.mics],
+            # The default mounting is left out: files written before it existed stay as they were.
             "imus": [
                 {"name": i.name, "level": i.level, "acc_unit": i.acc_unit,
-                 "gyro_unit": i.gyro_unit, "axes": i.axes, "mounting": i.mounting}
+                 "gyro_unit": i.gyro_unit, "axes": i.axes}
+                | ({"mounting": i.mounting} if i.mounting != "calibrate" else {})
                 for i in self.imus
             ],
             "audio_offset_s": self.audio_offset_s,

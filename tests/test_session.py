@@ -180,6 +180,7 @@ def test_mounting_is_calibrate_unless_declared_exact(tmp_path: Path) -> None:
     assert plain.imu("imu").mounting == "calibrate"
     assert exact.imu("imu").mounting == "exact"
     assert exact.to_json()["imus"][0]["mounting"] == "exact"
+    assert "mounting" not in plain.to_json()["imus"][0]
     with SessionWriter(tmp_path / "copy", exact, sr=8000) as w:
         w.write_audio(np.zeros((800, 1)))
         w.write_imu("imu", np.array([0.0, 0.01]), np.zeros((2, 3)), np.zeros((2, 3)))
