@@ -155,14 +155,16 @@ class Pipeline:
         Every stage's parameters.
     frame_sink : callable, optional
         Receives the motion frames as they come instead of the result keeping them.
+    live : bool
+        Whether ``feed`` hears pops provisionally (``Heard``); the result is the same without.
     """
 
     def __init__(self, session: Recording, config: PipelineConfig = DEFAULT_CONFIG, *,
-                 frame_sink: FrameSink | None = None) -> None:
+                 frame_sink: FrameSink | None = None, live: bool = True) -> None:
         self.session = session
         # An IMU-only session has motion and no pops.
         self.pop_stage = PopStage(session.info, session.audio.sr, detector=config.detector,
-                                  gate=config.gate, locator=config.locator) \
+                                  gate=config.gate, locator=config.locator, early=live) \
             if session.audio is not None else None
         self.motion = (MotionTracker(session.info, dict(session.imu_rates), config.motion)
                        if session.info.imus else None)
@@ -272,7 +274,9 @@ def analyze(source: str | Path | Source, config: PipelineConfig = DEFAULT_CONFIG
     if isinstance(source, str | Path):
         source = open_replay(source, block_size=block_size)
     started = time.perf_counter()
-    pipeline = Pipeline(source.session, config, frame_sink=frame_sink)
+    # Only a caller that sees the outputs as they come needs the pops heard early.
+    pipeline = Pipeline(source.session, config, frame_sink=frame_sink,
+                        live=on_output is not None)
     for block in source:
         outputs = pipeline.feed(block)
         if on_output is not None:

@@ -16,6 +16,7 @@ from backpop_sense.correlate import PopInContext
 from backpop_sense.motion.context import ContextConfig
 from backpop_sense.pipeline import (
     DEFAULT_CONFIG,
+    Pipeline,
     PipelineConfig,
     analyze,
     default_parameters,
@@ -156,3 +157,21 @@ def test_pops_heard_early_do_not_depend_on_the_blocks_and_are_all_judged_later()
         first = next(k for k, (_, u) in enumerate(order) if u == t)
         assert order[first][0] is Heard
         assert [kind for kind, u in order[first + 1:] if u == t] in ([Pop], [Rejected])
+
+
+def test_an_analysis_nobody_watches_skips_the_provisional_verdicts_and_loses_nothing() -> None:
+    """Without ``on_output`` nobody sees the pops heard early, so the pipeline does not make
+    them; the pops, their places and kinds, and every rejection are the same as when it
+    does."""
+    session = SAMPLES / "S02" / "2026-11-17a"
+    seen: list = []
+    watched = analyze(session, on_output=lambda outputs, block: seen.extend(outputs))
+    unwatched = analyze(session)
+    assert any(isinstance(o, Heard) for o in seen)
+    assert [(p.t, p.level, p.kind, p.context) for p in unwatched.pops] == [
+        (p.t, p.level, p.kind, p.context) for p in watched.pops]
+    assert [(r.t, r.reason) for r in unwatched.rejected] == [
+        (r.t, r.reason) for r in watched.rejected]
+    source = open_replay(session)
+    quiet = Pipeline(source.session, live=False)
+    assert not any(isinstance(o, Heard) for block in source for o in quiet.feed(block))

@@ -84,10 +84,16 @@ class PopStage:
         The session's mics and IMUs.
     sr : int
         Audio rate, Hz.
+    early : bool
+        Whether to hear pops provisionally (:class:`Heard`, for a live view). Without it the
+        final judgements are the same (the provisional verdict changes nothing the final one
+        uses) and cost about a tenth less.
     """
 
     def __init__(self, info: SessionInfo, sr: int, *, detector: DetectorConfig | None = None,
-                 gate: GateConfig | None = None, locator: LocatorConfig | None = None) -> None:
+                 gate: GateConfig | None = None, locator: LocatorConfig | None = None,
+                 early: bool = True) -> None:
+        self.early = early
         self.mics = info.mic_names
         self.locator = locator or LocatorConfig()
         self.detector = PopDetector(sr, len(self.mics), detector)
@@ -103,6 +109,8 @@ class PopStage:
             judged = self.gate.feed_imu(block)
         else:
             return []
+        if not self.early:
+            return self._judged(judged)
         early = [Heard(self._pop(c)) for c, reason in self.gate.early() if reason is None]
         return [*early, *self._judged(judged)]
 
