@@ -347,7 +347,8 @@ def through_strap(path: Path, profile: str = "backpop-strap-v1") -> Path:
         view = strap_view(path, load_profile(profile))
         out.mkdir(parents=True, exist_ok=True)
         for f in path.iterdir():
-            if f.name != "mic.wav":
+            # the session's own files, not the audio, nor what scripts cached from the audio
+            if f.name != "mic.wav" and not f.name.startswith("gate-candidates-"):
                 (out / f.name).write_bytes(f.read_bytes())
         sf.write(out / "mic.wav", view.audio, Session(path).audio.sr, subtype="PCM_16")
     return out

@@ -71,7 +71,8 @@ def candidates(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with np.load(cache) as f:
             return f["x"], f["t"], f["pop"]
     source = open_replay(path)
-    stage = PopStage(source.session.info, source.session.audio.sr, gate=GateConfig(min_score=0))
+    stage = PopStage(source.session.info, source.session.audio.sr, gate=GateConfig(min_score=0),
+                     early=False)
     stage.gate.keep_features = True
     for block in source:
         stage.feed(block)
@@ -109,15 +110,26 @@ def main() -> None:
     parser.add_argument("--drop", nargs="+", default=[], metavar="PREFIX",
                         help="blank the features whose names start so (e.g. shape_ log2_band): "
                              "set to 0 in training, so that no tree tests them")
+    parser.add_argument("--strap", action="store_true",
+                        help="also train on each 3-mic 16 kHz dev member as the default strap "
+                             "profile records it (IMA-ADPCM audio)")
     args = parser.parse_args()
     unknown = [p for p in args.drop if not any(f.startswith(p) for f in FEATURES)]
     if unknown:
         raise SystemExit(f"train_gate.py: --drop: no feature starts with {', '.join(unknown)}")
     jobs = [(heldout.folder("dev", s, c), c, s.name) for s in heldout.SETS
             for c in heldout.configs("dev", s, args.seeds)] + first_simulator()
+    for path, config, _ in jobs:
+        heldout.make(path, config)
+    # A session and its recording through the strap are one group: never split by a fold.
+    source_of = list(range(len(jobs)))
+    if args.strap:
+        copies = [(k, heldout.through_strap(path), f"strap {name}")
+                  for k, (path, config, name) in enumerate(jobs)
+                  if not name.startswith("first") and config.sr == 16000 and len(config.mics) == 3]
+        jobs += [(path, None, name) for _, path, name in copies]
+        source_of += [k for k, _, _ in copies]
     with ProcessPoolExecutor(2) as pool:
-        for path, config, _ in jobs:
-            heldout.make(path, config)
         found = list(pool.map(candidates, [p for p, _, _ in jobs]))
     x = np.vstack([f[0] for f in found])
     blank = [k for k, f in enumerate(FEATURES) if any(f.startswith(p) for p in args.drop)]
@@ -125,10 +137,11 @@ def main() -> None:
     if blank:
         print("features blanked: " + ", ".join(FEATURES[k] for k in blank))
     y = np.concatenate([f[2] for f in found])
-    group = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(found)])
+    job = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(found)])
+    group = np.array(source_of)[job]
     print(f"{len(y)} candidates, {int(y.sum())} of them pops, from {len(jobs)} dev sessions")
     oof = out_of_fold(x, y, group)
-    sets = np.array([jobs[k][2] for k in group])
+    sets = np.array([jobs[k][2] for k in job])
     best = max(np.arange(0.1, 0.95, 0.05), key=lambda s: _mean_f1(oof >= s, y, sets))
     print(f"min_score {best:.2f}: mean F1 over the sets (candidates, out of fold) "
           f"{_mean_f1(oof >= best, y, sets):.3f}")
