@@ -49,6 +49,8 @@ SIM_SEED = 7000
 """The first simulator's development seeds (``benchmarks/detection.py --first-seed``)."""
 SIM_OUT = heldout.ROOT / "bench-out" / f"detection-{SIM_SEED}"
 
+PACKAGE = Path(__file__).resolve().parent.parent / "backpop_sense"
+
 LABEL_WINDOW_S = 0.02
 """A candidate this close to a true onset is a pop."""
 PARAMS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 31,
@@ -56,9 +58,11 @@ PARAMS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 31,
 
 
 def _cache_key() -> str:
-    """What the candidates' features depend on: the detector's and gate's defaults and the
-    feature list (a change to either makes new candidates)."""
-    text = json.dumps([asdict(DetectorConfig()), asdict(GateConfig()), FEATURES],
+    """What the candidates' features depend on: the detector's and gate's defaults, the
+    feature list and the code that measures and counts them (a change to any makes new
+    candidates; a change to the code alone used to leave stale ones cached)."""
+    code = [(PACKAGE / "pops" / name).read_text() for name in ("detector.py", "artifacts.py")]
+    text = json.dumps([asdict(DetectorConfig()), asdict(GateConfig()), FEATURES, code],
                       sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
