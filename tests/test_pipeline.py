@@ -83,7 +83,7 @@ def test_every_stage_has_its_parameters_in_the_analysis_version() -> None:
     changed = [
         PipelineConfig(detector=replace(DEFAULT_CONFIG.detector, threshold=7.0)),
         PipelineConfig(gate=replace(DEFAULT_CONFIG.gate, min_score=0.5)),
-        PipelineConfig(locator=LocatorConfig(prior_weight=0.25)),
+        PipelineConfig(locator=LocatorConfig(prior_weight=0.5)),
         PipelineConfig(correlate=replace(DEFAULT_CONFIG.correlate, pool_reach=2)),
         PipelineConfig(motion=replace(DEFAULT_CONFIG.motion, upright_deg=20.0)),
         PipelineConfig(motion=replace(DEFAULT_CONFIG.motion, context=ContextConfig(twist_deg=20))),

@@ -28,12 +28,13 @@ import numpy as np
 from ..levels import LEVELS, SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_index
 from ..params import COUNT, NON_NEGATIVE, POSITIVE, Numbers, Rules, check
 
-PRIOR_PER_M = 30.0
-"""Typical attenuation of a pop's power along the spine, natural-log units per metre (-3.9 dB
-per level), in the band the shares are measured in (above a high-pass at 0.7 times the pop's
-centroid). Tissue loses high frequencies faster than low ones, so this band fades faster
-than the pop's whole power does; how the value was chosen: ``benchmarks/detection.md``
-("The attenuation prior")."""
+PRIOR_PER_M = 40.0
+"""Typical attenuation of a pop's power along the spine, natural-log units per metre (-5.2 dB
+per level, levels ``SEGMENT_LENGTH_M`` apart), in the band the shares are measured in
+(above a high-pass at 0.7 times the pop's centroid). Tissue loses high frequencies faster
+than low ones, so this band fades faster than the pop's whole power does; how the value was
+chosen: ``benchmarks/detection.md`` ("The attenuation prior" and "The locator's prior chosen
+on the family")."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class LocatorConfig:
     """
 
     prior_per_m: float = PRIOR_PER_M
-    prior_weight: float = 0.5
+    prior_weight: float = 0.25
     attenuation_range_per_m: tuple[float, float] = (6.0, 70.0)
     attenuation_steps: int = 24
 
@@ -146,8 +147,8 @@ def locate(energy: np.ndarray, mics: Sequence[str], *, background: np.ndarray | 
     else:
         w = np.clip(np.asarray(energy) / np.maximum(np.asarray(background), 1e-30), 0.1, 10.0)
     residual = _residuals(log_e, w / w.sum(), mics, levels, b)
-    # A prior on the attenuation: a factor 2 either way costs as much as a quarter of a
-    # residual unit. With three mics and two free parameters the fit has one degree of
+    # A prior on the attenuation: a factor 2 either way costs prior_weight * ln(2)^2 residual
+    # units. With three mics and two free parameters the fit has one degree of
     # freedom left, and at low SNR a free attenuation lets a neighbouring level fit as well.
     cost = residual + config.prior_weight * np.log(b / prior_per_m)[None, :] ** 2
     if len(mics) == 2:
@@ -172,8 +173,9 @@ def _residuals(log_e: np.ndarray, w: np.ndarray, mics: Sequence[str], levels: Se
 
 
 POOL_SLACK = 0.25
-"""How much worse, by its own fit, the pooled level may be for a pop that takes it: a quarter
-of a residual unit, what the attenuation prior charges for a factor 2 (0.5 * ln(2)^2)."""
+"""How much worse, by its own fit, the pooled level may be for a pop that takes it, in
+residual units: about what the attenuation prior charges for a fitted attenuation a factor
+2.7 from its typical value (``LocatorConfig.prior_weight * ln(2.7)^2``)."""
 
 
 def pooled_level(levels: Sequence[str], own: np.ndarray, repeats: np.ndarray, *,
