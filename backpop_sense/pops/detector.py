@@ -110,6 +110,10 @@ class DetectorConfig:
     """A candidate is dismissed unless its first ``pop_window_s`` at the loudest mic, in its
     own band, has this many times the median power of the background before."""
     head_s: float = 0.003
+    level_periods: float = 2.0
+    """The shares the locator places a pop by are measured over this many periods of its
+    centroid (at least ``head_s``, at most half of ``snippet_after_s``): over less than a
+    period, a low pop's power at each mic depends on where in its cycle the window ends."""
     locate_corner: float = 0.7
     """The high-pass for the mics' shares sits at this fraction of the pop's centroid."""
     snippet_after_s: float = 0.08
@@ -128,7 +132,8 @@ class DetectorConfig:
         "update_frames": COUNT, "peak_radius_s": POSITIVE, "min_separation_s": NON_NEGATIVE,
         "band_edges_hz": Numbers(POSITIVE, "ascending"), "band_span_db": NON_NEGATIVE,
         "band_percentile": Number(0, 100), "background_s": POSITIVE, "pop_window_s": POSITIVE,
-        "min_head_ratio": NON_NEGATIVE, "head_s": POSITIVE, "locate_corner": POSITIVE,
+        "min_head_ratio": NON_NEGATIVE, "head_s": POSITIVE, "level_periods": NON_NEGATIVE,
+        "locate_corner": POSITIVE,
         "snippet_after_s": NON_NEGATIVE, "chunk": COUNT,
     }
     ORDER: ClassVar = (("fmin_hz", "fmax_hz"), ("low_fmin_hz", "low_fmax_hz"),
@@ -164,6 +169,9 @@ class Candidate:
     band_background : ndarray
         Per mic, the background power through that high-pass (median over the previous
         0.5 s).
+    level_energy : ndarray
+        As ``band_energy``, over ``level_periods`` periods of the centroid (at least
+        ``head_s``): what the locator places the pop by. Empty: ``band_energy`` stands in.
     amplitude_db : float
         Peak amplitude at the loudest mic, dB full scale.
     snr_db : float
@@ -222,6 +230,7 @@ class Candidate:
     decay_db: float = 0.0
     prominence: float = 0.0
     contrast_db: float = 0.0
+    level_energy: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
 
 class PopDetector:
@@ -525,13 +534,14 @@ class PopDetector:
         event = raw[max(onset - lead, 0): onset + int(0.03 * sr), mic].astype(np.float64)
         freqs, spec = _event_spectrum(event, earlier, lead, sr)
         centroid = float((spec * freqs).sum() / max(spec.sum(), 1e-30))
-        band_energy, band_background = self._shares(raw, onset, band, centroid, before,
-                                                    just_before, w)
+        band_energy, band_background, level_energy = self._shares(
+            raw, onset, band, centroid, before, just_before, w)
         duration, decay, contrast, harm = _shape(hp, onset, floor_hp, just_before, sr)
         index = start + onset
         return Candidate(
             t=self.offset_s + index / sr, index=index, strength=strength, mic=mic,
             band_energy=band_energy, band_background=band_background,
+            level_energy=level_energy,
             amplitude_db=20 * math.log10(max(peak, 1e-10)), snr_db=snr, centroid_hz=centroid,
             band_hz=band, profile_db=profile, excess_db=excess, duration_ms=duration,
             rise_ms=rise_ms,
@@ -540,10 +550,13 @@ class PopDetector:
         )
 
     def _shares(self, raw: np.ndarray, onset: int, band: tuple[float, float], centroid: float,
-                before: slice, just_before: slice, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each mic's energy over its background in the first ``head_s`` after ``onset``,
-        and each mic's background power over frames of ``w`` samples (full-scale units
-        squared), for locating (and for the knock rule).
+                before: slice, just_before: slice, w: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each mic's energy over its background in the first ``head_s`` after ``onset``
+        (for the knock rule and the places the gate compares), each mic's background power
+        over frames of ``w`` samples (full-scale units squared), and each mic's energy over
+        its background in the first ``level_periods`` periods of ``centroid`` (for locating:
+        see :attr:`Candidate.level_energy`).
 
         Measured above a high-pass just under the pop's own band, where a pop's energy is,
         so that the body's low noise does not blur the shares of the mics that heard it
@@ -561,7 +574,15 @@ class PopDetector:
         (bg_head,) = _frame_power(loc[before], n_head)
         band_energy = np.maximum(head_loc - np.maximum(bg_head, pre_loc), 1e-20)
         (band_background,) = _frame_power(loc[before], w)
-        return band_energy, band_background
+        level_s = min(max(c.head_s, c.level_periods / max(centroid, 1.0)),
+                      c.snippet_after_s / 2)
+        n_level = max(1, int(round(level_s * sr)))
+        if n_level == n_head:
+            return band_energy, band_background, band_energy
+        level_loc = np.mean(loc[onset: onset + n_level] ** 2, axis=0)
+        (bg_level,) = _frame_power(loc[before], n_level)
+        level_energy = np.maximum(level_loc - np.maximum(bg_level, pre_loc), 1e-20)
+        return band_energy, band_background, level_energy
 
     def _filter(self, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
         """A fourth-order band-pass over ``band`` (a high-pass when it reaches the top
