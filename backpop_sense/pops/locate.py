@@ -18,6 +18,7 @@ fits' costs level by level, which averages out the noise that misplaces a faint 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -172,10 +173,10 @@ def _residuals(log_e: np.ndarray, w: np.ndarray, mics: Sequence[str], levels: Se
     return (w * (predicted - mean) ** 2).sum(axis=-1)
 
 
-POOL_SLACK = 0.25
+POOL_SLACK = DEFAULT_LOCATOR.prior_weight * math.log(2.0) ** 2
 """How much worse, by its own fit, the pooled level may be for a pop that takes it, in
-residual units: about what the attenuation prior charges for a fitted attenuation a factor
-2.7 from its typical value (``LocatorConfig.prior_weight * ln(2.7)^2``)."""
+residual units: what the attenuation prior charges for a fitted attenuation a factor 2 from
+its typical value."""
 
 
 def pooled_level(levels: Sequence[str], own: np.ndarray, repeats: np.ndarray, *,
