@@ -171,7 +171,9 @@ class Candidate:
         0.5 s).
     level_energy : ndarray
         As ``band_energy``, over ``level_periods`` periods of the centroid (at least
-        ``head_s``): what the locator places the pop by. Empty: ``band_energy`` stands in.
+        ``head_s``), and over the median background alone when the 20 ms before the onset
+        outweigh the pop at some mic: what the locator places the pop by. Empty:
+        ``band_energy`` stands in.
     amplitude_db : float
         Peak amplitude at the loudest mic, dB full scale.
     snr_db : float
@@ -578,11 +580,17 @@ class PopDetector:
                       c.snippet_after_s / 2)
         n_level = max(1, int(round(level_s * sr)))
         if n_level == n_head:
-            return band_energy, band_background, band_energy
-        level_loc = np.mean(loc[onset: onset + n_level] ** 2, axis=0)
-        (bg_level,) = _frame_power(loc[before], n_level)
-        level_energy = np.maximum(level_loc - np.maximum(bg_level, pre_loc), 1e-20)
-        return band_energy, band_background, level_energy
+            level_loc, bg_level = head_loc, bg_head
+        else:
+            level_loc = np.mean(loc[onset: onset + n_level] ** 2, axis=0)
+            (bg_level,) = _frame_power(loc[before], n_level)
+        level = level_loc - np.maximum(bg_level, pre_loc)
+        if (level <= 0).any():
+            # What sounded just before outweighs the pop at some mic: taken away there, it
+            # leaves the fit nothing to go by; over the usual background, the shares still
+            # fall along the spine.
+            level = level_loc - bg_level
+        return band_energy, band_background, np.maximum(level, 1e-20)
 
     def _filter(self, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
         """A fourth-order band-pass over ``band`` (a high-pass when it reaches the top
