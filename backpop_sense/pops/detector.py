@@ -172,8 +172,7 @@ class Candidate:
     level_energy : ndarray
         As ``band_energy``, over ``level_periods`` periods of the centroid (at least
         ``head_s``), and over the median background alone when the 20 ms before the onset
-        outweigh the pop at some mic: what the locator places the pop by. Empty:
-        ``band_energy`` stands in.
+        outweigh the pop at some mic: what the locator places the pop by.
     amplitude_db : float
         Peak amplitude at the loudest mic, dB full scale.
     snr_db : float

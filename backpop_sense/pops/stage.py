@@ -132,8 +132,7 @@ class PopStage:
 
     def _pop(self, c: Candidate) -> Pop:
         """The pop ``c`` would be, located."""
-        energy = c.level_energy if len(c.level_energy) else c.band_energy
-        where = locate(energy, self.mics, background=c.band_background,
+        where = locate(c.level_energy, self.mics, background=c.band_background,
                        config=self.locator)
         return Pop(c.t, where.level, c.amplitude_db, c.snr_db, c.centroid_hz, c.duration_ms,
                    c.strength, spread_db(c), c.excess_db, where.costs)
