@@ -1,6 +1,6 @@
 """Try candidate features the judge does not have, on the dev sessions only.
 
-Adds to every dev candidate of ``make gate-model`` (``train_gate.py``) two groups of
+Adds to every dev candidate of ``make gate-model`` (``train_gate.py``) three groups of
 features and prints, for each group, what the judge keeps out of fold (5 folds by session)
 and how it carries over between the two dev sound models, as ``train_gate.py`` does for the
 shipped features (band features blanked):
@@ -15,12 +15,20 @@ shipped features (band features blanked):
     The candidate's neighbours: onsets within 0.5 s and 2 s, and how far its excess (dB)
     and log strength stand above the largest of its neighbours' within 1 s (a pop stands out
     of what is around it; syllables and rub crackle do not).
+``src_``
+    Whether the onset is the sound already under way or a new source: how loud the 20 ms
+    before it were over the usual background (dB, largest over mics), how far each mic's
+    share of its first 5 ms differs from its share of those 20 ms (dB, largest over mics),
+    and how far the first 5 ms rose over those 20 ms (dB, largest over mics); NaN with one
+    mic. A syllable's or a rub's new onset keeps the place of the sound it belongs to; a
+    pop on top of it comes from its own level.
 
 For the shipped features it also prints what the pops the judge misses are like against
 those it keeps (excess, contrast, another onset within 0.3 s).
 
 The per-mic energies are not in ``train_gate.py``'s cache; they are kept beside each
-session in ``gate-energies.npz`` on first use (about 8 minutes on 2 cores).
+session in ``gate-energies-<key>.npz`` on first use (keyed as ``train_gate.py``'s cache;
+about 12 minutes on 2 cores).
 
 Run: ``.venv/bin/python benchmarks/gate_features.py`` after ``make gate-model``.
 """
@@ -36,9 +44,17 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import heldout  # noqa: E402
-from train_gate import PARAMS, _mean_f1, candidates, first_simulator, out_of_fold  # noqa: E402
+from train_gate import (  # noqa: E402
+    PARAMS,
+    _cache_key,
+    _mean_f1,
+    candidates,
+    first_simulator,
+    out_of_fold,
+)
 
 from backpop_sense.pipeline import open_replay  # noqa: E402
+from backpop_sense.pops import detector  # noqa: E402
 from backpop_sense.pops.artifacts import GateConfig  # noqa: E402
 from backpop_sense.pops.locate import locate  # noqa: E402
 from backpop_sense.pops.model import FEATURES  # noqa: E402
@@ -46,33 +62,81 @@ from backpop_sense.pops.stage import PopStage  # noqa: E402
 
 LOC = ("loc_cost", "loc_attenuation", "loc_interior", "loc_margin")
 CTX = ("ctx_near_0.5s", "ctx_near_2s", "ctx_rel_excess_db", "ctx_rel_log_strength")
+SRC = ("src_pre_db", "src_change_db", "src_head_pre_db")
+SRC_HEAD_S = 0.005
+"""The onset's head for the ``src_`` group (s): as long as the shortest pop, and the frames
+its background is taken over."""
 BLANKED = ("shape_", "log2_band")
 """Blanked as in ``make gate-model``."""
 
 
-def energies(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Every candidate's time (s), band energy and background at each mic, and the mics."""
-    cache = path / "gate-energies.npz"
+def energies(path: Path) -> dict[str, np.ndarray]:
+    """Every candidate's time (``t``, s), band energy and background at each mic (``e``,
+    ``b``), the mics, and for the ``src_`` group each mic's power (full scale squared,
+    above the locator's high-pass) in the onset's first ``SRC_HEAD_S`` (``head``), in the
+    20 ms before it (``pre``) and the median over the background's frames (``bg``)."""
+    cache = path / f"gate-energies-{_cache_key()}.npz"
     if not cache.exists():
         source = open_replay(path)
         stage = PopStage(source.session.info, source.session.audio.sr,
-                         gate=GateConfig(min_score=0))
-        seen: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-        judge = stage.gate.reason
+                         gate=GateConfig(min_score=0), early=False)
+        seen: dict[float, tuple[np.ndarray, ...]] = {}
+        det, measure = stage.detector, stage.detector._measure
 
-        def reason(c):  # the gate's own judgement, noting what the locator needs
-            seen[c.t] = (c.band_energy.copy(), c.band_background.copy())
-            return judge(c)
-        stage.gate.reason = reason
+        def measured(guess, strength, profile):  # the detector's own, noting its sources
+            cand = measure(guess, strength, profile)
+            if cand is not None:
+                seen[cand.t] = (cand.band_energy.copy(), cand.band_background.copy(),
+                                *_sources(det, guess, cand))
+            return cand
+        det._measure = measured
         for block in source:
             stage.feed(block)
         stage.finish()
         t = np.array(sorted(seen))
         n = len(stage.mics)
-        np.savez(cache, t=t, e=np.array([seen[k][0] for k in t]).reshape(-1, n),
-                 b=np.array([seen[k][1] for k in t]).reshape(-1, n), mics=np.array(stage.mics))
+        parts = {name: np.array([seen[k][j] for k in t]).reshape(-1, n)
+                 for j, name in enumerate(("e", "b", "head", "pre", "bg"))}
+        np.savez(cache, t=t, mics=np.array(stage.mics), **parts)
     with np.load(cache) as f:
-        return f["t"], f["e"], f["b"], [str(m) for m in f["mics"]]
+        return {k: f[k] for k in f.files}
+
+
+def _sources(det: detector.PopDetector, guess: int, cand: detector.Candidate
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``head``, ``pre`` and ``bg`` of :func:`energies` for a candidate just measured (the
+    detector's snippet is still where its measuring read it)."""
+    c, sr = det.config, det.sr
+    raw, start = det._snippet(guess - int(round((c.background_s + 0.05) * sr)),
+                              guess + int(round(c.snippet_after_s * sr)))
+    onset = cand.index - start
+    corner = min(max(c.locate_corner * cand.centroid_hz, cand.band_hz[0]), 0.4 * sr)
+    loc = detector._filtfilt(*detector._highpass(corner, sr), raw.astype(np.float64))
+    n = max(1, int(round(SRC_HEAD_S * sr)))
+    head = np.mean(loc[onset: onset + n] ** 2, axis=0)
+    pre = np.mean(loc[max(onset - int(0.022 * sr), 0): max(onset - int(0.002 * sr), 1)] ** 2,
+                  axis=0)
+    (bg,) = detector._frame_power(loc[: max(onset - int(0.02 * sr), n)], n)
+    return head, pre, bg
+
+
+def src_features(head: np.ndarray, pre: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """The ``src_`` group for each candidate (NaN with one mic)."""
+    rows = np.full((len(head), len(SRC)), np.nan)
+    if head.shape[1] < 2:
+        return rows
+    tiny = 1e-20
+
+    def shares(e: np.ndarray) -> np.ndarray:
+        e = np.maximum(e, tiny)
+        return np.maximum(10 * np.log10(e / e.max(axis=1, keepdims=True)), -30.0)
+
+    rows[:, 0] = np.clip(10 * np.log10(np.max(np.maximum(pre, tiny) / np.maximum(bg, tiny),
+                                              axis=1)), -10, 40)
+    rows[:, 1] = np.max(np.abs(shares(head) - shares(pre)), axis=1)
+    rows[:, 2] = np.clip(10 * np.log10(np.max(np.maximum(head, tiny) / np.maximum(pre, tiny),
+                                              axis=1)), -10, 50)
+    return rows
 
 
 def loc_features(e: np.ndarray, b: np.ndarray, mics: list[str]) -> np.ndarray:
@@ -122,6 +186,10 @@ def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, lab
                      f"{int((over & y[test]).sum())}/{int(y[test].sum())}, other "
                      f"{int((over & ~y[test]).sum())}")
     print("; ".join(parts), flush=True)
+    family_sets = [n for n in dict.fromkeys(sets.astype(str)) if not n.startswith("first")]
+    print("    out of fold, pops kept / false per set: " + ", ".join(
+        f"{n} {int((kept & y & (sets == n)).sum())}/{int((kept & ~y & (sets == n)).sum())}"
+        for n in family_sets), flush=True)
     return oof
 
 
@@ -150,22 +218,28 @@ def main() -> None:
     with ProcessPoolExecutor(2) as pool:
         found = list(pool.map(energies, [p for p, _ in jobs]))
     xs, ys, groups, sets, crowded = [], [], [], [], []
-    for k, ((path, name), (t, e, b, mics)) in enumerate(zip(jobs, found, strict=True)):
+    for k, ((path, name), got) in enumerate(zip(jobs, found, strict=True)):
         x, t_cached, y = candidates(path)
-        judged = np.isin(t, t_cached)  # the judge never sees a candidate an impact rejects
-        t, e, b = t[judged], e[judged], b[judged]
+        judged = np.isin(got["t"], t_cached)  # the judge never sees what an impact rejects
+        t = got["t"][judged]
         if not np.array_equal(t, t_cached):
             raise SystemExit(f"{path}: candidates differ from train_gate.py's cache")
-        xs.append(np.hstack([x, loc_features(e, b, mics), ctx_features(t, x)]))
+        e, b, head, pre, bg = (got[n][judged] for n in ("e", "b", "head", "pre", "bg"))
+        mics = [str(m) for m in got["mics"]]
+        xs.append(np.hstack([x, loc_features(e, b, mics), ctx_features(t, x),
+                             src_features(head, pre, bg)]))
         ys.append(y)
         groups.append(np.full(len(y), k))
         sets += [name] * len(y)
         crowded.append(np.searchsorted(t, t + 0.3, "right") - np.searchsorted(t, t - 0.3) > 1)
     x, y = np.vstack(xs), np.concatenate(ys)
     group, sets_a = np.concatenate(groups), np.array(sets)
-    names = (*FEATURES, *LOC, *CTX)
-    for label, off in (("shipped features", ("loc_", "ctx_")), ("+ loc_", ("ctx_",)),
-                       ("+ ctx_", ("loc_",)), ("+ loc_ + ctx_", ())):
+    names = (*FEATURES, *LOC, *CTX, *SRC)
+    for label, off in (("shipped features", ("loc_", "ctx_", "src_")),
+                       ("+ loc_", ("ctx_", "src_")), ("+ ctx_", ("loc_", "src_")),
+                       ("+ loc_ + ctx_", ("src_",)), ("+ src_", ("loc_", "ctx_")),
+                       ("+ src_change_db", ("loc_", "ctx_", "src_pre", "src_head")),
+                       ("+ loc_ + ctx_ + src_", ())):
         blank = [j for j, f in enumerate(names) if f.startswith(BLANKED + off)]
         xx = x.copy()
         xx[:, blank] = 0.0
