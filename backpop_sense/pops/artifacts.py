@@ -193,6 +193,9 @@ class ArtifactGate:
         self.impacts: deque[float] = deque()
         self.pending: deque[Candidate] = deque()
         self.heard: deque[Candidate] = deque()  # every onset of the last 2 series windows
+        self.shares: dict[int, np.ndarray] = {}
+        """Each onset of ``heard``'s :func:`shares_db`, by id: worked out once, not at every
+        judgement that counts it."""
         self.last_pop = -np.inf
         self.unheard: deque[Candidate] = deque()  # awaiting the provisional judgement
         self.last_early = -np.inf
@@ -218,6 +221,7 @@ class ArtifactGate:
         self.pending.extend(candidates)
         self.unheard.extend(candidates)
         self.heard.extend(candidates)
+        self.shares.update((id(c), shares_db(c)) for c in candidates)
         self.audio_time = max(self.audio_time, heard_until)
         return self._release(final=False)
 
@@ -259,7 +263,7 @@ class ArtifactGate:
             out.append((c, self.reason(c)))
         oldest = self.pending[0].t if self.pending else self.audio_time
         while self.heard and self.heard[0].t < oldest - self.lookahead_s:
-            self.heard.popleft()
+            del self.shares[id(self.heard.popleft())]
         horizon = (self.pending[0].t if self.pending else seen) - 2 * cfg.impact_window_s
         while self.impacts and self.impacts[0] < horizon:
             self.impacts.popleft()
@@ -287,8 +291,9 @@ class ArtifactGate:
             return "impact"
         # the final judgement counts every onset heard: no copy on that path
         heard = self.heard if until == math.inf else [o for o in self.heard if o.t <= until]
-        shares = {id(o): shares_db(o) for o in heard}
-        shares[id(c)] = shares_db(c)
+        shares = self.shares
+        if id(c) not in shares:  # judged without having been fed (tests judge so)
+            shares = {**shares, id(c): shares_db(c)}
         alike_n = self._alike(c, heard, shares)
         periodic_n = self._periodic(c, heard, shares)
         cluster_n = self._cluster(c, heard, shares)
@@ -383,16 +388,17 @@ class ArtifactGate:
                 and (len(c.band_energy) < 2 or np.max(np.abs(shares[id(o)] - shares[id(c)]))
                      <= cfg.alike_place_db)]
         times = np.array([o.t for o in near])
-        best = 1
-        for o in near:
-            period = abs(o.t - c.t)
-            if not lo <= period <= hi:
-                continue
-            tol = cfg.periodic_tolerance * period
-            found = sum(bool(np.any(np.abs(times - (c.t + k * period)) <= tol))
-                        for k in (-2, -1, 1, 2))
-            best = max(best, 1 + found)
-        return best
+        periods = np.abs(times - c.t)
+        periods = periods[(lo <= periods) & (periods <= hi)]
+        if not len(periods):
+            return 1
+        # for each interval T to a neighbour: which of c.t + k * T (k = -2, -1, 1, 2) an
+        # onset falls on, within periodic_tolerance * T
+        steps = np.array([-2.0, -1.0, 1.0, 2.0])
+        targets = c.t + steps[None, :] * periods[:, None]
+        tol = cfg.periodic_tolerance * periods
+        hit = (np.abs(times[None, None, :] - targets[:, :, None]) <= tol[:, None, None]).any(-1)
+        return 1 + int(hit.sum(axis=1).max())
 
 
 def features(c: Candidate, *, alike: int, periodic: int, cluster: int, impact: float

@@ -359,7 +359,7 @@ class PopDetector:
         spec = sp_fft.rfft(frames * self.window, axis=-1)[..., self.bins]  # (m, F, bins)
         power = spec.real**2 + spec.imag**2
         bands = power @ self.mel_t
-        # each octave's power per frame, kept for the peaks' first test (_candidate_frame)
+        # each octave's power per frame, kept for the peaks' first test (_candidate_frames)
         kept = self.band_power[:, -(self.bg_frames + 16):]  # what unjudged peaks look back on
         self.band_power = np.concatenate([kept, power @ self.octave_t], axis=1)
         log_bands = 10.0 * np.log10(np.maximum(bands, 1e-12))       # (m, F, bands)
@@ -394,43 +394,58 @@ class PopDetector:
         z = self.z_pending
         first = self.judged - self.z_start
         ready = len(z) if final else len(z) - r
+        peaks = []
         for i in np.flatnonzero(z[first:max(ready, first)] >= c.threshold) + first:
             lo, hi = max(0, i - r), min(len(z), i + r + 1)
             if z[i] >= z[lo:hi].max() and (i == lo or z[i] > z[lo:i].max()):
-                self._candidate_frame(self.z_start + int(i), float(z[i]))
+                peaks.append(int(i))
+        if peaks:
+            self._candidate_frames(self.z_start + np.array(peaks), z[peaks])
         self.judged = self.z_start + max(ready, first)
         keep = max(0, ready - r)  # judged frames stay as look-behind for the next call
         self.z_pending = z[keep:]
         self.z_start += keep
 
-    def _candidate_frame(self, frame: int, strength: float) -> None:
-        """The peak's first test, on the frames: how far it rose above what the noise reaches,
-        per octave (see :meth:`_rise`); a peak that rose less than ``min_band_rise`` dB in
-        every octave is not measured."""
+    def _candidate_frames(self, frames: np.ndarray, strengths: np.ndarray) -> None:
+        """The peaks' first test, on the frames: how far each rose above what the noise
+        reaches, per octave (see :meth:`_rise`); a peak that rose less than
+        ``min_band_rise`` dB in every octave is not measured. ``frames`` ascending."""
         c = self.config
         # Frames frame-6 .. frame+2 span 24 ms either side of the onset guess (at 4 ms hops),
         # more than the 16 ms either side where the onset is then looked for.
-        i = frame - (self.next_frame - self.band_power.shape[1])
-        past = self.band_power[:, max(i - 6 - self.bg_frames, 0): max(i - 6, 0)]
-        if past.shape[1] >= 8:
-            near = self.band_power[:, max(i - 6, 0): i + 3].max(axis=1)  # (mics, octaves)
-            profile = self._rise(near, past)
-        else:  # no background yet: measure, in every band
-            profile = np.full(len(self.octaves), np.inf)
-        if profile.max() < c.min_band_rise:
-            return
-        # The onset lies in the samples frame `frame` added to frame `frame - lag`.
-        onset_guess = (frame - c.lag) * self.hop + self.n_fft // 2
-        self.waiting.append((onset_guess, strength, profile))
+        at = frames - (self.next_frame - self.band_power.shape[1])
+        n_past = np.minimum(at - 6, self.bg_frames)  # background frames before each peak
+        profiles = np.full((len(frames), len(self.octaves)), np.inf)  # none yet: measure
+        full = n_past == self.bg_frames
+        if full.any():  # a whole background: all such peaks at once
+            windows = np.lib.stride_tricks.sliding_window_view(
+                self.band_power, self.bg_frames, axis=1)     # (mics, start, octaves, frames)
+            past = windows[:, at[full] - 6 - self.bg_frames]  # (mics, peaks, octaves, frames)
+            near = np.stack([self.band_power[:, i - 6: i + 3].max(axis=1) for i in at[full]],
+                            axis=1)                          # (mics, peaks, octaves)
+            profiles[full] = self._rise(near, past)
+        for k in np.flatnonzero(~full & (n_past >= 8)):  # the session's first half second
+            i = at[k]
+            past = self.band_power[:, max(i - 6 - self.bg_frames, 0): i - 6]
+            near = self.band_power[:, max(i - 6, 0): i + 3].max(axis=1)
+            profiles[k] = self._rise(near[:, None], np.moveaxis(past, 1, -1)[:, None])[0]
+        for frame, strength, profile in zip(frames, strengths, profiles, strict=True):
+            if profile.max() < c.min_band_rise:
+                continue
+            # The onset lies in the samples frame `frame` added to frame `frame - lag`.
+            onset_guess = (int(frame) - c.lag) * self.hop + self.n_fft // 2
+            self.waiting.append((onset_guess, float(strength), profile))
 
     def _rise(self, near: np.ndarray, past: np.ndarray) -> np.ndarray:
-        """Per octave, how far (dB) the peak's frames rose above what the background reaches:
-        the ``band_percentile`` of the background frames' power, a constant-false-alarm test
-        (in a narrow low band the noise's power swings far more than in a wide high one; this
-        asks for a rise beyond what the band's own noise reaches). The largest over mics."""
-        frames = np.moveaxis(past, 1, -1).copy()  # (mics, octaves, frames)
-        k = min(int(self.config.band_percentile / 100 * frames.shape[-1]), frames.shape[-1] - 1)
-        reach = np.partition(frames, k, axis=-1)[..., k]
+        """Per peak and octave, how far (dB) the peak's frames rose above what the background
+        reaches: the ``band_percentile`` of the background frames' power, a
+        constant-false-alarm test (in a narrow low band the noise's power swings far more
+        than in a wide high one; this asks for a rise beyond what the band's own noise
+        reaches). The largest over mics. ``near``: (mics, peaks, octaves), the peaks' frames'
+        largest power; ``past``: (mics, peaks, octaves, frames), their backgrounds."""
+        n = past.shape[-1]
+        k = min(int(self.config.band_percentile / 100 * n), n - 1)
+        reach = np.partition(past, k, axis=-1)[..., k]
         ratio = np.maximum(near, 1e-30) / np.maximum(reach, 1e-30)
         return 10 * np.log10(ratio.max(axis=0))
 
