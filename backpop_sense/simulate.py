@@ -1344,6 +1344,26 @@ def simulate_stems(config: SimConfig
     return script, kin, pops, {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def sounding_events(config: SimConfig, plan: Sequence[tuple[str, float]] | None = None
+                    ) -> list[tuple[float, float, str]]:
+    """What sounds in a simulated session besides its floor and its pops: every artifact and
+    heart sound as ``(start s, end s, kind)``, in time order; kinds as the simulator names
+    them (``heartbeat``, ``footstep``, ``fall``, ``knock``, ``speech``, ``rub``,
+    ``handling``).
+
+    The same events :func:`simulate_session` renders for ``config`` and ``plan`` (drawn from
+    the same generator in the same order, without rendering the audio), so that a
+    detector's false onsets can be told by what was sounding when it heard them. An event's
+    end is where its waveform ends; the mic response rings a little past it.
+    """
+    rng, script, kin, _, pops = _simulate(config, plan)
+    sounds = _own_sounds if config.acoustics is None else _family_sounds
+    floor, artifacts, _, _ = sounds(config, script, kin, pops, rng)
+    sr = config.sr
+    return sorted((e.start / sr, (e.start + e.length) / sr, e.kind)
+                  for e in [*floor.beats.events, *artifacts])
+
+
 def start_of_day(day: int, hour: int = 9) -> datetime:
     """A session start ``day`` days after the sample cohort's first day."""
     return datetime(2026, 11, 2, hour, 30, tzinfo=UTC) + timedelta(days=day)

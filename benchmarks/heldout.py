@@ -27,7 +27,7 @@ from backpop_sense.evaluate import match_pairs, score_pops
 from backpop_sense.pipeline import DEFAULT_CONFIG, PipelineConfig, analyze
 from backpop_sense.pops.stage import Heard
 from backpop_sense.session import Session
-from backpop_sense.simulate import SimConfig, family_member, simulate_session
+from backpop_sense.simulate import SimConfig, family_member, simulate_session, sounding_events
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench-out" / "family"
@@ -135,6 +135,9 @@ class Outcome:
     early_t: list[float] = field(default_factory=list)
     """Pops heard early: the gate's provisional verdicts (:class:`Heard`), the live view's."""
     early_level: list[str] = field(default_factory=list)
+    sounding: list[tuple[float, float, str]] = field(default_factory=list)
+    """What else sounded (artifacts and heart sounds: :func:`sounding_events`), when the
+    session was simulated from a config: start s, end s, kind."""
 
 
 def run(path: Path, config: SimConfig | None = None,
@@ -154,7 +157,8 @@ def run(path: Path, config: SimConfig | None = None,
         truth["context"].astype(str).tolist() if has_context else [""] * len(truth),
         [p.t for p in r.pops], [p.level for p in r.pops], [p.kind for p in r.pops],
         [p.context for p in r.pops], [x.t for x in r.rejected], [x.reason for x in r.rejected],
-        r.wall_s, [h.t for h in early], [h.pop.level for h in early])
+        r.wall_s, [h.t for h in early], [h.pop.level for h in early],
+        sounding_events(config) if config is not None else [])
 
 
 def run_all(jobs: Sequence[tuple[Path, SimConfig | None]], workers: int = 2, **stages
@@ -208,13 +212,17 @@ def score(outcomes: list[Outcome]) -> dict:
     out["missed"] = missed
     matched = {j for _, j in pairs}
     false_by_session: dict[str, int] = {}
+    during: dict[str, int] = {}
     k = 0
     for o in outcomes:
-        for _ in o.t:
+        for t in o.t:
             if k not in matched:
                 false_by_session[o.name] = false_by_session.get(o.name, 0) + 1
+                what = sounding_at(o.sounding, t) if o.sounding else "not simulated"
+                during[what] = during.get(what, 0) + 1
             k += 1
     out["false"] = false_by_session
+    out["false_during"] = during
     out["wall_s"] = sum(o.wall_s for o in outcomes)
     out["early"] = score_pops(tt, tl, et, el, duration)
     final = set(ot)
@@ -222,6 +230,19 @@ def score(outcomes: list[Outcome]) -> dict:
     out["early"]["heard"] = len(et)
     out["early"]["confirmed_early"] = sum(t in set(et) for t in ot) / len(ot) if ot else None
     return out
+
+
+SOUNDING_SLACK_S = 0.02
+"""How far before an event's start or after its end a false pop still counts as heard
+during it (an onset is timed to its first sample; the mic response rings a little on)."""
+
+
+def sounding_at(sounding: list[tuple[float, float, str]], t: float) -> str:
+    """What was sounding at ``t`` (s) besides the floor, from :func:`sounding_events`: the
+    kinds joined by ``+`` (``floor only`` if none)."""
+    kinds = sorted({k for a, b, k in sounding
+                    if a - SOUNDING_SLACK_S <= t <= b + SOUNDING_SLACK_S})
+    return "+".join(kinds) or "floor only"
 
 
 def real_heart_session(out: Path) -> tuple[Path, list[tuple[str, str, float, float]]]:
@@ -304,6 +325,11 @@ def family_table(family: str, seeds: int, workers: int = 2, **stages) -> list[tu
         if s["missed"]:
             print(f"  {name:<20} " + ", ".join(
                 f"{k} {v}" for k, v in sorted(s["missed"].items(), key=lambda x: -x[1])))
+    print("false pops by what else was sounding (the simulator's events, +-20 ms):")
+    for name, s, _ in rows:
+        if s["false_during"]:
+            print(f"  {name:<20} " + ", ".join(
+                f"{k} {v}" for k, v in sorted(s["false_during"].items(), key=lambda x: -x[1])))
     return [(name, s) for name, s, _ in rows]
 
 

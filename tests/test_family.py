@@ -20,7 +20,13 @@ from backpop_sense.family import (
     pop_wave,
 )
 from backpop_sense.session import Session
-from backpop_sense.simulate import family_member, simulate_session, simulate_stems
+from backpop_sense.simulate import (
+    SimConfig,
+    family_member,
+    simulate_session,
+    simulate_stems,
+    sounding_events,
+)
 
 SR = 16000
 
@@ -140,6 +146,31 @@ def test_a_member_session_has_pops_at_the_requested_snr(fam: str) -> None:
         power = np.mean(popped[i: i + int(0.01 * sr), near] ** 2)
         background = np.mean(floor[max(0, i - sr // 2): i + sr // 2, near] ** 2)
         assert 10 * np.log10(power / background) == pytest.approx(10.0, abs=1.5)
+
+
+@pytest.mark.parametrize("config", [
+    family_member("dev", 21, scenario="artifacts-only", minutes=1.0),
+    family_member("heldout", 21, scenario="artifacts-only", minutes=1.0),
+    SimConfig("artifacts-only", minutes=1.0, seed=21),
+], ids=["dev", "heldout", "first simulator"])
+def test_sounding_events_are_the_artifacts_the_session_renders(config: SimConfig) -> None:
+    """Where sounding_events says an artifact sounds, the rendered artifacts are there; away
+    from every artifact it names, they are silent but for the mic response's ringing."""
+    events = sounding_events(config)
+    assert events == sorted(events) and events == sounding_events(config)
+    kinds = {k for _, _, k in events}
+    assert "heartbeat" in kinds and kinds & {"knock", "speech", "handling", "footstep", "rub"}
+    art = simulate_stems(config)[3]["artifacts"]
+    sr = config.sr
+    power = np.mean(art ** 2, axis=1)
+    near = np.zeros(len(power), dtype=bool)
+    for a, b, kind in events:
+        if kind != "heartbeat":  # the heart sounds are part of the floor, not the artifacts
+            near[int(a * sr): int((b + 0.2) * sr)] = True
+    quiet = float(power[~near].max()) if (~near).any() else 0.0
+    for a, b, kind in events:
+        if kind != "heartbeat":
+            assert power[int(a * sr): int(b * sr) + 1].max() > 1e3 * max(quiet, 1e-30), kind
 
 
 def test_a_phone_mic_takes_away_the_low_band() -> None:
