@@ -72,7 +72,8 @@ def info_from_profile(profile: Profile, *, subject: str, session: str,
     check_values("recording", {"subject": Identifier(), "session": Identifier()},
                  subject=subject, session=session)
     mics = tuple(MicInfo(m) for m in profile.audio.mics) if profile.audio else ()
-    imus = tuple(ImuInfo(i.name, i.level, i.acc_unit, i.gyro_unit, i.axes) for i in profile.imus)
+    imus = tuple(ImuInfo(i.name, i.level, i.acc_unit, i.gyro_unit, i.axes, i.mounting)
+                 for i in profile.imus)
     return SessionInfo(subject, session, start or datetime.now(UTC).replace(microsecond=0),
                        mics, imus, profile.name)
 

@@ -54,6 +54,7 @@ def test_pcm16_audio_does_not_fit_ble_4_2() -> None:
     (lambda d: d["imu"][1].update(axes="x=up,y=up,z=left"), r"imu\[1\].axes"),
     (lambda d: d["imu"][0].update(acc_unit="furlong"), r"imu\[0\].acc_unit.*m/s\^2"),
     (lambda d: d["imu"][0].update(sample_rate_hz="fast"), r"imu\[0\].sample_rate_hz.*int"),
+    (lambda d: d["imu"][0].update(mounting="glued"), r"imu\[0\].mounting.*calibrate, exact"),
     (lambda d: d["packet"].update(sequence_bytes=3), "sequence_bytes: must be 1, 2 or 4"),
     (lambda d: d["imu"][1].update(characteristic=d["imu"][0]["characteristic"]),
      "own characteristic"),

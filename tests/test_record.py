@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from backpop_sense.blocks import AudioBlock, Gap, ImuBlock
 from backpop_sense.errors import BadInput
 from backpop_sense.record import SessionRecorder, info_from_profile
 from backpop_sense.session import Session
-from backpop_sense.sources.profiles import load_profile
+from backpop_sense.sources.profiles import PROFILE_DIR, load_profile, parse_profile
 from backpop_sense.sources.replay import ReplaySource
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "S01" / "2026-11-02a"
@@ -78,6 +79,28 @@ def test_info_from_profile_declares_the_straps_units_and_checks_ids() -> None:
         ("thoracic", "g", "deg/s"), ("sacral", "g", "deg/s")]
     with pytest.raises(BadInput, match="^recording: field subject: must be an identifier"):
         info_from_profile(load_profile("backpop-strap-v1"), subject="Jane Doe", session="x")
+
+
+def test_a_profile_declares_how_each_imu_is_mounted_and_recordings_keep_it(
+        tmp_path: Path) -> None:
+    """A strap whose thoracic IMU sits in a factory-aligned holder says so in its profile;
+    every recording through it declares that IMU ``exact`` and the other ``calibrate``."""
+    doc = tomllib.loads((PROFILE_DIR / "backpop-strap-v1.toml").read_text())
+    assert all("mounting" not in imu for imu in doc["imu"])  # the shipped strap: the default
+    assert [i.mounting for i in load_profile("backpop-strap-v1").imus] == ["calibrate"] * 2
+    doc["imu"][0]["mounting"] = "exact"
+    profile = parse_profile(doc, Path("holder.toml"))
+    info = info_from_profile(profile, subject="S9", session="held1")
+    assert [(i.name, i.mounting) for i in info.imus] == [("thoracic", "exact"),
+                                                          ("sacral", "calibrate")]
+    src = Session(SAMPLE)
+    with SessionRecorder(tmp_path / "rec", info, sr=src.audio.sr) as rec:
+        for block in ReplaySource(src, block_size=4000):
+            rec.feed(block)
+    written = json.loads((tmp_path / "rec" / "session.json").read_text())
+    assert [imu.get("mounting", "calibrate") for imu in written["imus"]] == ["exact",
+                                                                             "calibrate"]
+    assert [i.mounting for i in Session(tmp_path / "rec").info.imus] == ["exact", "calibrate"]
 
 
 CHILD = """

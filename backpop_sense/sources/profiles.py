@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import BadInput
 from ..levels import is_level, level_index
-from ..session import ACC_UNITS, GYRO_UNITS, MIN_AUDIO_RATE_HZ, parse_axes
+from ..session import ACC_UNITS, GYRO_UNITS, MIN_AUDIO_RATE_HZ, MOUNTINGS, parse_axes
 from ..vocab import ID_RULE, is_identifier
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "firmware_configs"
@@ -93,6 +93,11 @@ class ImuSpec:
         Value of one count, in ``acc_unit`` and ``gyro_unit``.
     axes : str
         Body direction of each sensor axis while the subject stands upright.
+    mounting : str
+        One of :data:`~backpop_sense.session.MOUNTINGS`, written to ``session.json``:
+        ``calibrate`` (the default: the motion tracker learns how the sensor sits from the
+        subject's movement) or ``exact`` (a rigid holder aligned at the factory: ``axes``
+        hold as declared).
     """
 
     name: str
@@ -105,6 +110,7 @@ class ImuSpec:
     gyro_unit: str
     gyro_lsb: float
     axes: str
+    mounting: str = "calibrate"
 
     @property
     def payload_bytes(self) -> int:
@@ -271,7 +277,8 @@ def _imu(doc: Any, file: Path, i: int) -> ImuSpec:
     return ImuSpec(name, f.level("level"), f.uuid("characteristic"),
                    f.positive("sample_rate_hz"), f.positive("samples_per_packet", int),
                    f.choice("acc_unit", ACC_UNITS), f.positive("acc_lsb"),
-                   f.choice("gyro_unit", GYRO_UNITS), f.positive("gyro_lsb"), axes)
+                   f.choice("gyro_unit", GYRO_UNITS), f.positive("gyro_lsb"), axes,
+                   f.choice("mounting", MOUNTINGS, default="calibrate"))
 
 
 def parse_profile(doc: Mapping[str, Any], file: Path) -> Profile:
