@@ -387,12 +387,34 @@ def strap_table(seeds: int, workers: int = 2, **stages) -> dict:
     jobs = [(folder("heldout", fset, c), c) for c in configs("heldout", fset, seeds)]
     source = run_all(jobs, workers, **stages)
     strap = run_all([(through_strap(p), None) for p, _ in jobs], workers, **stages)
-    found = again = 0
+    found = again = true_found = true_again = true_extra = 0
+    lost: dict[str, int] = {}  # what became of a pop in the recording, when not found again
     for a, b in zip(source, strap, strict=True):
         found += len(a.t)
-        again += sum(any(abs(t - u) <= 0.01 for u in b.t) for t in a.t)
+        rejected = np.asarray(b.rejected_t, dtype=float)
+        true_found += sum(any(abs(t - u) <= 0.01 for u in a.truth_t) for t in a.t)
+        true_extra += sum(any(abs(t - u) <= 0.01 for u in a.truth_t)
+                          and not any(abs(t - u) <= 0.01 for u in a.t) for t in b.t)
+        for t in a.t:
+            if any(abs(t - u) <= 0.01 for u in b.t):
+                again += 1
+                true_again += any(abs(t - u) <= 0.01 for u in a.truth_t)
+                continue
+            d = np.abs(rejected - t)
+            why = b.rejected_reason[int(np.argmin(d))] if len(d) and d.min() <= 0.01 \
+                else "not detected"
+            true = any(abs(t - u) <= 0.01 for u in a.truth_t)
+            why += "" if true else " (a false pop in the source)"
+            lost[why] = lost.get(why, 0) + 1
     extra = sum(len(b.t) for b in strap) - again
     print(f"\nheld-out {fset.name} through the default strap profile (IMA-ADPCM): of "
           f"{found} pops found in the source sessions, {again} found again (+-10 ms) "
           f"({100 * again / max(found, 1):.1f} %), {extra} found only in the recording")
-    return {"found": found, "again": again, "extra": extra}
+    print(f"  true pops (+-10 ms of the truth): {true_found} found in the source, "
+          f"{true_again} of them found again ({100 * true_again / max(true_found, 1):.1f} %), "
+          f"{true_extra} found only in the recording")
+    if lost:
+        print("  what became of the others in the recording: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(lost.items(), key=lambda x: -x[1])))
+    return {"found": found, "again": again, "extra": extra, "lost": lost,
+            "true_found": true_found, "true_again": true_again, "true_extra": true_extra}
