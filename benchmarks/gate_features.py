@@ -24,8 +24,9 @@ shipped features (band features blanked):
     pop on top of it comes from its own level.
 
 For the shipped features it also prints what the pops the judge misses are like against
-those it keeps (excess, contrast, another onset within 0.3 s), and what was sounding at each
-candidate it passes on the family's artifacts-only sessions.
+those it keeps (excess, contrast, another onset within 0.3 s), what was sounding at each
+candidate it passes on the family's artifacts-only sessions, and how many heart sounds that
+became candidates the rhythm test puts in their train.
 
 The per-mic energies are not in ``train_gate.py``'s cache; they are kept beside each
 session in ``gate-energies-<key>.npz`` on first use (keyed as ``train_gate.py``'s cache;
@@ -233,6 +234,25 @@ def quiet_false(oof: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray
           + ", ".join(f"{k} {v}" for k, v in sorted(during.items(), key=lambda x: -x[1])))
 
 
+def heart_trains(x: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
+                 configs: list) -> None:
+    """Print how many of the family's candidates came with only the heart sounding, and for
+    how many of them the gate's rhythm test (``periodic``) found the train it belongs to."""
+    periodic, needed = FEATURES.index("periodic"), GateConfig().periodic_members
+    counts = []
+    for k, (_, name, config) in enumerate(configs):
+        if name.startswith("first"):
+            continue
+        sounding = sounding_events(config)
+        mine = np.flatnonzero((group == k) & ~y)
+        counts += [x[i, periodic] for i in mine
+                   if heldout.sounding_at(sounding, float(t[i])) == "heartbeat"]
+    c = np.array(counts)
+    print(f"family candidates with only the heart sounding: {len(c)}; in a train of "
+          f"{needed} or more by the rhythm test: {np.mean(c >= needed):.0%} "
+          f"(median count {np.median(c):.0f})")
+
+
 def main() -> None:
     configs = [(heldout.folder("dev", s, c), s.name, c) for s in heldout.SETS
                for c in heldout.configs("dev", s, 4)] + first_simulator_named()
@@ -273,6 +293,7 @@ def main() -> None:
         if label == "shipped features":
             misses(x, y, oof, sets_a, np.concatenate(crowded))
             quiet_false(oof, y, group, np.concatenate(times), configs)
+            heart_trains(x, y, group, np.concatenate(times), configs)
 
 
 if __name__ == "__main__":
