@@ -25,8 +25,10 @@ shipped features (band features blanked):
 
 For the shipped features it also prints what the pops the judge misses are like against
 those it keeps (excess, contrast, another onset within 0.3 s), what was sounding at each
-candidate it passes on the family's artifacts-only sessions, and how many heart sounds that
-became candidates the rhythm test puts in their train.
+candidate it passes on the family's artifacts-only sessions, how many heart sounds that
+became candidates the rhythm test puts in their train, and how far five trainings on the
+same candidates differ by chance alone (the judge's random state), the band any row must
+leave to tell.
 
 The per-mic energies are not in ``train_gate.py``'s cache; they are kept beside each
 session in ``gate-energies-<key>.npz`` on first use (keyed as ``train_gate.py``'s cache;
@@ -171,6 +173,32 @@ def ctx_features(t: np.ndarray, x: np.ndarray) -> np.ndarray:
     return rows
 
 
+def chance(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
+           seeds: int = 5) -> None:
+    """Print how far trainings on the same candidates differ by chance alone: the judge's
+    random state (which draws the validation split its early stopping holds out) from 0 to
+    ``seeds - 1``; a feature set's row must differ from the shipped one by more than this to
+    tell."""
+    first = np.char.startswith(sets.astype(str), "first")
+    oof_f1, kept_pops, kept_other, over_f1, back_f1 = [], [], [], [], []
+    for seed in range(seeds):
+        params = {**PARAMS, "random_state": seed}
+        kept = out_of_fold(x, y, group, params) >= 0.9
+        oof_f1.append(_mean_f1(kept, y, sets))
+        kept_pops.append(int((kept & y & ~first).sum()))
+        kept_other.append(int((kept & ~y & ~first).sum()))
+        for train, test, out in ((~first, first, over_f1), (first, ~first, back_f1)):
+            over = HistGradientBoostingClassifier(**params).fit(x[train], y[train]
+                                                                ).predict_proba(x[test])[:, 1]
+            out.append(_mean_f1(over >= 0.9, y[test], sets[test]))
+
+    def span(v: list) -> str:
+        return f"{min(v):.3f}-{max(v):.3f}" if isinstance(v[0], float) else f"{min(v)}-{max(v)}"
+    print(f"chance alone (shipped features, random state 0-{seeds - 1}): out of fold mean F1 "
+          f"{span(oof_f1)}, family pops kept {span(kept_pops)}, other {span(kept_other)}; "
+          f"family → first {span(over_f1)}; first → family {span(back_f1)}", flush=True)
+
+
 def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str
           ) -> np.ndarray:
     """Print out-of-fold and carried-over figures at 0.90 for one feature set; return the
@@ -294,6 +322,7 @@ def main() -> None:
             misses(x, y, oof, sets_a, np.concatenate(crowded))
             quiet_false(oof, y, group, np.concatenate(times), configs)
             heart_trains(x, y, group, np.concatenate(times), configs)
+            chance(xx, y, group, sets_a)
 
 
 if __name__ == "__main__":

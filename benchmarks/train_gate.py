@@ -163,12 +163,13 @@ def main() -> None:
     print(f"wrote {args.out} ({len(flat.roots)} trees); set GateConfig.min_score to {best:.2f}")
 
 
-def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray) -> np.ndarray:
+def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = PARAMS
+                ) -> np.ndarray:
     """Each candidate's score from a judge that did not see its session (5 folds by
-    session)."""
+    session), trained with ``params``."""
     oof = np.zeros(len(y))
     for train, test in GroupKFold(5).split(x, y, group):
-        fold = HistGradientBoostingClassifier(**PARAMS).fit(x[train], y[train])
+        fold = HistGradientBoostingClassifier(**params).fit(x[train], y[train])
         oof[test] = fold.predict_proba(x[test])[:, 1]
     return oof
 
