@@ -39,6 +39,7 @@ Run: ``.venv/bin/python benchmarks/gate_features.py`` after ``make gate-model``.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -199,29 +200,42 @@ def chance(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
           f"family → first {span(over_f1)}; first → family {span(back_f1)}", flush=True)
 
 
-def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str
-          ) -> np.ndarray:
-    """Print out-of-fold and carried-over figures at 0.90 for one feature set; return the
-    out-of-fold scores."""
+def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str,
+          seeds: int = 1) -> np.ndarray:
+    """Print out-of-fold and carried-over figures at 0.90 for one feature set, each the mean
+    over the judge's random states 0 to ``seeds - 1`` (see :func:`chance`); return the
+    out-of-fold scores of random state 0."""
     first = np.char.startswith(sets.astype(str), "first")
-    oof = out_of_fold(x, y, group)
-    kept = oof >= 0.9
-    parts = [f"{label:<22} out of fold: mean F1 {_mean_f1(kept, y, sets):.3f}, family pops "
-             f"kept {int((kept & y & ~first).sum())}/{int((y & ~first).sum())}, other "
-             f"{int((kept & ~y & ~first).sum())}/{int((~y & ~first).sum())}"]
-    for train, test, name in ((~first, first, "family → first"), (first, ~first,
-                                                                 "first → family")):
-        over = HistGradientBoostingClassifier(**PARAMS).fit(x[train], y[train]).predict_proba(
-            x[test])[:, 1] >= 0.9
-        parts.append(f"{name}: {_mean_f1(over, y[test], sets[test]):.3f}, pops "
-                     f"{int((over & y[test]).sum())}/{int(y[test].sum())}, other "
-                     f"{int((over & ~y[test]).sum())}")
-    print("; ".join(parts), flush=True)
     family_sets = [n for n in dict.fromkeys(sets.astype(str)) if not n.startswith("first")]
+    rows = []  # per random state: the figures printed, in order
+    states = []  # out-of-fold scores per random state
+    for seed in range(seeds):
+        params = {**PARAMS, "random_state": seed}
+        states.append(out_of_fold(x, y, group, params))
+        kept = states[-1] >= 0.9
+        row = [_mean_f1(kept, y, sets), (kept & y & ~first).sum(), (kept & ~y & ~first).sum()]
+        for train, test in ((~first, first), (first, ~first)):
+            over = HistGradientBoostingClassifier(**params).fit(x[train], y[train]
+                                                                ).predict_proba(x[test])[:, 1]
+            over = over >= 0.9
+            row += [_mean_f1(over, y[test], sets[test]), (over & y[test]).sum(),
+                    (over & ~y[test]).sum()]
+        row += [v for n in family_sets for v in ((kept & y & (sets == n)).sum(),
+                                                 (kept & ~y & (sets == n)).sum())]
+        rows.append(row)
+    m = np.mean(np.array(rows, dtype=float), axis=0)
+    count = "{:.0f}".format if seeds == 1 else "{:.1f}".format
+    over_state = "" if seeds == 1 else f" (mean of {seeds} random states)"
+    print(f"{label:<22} out of fold: mean F1 {m[0]:.3f}, family pops kept "
+          f"{count(m[1])}/{int((y & ~first).sum())}, other {count(m[2])}/"
+          f"{int((~y & ~first).sum())}; family → first: {m[3]:.3f}, pops {count(m[4])}/"
+          f"{int((y & first).sum())}, other {count(m[5])}; first → family: {m[6]:.3f}, pops "
+          f"{count(m[7])}/{int((y & ~first).sum())}, other {count(m[8])}{over_state}",
+          flush=True)
     print("    out of fold, pops kept / false per set: " + ", ".join(
-        f"{n} {int((kept & y & (sets == n)).sum())}/{int((kept & ~y & (sets == n)).sum())}"
-        for n in family_sets), flush=True)
-    return oof
+        f"{n} {count(m[9 + 2 * k])}/{count(m[10 + 2 * k])}"
+        for k, n in enumerate(family_sets)), flush=True)
+    return states[0]
 
 
 def misses(x: np.ndarray, y: np.ndarray, oof: np.ndarray, sets: np.ndarray,
@@ -282,6 +296,11 @@ def heart_trains(x: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="judge each feature set as the mean over this many random states "
+                             "(see the 'chance alone' line), not at random state 0 alone")
+    seeds = parser.parse_args().seeds
     configs = [(heldout.folder("dev", s, c), s.name, c) for s in heldout.SETS
                for c in heldout.configs("dev", s, 4)] + first_simulator_named()
     jobs = [(p, n) for p, n, _ in configs]
@@ -317,7 +336,7 @@ def main() -> None:
         blank = [j for j, f in enumerate(names) if f.startswith(BLANKED + off)]
         xx = x.copy()
         xx[:, blank] = 0.0
-        oof = judge(xx, y, group, sets_a, label)
+        oof = judge(xx, y, group, sets_a, label, seeds)
         if label == "shipped features":
             misses(x, y, oof, sets_a, np.concatenate(crowded))
             quiet_false(oof, y, group, np.concatenate(times), configs)
