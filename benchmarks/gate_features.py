@@ -116,8 +116,7 @@ def _sources(det: detector.PopDetector, guess: int, cand: detector.Candidate
     raw, start = det._snippet(guess - int(round((c.background_s + 0.05) * sr)),
                               guess + int(round(c.snippet_after_s * sr)))
     onset = cand.index - start
-    corner = min(max(c.locate_corner * cand.centroid_hz, cand.band_hz[0]), 0.4 * sr)
-    loc = detector._filtfilt(*detector._highpass(corner, sr), raw.astype(np.float64))
+    loc = det.locate_filter(raw, cand.band_hz, cand.centroid_hz)
     n = max(1, int(round(SRC_HEAD_S * sr)))
     head = np.mean(loc[onset: onset + n] ** 2, axis=0)
     pre = np.mean(loc[max(onset - int(0.022 * sr), 0): max(onset - int(0.002 * sr), 1)] ** 2,

@@ -292,7 +292,7 @@ class ArtifactGate:
         # the final judgement counts every onset heard: no copy on that path
         heard = self.heard if until == math.inf else [o for o in self.heard if o.t <= until]
         shares = self.shares
-        if id(c) not in shares:  # judged without having been fed (tests judge so)
+        if id(c) not in shares:  # judged by reason() without having been fed
             shares = {**shares, id(c): shares_db(c)}
         alike_n = self._alike(c, heard, shares)
         periodic_n = self._periodic(c, heard, shares)

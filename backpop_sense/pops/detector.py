@@ -416,19 +416,17 @@ class PopDetector:
         at = frames - (self.next_frame - self.band_power.shape[1])
         n_past = np.minimum(at - 6, self.bg_frames)  # background frames before each peak
         profiles = np.full((len(frames), len(self.octaves)), np.inf)  # none yet: measure
+        near = np.stack([self.band_power[:, max(i - 6, 0): i + 3].max(axis=1) for i in at],
+                        axis=1)                              # (mics, peaks, octaves)
         full = n_past == self.bg_frames
         if full.any():  # a whole background: all such peaks at once
             windows = np.lib.stride_tricks.sliding_window_view(
                 self.band_power, self.bg_frames, axis=1)     # (mics, start, octaves, frames)
             past = windows[:, at[full] - 6 - self.bg_frames]  # (mics, peaks, octaves, frames)
-            near = np.stack([self.band_power[:, i - 6: i + 3].max(axis=1) for i in at[full]],
-                            axis=1)                          # (mics, peaks, octaves)
-            profiles[full] = self._rise(near, past)
+            profiles[full] = self._rise(near[:, full], past)
         for k in np.flatnonzero(~full & (n_past >= 8)):  # the session's first half second
-            i = at[k]
-            past = self.band_power[:, max(i - 6 - self.bg_frames, 0): i - 6]
-            near = self.band_power[:, max(i - 6, 0): i + 3].max(axis=1)
-            profiles[k] = self._rise(near[:, None], np.moveaxis(past, 1, -1)[:, None])[0]
+            past = self.band_power[:, max(at[k] - 6 - self.bg_frames, 0): at[k] - 6]
+            profiles[k] = self._rise(near[:, k: k + 1], np.moveaxis(past, 1, -1)[:, None])[0]
         for frame, strength, profile in zip(frames, strengths, profiles, strict=True):
             if profile.max() < c.min_band_rise:
                 continue
@@ -579,25 +577,26 @@ class PopDetector:
         faintly. ``before`` holds the background, ``just_before`` the 20 ms before the onset.
         """
         c, sr = self.config, self.sr
-        corner = min(max(c.locate_corner * centroid, band[0]), 0.4 * sr)
-        loc = _filtfilt(*_highpass(corner, sr), raw.astype(np.float64))
+        loc = self.locate_filter(raw, band, centroid)
+
+        def power(n: int) -> tuple[np.ndarray, np.ndarray]:
+            """Each mic's mean power over the first ``n`` samples from the onset, and the
+            median of its background's over frames of ``n``."""
+            return (np.mean(loc[onset: onset + n] ** 2, axis=0),
+                    _frame_power(loc[before], n)[0])
+
         n_head = max(1, int(round(c.head_s * sr)))
-        head_loc = np.mean(loc[onset: onset + n_head] ** 2, axis=0)
+        head_loc, bg_head = power(n_head)
         # The background is the larger of the usual (median over 0.5 s) and what sounded in
         # the 20 ms just before: a rub or a footstep under way on one mic adds to that mic's
         # share, which would make a knock look like a pop fading along the spine.
         pre_loc = np.mean(loc[just_before] ** 2, axis=0)
-        (bg_head,) = _frame_power(loc[before], n_head)
         band_energy = np.maximum(head_loc - np.maximum(bg_head, pre_loc), 1e-20)
         (band_background,) = _frame_power(loc[before], w)
         level_s = min(max(c.head_s, c.level_periods / max(centroid, 1.0)),
                       c.snippet_after_s / 2)
         n_level = max(1, int(round(level_s * sr)))
-        if n_level == n_head:
-            level_loc, bg_level = head_loc, bg_head
-        else:
-            level_loc = np.mean(loc[onset: onset + n_level] ** 2, axis=0)
-            (bg_level,) = _frame_power(loc[before], n_level)
+        level_loc, bg_level = (head_loc, bg_head) if n_level == n_head else power(n_level)
         level = level_loc - np.maximum(bg_level, pre_loc)
         if (level <= 0).any():
             # What sounded just before outweighs the pop at some mic: taken away there, it
@@ -605,6 +604,15 @@ class PopDetector:
             # fall along the spine.
             level = level_loc - bg_level
         return band_energy, band_background, np.maximum(level, 1e-20)
+
+    def locate_filter(self, raw: np.ndarray, band: tuple[float, float], centroid: float
+                      ) -> np.ndarray:
+        """``raw`` (samples x mics) through the high-pass the mics' shares are measured
+        above: at ``locate_corner`` of the onset's centroid (Hz), not under its band's lower
+        edge, and zero-phase, so that an onset's samples stay where they are."""
+        c, sr = self.config, self.sr
+        corner = min(max(c.locate_corner * centroid, band[0]), 0.4 * sr)
+        return _filtfilt(*_highpass(corner, sr), raw.astype(np.float64))
 
     def _filter(self, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
         """A fourth-order band-pass over ``band`` (a high-pass when it reaches the top
