@@ -142,13 +142,11 @@ def _errors(pairs: list[tuple[int, int]], tt: list, tl: list, tk: list, ol: list
     50 ms, else ``not detected``) and misplaced matched pops by their true kind, from the
     truth's matches to ours within 50 ms (``pairs``)."""
     found = {i for i, _ in pairs}
-    rt_arr = np.asarray(rt, dtype=float)
     missed: dict[str, int] = {}
     for i, t in enumerate(tt):
         if i in found:
             continue
-        d = np.abs(rt_arr - t)
-        why = rr[int(np.argmin(d))] if len(d) and d.min() <= 0.05 else "not detected"
+        why = heldout.fate(rt, rr, t, 0.05)
         missed[why] = missed.get(why, 0) + 1
     misplaced: dict[str, int] = {}
     for i, j in pairs:

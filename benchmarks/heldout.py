@@ -202,12 +202,10 @@ def score(outcomes: list[Outcome]) -> dict:
     out["context_accuracy"] = (sum(tc[i] == oc[j] for i, j in with_context) / len(with_context)
                                if with_context and any(c != "unknown" for c in oc) else None)
     found = {i for i, _ in pairs}
-    rt_arr = np.asarray(rt, dtype=float)
     missed: dict[str, int] = {}
     for i, t in enumerate(tt):
         if i not in found:
-            d = np.abs(rt_arr - t)
-            why = rr[int(np.argmin(d))] if len(d) and d.min() <= 0.05 else "not detected"
+            why = fate(rt, rr, t, 0.05)
             missed[why] = missed.get(why, 0) + 1
     out["missed"] = missed
     matched = {j for _, j in pairs}
@@ -230,6 +228,13 @@ def score(outcomes: list[Outcome]) -> dict:
     out["early"]["heard"] = len(et)
     out["early"]["confirmed_early"] = sum(t in set(et) for t in ot) / len(ot) if ot else None
     return out
+
+
+def fate(rejected_t: list[float], reasons: list[str], t: float, window_s: float) -> str:
+    """What became of an onset at ``t`` (s) that is not among the pops: the reason of the
+    nearest rejection within ``window_s``, or ``not detected``."""
+    d = np.abs(np.asarray(rejected_t, dtype=float) - t)
+    return reasons[int(np.argmin(d))] if len(d) and d.min() <= window_s else "not detected"
 
 
 SOUNDING_SLACK_S = 0.02
@@ -389,22 +394,21 @@ def strap_table(seeds: int, workers: int = 2, **stages) -> dict:
     strap = run_all([(through_strap(p), None) for p, _ in jobs], workers, **stages)
     found = again = true_found = true_again = true_extra = 0
     lost: dict[str, int] = {}  # what became of a pop in the recording, when not found again
+
+    def near(t: float, times: list[float]) -> bool:
+        return any(abs(t - u) <= 0.01 for u in times)
+
     for a, b in zip(source, strap, strict=True):
         found += len(a.t)
-        rejected = np.asarray(b.rejected_t, dtype=float)
-        true_found += sum(any(abs(t - u) <= 0.01 for u in a.truth_t) for t in a.t)
-        true_extra += sum(any(abs(t - u) <= 0.01 for u in a.truth_t)
-                          and not any(abs(t - u) <= 0.01 for u in a.t) for t in b.t)
+        true_found += sum(near(t, a.truth_t) for t in a.t)
+        true_extra += sum(near(t, a.truth_t) and not near(t, a.t) for t in b.t)
         for t in a.t:
-            if any(abs(t - u) <= 0.01 for u in b.t):
+            if near(t, b.t):
                 again += 1
-                true_again += any(abs(t - u) <= 0.01 for u in a.truth_t)
+                true_again += near(t, a.truth_t)
                 continue
-            d = np.abs(rejected - t)
-            why = b.rejected_reason[int(np.argmin(d))] if len(d) and d.min() <= 0.01 \
-                else "not detected"
-            true = any(abs(t - u) <= 0.01 for u in a.truth_t)
-            why += "" if true else " (a false pop in the source)"
+            why = fate(b.rejected_t, b.rejected_reason, t, 0.01)
+            why += "" if near(t, a.truth_t) else " (a false pop in the source)"
             lost[why] = lost.get(why, 0) + 1
     extra = sum(len(b.t) for b in strap) - again
     print(f"\nheld-out {fset.name} through the default strap profile (IMA-ADPCM): of "
