@@ -173,56 +173,46 @@ def ctx_features(t: np.ndarray, x: np.ndarray) -> np.ndarray:
     return rows
 
 
-def chance(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
-           seeds: int = 5) -> None:
-    """Print how far trainings on the same candidates differ by chance alone: the judge's
-    random state (which draws the validation split its early stopping holds out) from 0 to
-    ``seeds - 1``; a feature set's row must differ from the shipped one by more than this to
-    tell."""
-    first = np.char.startswith(sets.astype(str), "first")
-    oof_f1, kept_pops, kept_other, over_f1, back_f1 = [], [], [], [], []
-    for seed in range(seeds):
-        params = {**PARAMS, "random_state": seed}
-        kept = out_of_fold(x, y, group, params) >= 0.9
-        oof_f1.append(_mean_f1(kept, y, sets))
-        kept_pops.append(int((kept & y & ~first).sum()))
-        kept_other.append(int((kept & ~y & ~first).sum()))
-        for train, test, out in ((~first, first, over_f1), (first, ~first, back_f1)):
-            over = HistGradientBoostingClassifier(**params).fit(x[train], y[train]
-                                                                ).predict_proba(x[test])[:, 1]
-            out.append(_mean_f1(over >= 0.9, y[test], sets[test]))
+CHANCE_STATES = 5
+"""Random states of the judge the 'chance alone' line spans."""
 
-    def span(v: list) -> str:
-        return f"{min(v):.3f}-{max(v):.3f}" if isinstance(v[0], float) else f"{min(v)}-{max(v)}"
-    print(f"chance alone (shipped features, random state 0-{seeds - 1}): out of fold mean F1 "
-          f"{span(oof_f1)}, family pops kept {span(kept_pops)}, other {span(kept_other)}; "
-          f"family → first {span(over_f1)}; first → family {span(back_f1)}", flush=True)
+
+def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, seed: int
+            ) -> tuple[np.ndarray, list[float]]:
+    """One training's figures at 0.90, the judge at random state ``seed``: its out-of-fold
+    scores, and the row :func:`judge` prints (out of fold: mean F1, family pops kept, other
+    kept; family → first and first → family: mean F1, pops kept, other kept; then pops kept
+    and false per family set)."""
+    first = np.char.startswith(sets.astype(str), "first")
+    params = {**PARAMS, "random_state": seed}
+    oof = out_of_fold(x, y, group, params)
+    kept = oof >= 0.9
+    row = [_mean_f1(kept, y, sets), (kept & y & ~first).sum(), (kept & ~y & ~first).sum()]
+    for train, test in ((~first, first), (first, ~first)):
+        over = HistGradientBoostingClassifier(**params).fit(x[train], y[train]
+                                                            ).predict_proba(x[test])[:, 1]
+        over = over >= 0.9
+        row += [_mean_f1(over, y[test], sets[test]), (over & y[test]).sum(),
+                (over & ~y[test]).sum()]
+    row += [v for n in _family_sets(sets) for v in ((kept & y & (sets == n)).sum(),
+                                                     (kept & ~y & (sets == n)).sum())]
+    return oof, [float(v) for v in row]
+
+
+def _family_sets(sets: np.ndarray) -> list[str]:
+    return [n for n in dict.fromkeys(sets.astype(str)) if not n.startswith("first")]
 
 
 def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str,
-          seeds: int = 1) -> np.ndarray:
+          seeds: int = 1, states: int = 0) -> tuple[np.ndarray, list[list[float]]]:
     """Print out-of-fold and carried-over figures at 0.90 for one feature set, each the mean
-    over the judge's random states 0 to ``seeds - 1`` (see :func:`chance`); return the
-    out-of-fold scores of random state 0."""
+    over the judge's random states 0 to ``seeds - 1``; return the out-of-fold scores of
+    random state 0 and the rows of :func:`figures` of ``max(seeds, states)`` states (the
+    'chance alone' line spans them)."""
     first = np.char.startswith(sets.astype(str), "first")
-    family_sets = [n for n in dict.fromkeys(sets.astype(str)) if not n.startswith("first")]
-    rows = []  # per random state: the figures printed, in order
-    states = []  # out-of-fold scores per random state
-    for seed in range(seeds):
-        params = {**PARAMS, "random_state": seed}
-        states.append(out_of_fold(x, y, group, params))
-        kept = states[-1] >= 0.9
-        row = [_mean_f1(kept, y, sets), (kept & y & ~first).sum(), (kept & ~y & ~first).sum()]
-        for train, test in ((~first, first), (first, ~first)):
-            over = HistGradientBoostingClassifier(**params).fit(x[train], y[train]
-                                                                ).predict_proba(x[test])[:, 1]
-            over = over >= 0.9
-            row += [_mean_f1(over, y[test], sets[test]), (over & y[test]).sum(),
-                    (over & ~y[test]).sum()]
-        row += [v for n in family_sets for v in ((kept & y & (sets == n)).sum(),
-                                                 (kept & ~y & (sets == n)).sum())]
-        rows.append(row)
-    m = np.mean(np.array(rows, dtype=float), axis=0)
+    runs = [figures(x, y, group, sets, seed) for seed in range(max(seeds, states))]
+    rows = [row for _, row in runs]
+    m = np.mean(np.array(rows[:seeds]), axis=0)
     count = "{:.0f}".format if seeds == 1 else "{:.1f}".format
     over_state = "" if seeds == 1 else f" (mean of {seeds} random states)"
     print(f"{label:<22} out of fold: mean F1 {m[0]:.3f}, family pops kept "
@@ -233,8 +223,36 @@ def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, lab
           flush=True)
     print("    out of fold, pops kept / false per set: " + ", ".join(
         f"{n} {count(m[9 + 2 * k])}/{count(m[10 + 2 * k])}"
-        for k, n in enumerate(family_sets)), flush=True)
-    return states[0]
+        for k, n in enumerate(_family_sets(sets))), flush=True)
+    return runs[0][0], rows
+
+
+def chance(rows: list[list[float]]) -> None:
+    """Print how far trainings on the same candidates differ by chance alone, from the rows
+    of the shipped features at each random state (which draws the validation split the
+    judge's early stopping holds out): a feature set's row must differ from the shipped one
+    by more than this to tell."""
+    def span(k: int, digits: int) -> str:
+        v = [r[k] for r in rows]
+        return f"{min(v):.{digits}f}-{max(v):.{digits}f}"
+    print(f"chance alone (shipped features, random state 0-{len(rows) - 1}): out of fold mean "
+          f"F1 {span(0, 3)}, family pops kept {span(1, 0)}, other {span(2, 0)}; family → "
+          f"first {span(3, 3)}; first → family {span(6, 3)}", flush=True)
+
+
+def thresholds(oof: np.ndarray, y: np.ndarray, sets: np.ndarray) -> None:
+    """Print, out of fold (random state 0), what the judge keeps at thresholds above the
+    shipped one: mean F1, family pops and other candidates kept, and false candidates on
+    the sets without pops."""
+    first = np.char.startswith(sets.astype(str), "first")
+    quiet = ~np.isin(sets, sets[y])
+    parts = []
+    for level in (0.90, 0.92, 0.94, 0.96, 0.97, 0.98):
+        k = oof >= level
+        parts.append(f"{level:.2f}: {_mean_f1(k, y, sets):.3f}, {int((k & y & ~first).sum())}"
+                     f"/{int((k & ~y & ~first).sum())}, {int((k & ~y & quiet).sum())}")
+    print("threshold: out of fold mean F1, family pops / other kept, false without pops: "
+          + "; ".join(parts))
 
 
 def misses(x: np.ndarray, y: np.ndarray, oof: np.ndarray, sets: np.ndarray,
@@ -259,35 +277,32 @@ def first_simulator_named() -> list[tuple[Path, str, object]]:
 
 
 def quiet_false(oof: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
-                configs: list) -> None:
-    """Print what was sounding (``simulate.sounding_events``) at each candidate of the
-    family's artifacts-only sessions that the judge passes out of fold (at 0.90)."""
+                names: list[str], sounding: dict[int, list]) -> None:
+    """Print what was sounding (``sounding``: :func:`simulate.sounding_events` by session)
+    at each candidate of the family's artifacts-only sessions that the judge passes out of
+    fold (at 0.90)."""
     during: dict[str, int] = {}
-    for k, (_, name, config) in enumerate(configs):
+    for k, name in enumerate(names):
         passed = (group == k) & (oof >= 0.9) & ~y
-        if "artifacts" not in name or name.startswith("first") or not passed.any():
+        if "artifacts" not in name or k not in sounding or not passed.any():
             continue
-        sounding = sounding_events(config)
         for when in t[passed]:
-            what = heldout.sounding_at(sounding, float(when))
+            what = heldout.sounding_at(sounding[k], float(when))
             during[what] = during.get(what, 0) + 1
     print("family artifacts-only false candidates out of fold, by what was sounding: "
           + ", ".join(f"{k} {v}" for k, v in sorted(during.items(), key=lambda x: -x[1])))
 
 
 def heart_trains(x: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
-                 configs: list) -> None:
+                 sounding: dict[int, list]) -> None:
     """Print how many of the family's candidates came with only the heart sounding, and for
     how many of them the gate's rhythm test (``periodic``) found the train it belongs to."""
     periodic, needed = FEATURES.index("periodic"), GateConfig().periodic_members
     counts = []
-    for k, (_, name, config) in enumerate(configs):
-        if name.startswith("first"):
-            continue
-        sounding = sounding_events(config)
+    for k, events in sounding.items():
         mine = np.flatnonzero((group == k) & ~y)
         counts += [x[i, periodic] for i in mine
-                   if heldout.sounding_at(sounding, float(t[i])) == "heartbeat"]
+                   if heldout.sounding_at(events, float(t[i])) == "heartbeat"]
     c = np.array(counts)
     print(f"family candidates with only the heart sounding: {len(c)}; in a train of "
           f"{needed} or more by the rhythm test: {np.mean(c >= needed):.0%} "
@@ -335,12 +350,17 @@ def main() -> None:
         blank = [j for j, f in enumerate(names) if f.startswith(BLANKED + off)]
         xx = x.copy()
         xx[:, blank] = 0.0
-        oof = judge(xx, y, group, sets_a, label, seeds)
-        if label == "shipped features":
+        shipped = label == "shipped features"
+        oof, rows = judge(xx, y, group, sets_a, label, seeds,
+                          CHANCE_STATES if shipped else 0)
+        if shipped:
             misses(x, y, oof, sets_a, np.concatenate(crowded))
-            quiet_false(oof, y, group, np.concatenate(times), configs)
-            heart_trains(x, y, group, np.concatenate(times), configs)
-            chance(xx, y, group, sets_a)
+            sounding = {k: sounding_events(c) for k, (_, n, c) in enumerate(configs)
+                        if not n.startswith("first")}
+            quiet_false(oof, y, group, np.concatenate(times), [n for _, n in jobs], sounding)
+            heart_trains(x, y, group, np.concatenate(times), sounding)
+            thresholds(oof, y, sets_a)
+            chance(rows)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
 3. A busy 30 minutes (a held-out family member with artifacts only: walking, rub, speech,
    knocks, handling, thousands of onsets): the whole pipeline against librosa's default
    onset_detect on the mono mix, side by side, each in a fresh process on one thread, its
-   file read included and its imports not.
+   file read included and its imports not; then where its time goes, under cProfile.
 
 Simulated sessions are cached in bench-out/pipeline/ (remove it to simulate afresh). The
 typing parameters (correlate.CorrelateConfig) were set from background.md and the simulator's
@@ -97,8 +97,9 @@ def stage_speeds(path: Path) -> None:
         print(f"{name:<20}{s.duration_s / seconds:>8.0f}x real time{100 * seconds / total:>6.0f} %")
 
 
-def busy_side_by_side() -> None:
-    """Section 3: the whole pipeline and librosa's onset_detect on the busy 30 minutes."""
+def busy_side_by_side() -> Path:
+    """Section 3: the whole pipeline and librosa's onset_detect on the busy 30 minutes;
+    returns the session."""
     path = make(OUT / "busy-30min", family_member("heldout", 900_001, scenario="artifacts-only",
                                                  minutes=30.0, snr_db=10.0))
     duration = Session(path).duration_s
@@ -110,6 +111,48 @@ def busy_side_by_side() -> None:
         print(f"{name:<26}{duration / r['wall_s']:>12.0f}{r['peak_rss_mb']:>13.1f}"
               f"{r['events']:>8}")
     print(f"whole pipeline / librosa speed: {theirs['wall_s'] / ours['wall_s']:.2f}")
+    return path
+
+
+PROFILE_CHILD = """
+import cProfile, pstats, sys
+from backpop_sense.pipeline import analyze
+analyze(sys.argv[2])  # warm: lazy imports and compiled-code caches
+profiler = cProfile.Profile()
+profiler.runcall(analyze, sys.argv[1])
+for (file, _, name), v in pstats.Stats(profiler).stats.items():
+    print(file, name, v[3], sep="\\t")
+"""
+PROFILED = (
+    ("framing and flux (3 mics)", "pops/detector.py", "_frames", "_peaks"),
+    ("first test of the peaks", "pops/detector.py", "_peaks", None),
+    ("measuring the peaks", "pops/detector.py", "_measure", None),
+    ("  of which the zero-phase filters", "pops/detector.py", "_filtfilt", None),
+    ("gate's judgements", "pops/artifacts.py", "_verdict", None),
+    ("motion (2 IMUs)", "motion/tracker.py", "feed", None),
+    ("reading the files", "sources/replay.py", "__iter__", None),
+)
+"""The parts of :func:`busy_profile`: name, file, function, and a function whose time is
+taken away from it (called within it and listed apart)."""
+
+
+def busy_profile(path: Path) -> None:
+    """Where the time goes on the busy 30 minutes: cumulative seconds of each part of
+    ``analyze`` under cProfile, one thread, a fresh process, warm (cProfile adds its own
+    cost to every Python call, so the shares, not the seconds, are what to read)."""
+    run = subprocess.run([sys.executable, "-c", PROFILE_CHILD, str(path), str(WARM_UP)],
+                         check=True, capture_output=True, text=True,
+                         env={**os.environ, **ONE_THREAD})
+    rows = [line.split("\t") for line in run.stdout.splitlines()]
+
+    def cumulative(file: str, function: str) -> float:
+        return sum(float(t) for f, name, t in rows if name == function and f.endswith(file))
+
+    total = cumulative("backpop_sense/pipeline.py", "analyze")
+    print(f"\nwhere the time goes, busy 30 min under cProfile (analyze {total:.1f} s)")
+    for label, file, function, less in PROFILED:
+        seconds = cumulative(file, function) - (cumulative(file, less) if less else 0.0)
+        print(f"{label:<34}{seconds:>7.1f} s{100 * seconds / total:>6.0f} %")
 
 
 def main() -> None:
@@ -169,7 +212,7 @@ def main() -> None:
         speed = Session(path).duration_s / r["wall_s"]
         print(f"{label:<10}{speed:>12.0f}{r['peak_rss_mb']:>13.1f}{r['pops']:>6}"
               f"{r['startup_s']:>10.1f}")
-    busy_side_by_side()
+    busy_profile(busy_side_by_side())
 
 
 if __name__ == "__main__":
