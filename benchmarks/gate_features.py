@@ -1,16 +1,12 @@
 """Try candidate features the judge does not have, on the dev sessions only.
 
-Adds to every dev candidate of ``make gate-model`` (``train_gate.py``) three groups of
+Adds to every dev candidate of ``make gate-model`` (``train_gate.py``) two groups of
 features and prints, for each group, what the judge keeps out of fold (5 folds by session)
 and how it carries over between the two dev sound models, as ``train_gate.py`` does for the
-shipped features (band features blanked):
+shipped features (band features blanked). The row ``without loc_`` blanks the shipped
+features that say where along the spine the onset comes from (``artifacts.place``, shipped
+since 2026-12-07), to show what they bring.
 
-``loc_``
-    The locator's single-source fit (``pops/locate.py``) of the candidate's energy at each
-    mic: the fit's least cost (log), the fitted attenuation (log, per metre), how far inside
-    the mics' span the level lies (0 at an end mic, 0.5 in the middle) and the cost margin
-    to the next level. Where a sound comes from along the spine is physics that holds across
-    sound models.
 ``ctx_``
     The candidate's neighbours: onsets within 0.5 s and 2 s, and how far its excess (dB)
     and log strength stand above the largest of its neighbours' within 1 s (a pop stands out
@@ -28,11 +24,12 @@ those it keeps (excess, contrast, another onset within 0.3 s), what was sounding
 candidate it passes on the family's artifacts-only sessions, how many heart sounds that
 became candidates the rhythm test puts in their train, and how far five trainings on the
 same candidates differ by chance alone (the judge's random state), the band any row must
-leave to tell.
+leave to tell. With and without ``loc_`` it prints what was sounding at the family's
+candidates that a judge trained on the first simulator alone passes.
 
-The per-mic energies are not in ``train_gate.py``'s cache; they are kept beside each
-session in ``gate-energies-<key>.npz`` on first use (keyed as ``train_gate.py``'s cache;
-about 12 minutes on 2 cores).
+The mics' powers around each onset are not in ``train_gate.py``'s cache; they are kept
+beside each session in ``gate-energies-<key>.npz`` on first use (keyed as
+``train_gate.py``'s cache; about 12 minutes on 2 cores).
 
 Run: ``.venv/bin/python benchmarks/gate_features.py`` after ``make gate-model``.
 """
@@ -45,12 +42,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import heldout  # noqa: E402
 from train_gate import (  # noqa: E402
     PARAMS,
+    Judges,
     _cache_key,
     _mean_f1,
     candidates,
@@ -61,12 +58,10 @@ from train_gate import (  # noqa: E402
 from backpop_sense.pipeline import open_replay  # noqa: E402
 from backpop_sense.pops import detector  # noqa: E402
 from backpop_sense.pops.artifacts import GateConfig  # noqa: E402
-from backpop_sense.pops.locate import locate  # noqa: E402
 from backpop_sense.pops.model import FEATURES  # noqa: E402
 from backpop_sense.pops.stage import PopStage  # noqa: E402
 from backpop_sense.simulate import sounding_events  # noqa: E402
 
-LOC = ("loc_cost", "loc_attenuation", "loc_interior", "loc_margin")
 CTX = ("ctx_near_0.5s", "ctx_near_2s", "ctx_rel_excess_db", "ctx_rel_log_strength")
 SRC = ("src_pre_db", "src_change_db", "src_head_pre_db")
 SRC_HEAD_S = 0.005
@@ -77,10 +72,10 @@ BLANKED = ("shape_", "log2_band")
 
 
 def energies(path: Path) -> dict[str, np.ndarray]:
-    """Every candidate's time (``t``, s), band energy and background at each mic (``e``,
-    ``b``), the mics, and for the ``src_`` group each mic's power (full scale squared,
-    above the locator's high-pass) in the onset's first ``SRC_HEAD_S`` (``head``), in the
-    20 ms before it (``pre``) and the median over the background's frames (``bg``)."""
+    """Every candidate's time (``t``, s), the mics, and for the ``src_`` group each mic's
+    power (full scale squared, above the locator's high-pass) in the onset's first
+    ``SRC_HEAD_S`` (``head``), in the 20 ms before it (``pre``) and the median over the
+    background's frames (``bg``)."""
     cache = path / f"gate-energies-{_cache_key()}.npz"
     if not cache.exists():
         source = open_replay(path)
@@ -92,8 +87,7 @@ def energies(path: Path) -> dict[str, np.ndarray]:
         def measured(guess, strength, profile):  # the detector's own, noting its sources
             cand = measure(guess, strength, profile)
             if cand is not None:
-                seen[cand.t] = (cand.band_energy.copy(), cand.band_background.copy(),
-                                *_sources(det, guess, cand))
+                seen[cand.t] = _sources(det, guess, cand)
             return cand
         det._measure = measured
         for block in source:
@@ -102,7 +96,7 @@ def energies(path: Path) -> dict[str, np.ndarray]:
         t = np.array(sorted(seen))
         n = len(stage.mics)
         parts = {name: np.array([seen[k][j] for k in t]).reshape(-1, n)
-                 for j, name in enumerate(("e", "b", "head", "pre", "bg"))}
+                 for j, name in enumerate(("head", "pre", "bg"))}
         np.savez(cache, t=t, mics=np.array(stage.mics), **parts)
     with np.load(cache) as f:
         return {k: f[k] for k in f.files}
@@ -144,22 +138,6 @@ def src_features(head: np.ndarray, pre: np.ndarray, bg: np.ndarray) -> np.ndarra
     return rows
 
 
-def loc_features(e: np.ndarray, b: np.ndarray, mics: list[str]) -> np.ndarray:
-    """The ``loc_`` group for each candidate (NaN with one mic)."""
-    rows = np.full((len(e), len(LOC)), np.nan)
-    if len(mics) < 2:
-        return rows
-    for k in range(len(e)):
-        where = locate(e[k], mics, background=b[k])
-        costs = np.array([c for _, c in where.costs])
-        levels = [lv for lv, _ in where.costs]
-        i = levels.index(where.level)
-        rows[k] = (np.log(costs.min() + 1e-3), np.log(where.attenuation_per_m),
-                   min(i, len(levels) - 1 - i) / (len(levels) - 1),
-                   np.sort(costs)[1] - costs.min())
-    return rows
-
-
 def ctx_features(t: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The ``ctx_`` group for each candidate of one session (``x``: its shipped features)."""
     ex, ls = FEATURES.index("excess_db"), FEATURES.index("log_strength")
@@ -189,9 +167,7 @@ def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, s
     kept = oof >= 0.9
     row = [_mean_f1(kept, y, sets), (kept & y & ~first).sum(), (kept & ~y & ~first).sum()]
     for train, test in ((~first, first), (first, ~first)):
-        over = HistGradientBoostingClassifier(**params).fit(x[train], y[train]
-                                                            ).predict_proba(x[test])[:, 1]
-        over = over >= 0.9
+        over = Judges(x[train], y[train], params).score(x[test]) >= 0.9
         row += [_mean_f1(over, y[test], sets[test]), (over & y[test]).sum(),
                 (over & ~y[test]).sum()]
     row += [v for n in _family_sets(sets) for v in ((kept & y & (sets == n)).sum(),
@@ -309,6 +285,22 @@ def heart_trains(x: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
           f"(median count {np.median(c):.0f})")
 
 
+def narrow_false(x: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
+                 sets: np.ndarray, sounding: dict[int, list], label: str) -> None:
+    """Print what was sounding at each family candidate that a judge trained on the first
+    simulator alone passes (at 0.90): the direction that warns and does not veto
+    (``train_gate.py``), and why."""
+    first = np.char.startswith(sets.astype(str), "first")
+    passed = np.flatnonzero(~first & ~y)
+    passed = passed[Judges(x[first], y[first]).score(x[passed]) >= 0.9]
+    during: dict[str, int] = {}
+    for i in passed:
+        what = heldout.sounding_at(sounding[int(group[i])], float(t[i]))
+        during[what] = during.get(what, 0) + 1
+    print(f"    first → family, {label}: {len(passed)} false candidates, by what was sounding: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(during.items(), key=lambda x: -x[1])[:6]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=1,
@@ -330,10 +322,8 @@ def main() -> None:
         t = got["t"][judged]
         if not np.array_equal(t, t_cached):
             raise SystemExit(f"{path}: candidates differ from train_gate.py's cache")
-        e, b, head, pre, bg = (got[n][judged] for n in ("e", "b", "head", "pre", "bg"))
-        mics = [str(m) for m in got["mics"]]
-        xs.append(np.hstack([x, loc_features(e, b, mics), ctx_features(t, x),
-                             src_features(head, pre, bg)]))
+        head, pre, bg = (got[n][judged] for n in ("head", "pre", "bg"))
+        xs.append(np.hstack([x, ctx_features(t, x), src_features(head, pre, bg)]))
         ys.append(y)
         groups.append(np.full(len(y), k))
         sets += [name] * len(y)
@@ -341,24 +331,27 @@ def main() -> None:
         crowded.append(np.searchsorted(t, t + 0.3, "right") - np.searchsorted(t, t - 0.3) > 1)
     x, y = np.vstack(xs), np.concatenate(ys)
     group, sets_a = np.concatenate(groups), np.array(sets)
-    names = (*FEATURES, *LOC, *CTX, *SRC)
-    for label, off in (("shipped features", ("loc_", "ctx_", "src_")),
-                       ("+ loc_", ("ctx_", "src_")), ("+ ctx_", ("loc_", "src_")),
-                       ("+ loc_ + ctx_", ("src_",)), ("+ src_", ("loc_", "ctx_")),
-                       ("+ src_change_db", ("loc_", "ctx_", "src_pre", "src_head")),
-                       ("+ loc_ + ctx_ + src_", ())):
+    names = (*FEATURES, *CTX, *SRC)
+    every_t = np.concatenate(times)
+    sounding = {k: sounding_events(c) for k, (_, n, c) in enumerate(configs)
+                if not n.startswith("first")}
+    for label, off in (("shipped features", ("ctx_", "src_")),
+                       ("without loc_", ("loc_", "ctx_", "src_")), ("+ ctx_", ("src_",)),
+                       ("+ src_", ("ctx_",)),
+                       ("+ src_change_db", ("ctx_", "src_pre", "src_head")),
+                       ("+ ctx_ + src_", ())):
         blank = [j for j, f in enumerate(names) if f.startswith(BLANKED + off)]
         xx = x.copy()
         xx[:, blank] = 0.0
         shipped = label == "shipped features"
         oof, rows = judge(xx, y, group, sets_a, label, seeds,
                           CHANCE_STATES if shipped else 0)
+        if label in ("shipped features", "without loc_"):
+            narrow_false(xx, y, group, every_t, sets_a, sounding, label)
         if shipped:
             misses(x, y, oof, sets_a, np.concatenate(crowded))
-            sounding = {k: sounding_events(c) for k, (_, n, c) in enumerate(configs)
-                        if not n.startswith("first")}
-            quiet_false(oof, y, group, np.concatenate(times), [n for _, n in jobs], sounding)
-            heart_trains(x, y, group, np.concatenate(times), sounding)
+            quiet_false(oof, y, group, every_t, [n for _, n in jobs], sounding)
+            heart_trains(x, y, group, every_t, sounding)
             thresholds(oof, y, sets_a)
             chance(rows)
 

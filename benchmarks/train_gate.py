@@ -8,13 +8,22 @@ the real recordings are never read here. Every candidate is judged by the gate w
 model off and its features kept; a candidate within 20 ms of a true onset is a pop. A
 ``HistGradientBoostingClassifier`` is fitted to them, and the score at which the gate
 accepts (``GateConfig.min_score``) is the one that maximises the sets' mean F1 on scores
-each session got from a model that did not see it (5 folds by session). Prints both.
+each session got from a model that did not see it (5 folds by session). Prints both. Two
+judges are trained and written, one for several mics and one for a single mic without the
+place features (``pops/model.py``); each candidate is scored by its own.
 
 It also prints how the judge carries over between sound models, the one thing a held-out
 family asks of it: trained on the family's dev members alone and scored on the first
 simulator's sessions, and the other way round. ``--drop`` trains with some features blanked
-(the trees cannot split on them), so that a feature set is chosen on how it carries over
-between the two dev models, never on held-out members.
+(the trees cannot split on them), so that a feature set is chosen on dev data, never on
+held-out members: on the out-of-fold figures and on the first direction, which is how the
+shipped judge is used (trained on a broad family, judging a sound model it never heard).
+The other direction (a judge trained on the first simulator alone) warns and does not
+veto: trained on one narrow model the judge fails on the family whatever its features,
+and more so with a feature that the narrow model gives no counter-example to (a heart
+sound falls along the spine as a pop at the top level does, and the first simulator's
+only heart is a regular 45-70 Hz thump). This rule changed on 2026-12-07, after the
+features it admitted had been measured on dev (``benchmarks/detection.md``).
 
 Run: ``make gate-model`` (about 15 minutes the first time; the sessions and each session's
 candidates are cached in bench-out/).
@@ -40,7 +49,13 @@ import heldout  # noqa: E402
 from backpop_sense.pipeline import open_replay  # noqa: E402
 from backpop_sense.pops.artifacts import GateConfig  # noqa: E402
 from backpop_sense.pops.detector import DetectorConfig  # noqa: E402
-from backpop_sense.pops.model import FEATURES, MODEL_PATH, TreeModel  # noqa: E402
+from backpop_sense.pops.model import (  # noqa: E402
+    FEATURES,
+    MODEL_PATH,
+    PLACE,
+    TreeModel,
+    one_mic_path,
+)
 from backpop_sense.pops.stage import PopStage  # noqa: E402
 from backpop_sense.session import Session  # noqa: E402
 from backpop_sense.simulate import SimConfig  # noqa: E402
@@ -55,6 +70,34 @@ LABEL_WINDOW_S = 0.02
 """A candidate this close to a true onset is a pop."""
 PARAMS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 31,
           "class_weight": {0: 1.0, 1: 5.0}, "random_state": 0}
+
+
+class Judges:
+    """The gate's two judges trained with ``params`` on the rows ``x`` (labels ``y``): one
+    for several mics, on every column given; one for one mic, with the place columns
+    (``PLACE``) blanked (``pops/model.py``). :meth:`score` gives each row the judge of its
+    mic count, as the gate does."""
+
+    MICS = FEATURES.index("mics")
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, params: dict = PARAMS) -> None:
+        self.several = HistGradientBoostingClassifier(**params).fit(x, y)
+        self.one = HistGradientBoostingClassifier(**params).fit(placeless(x), y)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Each row's probability of being a pop."""
+        p = self.several.predict_proba(x)[:, 1]
+        one = x[:, self.MICS] == 1
+        if one.any():
+            p[one] = self.one.predict_proba(placeless(x[one]))[:, 1]
+        return p
+
+
+def placeless(x: np.ndarray) -> np.ndarray:
+    """``x`` with the place columns blanked (0, constant: no tree can split on them)."""
+    x = x.copy()
+    x[:, [FEATURES.index(f) for f in PLACE]] = 0.0
+    return x
 
 
 def _cache_key() -> str:
@@ -155,22 +198,24 @@ def main() -> None:
         print(f"  {name:<22} pops kept {int((kept & y).sum())}/{int((inside & y).sum())}, "
               f"other candidates kept {int((kept & ~y).sum())}/{int((inside & ~y).sum())}")
     transfer(x, y, sets, best)
-    model = HistGradientBoostingClassifier(**PARAMS).fit(x, y)
-    flat = TreeModel.from_sklearn(model, FEATURES)
-    if not np.allclose(flat.score(x[:2000]), model.predict_proba(x[:2000])[:, 1], atol=1e-9):
-        raise SystemExit("the flattened model does not score as scikit-learn's does")
-    flat.save(args.out)
-    print(f"wrote {args.out} ({len(flat.roots)} trees); set GateConfig.min_score to {best:.2f}")
+    judges = Judges(x, y)
+    for model, path in ((judges.several, args.out), (judges.one, one_mic_path(args.out))):
+        flat = TreeModel.from_sklearn(model, FEATURES)
+        if not np.allclose(flat.score(x[:2000]), model.predict_proba(x[:2000])[:, 1],
+                           atol=1e-9):
+            raise SystemExit("the flattened model does not score as scikit-learn's does")
+        flat.save(path)
+        print(f"wrote {path} ({len(flat.roots)} trees)")
+    print(f"set GateConfig.min_score to {best:.2f}")
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = PARAMS
                 ) -> np.ndarray:
-    """Each candidate's score from a judge that did not see its session (5 folds by
+    """Each candidate's score from judges that did not see its session (5 folds by
     session), trained with ``params``."""
     oof = np.zeros(len(y))
     for train, test in GroupKFold(5).split(x, y, group):
-        fold = HistGradientBoostingClassifier(**params).fit(x[train], y[train])
-        oof[test] = fold.predict_proba(x[test])[:, 1]
+        oof[test] = Judges(x[train], y[train], params).score(x[test])
     return oof
 
 
@@ -180,9 +225,8 @@ def transfer(x: np.ndarray, y: np.ndarray, sets: np.ndarray, threshold: float) -
     first = np.char.startswith(sets.astype(str), "first")
     for train, test, label in ((~first, first, "family dev → first simulator"),
                                (first, ~first, "first simulator → family dev")):
-        model = HistGradientBoostingClassifier(**PARAMS).fit(x[train], y[train])
         kept = np.zeros(len(y), bool)
-        kept[test] = model.predict_proba(x[test])[:, 1] >= threshold
+        kept[test] = Judges(x[train], y[train]).score(x[test]) >= threshold
         inside = test & y
         print(f"carried over, {label}: mean F1 {_mean_f1(kept[test], y[test], sets[test]):.3f}; "
               f"pops kept {int((kept & inside).sum())}/{int(inside.sum())}, other candidates "

@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -86,6 +86,7 @@ from ..blocks import ImuBlock
 from ..params import COUNT, FINITE, FRACTION, NON_NEGATIVE, POSITIVE, Numbers, Rules, check
 from ..session import GRAVITY
 from .detector import Candidate
+from .locate import DEFAULT_LOCATOR, locate
 from .model import FEATURES, TreeModel, default_model
 
 DOUBTFUL = ("noise", "no burst")
@@ -177,17 +178,20 @@ class ArtifactGate:
 
     Parameters
     ----------
-    n_mics : int
-        Mics in the session (the knock rule needs two or more).
+    mics : sequence of str
+        The level each mic sits over, top to bottom (the knock rule needs two or more; the
+        judge sees where along them the onset comes from).
     imus : sequence of str
         Names of the session's IMUs; with none, the impact rule has no impacts to go by.
     config : GateConfig
         Thresholds.
     """
 
-    def __init__(self, n_mics: int, imus: list[str], config: GateConfig | None = None) -> None:
+    def __init__(self, mics: Sequence[str], imus: list[str], config: GateConfig | None = None
+                 ) -> None:
         self.config = config or GateConfig()
-        self.n_mics = n_mics
+        self.mics = tuple(mics)
+        self.n_mics = len(self.mics)
         self.imu_time = {name: -np.inf for name in imus}
         self.audio_time = -np.inf
         self.impacts: deque[float] = deque()
@@ -199,7 +203,8 @@ class ArtifactGate:
         self.last_pop = -np.inf
         self.unheard: deque[Candidate] = deque()  # awaiting the provisional judgement
         self.last_early = -np.inf
-        self.model: TreeModel | None = default_model() if self.config.min_score > 0 else None
+        self.model: TreeModel | None = (default_model(one_mic=self.n_mics == 1)
+                                         if self.config.min_score > 0 else None)
         self.features: dict[float, np.ndarray] = {}
         """What the judge saw of each candidate at its final judgement, by onset time, when
         ``keep_features`` (for training it)."""
@@ -302,7 +307,7 @@ class ArtifactGate:
         if self.model is not None or self.keep_features:
             # Near an impact the rule above has already rejected it: the judge sees 0 with
             # IMUs, NaN without (it learns how far to trust a session with no IMUs).
-            x = features(c, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
+            x = features(c, self.mics, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
                          impact=0.0 if self.imu_time else math.nan)
             if self.keep_features and until == math.inf:  # the final judgement's
                 self.features[c.t] = x
@@ -401,14 +406,15 @@ class ArtifactGate:
         return 1 + int(hit.sum(axis=1).max())
 
 
-def features(c: Candidate, *, alike: int, periodic: int, cluster: int, impact: float
-             ) -> np.ndarray:
+def features(c: Candidate, mics: Sequence[str], *, alike: int, periodic: int, cluster: int,
+             impact: float) -> np.ndarray:
     """The learned judge's view of a candidate: one row, columns as :data:`FEATURES`.
 
     Levels and times are taken in logs where they span decades; the sound's shape is its
     rise per octave under its largest (at most 20 dB under; NaN for octaves above the
     session's rate); ``alike``, ``periodic`` and ``impact`` are the gate's context (see
-    ``series`` and ``impact``).
+    ``series`` and ``impact``); the last four are where along ``mics`` it comes from
+    (:func:`place`).
     """
     shape = np.full(7, np.nan)
     profile = sound_shape_db(c)[:7]
@@ -421,9 +427,28 @@ def features(c: Candidate, *, alike: int, periodic: int, cluster: int, impact: f
         float(np.clip(spread_db(c), 0, 40)) if len(c.band_energy) > 1 else 0.0,
         math.log2(max(c.band_hz[0], 1.0)), math.log2(max(c.band_hz[1], 1.0)),
         *shape, float(alike), float(periodic), float(cluster), impact, float(len(c.band_energy)),
+        *place(c, mics),
     ]
     assert len(row) == len(FEATURES)
     return np.array(row)[None, :]
+
+
+def place(c: Candidate, mics: Sequence[str]) -> tuple[float, float, float, float]:
+    """Where along the spine the onset comes from, by the locator's single-source fit of its
+    band energy at each mic (``pops/locate.py``, its default prior, whatever the session's
+    locator: these are what the judge was trained on): the fit's least cost (log), the
+    fitted attenuation (log, per metre), how far inside the mics' span the level lies (0 at
+    an end mic, 0.5 in the middle) and the cost margin to the next-best level. A pop is one
+    source inside the body whose sound falls along the spine; a tap on one mic or a sound
+    outside the body fits no level as well. NaN with one mic.
+    """
+    if len(mics) < 2:
+        return (math.nan,) * 4
+    where = locate(c.band_energy, mics, background=c.band_background, config=DEFAULT_LOCATOR)
+    costs = np.array([cost for _, cost in where.costs])
+    i = [lv for lv, _ in where.costs].index(where.level)
+    return (math.log(costs.min() + 1e-3), math.log(where.attenuation_per_m),
+            min(i, len(costs) - 1 - i) / (len(costs) - 1), float(np.sort(costs)[1] - costs.min()))
 
 
 def rise_periods(c: Candidate) -> float:

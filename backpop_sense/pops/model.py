@@ -13,6 +13,12 @@ same scores on any machine. The shipped model is trained with the band features 
 octave edges and the per-octave rise) blanked, so that it cannot key on where one sound
 model puts its pops' energy; the gate still computes them, and a model trained on them
 can use them.
+
+There are two judges, trained on the same candidates: one for sessions of several mics,
+and one for a single mic, trained with the place features (:data:`PLACE`) blanked too. One
+mic cannot place a sound, and a judge that learned from the place features moved its
+one-mic decisions with them (a real heart sound passed: ``benchmarks/detection.md``); the
+one-mic judge sees only what one mic can hear.
 """
 
 from __future__ import annotations
@@ -24,14 +30,26 @@ from pathlib import Path
 import numpy as np
 
 MODEL_PATH = Path(__file__).with_name("gate_model.npz")
+"""The judge of sessions with several mics; the one-mic judge is beside it
+(:func:`one_mic_path`)."""
 
 FEATURES = (
     "log_strength", "excess_db", "log_prominence", "contrast_db", "decay_db",
     "log_duration_ms", "rise_periods", "harmonicity", "snr_db", "spread_db", "log2_band_low_hz",
     "log2_band_high_hz", "shape_0", "shape_1", "shape_2", "shape_3", "shape_4", "shape_5",
     "shape_6", "alike", "periodic", "cluster", "impact", "mics",
+    "loc_cost", "loc_attenuation", "loc_interior", "loc_margin",
 )
 """What the model sees of a candidate (see :func:`backpop_sense.pops.artifacts.features`)."""
+PLACE = tuple(f for f in FEATURES if f.startswith("loc_"))
+"""Where along the spine the onset comes from (:func:`backpop_sense.pops.artifacts.place`):
+NaN with one mic, and blanked in training the one-mic judge."""
+
+
+def one_mic_path(path: str | Path) -> Path:
+    """Where the one-mic judge is kept beside the judge of several mics at ``path``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-one-mic{path.suffix}")
 
 
 @dataclass(frozen=True)
@@ -118,16 +136,18 @@ class TreeModel:
 
 
 @cache
-def default_model() -> TreeModel:
-    """The model shipped with the package (``gate_model.npz``).
+def default_model(one_mic: bool = False) -> TreeModel:
+    """The judge shipped with the package for sessions of several mics (``gate_model.npz``),
+    or for one mic.
 
     Raises
     ------
     RuntimeError
         When it was trained on other features than the gate computes (rebuild it).
     """
-    model = TreeModel.load(MODEL_PATH)
+    path = one_mic_path(MODEL_PATH) if one_mic else MODEL_PATH
+    model = TreeModel.load(path)
     if model.features != FEATURES:
-        raise RuntimeError(f"{MODEL_PATH} was trained on other features than the gate's; "
+        raise RuntimeError(f"{path} was trained on other features than the gate's; "
                            "rebuild it with `make gate-model`")
     return model

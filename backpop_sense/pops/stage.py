@@ -97,7 +97,7 @@ class PopStage:
         self.mics = info.mic_names
         self.locator = locator or LocatorConfig()
         self.detector = PopDetector(sr, len(self.mics), detector)
-        self.gate = ArtifactGate(len(self.mics), [i.name for i in info.imus], gate)
+        self.gate = ArtifactGate(self.mics, [i.name for i in info.imus], gate)
 
     def feed(self, block: Block) -> list[Heard | Pop | Rejected]:
         """Take one block of any kind; return the pops heard (provisionally), and the pops and
