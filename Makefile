@@ -40,8 +40,9 @@ bench: $(STAMP)
 samples: $(STAMP)
 	rm -rf data/samples && $(PY) -m backpop_sense.samples data/samples
 
-# The gate's learned judge (backpop_sense/pops/gate_model.npz): rebuilt from the dev family's
-# sessions (made on first use under bench-out/family); prints the threshold it chose. The
+# The gate's learned judges (backpop_sense/pops/gate_model.npz for several mics and
+# gate_model-one-mic.npz): rebuilt from the dev family's sessions (made on first use under
+# bench-out/family); prints the threshold it chose. The
 # band features are blanked: without them the judge carries over better between the two dev
 # sound models (benchmarks/detection.md).
 gate-model: $(STAMP)

@@ -1,4 +1,4 @@
-"""Train the gate's learned judge on development sessions and write ``pops/gate_model.npz``.
+"""Train the gate's learned judges on development sessions and write ``pops/gate_model*.npz``.
 
 The development sessions are the ``dev`` members' sets (``benchmarks/heldout.py``) and the
 project's first simulator on its development seeds (from 7000, as

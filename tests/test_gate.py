@@ -132,3 +132,32 @@ def test_a_saved_judge_loads_to_the_same_scores(tmp_path: Path) -> None:
     model.save(tmp_path / "m.npz")
     x = np.random.default_rng(2).normal(size=(50, len(FEATURES)))
     assert np.array_equal(TreeModel.load(tmp_path / "m.npz").score(x), model.score(x))
+
+
+def test_the_place_features_tell_one_source_in_the_body_from_a_tap_on_one_mic() -> None:
+    """A sound falling along the spine from one level fits the locator better than one loud
+    at one mic with the others in no order a body gives; one mic cannot place anything."""
+    from backpop_sense.levels import SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_index
+    from backpop_sense.pops.artifacts import place
+
+    d = np.array([abs(level_index(m) - level_index("L1")) * SEGMENT_LENGTH_M + SKIN_DEPTH_M
+                  for m in MICS])
+    body = place(_candidate(band_energy=np.exp(-25 * d)), MICS)
+    tap = place(_candidate(band_energy=np.array([1.0, 0.003, 0.3])), MICS)
+    assert body[0] < tap[0]  # the fit's least cost (log)
+    assert body[2] == 0.5  # L1 is the middle of T10-L4
+    assert all(np.isnan(place(_candidate(band_energy=np.array([1.0])), MICS[:1])))
+
+
+def test_one_mic_is_judged_without_the_place_features() -> None:
+    """A one-mic session gets the judge trained with the place features blanked: none of its
+    trees tests them, so what it decides cannot move with them."""
+    from backpop_sense.pops.model import PLACE
+
+    one = ArtifactGate(MICS[:1], [], GateConfig()).model
+    assert one is default_model(one_mic=True)
+    assert ArtifactGate(MICS, [], GateConfig()).model is default_model()
+    tested = {FEATURES[k] for k in one.feature[~one.leaf]}
+    assert not tested & set(PLACE)
+    several = default_model()
+    assert {FEATURES[k] for k in several.feature[~several.leaf]} & set(PLACE)

@@ -135,17 +135,20 @@ class TreeModel:
                    tuple(features))
 
 
-@cache
 def default_model(one_mic: bool = False) -> TreeModel:
     """The judge shipped with the package for sessions of several mics (``gate_model.npz``),
-    or for one mic.
+    or for one mic; read once.
 
     Raises
     ------
     RuntimeError
         When it was trained on other features than the gate computes (rebuild it).
     """
-    path = one_mic_path(MODEL_PATH) if one_mic else MODEL_PATH
+    return _shipped(one_mic_path(MODEL_PATH) if one_mic else MODEL_PATH)
+
+
+@cache
+def _shipped(path: Path) -> TreeModel:
     model = TreeModel.load(path)
     if model.features != FEATURES:
         raise RuntimeError(f"{path} was trained on other features than the gate's; "
