@@ -10,7 +10,9 @@ whether it dies away, whether it repeats.
 How the gate decides. An onset the IMUs felt as an impact is rejected outright. Every other
 onset is judged by a learned model over all of its features and its context
 (``pops/model.py``, ``min_score``): trained on one family of sound models, it judged the
-other family better than the hand rules did (``benchmarks/detection.md``). The hand rules
+other family better than the hand rules did (``benchmarks/detection.md``). Its features
+include where along the spine the onset comes from (:func:`place`); a one-mic session,
+which cannot place a sound, has its own judge without them. The hand rules
 below name the reason of a rejection: the first that applies, or ``unlike a pop`` if none
 does. With ``min_score = 0`` they decide alone.
 
