@@ -61,6 +61,8 @@ knock                      100 Hz - 5 kHz, equal   external: through air or furn
 strap handling             2-6 touches in 0.5-2 s  a hand adjusting the strap: taps and a scrape
                            on one mic, others      at the mic touched
                            -25..-10 dB
+artifact drift             0 dB (set to move)      a sliding strap moves a rub along the mics;
+                                                   held-out stress set only (not drawn)
 floor                      each part x 0.3-3       body and electronics differ per subject
 =========================  ======================  ==============================================
 
@@ -159,6 +161,12 @@ class Acoustics:
     floor_gains: tuple[float, float, float, float, float] = (1.0, 1.0, 1.0, 1.0, 1.0)
     """Multipliers of the floor's white noise, body noise, rumble, breathing and mains hum."""
     pink_corner_hz: float = 300.0
+    artifact_drift_db: float = 0.0
+    """How far a rub or a strap handling moves along the mics within one event, dB: each
+    mic's gain goes from one point to another of a band this wide over a rub or a scrape,
+    and differs by as much from tap to tap. Not drawn: 0 (every artifact holds its place)
+    unless set, as the held-out stress set does (``benchmarks/heldout.py``): a strap that
+    slides moves the sound along the mics."""
 
     def pop(self, kind: str) -> PopSound:
         """The sound of pops of ``kind``."""
@@ -649,7 +657,8 @@ def rub_events(ac: Acoustics, starts: list[float], mics: tuple[str, ...], sr: in
             r = np.random.default_rng(s)
             weights = r.uniform(0.1, 0.5, len(mics))
             weights[r.integers(len(mics))] = 1.0
-            return rms * _rub_wave(ac, length, sr, r)[:, None] * weights
+            wave = _rub_wave(ac, length, sr, r)
+            return rms * wave[:, None] * weights * _drift(ac, len(wave), len(mics), r)
 
         events.append(Event(int(start * sr), int(length * sr), make, "rub"))
     return events
@@ -675,7 +684,7 @@ def handling_events(ac: Acoustics, duration_s: float, per_minute: float, mics: t
                 r = np.random.default_rng(s)
                 tap = _short_click(r.uniform(100, 2000), r.uniform(3e-3, 20e-3), r, sr, n_tap,
                                    ac.family)
-                return amp * tap[:, None] * w
+                return amp * tap[:, None] * w * _drift(ac, 1, len(w), r)
 
             events.append(Event(int(at * sr), n_tap, make, "handling"))
         length, s = span, seed_of(rng)
@@ -683,10 +692,25 @@ def handling_events(ac: Acoustics, duration_s: float, per_minute: float, mics: t
 
         def scrape(length: float = length, s: int = s, rms: float = rms,
                    w: np.ndarray = weights) -> np.ndarray:
-            return rms * _rub_wave(ac, length, sr, np.random.default_rng(s))[:, None] * w
+            r = np.random.default_rng(s)
+            wave = _rub_wave(ac, length, sr, r)
+            return rms * wave[:, None] * w * _drift(ac, len(wave), len(w), r)
 
         events.append(Event(int(start * sr), int(length * sr), scrape, "handling"))
     return events
+
+
+def _drift(ac: Acoustics, n: int, n_mics: int, r: np.random.Generator) -> np.ndarray | float:
+    """Each mic's gain over an event's ``n`` samples (shape (n, mics)) as its place moves:
+    from a random start within +-``artifact_drift_db``/2 to a random end as far, along a
+    raised cosine. 1.0 (drawing nothing, so that members without drift are as before) when
+    ``artifact_drift_db`` is 0."""
+    if ac.artifact_drift_db <= 0:
+        return 1.0
+    half = ac.artifact_drift_db / 2
+    start, end = r.uniform(-half, half, n_mics), r.uniform(-half, half, n_mics)
+    path = start + (end - start) * ramp(np.linspace(0.0, 1.0, n))[:, None]
+    return 10 ** (path / 20)
 
 
 @dataclass

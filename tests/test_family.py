@@ -219,3 +219,25 @@ def test_the_cli_simulates_a_family_member(tmp_path: Path) -> None:
                          capture_output=True, text=True)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "--family" in bad.stderr and not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("fam", FAMILIES)
+def test_a_rub_holds_its_place_unless_set_to_move(fam: str) -> None:
+    """By default each mic's share of a rub is the same from start to end; with
+    ``artifact_drift_db`` the shares move (each mic's gain within a band that wide, so two
+    mics' shares part by at most twice it)."""
+    mics, sr = ("T10", "L1", "L4"), 8000
+
+    def shares_moved(drift: float) -> np.ndarray:
+        ac = replace(draw_acoustics(fam, 5, 3), artifact_drift_db=drift)
+        (rub,) = family.rub_events(ac, [0.0], mics, sr, np.random.default_rng(1),
+                                   np.full(3, 1e-3))
+        x = rub.make()
+        q = len(x) // 4
+        db = 10 * np.log10(np.mean(x[:q] ** 2, axis=0) / np.mean(x[-q:] ** 2, axis=0))
+        return db - db.mean()  # how far each mic's share moved from the first to the last quarter
+
+    assert np.allclose(shares_moved(0.0), 0.0, atol=1e-9)
+    moved = shares_moved(12.0)
+    assert np.ptp(moved) > 1.0
+    assert np.ptp(moved) <= 24.0 + 1e-6
