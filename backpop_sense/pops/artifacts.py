@@ -193,7 +193,6 @@ class ArtifactGate:
                  ) -> None:
         self.config = config or GateConfig()
         self.mics = tuple(mics)
-        self.n_mics = len(self.mics)
         self.imu_time = {name: -np.inf for name in imus}
         self.audio_time = -np.inf
         self.impacts: deque[float] = deque()
@@ -202,10 +201,13 @@ class ArtifactGate:
         self.shares: dict[int, np.ndarray] = {}
         """Each onset of ``heard``'s :func:`shares_db`, by id: worked out once, not at every
         judgement that counts it."""
+        self.places: dict[int, tuple[float, ...]] = {}
+        """The :func:`place` of each onset of ``heard`` the judge has seen, by id: one fit
+        for its provisional and its final judgement."""
         self.last_pop = -np.inf
         self.unheard: deque[Candidate] = deque()  # awaiting the provisional judgement
         self.last_early = -np.inf
-        self.model: TreeModel | None = (default_model(one_mic=self.n_mics == 1)
+        self.model: TreeModel | None = (default_model(one_mic=len(self.mics) == 1)
                                          if self.config.min_score > 0 else None)
         self.features: dict[float, np.ndarray] = {}
         """What the judge saw of each candidate at its final judgement, by onset time, when
@@ -270,7 +272,9 @@ class ArtifactGate:
             out.append((c, self.reason(c)))
         oldest = self.pending[0].t if self.pending else self.audio_time
         while self.heard and self.heard[0].t < oldest - self.lookahead_s:
-            del self.shares[id(self.heard.popleft())]
+            gone = id(self.heard.popleft())
+            del self.shares[gone]
+            self.places.pop(gone, None)
         horizon = (self.pending[0].t if self.pending else seen) - 2 * cfg.impact_window_s
         while self.impacts and self.impacts[0] < horizon:
             self.impacts.popleft()
@@ -309,7 +313,7 @@ class ArtifactGate:
         if self.model is not None or self.keep_features:
             # Near an impact the rule above has already rejected it: the judge sees 0 with
             # IMUs, NaN without (it learns how far to trust a session with no IMUs).
-            x = features(c, self.mics, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
+            x = features(c, self._place(c), alike=alike_n, periodic=periodic_n, cluster=cluster_n,
                          impact=0.0 if self.imu_time else math.nan)
             if self.keep_features and until == math.inf:  # the final judgement's
                 self.features[c.t] = x
@@ -318,11 +322,20 @@ class ArtifactGate:
             reason = None if score >= cfg.min_score else (hand or "unlike a pop")
         return reason
 
+    def _place(self, c: Candidate) -> tuple[float, ...]:
+        """:func:`place` of ``c``, kept while ``c`` is heard (an onset judged without having
+        been fed is fitted each time)."""
+        if id(c) not in self.shares:
+            return place(c, self.mics)
+        if id(c) not in self.places:
+            self.places[id(c)] = place(c, self.mics)
+        return self.places[id(c)]
+
     def _hand_reason(self, c: Candidate, alike_n: int, periodic_n: int, cluster_n: int
                      ) -> str | None:
         """The first hand rule that rejects ``c`` (the module's list), or None."""
         cfg = self.config
-        if self.n_mics >= 2 and spread_db(c) < cfg.knock_spread_db:
+        if len(self.mics) >= 2 and spread_db(c) < cfg.knock_spread_db:
             return "knock"
         if c.excess_db < cfg.min_excess_db:
             return "noise"  # it does not rise beyond what its band's noise reaches
@@ -408,15 +421,15 @@ class ArtifactGate:
         return 1 + int(hit.sum(axis=1).max())
 
 
-def features(c: Candidate, mics: Sequence[str], *, alike: int, periodic: int, cluster: int,
+def features(c: Candidate, where: Sequence[float], *, alike: int, periodic: int, cluster: int,
              impact: float) -> np.ndarray:
     """The learned judge's view of a candidate: one row, columns as :data:`FEATURES`.
 
     Levels and times are taken in logs where they span decades; the sound's shape is its
     rise per octave under its largest (at most 20 dB under; NaN for octaves above the
     session's rate); ``alike``, ``periodic`` and ``impact`` are the gate's context (see
-    ``series`` and ``impact``); the last four are where along ``mics`` it comes from
-    (:func:`place`).
+    ``series`` and ``impact``); ``where``, the last four, where along the spine it comes
+    from (:func:`place`).
     """
     shape = np.full(7, np.nan)
     profile = sound_shape_db(c)[:7]
@@ -429,7 +442,7 @@ def features(c: Candidate, mics: Sequence[str], *, alike: int, periodic: int, cl
         float(np.clip(spread_db(c), 0, 40)) if len(c.band_energy) > 1 else 0.0,
         math.log2(max(c.band_hz[0], 1.0)), math.log2(max(c.band_hz[1], 1.0)),
         *shape, float(alike), float(periodic), float(cluster), impact, float(len(c.band_energy)),
-        *place(c, mics),
+        *where,
     ]
     assert len(row) == len(FEATURES)
     return np.array(row)[None, :]
