@@ -86,10 +86,11 @@ class Judges:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Each row's probability of being a pop."""
-        p = self.several.predict_proba(x)[:, 1]
+        p = np.zeros(len(x))
         one = x[:, self.MICS] == 1
-        if one.any():
-            p[one] = self.one.predict_proba(placeless(x[one]))[:, 1]
+        for rows, model, view in ((~one, self.several, x), (one, self.one, placeless(x))):
+            if rows.any():
+                p[rows] = model.predict_proba(view[rows])[:, 1]
         return p
 
 
