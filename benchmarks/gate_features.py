@@ -156,23 +156,26 @@ CHANCE_STATES = 5
 
 
 def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, seed: int
-            ) -> tuple[np.ndarray, list[float]]:
+            ) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """One training's figures at 0.90, the judge at random state ``seed``: its out-of-fold
-    scores, and the row :func:`judge` prints (out of fold: mean F1, family pops kept, other
-    kept; family → first and first → family: mean F1, pops kept, other kept; then pops kept
-    and false per family set)."""
+    scores, which family candidates the judge trained on the first simulator alone passes
+    (a mask over every row), and the row :func:`judge` prints (out of fold: mean F1, family
+    pops kept, other kept; family → first and first → family: mean F1, pops kept, other
+    kept; then pops kept and false per family set)."""
     first = np.char.startswith(sets.astype(str), "first")
     params = {**PARAMS, "random_state": seed}
     oof = out_of_fold(x, y, group, params)
     kept = oof >= 0.9
     row = [_mean_f1(kept, y, sets), (kept & y & ~first).sum(), (kept & ~y & ~first).sum()]
+    narrow = np.zeros(len(y), bool)
     for train, test in ((~first, first), (first, ~first)):
         over = Judges(x[train], y[train], params).score(x[test]) >= 0.9
         row += [_mean_f1(over, y[test], sets[test]), (over & y[test]).sum(),
                 (over & ~y[test]).sum()]
+    narrow[~first] = over
     row += [v for n in _family_sets(sets) for v in ((kept & y & (sets == n)).sum(),
                                                      (kept & ~y & (sets == n)).sum())]
-    return oof, [float(v) for v in row]
+    return oof, narrow, [float(v) for v in row]
 
 
 def _family_sets(sets: np.ndarray) -> list[str]:
@@ -180,14 +183,15 @@ def _family_sets(sets: np.ndarray) -> list[str]:
 
 
 def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str,
-          seeds: int = 1, states: int = 0) -> tuple[np.ndarray, list[list[float]]]:
+          seeds: int = 1, states: int = 0
+          ) -> tuple[np.ndarray, np.ndarray, list[list[float]]]:
     """Print out-of-fold and carried-over figures at 0.90 for one feature set, each the mean
     over the judge's random states 0 to ``seeds - 1``; return the out-of-fold scores of
     random state 0 and the rows of :func:`figures` of ``max(seeds, states)`` states (the
     'chance alone' line spans them)."""
     first = np.char.startswith(sets.astype(str), "first")
     runs = [figures(x, y, group, sets, seed) for seed in range(max(seeds, states))]
-    rows = [row for _, row in runs]
+    rows = [row for _, _, row in runs]
     m = np.mean(np.array(rows[:seeds]), axis=0)
     count = "{:.0f}".format if seeds == 1 else "{:.1f}".format
     over_state = "" if seeds == 1 else f" (mean of {seeds} random states)"
@@ -200,7 +204,7 @@ def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, lab
     print("    out of fold, pops kept / false per set: " + ", ".join(
         f"{n} {count(m[9 + 2 * k])}/{count(m[10 + 2 * k])}"
         for k, n in enumerate(_family_sets(sets))), flush=True)
-    return runs[0][0], rows
+    return runs[0][0], runs[0][1], rows
 
 
 def chance(rows: list[list[float]]) -> None:
@@ -285,14 +289,12 @@ def heart_trains(x: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
           f"(median count {np.median(c):.0f})")
 
 
-def narrow_false(x: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
-                 sets: np.ndarray, sounding: dict[int, list], label: str) -> None:
+def narrow_false(narrow: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
+                 sounding: dict[int, list], label: str) -> None:
     """Print what was sounding at each family candidate that a judge trained on the first
-    simulator alone passes (at 0.90): the direction that warns and does not veto
-    (``train_gate.py``), and why."""
-    first = np.char.startswith(sets.astype(str), "first")
-    passed = np.flatnonzero(~first & ~y)
-    passed = passed[Judges(x[first], y[first]).score(x[passed]) >= 0.9]
+    simulator alone passes at 0.90 (``narrow``, from :func:`figures`): the direction that
+    warns and does not veto (``train_gate.py``), and why."""
+    passed = np.flatnonzero(narrow & ~y)
     during: dict[str, int] = {}
     for i in passed:
         what = heldout.sounding_at(sounding[int(group[i])], float(t[i]))
@@ -344,10 +346,10 @@ def main() -> None:
         xx = x.copy()
         xx[:, blank] = 0.0
         shipped = label == "shipped features"
-        oof, rows = judge(xx, y, group, sets_a, label, seeds,
+        oof, narrow, rows = judge(xx, y, group, sets_a, label, seeds,
                           CHANCE_STATES if shipped else 0)
         if label in ("shipped features", "without loc_"):
-            narrow_false(xx, y, group, every_t, sets_a, sounding, label)
+            narrow_false(narrow, y, group, every_t, sounding, label)
         if shipped:
             misses(x, y, oof, sets_a, np.concatenate(crowded))
             quiet_false(oof, y, group, every_t, [n for _, n in jobs], sounding)
