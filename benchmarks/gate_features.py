@@ -169,7 +169,7 @@ def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, s
     row = [_mean_f1(kept, y, sets), (kept & y & ~first).sum(), (kept & ~y & ~first).sum()]
     narrow = np.zeros(len(y), bool)
     for train, test in ((~first, first), (first, ~first)):
-        over = Judges(x[train], y[train], params).score(x[test]) >= 0.9
+        over = Judges(x[train], y[train], group[train], params).score(x[test]) >= 0.9
         row += [_mean_f1(over, y[test], sets[test]), (over & y[test]).sum(),
                 (over & ~y[test]).sum()]
     narrow[~first] = over

@@ -11,8 +11,11 @@ How the gate decides. An onset the IMUs felt as an impact is rejected outright. 
 onset is judged by a learned model over all of its features and its context
 (``pops/model.py``, ``min_score``): trained on one family of sound models, it judged the
 other family better than the hand rules did (``benchmarks/detection.md``). Its features
-include where along the spine the onset comes from (:func:`place`); a one-mic session,
-which cannot place a sound, has its own judge without them. The hand rules
+include where along the spine the onset comes from (:func:`place`) and how fast the spine
+itself was bending or twisting around it (``bending``: a pop comes with stretching,
+twisting or a movement cycle, background.md; a heartbeat or a word comes whatever the spine
+does); a one-mic session, which cannot place a sound and has no IMUs, has its own judge
+without them. The hand rules
 below name the reason of a rejection: the first that applies, or ``unlike a pop`` if none
 does. With ``min_score = 0`` they decide alone.
 
@@ -98,6 +101,12 @@ carries the pop it would be, which its repeats may still vouch for at the end of
 (a recurring snap: ``pops/repeats.py``)."""
 
 
+IMU_HISTORY_S = 60.0
+"""The most IMU history (s) the gate keeps for the spine's movement, behind the IMUs' newest
+sample: memory stays bounded when the audio lags (an onset heard later than that is judged as
+if without IMUs)."""
+
+
 @dataclass(frozen=True)
 class GateConfig:
     """Thresholds of the artifact rules (dB, ms, s, m/s^2, ratios)."""
@@ -146,6 +155,10 @@ class GateConfig:
     sharp_rise_ms: float = 2.0
     sharp_rise_periods: float = 2.0
     same_event_s: float = 0.05
+    motion_window_s: float = 0.5
+    """How far before an onset (s) the spine's own movement is looked for (up to
+    ``impact_window_s`` after it): a pop comes with stretching, twisting or a movement
+    cycle (background.md), a heartbeat or a word whether the spine moves or not."""
 
     RULES: ClassVar[Rules] = {
         "knock_spread_db": NON_NEGATIVE, "impact_ms2": POSITIVE, "impact_window_s": NON_NEGATIVE,
@@ -158,7 +171,7 @@ class GateConfig:
         "rub_duration_ms": NON_NEGATIVE, "voice_harmonicity": FRACTION,
         "burst_decay_db": FINITE, "min_decay_db": FINITE, "clear_prominence": NON_NEGATIVE,
         "sharp_rise_ms": NON_NEGATIVE, "sharp_rise_periods": NON_NEGATIVE,
-        "same_event_s": NON_NEGATIVE,
+        "same_event_s": NON_NEGATIVE, "motion_window_s": NON_NEGATIVE,
     }
 
     def __post_init__(self) -> None:
@@ -194,6 +207,12 @@ class ArtifactGate:
         self.config = config or GateConfig()
         self.mics = tuple(mics)
         self.imu_time = {name: -np.inf for name in imus}
+        self.bending = (imus[0], imus[-1]) if len(imus) >= 2 else ()
+        """The two IMUs whose rotation against each other is the spine's (top and bottom)."""
+        self.gyro: dict[str, deque[tuple[np.ndarray, np.ndarray]]] = {
+            name: deque() for name in self.bending}
+        """Each of :attr:`bending`'s recent blocks: times (s) and angular velocity (rad/s),
+        kept back to ``motion_window_s`` before the earliest onset still to judge."""
         self.audio_time = -np.inf
         self.impacts: deque[float] = deque()
         self.pending: deque[Candidate] = deque()
@@ -221,6 +240,8 @@ class ArtifactGate:
             times = block.t[jolt]
             self.impacts.extend(times.tolist())
         self.imu_time[block.imu] = float(block.t[-1])
+        if block.imu in self.gyro:
+            self.gyro[block.imu].append((block.t, block.gyro))
         return self._release(final=False)
 
     def feed(self, candidates: list[Candidate], heard_until: float = -np.inf
@@ -278,6 +299,13 @@ class ArtifactGate:
         horizon = (self.pending[0].t if self.pending else seen) - 2 * cfg.impact_window_s
         while self.impacts and self.impacts[0] < horizon:
             self.impacts.popleft()
+        # Onsets still to come lie after audio_time, those still to judge at their own times;
+        # at most IMU_HISTORY_S is kept, however far the audio lags.
+        earliest = min([self.audio_time, *(q[0].t for q in (self.pending, self.unheard) if q)])
+        earliest = max(earliest, max(self.imu_time.values(), default=0.0) - IMU_HISTORY_S)
+        for blocks in self.gyro.values():
+            while len(blocks) > 1 and blocks[0][0][-1] < earliest - cfg.motion_window_s:
+                blocks.popleft()
         return out
 
     def reason(self, c: Candidate) -> str | None:
@@ -314,13 +342,35 @@ class ArtifactGate:
             # Near an impact the rule above has already rejected it: the judge sees 0 with
             # IMUs, NaN without (it learns how far to trust a session with no IMUs).
             x = features(c, self._place(c), alike=alike_n, periodic=periodic_n, cluster=cluster_n,
-                         impact=0.0 if self.imu_time else math.nan)
+                         impact=0.0 if self.imu_time else math.nan,
+                         bending=self._bending(c.t))
             if self.keep_features and until == math.inf:  # the final judgement's
                 self.features[c.t] = x
         if self.model is not None:
             score = float(self.model.score(x)[0])
             reason = None if score >= cfg.min_score else (hand or "unlike a pop")
         return reason
+
+    def _bending(self, t: float) -> float:
+        """How fast the spine bent or twisted around ``t`` (s): the root mean square of the
+        top IMU's angular velocity less the bottom one's, from ``motion_window_s`` before
+        ``t`` to ``impact_window_s`` after, in deg/s (both IMUs in body axes; a turn or a
+        step of the whole body moves both alike). NaN without two IMUs."""
+        cfg = self.config
+        lo, hi = t - cfg.motion_window_s, t + cfg.impact_window_s
+        parts = []
+        for name in self.bending:
+            blocks = [(u, g) for u, g in self.gyro[name] if u[-1] >= lo and u[0] <= hi]
+            if not blocks:
+                return math.nan
+            u, g = np.concatenate([b[0] for b in blocks]), np.vstack([b[1] for b in blocks])
+            inside = (u >= lo) & (u <= hi)
+            parts.append((u[inside], g[inside]))
+        if not self.bending or len(parts[0][0]) == 0 or len(parts[1][0]) < 2:
+            return math.nan
+        (ta, ga), (tb, gb) = parts
+        other = np.column_stack([np.interp(ta, tb, gb[:, k]) for k in range(3)])
+        return math.degrees(math.sqrt(float(np.mean(np.sum((ga - other) ** 2, axis=1)))))
 
     def _place(self, c: Candidate) -> tuple[float, ...]:
         """:func:`place` of ``c``, kept while ``c`` is heard (an onset judged without having
@@ -422,14 +472,15 @@ class ArtifactGate:
 
 
 def features(c: Candidate, where: Sequence[float], *, alike: int, periodic: int, cluster: int,
-             impact: float) -> np.ndarray:
+             impact: float, bending: float = math.nan) -> np.ndarray:
     """The learned judge's view of a candidate: one row, columns as :data:`FEATURES`.
 
     Levels and times are taken in logs where they span decades; the sound's shape is its
     rise per octave under its largest (at most 20 dB under; NaN for octaves above the
     session's rate); ``alike``, ``periodic`` and ``impact`` are the gate's context (see
-    ``series`` and ``impact``); ``where``, the last four, where along the spine it comes
-    from (:func:`place`).
+    ``series`` and ``impact``); ``where``, where along the spine it comes from
+    (:func:`place`); ``bending``, the last, how fast the spine moved around it (deg/s,
+    NaN without two IMUs: :meth:`ArtifactGate._bending`).
     """
     shape = np.full(7, np.nan)
     profile = sound_shape_db(c)[:7]
@@ -442,7 +493,7 @@ def features(c: Candidate, where: Sequence[float], *, alike: int, periodic: int,
         float(np.clip(spread_db(c), 0, 40)) if len(c.band_energy) > 1 else 0.0,
         math.log2(max(c.band_hz[0], 1.0)), math.log2(max(c.band_hz[1], 1.0)),
         *shape, float(alike), float(periodic), float(cluster), impact, float(len(c.band_energy)),
-        *where,
+        *where, bending,
     ]
     assert len(row) == len(FEATURES)
     return np.array(row)[None, :]

@@ -15,10 +15,10 @@ model puts its pops' energy; the gate still computes them, and a model trained o
 can use them.
 
 There are two judges, trained on the same candidates: one for sessions of several mics,
-and one for a single mic, trained with the place features (:data:`PLACE`) blanked too. One
-mic cannot place a sound, and a judge that learned from the place features moved its
-one-mic decisions with them (a real heart sound passed: ``benchmarks/detection.md``); the
-one-mic judge sees only what one mic can hear.
+and one for a single mic, trained with the place features and the spine's movement
+(:data:`ONE_MIC_BLIND`) blanked too. One mic cannot place a sound, and a judge that learned
+from the place features moved its one-mic decisions with them (a real heart sound passed:
+``benchmarks/detection.md``); the one-mic judge sees only what one mic can hear.
 """
 
 from __future__ import annotations
@@ -38,12 +38,17 @@ FEATURES = (
     "log_duration_ms", "rise_periods", "harmonicity", "snr_db", "spread_db", "log2_band_low_hz",
     "log2_band_high_hz", "shape_0", "shape_1", "shape_2", "shape_3", "shape_4", "shape_5",
     "shape_6", "alike", "periodic", "cluster", "impact", "mics",
-    "loc_cost", "loc_attenuation", "loc_interior", "loc_margin",
+    "loc_cost", "loc_attenuation", "loc_interior", "loc_margin", "bending",
 )
 """What the model sees of a candidate (see :func:`backpop_sense.pops.artifacts.features`)."""
 PLACE = tuple(f for f in FEATURES if f.startswith("loc_"))
 """Where along the spine the onset comes from (:func:`backpop_sense.pops.artifacts.place`):
-NaN with one mic, and blanked in training the one-mic judge."""
+NaN with one mic."""
+ONE_MIC_BLIND = (*PLACE, "bending")
+"""Blanked in training the one-mic judge: the place, which one mic cannot tell, and the
+spine's movement, which the one-mic sessions it is made for do not record (the phone held to
+the back: no IMUs). Trained with the movement, the one-mic judge moved its decisions on
+sessions without it (``benchmarks/detection.md``)."""
 
 
 def one_mic_path(path: str | Path) -> Path:
