@@ -220,9 +220,10 @@ class ArtifactGate:
         self.shares: dict[int, np.ndarray] = {}
         """Each onset of ``heard``'s :func:`shares_db`, by id: worked out once, not at every
         judgement that counts it."""
-        self.places: dict[int, tuple[float, ...]] = {}
-        """The :func:`place` of each onset of ``heard`` the judge has seen, by id: one fit
-        for its provisional and its final judgement."""
+        self.places: dict[int, tuple[tuple[float, ...], float]] = {}
+        """The :func:`place` of each onset of ``heard`` the judge has seen and the spine's
+        movement around it (:meth:`_bending`), by id: fitted and read once for its
+        provisional and its final judgement (the IMUs have passed it by both)."""
         self.last_pop = -np.inf
         self.unheard: deque[Candidate] = deque()  # awaiting the provisional judgement
         self.last_early = -np.inf
@@ -341,9 +342,9 @@ class ArtifactGate:
         if self.model is not None or self.keep_features:
             # Near an impact the rule above has already rejected it: the judge sees 0 with
             # IMUs, NaN without (it learns how far to trust a session with no IMUs).
-            x = features(c, self._place(c), alike=alike_n, periodic=periodic_n, cluster=cluster_n,
-                         impact=0.0 if self.imu_time else math.nan,
-                         bending=self._bending(c.t))
+            where, bending = self._where(c)
+            x = features(c, where, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
+                         impact=0.0 if self.imu_time else math.nan, bending=bending)
             if self.keep_features and until == math.inf:  # the final judgement's
                 self.features[c.t] = x
         if self.model is not None:
@@ -372,13 +373,13 @@ class ArtifactGate:
         other = np.column_stack([np.interp(ta, tb, gb[:, k]) for k in range(3)])
         return math.degrees(math.sqrt(float(np.mean(np.sum((ga - other) ** 2, axis=1)))))
 
-    def _place(self, c: Candidate) -> tuple[float, ...]:
-        """:func:`place` of ``c``, kept while ``c`` is heard (an onset judged without having
-        been fed is fitted each time)."""
+    def _where(self, c: Candidate) -> tuple[tuple[float, ...], float]:
+        """:func:`place` of ``c`` and :meth:`_bending` at it, kept while ``c`` is heard (an
+        onset judged without having been fed is worked out each time)."""
         if id(c) not in self.shares:
-            return place(c, self.mics)
+            return place(c, self.mics), self._bending(c.t)
         if id(c) not in self.places:
-            self.places[id(c)] = place(c, self.mics)
+            self.places[id(c)] = (place(c, self.mics), self._bending(c.t))
         return self.places[id(c)]
 
     def _hand_reason(self, c: Candidate, alike_n: int, periodic_n: int, cluster_n: int
