@@ -1,14 +1,16 @@
 """Try candidate features the judge does not have, on the dev sessions only.
 
-Adds to every dev candidate of ``make gate-model`` (``train_gate.py``) a group of features
-and prints what the judge keeps out of fold (5 folds by session) and how it carries over
-between the two dev sound models, as ``train_gate.py`` does for the shipped features (band
-features blanked). Rows that blank shipped features show what those bring: ``without loc_``
-(where along the spine the onset comes from, ``artifacts.place``, shipped since
-2026-12-07), ``without near_`` (the onsets around it, ``ArtifactGate._near``, shipped since
-2026-12-07, first tried here as the ``ctx_`` group) and ``without bending`` (the spine's
-movement, ``ArtifactGate._bending``).
+Adds to every dev candidate of ``make gate-model`` (``train_gate.py``) two groups of
+features and prints, for each group, what the judge keeps out of fold (5 folds by session)
+and how it carries over between the two dev sound models, as ``train_gate.py`` does for the
+shipped features (band features blanked). The row ``without loc_`` blanks the shipped
+features that say where along the spine the onset comes from (``artifacts.place``, shipped
+since 2026-12-07), to show what they bring.
 
+``ctx_``
+    The candidate's neighbours: onsets within 0.5 s and 2 s, and how far its excess (dB)
+    and log strength stand above the largest of its neighbours' within 1 s (a pop stands out
+    of what is around it; syllables and rub crackle do not).
 ``src_``
     Whether the onset is the sound already under way or a new source: how loud the 20 ms
     before it were over the usual background (dB, largest over mics), how far each mic's
@@ -60,6 +62,7 @@ from backpop_sense.pops.model import FEATURES  # noqa: E402
 from backpop_sense.pops.stage import PopStage  # noqa: E402
 from backpop_sense.simulate import sounding_events  # noqa: E402
 
+CTX = ("ctx_near_0.5s", "ctx_near_2s", "ctx_rel_excess_db", "ctx_rel_log_strength")
 SRC = ("src_pre_db", "src_change_db", "src_head_pre_db")
 SRC_HEAD_S = 0.005
 """The onset's head for the ``src_`` group (s): as long as the shortest pop, and the frames
@@ -132,6 +135,19 @@ def src_features(head: np.ndarray, pre: np.ndarray, bg: np.ndarray) -> np.ndarra
     rows[:, 1] = np.max(np.abs(shares(head) - shares(pre)), axis=1)
     rows[:, 2] = np.clip(10 * np.log10(np.max(np.maximum(head, tiny) / np.maximum(pre, tiny),
                                               axis=1)), -10, 50)
+    return rows
+
+
+def ctx_features(t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The ``ctx_`` group for each candidate of one session (``x``: its shipped features)."""
+    ex, ls = FEATURES.index("excess_db"), FEATURES.index("log_strength")
+    rows = np.zeros((len(t), len(CTX)))
+    for k in range(len(t)):
+        gap = np.abs(t - t[k])
+        around = (gap <= 1.0) & (gap > 0)
+        rows[k] = ((gap <= 0.5).sum() - 1, (gap <= 2.0).sum() - 1,
+                   x[k, ex] - x[around, ex].max() if around.any() else 30.0,
+                   x[k, ls] - x[around, ls].max() if around.any() else 5.0)
     return rows
 
 
@@ -309,7 +325,7 @@ def main() -> None:
         if not np.array_equal(t, t_cached):
             raise SystemExit(f"{path}: candidates differ from train_gate.py's cache")
         head, pre, bg = (got[n][judged] for n in ("head", "pre", "bg"))
-        xs.append(np.hstack([x, src_features(head, pre, bg)]))
+        xs.append(np.hstack([x, ctx_features(t, x), src_features(head, pre, bg)]))
         ys.append(y)
         groups.append(np.full(len(y), k))
         sets += [name] * len(y)
@@ -317,17 +333,15 @@ def main() -> None:
         crowded.append(np.searchsorted(t, t + 0.3, "right") - np.searchsorted(t, t - 0.3) > 1)
     x, y = np.vstack(xs), np.concatenate(ys)
     group, sets_a = np.concatenate(groups), np.array(sets)
-    names = (*FEATURES, *SRC)
+    names = (*FEATURES, *CTX, *SRC)
     every_t = np.concatenate(times)
     sounding = {k: sounding_events(c) for k, (_, n, c) in enumerate(configs)
                 if not n.startswith("first")}
-    near = ("near_", "excess_over_near", "strength_over_near")
-    for label, off in (("shipped features", ("src_",)),
-                       ("without loc_", ("loc_", "src_")),
-                       ("without near_", (*near, "src_")),
-                       ("without bending", ("bending", "src_")),
-                       ("+ src_", ()),
-                       ("+ src_change_db", ("src_pre", "src_head"))):
+    for label, off in (("shipped features", ("ctx_", "src_")),
+                       ("without loc_", ("loc_", "ctx_", "src_")), ("+ ctx_", ("src_",)),
+                       ("+ src_", ("ctx_",)),
+                       ("+ src_change_db", ("ctx_", "src_pre", "src_head")),
+                       ("+ ctx_ + src_", ())):
         blank = [j for j, f in enumerate(names) if f.startswith(BLANKED + off)]
         xx = x.copy()
         xx[:, blank] = 0.0

@@ -11,13 +11,11 @@ How the gate decides. An onset the IMUs felt as an impact is rejected outright. 
 onset is judged by a learned model over all of its features and its context
 (``pops/model.py``, ``min_score``): trained on one family of sound models, it judged the
 other family better than the hand rules did (``benchmarks/detection.md``). Its features
-include where along the spine the onset comes from (:func:`place`), how fast the spine
+include where along the spine the onset comes from (:func:`place`) and how fast the spine
 itself was bending or twisting around it (``bending``: a pop comes with stretching,
 twisting or a movement cycle, background.md; a heartbeat or a word comes whatever the spine
-does), and how it stands among the onsets around it (``near_windows_s``,
-``near_compare_s``: a pop stands alone or nearly, and out of what sounds around it;
-syllables and a rub's crackle come in bursts); a one-mic session, which cannot place a
-sound and has no IMUs, has its own judge without the place and the movement. The hand rules
+does); a one-mic session, which cannot place a sound and has no IMUs, has its own judge
+without them. The hand rules
 below name the reason of a rejection: the first that applies, or ``unlike a pop`` if none
 does. With ``min_score = 0`` they decide alone.
 
@@ -157,13 +155,6 @@ class GateConfig:
     sharp_rise_ms: float = 2.0
     sharp_rise_periods: float = 2.0
     same_event_s: float = 0.05
-    near_windows_s: tuple[float, float] = (0.5, 2.0)
-    """How close (either side, s) the other onsets the judge counts around an onset lie: a
-    pop stands alone or nearly, where syllables, a rub's crackle and a hand on the strap
-    come in bursts of onsets."""
-    near_compare_s: float = 1.0
-    """How close (either side, s) the onsets lie that an onset's excess and strength are
-    measured against: a pop stands out of what sounds around it."""
     motion_window_s: float = 0.5
     """How far before an onset (s) the spine's own movement is looked for (up to
     ``impact_window_s`` after it): a pop comes with stretching, twisting or a movement
@@ -181,7 +172,6 @@ class GateConfig:
         "burst_decay_db": FINITE, "min_decay_db": FINITE, "clear_prominence": NON_NEGATIVE,
         "sharp_rise_ms": NON_NEGATIVE, "sharp_rise_periods": NON_NEGATIVE,
         "same_event_s": NON_NEGATIVE, "motion_window_s": NON_NEGATIVE,
-        "near_windows_s": Numbers(POSITIVE, "ascending", 2), "near_compare_s": POSITIVE,
     }
 
     def __post_init__(self) -> None:
@@ -270,9 +260,7 @@ class ArtifactGate:
     def lookahead_s(self) -> float:
         """How long after an onset the gate must have heard before judging it (s): the
         furthest a series or a train reaches."""
-        cfg = self.config
-        return max(cfg.series_window_s, 2 * cfg.periodic_period_s[1] + 0.1,
-                   cfg.near_windows_s[1], cfg.near_compare_s)
+        return max(self.config.series_window_s, 2 * self.config.periodic_period_s[1] + 0.1)
 
     def finish(self) -> list[tuple[Candidate, str | None]]:
         """Judge everything still held (the final judgement needs no provisional one)."""
@@ -356,8 +344,7 @@ class ArtifactGate:
             # IMUs, NaN without (it learns how far to trust a session with no IMUs).
             where, bending = self._where(c)
             x = features(c, where, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
-                         impact=0.0 if self.imu_time else math.nan, bending=bending,
-                         near=self._near(c, heard))
+                         impact=0.0 if self.imu_time else math.nan, bending=bending)
             if self.keep_features and until == math.inf:  # the final judgement's
                 self.features[c.t] = x
         if self.model is not None:
@@ -385,18 +372,6 @@ class ArtifactGate:
         (ta, ga), (tb, gb) = parts
         other = np.column_stack([np.interp(ta, tb, gb[:, k]) for k in range(3)])
         return math.degrees(math.sqrt(float(np.mean(np.sum((ga - other) ** 2, axis=1)))))
-
-    def _near(self, c: Candidate, heard: Iterable[Candidate]) -> tuple[float, ...]:
-        """The onsets of ``heard`` around ``c``: how many lie within each of
-        ``near_windows_s``, and how far ``c``'s excess (dB) and log strength stand above the
-        largest of those within ``near_compare_s`` (30 dB and 5 when there are none: far
-        above anything the judge was trained on)."""
-        cfg = self.config
-        gaps = np.array([abs(o.t - c.t) for o in heard if o is not c])
-        others = [o for o in heard if o is not c and abs(o.t - c.t) <= cfg.near_compare_s]
-        excess = (c.excess_db - max(o.excess_db for o in others)) if others else 30.0
-        strength = (_log_strength(c) - max(_log_strength(o) for o in others)) if others else 5.0
-        return (*(float((gaps <= w).sum()) for w in cfg.near_windows_s), excess, strength)
 
     def _where(self, c: Candidate) -> tuple[tuple[float, ...], float]:
         """:func:`place` of ``c`` and :meth:`_bending` at it, kept while ``c`` is heard (an
@@ -498,37 +473,31 @@ class ArtifactGate:
 
 
 def features(c: Candidate, where: Sequence[float], *, alike: int, periodic: int, cluster: int,
-             impact: float, bending: float = math.nan,
-             near: Sequence[float] = (0.0, 0.0, 30.0, 5.0)) -> np.ndarray:
+             impact: float, bending: float = math.nan) -> np.ndarray:
     """The learned judge's view of a candidate: one row, columns as :data:`FEATURES`.
 
     Levels and times are taken in logs where they span decades; the sound's shape is its
     rise per octave under its largest (at most 20 dB under; NaN for octaves above the
     session's rate); ``alike``, ``periodic`` and ``impact`` are the gate's context (see
     ``series`` and ``impact``); ``where``, where along the spine it comes from
-    (:func:`place`); ``bending``, how fast the spine moved around it (deg/s, NaN without
-    two IMUs: :meth:`ArtifactGate._bending`); ``near``, the last four, the onsets around it
-    (:meth:`ArtifactGate._near`; the default: none).
+    (:func:`place`); ``bending``, the last, how fast the spine moved around it (deg/s,
+    NaN without two IMUs: :meth:`ArtifactGate._bending`).
     """
     shape = np.full(7, np.nan)
     profile = sound_shape_db(c)[:7]
     shape[: len(profile)] = profile
     row = [
-        _log_strength(c), c.excess_db, math.log(max(c.prominence, 1e-3)),
+        math.log(max(c.strength, 1.0)), c.excess_db, math.log(max(c.prominence, 1e-3)),
         float(np.clip(c.contrast_db, -30, 40)), float(np.clip(c.decay_db, -30, 40)),
         math.log(min(max(c.duration_ms, 1.0), 500.0)), rise_periods(c), c.harmonicity,
         float(np.clip(c.snr_db, -30, 40)),
         float(np.clip(spread_db(c), 0, 40)) if len(c.band_energy) > 1 else 0.0,
         math.log2(max(c.band_hz[0], 1.0)), math.log2(max(c.band_hz[1], 1.0)),
         *shape, float(alike), float(periodic), float(cluster), impact, float(len(c.band_energy)),
-        *where, bending, *near,
+        *where, bending,
     ]
     assert len(row) == len(FEATURES)
     return np.array(row)[None, :]
-
-
-def _log_strength(c: Candidate) -> float:
-    return math.log(max(c.strength, 1.0))
 
 
 def place(c: Candidate, mics: Sequence[str]) -> tuple[float, float, float, float]:

@@ -39,7 +39,6 @@ FEATURES = (
     "log2_band_high_hz", "shape_0", "shape_1", "shape_2", "shape_3", "shape_4", "shape_5",
     "shape_6", "alike", "periodic", "cluster", "impact", "mics",
     "loc_cost", "loc_attenuation", "loc_interior", "loc_margin", "bending",
-    "near_short", "near_long", "excess_over_near_db", "strength_over_near",
 )
 """What the model sees of a candidate (see :func:`backpop_sense.pops.artifacts.features`)."""
 PLACE = tuple(f for f in FEATURES if f.startswith("loc_"))
