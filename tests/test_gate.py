@@ -234,3 +234,22 @@ def test_the_judge_learns_each_pop_at_any_moment_of_its_session_too() -> None:
     assert xa[7, b] in (1.0, 2.0) and xa[8, b] == 500.0 and xa[9, b] == 500.0
     assert np.allclose(w, [1 - STILL_SHARE, 1, 1, 1 - STILL_SHARE, 1, 1 - STILL_SHARE, 1,
                            STILL_SHARE, STILL_SHARE, STILL_SHARE])
+
+
+def test_the_imu_history_the_gate_keeps_is_bounded_when_the_audio_lags() -> None:
+    """The gate keeps the IMUs' angular velocity for the spine's movement back to the
+    earliest onset it may still judge, and never more than ``IMU_HISTORY_S`` behind the
+    IMUs' newest sample: ten minutes of IMU with no audio at all keep about a minute."""
+    from backpop_sense.blocks import ImuBlock
+    from backpop_sense.pops.artifacts import IMU_HISTORY_S
+    from backpop_sense.session import GRAVITY
+
+    gate = ArtifactGate(MICS, ["thoracic", "sacral"], GateConfig())
+    for k in range(600):
+        t = k + np.arange(200) / 200.0
+        acc = np.tile([0.0, 0.0, GRAVITY], (len(t), 1))
+        for name in ("thoracic", "sacral"):
+            gate.feed_imu(ImuBlock(name, 200 * k, t, acc, np.zeros_like(acc)))
+    for blocks in gate.gyro.values():
+        kept = blocks[-1][0][-1] - blocks[0][0][0]
+        assert IMU_HISTORY_S <= kept <= IMU_HISTORY_S + GateConfig().motion_window_s + 2.0
