@@ -8,11 +8,11 @@ the real recordings are never read here. Every candidate is judged by the gate w
 model off and its features kept; a candidate within 20 ms of a true onset is a pop. A
 ``HistGradientBoostingClassifier`` is fitted to them, and the sets' mean F1 is printed on
 scores each session got from a model that did not see it (5 folds by session), at the score
-at which the gate accepts (``GateConfig.min_score``) and at the score that maximises it
-(set by hand: one threshold serves both judges, and a lower one moves the one-mic judge's
-decisions too; ``benchmarks/detection.md``). Two judges are trained and written, one for
-several mics and one for a single mic without the place features and the spine's movement
-(``pops/model.py``); each candidate is scored by its own.
+at which the gate accepts (``GateConfig.min_score``, set by hand from these: one threshold
+serves both judges) and at the score that maximises it. Two judges are trained and written,
+one for several mics and one for a single mic without the place features and the spine's
+movement (``pops/model.py``); each candidate is scored by its own. Then how far a still
+spine can veto a pop (:func:`still_spine`).
 
 It also prints how the judge carries over between sound models, the one thing a held-out
 family asks of it: trained on the family's dev members alone and scored on the first
@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -90,9 +91,10 @@ class Judges:
 
     MICS = FEATURES.index("mics")
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = PARAMS
-                 ) -> None:
-        xa, ya, wa = anytime(x, y, group, np.random.default_rng(params["random_state"]))
+    def __init__(self, x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = PARAMS,
+                 still_share: float = STILL_SHARE) -> None:
+        xa, ya, wa = anytime(x, y, group, np.random.default_rng(params["random_state"]),
+                             still_share)
         self.several = HistGradientBoostingClassifier(**params).fit(xa, ya, sample_weight=wa)
         self.one = HistGradientBoostingClassifier(**params).fit(one_mic_view(x), y)
 
@@ -106,18 +108,17 @@ class Judges:
         return p
 
 
-def anytime(x: np.ndarray, y: np.ndarray, group: np.ndarray, rng: np.random.Generator
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def anytime(x: np.ndarray, y: np.ndarray, group: np.ndarray, rng: np.random.Generator,
+            still_share: float = STILL_SHARE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows, labels and weights the several-mics judge learns from: ``x`` and ``y``,
     and a copy of each pop that has a ``bending`` with the bending of another candidate of
     its session drawn at random (the same pop at any moment of that session's movement);
-    the pop keeps 1 - :data:`STILL_SHARE` of its weight, the copy has the rest.
+    the pop keeps 1 - ``still_share`` of its weight, the copy has the rest (none at 0).
 
     Every simulated pop comes inside a movement (one motion model, ``simulate.py``, serves
-    every sound model here), and trained on them alone the judge kept 308 of 950 dev pops
-    out of fold when their spine was made still (630 as they were): a near veto on a pop
-    in a held stretch, a slipped strap or a gyro that reads zero, which no held-out member
-    can show (``benchmarks/detection.md``)."""
+    every sound model here), and trained on them alone the judge nearly vetoes a pop while
+    the spine is still (a held stretch, a slipped strap, a gyro that reads zero), which no
+    held-out member can show: :func:`still_spine` prints how far."""
     bend = FEATURES.index("bending")
     rows = np.flatnonzero(y & ~np.isnan(x[:, bend]))
     copies = x[rows].copy()
@@ -127,10 +128,12 @@ def anytime(x: np.ndarray, y: np.ndarray, group: np.ndarray, rng: np.random.Gene
         pool = pool[~np.isnan(pool)]
         if len(pool):
             copies[mine, bend] = rng.choice(pool, int(mine.sum()))
+    if still_share <= 0:
+        return x, y, np.ones(len(y))
     w = np.ones(len(y))
-    w[rows] = 1.0 - STILL_SHARE
+    w[rows] = 1.0 - still_share
     return (np.vstack([x, copies]), np.concatenate([y, np.ones(len(rows), bool)]),
-            np.concatenate([w, np.full(len(rows), STILL_SHARE)]))
+            np.concatenate([w, np.full(len(rows), still_share)]))
 
 
 def one_mic_view(x: np.ndarray) -> np.ndarray:
@@ -241,6 +244,7 @@ def main() -> None:
         print(f"  {name:<22} pops kept {int((kept & y).sum())}/{int((inside & y).sum())}, "
               f"other candidates kept {int((kept & ~y).sum())}/{int((inside & ~y).sum())}")
     transfer(x, y, group, sets, shipped)
+    still_spine(x, y, group, shipped)
     judges = Judges(x, y, group)
     for model, path in ((judges.several, args.out), (judges.one, one_mic_path(args.out))):
         flat = TreeModel.from_sklearn(model, FEATURES)
@@ -281,6 +285,29 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
             print(f"  {name:<22} pops kept {int((kept & here & y).sum())}/"
                   f"{int((here & y).sum())}, other candidates kept "
                   f"{int((kept & here & ~y).sum())}/{int((here & ~y).sum())}")
+
+
+def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: float) -> None:
+    """Print how many pops of sessions with two IMUs the several-mics judge keeps out of fold
+    at ``threshold`` with their ``bending`` as measured, made still (0 deg/s), at 3 deg/s and
+    missing (no IMUs), trained as shipped and without the random moments of
+    :func:`anytime`: how far a still spine can veto a pop."""
+    bend = FEATURES.index("bending")
+    moved = ~np.isnan(x[:, bend])
+    cases = {"as measured": None, "still": 0.0, "3 deg/s": 3.0, "no IMUs": math.nan}
+    for share in (STILL_SHARE, 0.0):
+        kept = {name: 0 for name in cases}
+        for train, test in GroupKFold(5).split(x, y, group):
+            judges = Judges(x[train], y[train], group[train], still_share=share)
+            pops = test[y[test] & moved[test]]
+            for name, value in cases.items():
+                xx = x[pops].copy()
+                if value is not None:
+                    xx[:, bend] = value
+                kept[name] += int((judges.score(xx) >= threshold).sum())
+        print(f"pops with two IMUs kept out of fold, their spine {', '.join(cases)}: "
+              f"{' / '.join(str(v) for v in kept.values())} of {int((y & moved).sum())} "
+              f"(trained with {share:.2f} of each pop's weight at a random moment)")
 
 
 def _mean_f1(kept: np.ndarray, y: np.ndarray, sets: np.ndarray) -> float:
