@@ -43,8 +43,8 @@ samples: $(STAMP)
 # The gate's learned judges (backpop_sense/pops/gate_model.npz for several mics and
 # gate_model-one-mic.npz): rebuilt from the dev family's sessions (made on first use under
 # bench-out/family); prints its figures at GateConfig.min_score and the best threshold on
-# dev beside them. The band features are blanked: without them the judge carries over better between the two dev
-# sound models (benchmarks/detection.md).
+# dev beside them. The band features are blanked: without them the judge carries over better
+# between the two dev sound models (benchmarks/detection.md).
 gate-model: $(STAMP)
 	$(PY) benchmarks/train_gate.py --drop shape_ log2_band
 

@@ -207,11 +207,11 @@ class ArtifactGate:
         self.config = config or GateConfig()
         self.mics = tuple(mics)
         self.imu_time = {name: -np.inf for name in imus}
-        self.bending = (imus[0], imus[-1]) if len(imus) >= 2 else ()
+        self.spine_imus = (imus[0], imus[-1]) if len(imus) >= 2 else ()
         """The two IMUs whose rotation against each other is the spine's (top and bottom)."""
         self.gyro: dict[str, deque[tuple[np.ndarray, np.ndarray]]] = {
-            name: deque() for name in self.bending}
-        """Each of :attr:`bending`'s recent blocks: times (s) and angular velocity (rad/s),
+            name: deque() for name in self.spine_imus}
+        """Each of :attr:`spine_imus`' recent blocks: times (s) and angular velocity (rad/s),
         kept back to ``motion_window_s`` before the earliest onset still to judge."""
         self.audio_time = -np.inf
         self.impacts: deque[float] = deque()
@@ -220,7 +220,7 @@ class ArtifactGate:
         self.shares: dict[int, np.ndarray] = {}
         """Each onset of ``heard``'s :func:`shares_db`, by id: worked out once, not at every
         judgement that counts it."""
-        self.places: dict[int, tuple[tuple[float, ...], float]] = {}
+        self.where: dict[int, tuple[tuple[float, ...], float]] = {}
         """The :func:`place` of each onset of ``heard`` the judge has seen and the spine's
         movement around it (:meth:`_bending`), by id: fitted and read once for its
         provisional and its final judgement (the IMUs have passed it by both)."""
@@ -296,7 +296,7 @@ class ArtifactGate:
         while self.heard and self.heard[0].t < oldest - self.lookahead_s:
             gone = id(self.heard.popleft())
             del self.shares[gone]
-            self.places.pop(gone, None)
+            self.where.pop(gone, None)
         horizon = (self.pending[0].t if self.pending else seen) - 2 * cfg.impact_window_s
         while self.impacts and self.impacts[0] < horizon:
             self.impacts.popleft()
@@ -360,14 +360,14 @@ class ArtifactGate:
         cfg = self.config
         lo, hi = t - cfg.motion_window_s, t + cfg.impact_window_s
         parts = []
-        for name in self.bending:
+        for name in self.spine_imus:
             blocks = [(u, g) for u, g in self.gyro[name] if u[-1] >= lo and u[0] <= hi]
-            if not blocks:
-                return math.nan
-            u, g = np.concatenate([b[0] for b in blocks]), np.vstack([b[1] for b in blocks])
+            u = np.concatenate([u for u, _ in blocks]) if blocks else np.zeros(0)
             inside = (u >= lo) & (u <= hi)
-            parts.append((u[inside], g[inside]))
-        if not self.bending or len(parts[0][0]) == 0 or len(parts[1][0]) < 2:
+            if inside.sum() < 2:
+                return math.nan
+            parts.append((u[inside], np.vstack([g for _, g in blocks])[inside]))
+        if not parts:
             return math.nan
         (ta, ga), (tb, gb) = parts
         other = np.column_stack([np.interp(ta, tb, gb[:, k]) for k in range(3)])
@@ -378,9 +378,9 @@ class ArtifactGate:
         onset judged without having been fed is worked out each time)."""
         if id(c) not in self.shares:
             return place(c, self.mics), self._bending(c.t)
-        if id(c) not in self.places:
-            self.places[id(c)] = (place(c, self.mics), self._bending(c.t))
-        return self.places[id(c)]
+        if id(c) not in self.where:
+            self.where[id(c)] = (place(c, self.mics), self._bending(c.t))
+        return self.where[id(c)]
 
     def _hand_reason(self, c: Candidate, alike_n: int, periodic_n: int, cluster_n: int
                      ) -> str | None:
@@ -473,7 +473,7 @@ class ArtifactGate:
 
 
 def features(c: Candidate, where: Sequence[float], *, alike: int, periodic: int, cluster: int,
-             impact: float, bending: float = math.nan) -> np.ndarray:
+             impact: float, bending: float) -> np.ndarray:
     """The learned judge's view of a candidate: one row, columns as :data:`FEATURES`.
 
     Levels and times are taken in logs where they span decades; the sound's shape is its
