@@ -46,12 +46,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import heldout  # noqa: E402
 from train_gate import (  # noqa: E402
+    DEV_SEEDS,
     PARAMS,
     Judges,
     _cache_key,
     _mean_f1,
     candidates,
     first_simulator,
+    one_mic_rows,
     out_of_fold,
 )
 
@@ -155,21 +157,23 @@ CHANCE_STATES = 5
 """Random states of the judge the 'chance alone' line spans."""
 
 
-def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, seed: int
-            ) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """One training's figures at 0.90, the judge at random state ``seed``: its out-of-fold
+def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, seed: int,
+            one_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """One training's figures at 0.90, the judges at random state ``seed`` (the one-mic
+    judge on ``one_rows``, as ``train_gate.Judges``): its out-of-fold
     scores, which family candidates the judge trained on the first simulator alone passes
     (a mask over every row), and the row :func:`judge` prints (out of fold: mean F1, family
     pops kept, other kept; family → first and first → family: mean F1, pops kept, other
     kept; then pops kept and false per family set)."""
     first = np.char.startswith(sets.astype(str), "first")
     params = {**PARAMS, "random_state": seed}
-    oof = out_of_fold(x, y, group, params)
+    oof = out_of_fold(x, y, group, params, one_rows)
     kept = oof >= 0.9
     row = [_mean_f1(kept, y, sets), (kept & y & ~first).sum(), (kept & ~y & ~first).sum()]
     narrow = np.zeros(len(y), bool)
     for train, test in ((~first, first), (first, ~first)):
-        over = Judges(x[train], y[train], group[train], params).score(x[test]) >= 0.9
+        over = Judges(x[train], y[train], group[train], params,
+                      one_rows=one_rows[train]).score(x[test]) >= 0.9
         row += [_mean_f1(over, y[test], sets[test]), (over & y[test]).sum(),
                 (over & ~y[test]).sum()]
     narrow[~first] = over
@@ -183,14 +187,14 @@ def _family_sets(sets: np.ndarray) -> list[str]:
 
 
 def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str,
-          seeds: int = 1, states: int = 0
+          one_rows: np.ndarray, seeds: int = 1, states: int = 0
           ) -> tuple[np.ndarray, np.ndarray, list[list[float]]]:
     """Print out-of-fold and carried-over figures at 0.90 for one feature set, each the mean
     over the judge's random states 0 to ``seeds - 1``; return the out-of-fold scores of
     random state 0 and the rows of :func:`figures` of ``max(seeds, states)`` states (the
     'chance alone' line spans them)."""
     first = np.char.startswith(sets.astype(str), "first")
-    runs = [figures(x, y, group, sets, seed) for seed in range(max(seeds, states))]
+    runs = [figures(x, y, group, sets, seed, one_rows) for seed in range(max(seeds, states))]
     rows = [row for _, _, row in runs]
     m = np.mean(np.array(rows[:seeds]), axis=0)
     count = "{:.0f}".format if seeds == 1 else "{:.1f}".format
@@ -310,7 +314,7 @@ def main() -> None:
                              "(see the 'chance alone' line), not at random state 0 alone")
     seeds = parser.parse_args().seeds
     configs = [(heldout.folder("dev", s, c), s.name, c) for s in heldout.SETS
-               for c in heldout.configs("dev", s, 4)] + first_simulator_named()
+               for c in heldout.configs("dev", s, DEV_SEEDS)] + first_simulator_named()
     jobs = [(p, n) for p, n, _ in configs]
     for path, _ in jobs:
         if not (path / "truth.csv").exists():
@@ -333,6 +337,7 @@ def main() -> None:
         crowded.append(np.searchsorted(t, t + 0.3, "right") - np.searchsorted(t, t - 0.3) > 1)
     x, y = np.vstack(xs), np.concatenate(ys)
     group, sets_a = np.concatenate(groups), np.array(sets)
+    one_rows = one_mic_rows([p for p, _ in jobs], group)
     names = (*FEATURES, *CTX, *SRC)
     every_t = np.concatenate(times)
     sounding = {k: sounding_events(c) for k, (_, n, c) in enumerate(configs)
@@ -346,8 +351,8 @@ def main() -> None:
         xx = x.copy()
         xx[:, blank] = 0.0
         shipped = label == "shipped features"
-        oof, narrow, rows = judge(xx, y, group, sets_a, label, seeds,
-                          CHANCE_STATES if shipped else 0)
+        oof, narrow, rows = judge(xx, y, group, sets_a, label, one_rows, seeds,
+                                  CHANCE_STATES if shipped else 0)
         if label in ("shipped features", "without loc_"):
             narrow_false(narrow, y, group, every_t, sounding, label)
         if shipped:
