@@ -164,37 +164,38 @@ def test_one_mic_is_judged_without_the_place_or_the_movement() -> None:
     assert several & set(PLACE) and "bending" in several
 
 
-def _judged(gyro_top: np.ndarray, gyro_bottom: np.ndarray, block: int
-            ) -> tuple[float, str | None]:
-    """The ``bending`` the shipped gate saw of a clear burst at 5 s, and its reason, with
-    the IMUs fed ``block`` samples at a time (200 Hz, 10 s)."""
+def _judged(gyro_top: np.ndarray, gyro_bottom: np.ndarray, block: int, at: float = 5.0,
+            config: GateConfig | None = None) -> tuple[float, str | None]:
+    """The ``bending`` the gate (shipped unless ``config``) saw of a clear burst at ``at``
+    s, and its reason, with the IMUs (200 Hz, as long as the rates given) fed ``block``
+    samples at a time."""
     from backpop_sense.blocks import ImuBlock
     from backpop_sense.session import GRAVITY
 
-    gate = ArtifactGate(MICS, ["thoracic", "sacral"], GateConfig())
+    gate = ArtifactGate(MICS, ["thoracic", "sacral"], config or GateConfig())
     gate.keep_features = True
-    t = np.arange(0, 10, 0.005)
+    t = np.arange(len(gyro_top)) * 0.005
     acc = np.tile([0.0, 0.0, GRAVITY], (len(t), 1))
-    judged = gate.feed([_candidate(t=5.0)], heard_until=10.0)
+    judged = gate.feed([_candidate(t=at)], heard_until=float(t[-1]))
     for i in range(0, len(t), block):
         for name, gyro in (("thoracic", gyro_top), ("sacral", gyro_bottom)):
             judged += gate.feed_imu(ImuBlock(name, i, t[i:i + block], acc[i:i + block],
                                              gyro[i:i + block]))
     judged += gate.finish()
-    return float(gate.features[5.0][0, FEATURES.index("bending")]), judged[0][1]
+    return float(gate.features[at][0, FEATURES.index("bending")]), judged[0][1]
 
 
 def test_the_judge_sees_the_spine_bend_not_the_body_turn() -> None:
     """The spine's movement around an onset is the top IMU's rotation against the bottom
     one's: a twist of the thorax at 30 deg/s over a still pelvis is 30 deg/s, a turn of the
-    whole body at the same rate is none; the same whatever the IMUs' blocks; NaN without
-    two IMUs."""
+    whole body at the same rate is none (the least read, ``still_dps``); the same whatever
+    the IMUs' blocks; NaN without two IMUs."""
     n = 2000
     twist = np.zeros((n, 3))
     twist[:, 2] = np.radians(30.0)  # about the vertical axis
     still = np.zeros((n, 3))
     assert _judged(twist, still, 64)[0] == pytest.approx(30.0)
-    assert _judged(twist, twist, 64)[0] == pytest.approx(0.0)
+    assert _judged(twist, twist, 64)[0] == GateConfig().still_dps
     wobble = np.random.default_rng(3).normal(0, 0.5, (n, 3))
     assert _judged(wobble, still, 7) == _judged(wobble, still, 500)
     gate = ArtifactGate(MICS, ["thoracic"], GateConfig())
@@ -202,6 +203,29 @@ def test_the_judge_sees_the_spine_bend_not_the_body_turn() -> None:
     gate.feed([_candidate(t=5.0)], heard_until=10.0)
     gate.finish()
     assert np.isnan(gate.features[5.0][0, FEATURES.index("bending")])
+
+
+def test_the_gyros_bias_difference_is_not_read_as_the_spine_moving() -> None:
+    """Two gyros at rest read their zero-rate offsets, which differ (here by 2 and -1
+    deg/s): once 10 s of the minute before the movement has been recorded, the spine at rest
+    reads as their noise alone (under ``still_dps``, which the shipped gate reads instead)
+    and a twist as the twist alone, whatever the IMUs' blocks; before then, the offsets
+    count as movement."""
+    n = 200 * 70
+    rng = np.random.default_rng(5)
+    bottom = rng.normal(0.0, np.radians(0.2), (n, 3))
+    top = rng.normal(0.0, np.radians(0.2), (n, 3)) + np.radians([2.0, 0.0, -1.0])
+    # back and forth about the vertical axis, 1.2 s each way, over the first 40 s
+    swing = np.radians(40.0) * np.sign(np.sin(np.pi * np.arange(n) * 0.005 / 1.2))
+    top[: 200 * 40, 2] += swing[: 200 * 40]
+    at_rest, _ = _judged(top, bottom, 64, at=60.0, config=GateConfig(still_dps=0.0))
+    assert at_rest < 0.6  # the gyros' noise: 0.2 deg/s per axis on each
+    assert _judged(top, bottom, 64, at=60.0)[0] == GateConfig().still_dps
+    assert _judged(top, bottom, 64, at=5.0)[0] > 2.0  # 5 s in: not yet read
+    twisted = top.copy()
+    twisted[200 * 59: 200 * 61, 2] += np.radians(30.0)
+    assert _judged(twisted, bottom, 64, at=60.0)[0] == pytest.approx(30.0, abs=1.0)
+    assert _judged(twisted, bottom, 7, at=60.0) == _judged(twisted, bottom, 301, at=60.0)
 
 
 def test_a_clear_pop_is_a_pop_whether_the_spine_moved_or_not() -> None:
@@ -212,7 +236,7 @@ def test_a_clear_pop_is_a_pop_whether_the_spine_moved_or_not() -> None:
     twist[:, 2] = np.radians(60.0)
     still = np.zeros((n, 3))
     assert _judged(twist, still, 64) == (pytest.approx(60.0), None)
-    assert _judged(still, still, 64) == (0.0, None)
+    assert _judged(still, still, 64) == (GateConfig().still_dps, None)
 
 
 def test_the_judge_learns_each_pop_at_any_moment_of_its_session_too() -> None:

@@ -101,6 +101,12 @@ carries the pop it would be, which its repeats may still vouch for at the end of
 (a recurring snap: ``pops/repeats.py``)."""
 
 
+BIAS_BIN_S = 1.0
+"""The gyros' rates are averaged over bins of this long (s), at fixed times of the session,
+before the median that reads their bias difference (:meth:`ArtifactGate._bias`): the same
+bins however the stream is cut into blocks."""
+
+
 IMU_HISTORY_S = 60.0
 """The most IMU history (s) the gate keeps for the spine's movement, behind the IMUs' newest
 sample: memory stays bounded when the audio lags (an onset heard later than that is judged as
@@ -159,6 +165,16 @@ class GateConfig:
     """How far before an onset (s) the spine's own movement is looked for (up to
     ``impact_window_s`` after it): a pop comes with stretching, twisting or a movement
     cycle (background.md), a heartbeat or a word whether the spine moves or not."""
+    still_dps: float = 1.0
+    """The least spine movement read (deg/s): below it is the gyros' own noise (a still
+    spine reads 0.5-0.7 deg/s through the simulators' gyros, and differently through each
+    real gyro), not movement, and the judge must not tell a quiet gyro from a noisy one."""
+    gyro_bias_window_s: float = 60.0
+    """How far back (s) the two gyros' bias difference is read before the spine's movement
+    (:meth:`ArtifactGate._bias`): a spine cannot turn one way for more than a few seconds,
+    so over a minute the median of the top gyro's rate less the bottom one's is what they
+    read alike at rest, their zero-rate offsets (up to a few deg/s per axis on consumer
+    MEMS gyros: ``motion_family.py``). Read only once a sixth of it has been recorded."""
 
     RULES: ClassVar[Rules] = {
         "knock_spread_db": NON_NEGATIVE, "impact_ms2": POSITIVE, "impact_window_s": NON_NEGATIVE,
@@ -172,6 +188,7 @@ class GateConfig:
         "burst_decay_db": FINITE, "min_decay_db": FINITE, "clear_prominence": NON_NEGATIVE,
         "sharp_rise_ms": NON_NEGATIVE, "sharp_rise_periods": NON_NEGATIVE,
         "same_event_s": NON_NEGATIVE, "motion_window_s": NON_NEGATIVE,
+        "still_dps": NON_NEGATIVE, "gyro_bias_window_s": NON_NEGATIVE,
     }
 
     def __post_init__(self) -> None:
@@ -213,6 +230,15 @@ class ArtifactGate:
             name: deque() for name in self.spine_imus}
         """Each of :attr:`spine_imus`' recent blocks: times (s) and angular velocity (rad/s),
         kept back to ``motion_window_s`` before the earliest onset still to judge."""
+        self.rest: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.spine_imus}
+        """Each of :attr:`spine_imus`' mean angular velocity (rad/s) over each complete bin
+        of ``BIAS_BIN_S`` (bin ``k`` from ``k * BIAS_BIN_S`` s), back to
+        ``gyro_bias_window_s`` before the oldest movement still to read."""
+        self.unbinned: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {
+            name: [] for name in self.spine_imus}
+        """Each IMU's samples of its bin still under way (times, angular velocity)."""
+        self.biases: dict[int, np.ndarray] = {}
+        """:meth:`_bias` by the bin its movement window starts in."""
         self.audio_time = -np.inf
         self.impacts: deque[float] = deque()
         self.pending: deque[Candidate] = deque()
@@ -243,6 +269,7 @@ class ArtifactGate:
         self.imu_time[block.imu] = float(block.t[-1])
         if block.imu in self.gyro:
             self.gyro[block.imu].append((block.t, block.gyro))
+            self._bin(block.imu, block.t, block.gyro)
         return self._release(final=False)
 
     def feed(self, candidates: list[Candidate], heard_until: float = -np.inf
@@ -307,6 +334,11 @@ class ArtifactGate:
         for blocks in self.gyro.values():
             while len(blocks) > 1 and blocks[0][0][-1] < earliest - cfg.motion_window_s:
                 blocks.popleft()
+        first_bin = math.floor((earliest - cfg.motion_window_s - cfg.gyro_bias_window_s)
+                               / BIAS_BIN_S) - 1
+        for bins in (*self.rest.values(), self.biases):
+            for k in [k for k in bins if k < first_bin]:
+                del bins[k]
         return out
 
     def reason(self, c: Candidate) -> str | None:
@@ -354,9 +386,10 @@ class ArtifactGate:
 
     def _bending(self, t: float) -> float:
         """How fast the spine bent or twisted around ``t`` (s): the root mean square of the
-        top IMU's angular velocity less the bottom one's, from ``motion_window_s`` before
-        ``t`` to ``impact_window_s`` after, in deg/s (both IMUs in body axes; a turn or a
-        step of the whole body moves both alike). NaN without two IMUs."""
+        top IMU's angular velocity less the bottom one's and less their bias difference
+        (:meth:`_bias`, read before the window), from ``motion_window_s`` before ``t`` to
+        ``impact_window_s`` after, in deg/s and at least ``still_dps`` (both IMUs in body
+        axes; a turn or a step of the whole body moves both alike). NaN without two IMUs."""
         cfg = self.config
         lo, hi = t - cfg.motion_window_s, t + cfg.impact_window_s
         parts = []
@@ -371,7 +404,42 @@ class ArtifactGate:
             return math.nan
         (ta, ga), (tb, gb) = parts
         other = np.column_stack([np.interp(ta, tb, gb[:, k]) for k in range(3)])
-        return math.degrees(math.sqrt(float(np.mean(np.sum((ga - other) ** 2, axis=1)))))
+        rel = ga - other - self._bias(lo)
+        rms = math.degrees(math.sqrt(float(np.mean(np.sum(rel ** 2, axis=1)))))
+        return max(rms, cfg.still_dps)
+
+    def _bin(self, name: str, t: np.ndarray, gyro: np.ndarray) -> None:
+        """Add an IMU block's samples to ``unbinned`` and move each bin they complete to
+        ``rest`` as its mean (the same samples in the same order whatever the blocks: the
+        same means)."""
+        parts = self.unbinned[name]
+        parts.append((t, gyro))
+        last = math.floor(t[-1] / BIAS_BIN_S)
+        if math.floor(parts[0][0][0] / BIAS_BIN_S) == last:
+            return
+        u = np.concatenate([p for p, _ in parts])
+        g = np.vstack([q for _, q in parts])
+        k = np.floor(u / BIAS_BIN_S).astype(np.int64)
+        edges = np.flatnonzero(np.diff(k)) + 1
+        for a, b in zip(np.r_[0, edges], np.r_[edges, len(k)], strict=True):
+            if k[a] < last:
+                self.rest[name][int(k[a])] = g[a:b].mean(axis=0)
+        done = int(np.searchsorted(k, last))
+        parts[:] = [(u[done:], g[done:])]
+
+    def _bias(self, lo: float) -> np.ndarray:
+        """The top gyro's zero-rate offset less the bottom one's (rad/s per body axis), as
+        read before ``lo`` (s): the median over the bins of the ``gyro_bias_window_s``
+        before it of their mean rates' difference (``GateConfig.gyro_bias_window_s``);
+        zero until a sixth of that window has been recorded."""
+        key = math.floor(lo / BIAS_BIN_S)
+        if key not in self.biases:
+            top, bottom = (self.rest[name] for name in self.spine_imus)
+            n = int(round(self.config.gyro_bias_window_s / BIAS_BIN_S))
+            both = [k for k in range(key - n, key) if k in top and k in bottom]
+            self.biases[key] = (np.median([top[k] - bottom[k] for k in both], axis=0)
+                                if both and 6 * len(both) >= n else np.zeros(3))
+        return self.biases[key]
 
     def _where(self, c: Candidate) -> tuple[tuple[float, ...], float]:
         """:func:`place` of ``c`` and :meth:`_bending` at it, kept while ``c`` is heard (an
