@@ -188,14 +188,14 @@ def _judged(gyro_top: np.ndarray, gyro_bottom: np.ndarray, block: int, at: float
 def test_the_judge_sees_the_spine_bend_not_the_body_turn() -> None:
     """The spine's movement around an onset is the top IMU's rotation against the bottom
     one's: a twist of the thorax at 30 deg/s over a still pelvis is 30 deg/s, a turn of the
-    whole body at the same rate is none (the least read, ``still_dps``); the same whatever
+    whole body at the same rate is none (the least read, ``bending_floor_dps``); the same whatever
     the IMUs' blocks; NaN without two IMUs."""
     n = 2000
     twist = np.zeros((n, 3))
     twist[:, 2] = np.radians(30.0)  # about the vertical axis
     still = np.zeros((n, 3))
     assert _judged(twist, still, 64)[0] == pytest.approx(30.0)
-    assert _judged(twist, twist, 64)[0] == GateConfig().still_dps
+    assert _judged(twist, twist, 64)[0] == GateConfig().bending_floor_dps
     wobble = np.random.default_rng(3).normal(0, 0.5, (n, 3))
     assert _judged(wobble, still, 7) == _judged(wobble, still, 500)
     gate = ArtifactGate(MICS, ["thoracic"], GateConfig())
@@ -208,7 +208,7 @@ def test_the_judge_sees_the_spine_bend_not_the_body_turn() -> None:
 def test_the_gyros_bias_difference_is_not_read_as_the_spine_moving() -> None:
     """Two gyros at rest read their zero-rate offsets, which differ (here by 2 and -1
     deg/s): once 10 s of the minute before the movement has been recorded, the spine at rest
-    reads as their noise alone (under ``still_dps``, which the shipped gate reads instead)
+    reads as their noise alone (under ``bending_floor_dps``, which the shipped gate reads instead)
     and a twist as the twist alone, whatever the IMUs' blocks; before then, the offsets
     count as movement."""
     n = 200 * 70
@@ -218,9 +218,9 @@ def test_the_gyros_bias_difference_is_not_read_as_the_spine_moving() -> None:
     # back and forth about the vertical axis, 1.2 s each way, over the first 40 s
     swing = np.radians(40.0) * np.sign(np.sin(np.pi * np.arange(n) * 0.005 / 1.2))
     top[: 200 * 40, 2] += swing[: 200 * 40]
-    at_rest, _ = _judged(top, bottom, 64, at=60.0, config=GateConfig(still_dps=0.0))
+    at_rest, _ = _judged(top, bottom, 64, at=60.0, config=GateConfig(bending_floor_dps=0.0))
     assert at_rest < 0.6  # the gyros' noise: 0.2 deg/s per axis on each
-    assert _judged(top, bottom, 64, at=60.0)[0] == GateConfig().still_dps
+    assert _judged(top, bottom, 64, at=60.0)[0] == GateConfig().bending_floor_dps
     assert _judged(top, bottom, 64, at=5.0)[0] > 2.0  # 5 s in: not yet read
     twisted = top.copy()
     twisted[200 * 59: 200 * 61, 2] += np.radians(30.0)
@@ -236,7 +236,7 @@ def test_a_clear_pop_is_a_pop_whether_the_spine_moved_or_not() -> None:
     twist[:, 2] = np.radians(60.0)
     still = np.zeros((n, 3))
     assert _judged(twist, still, 64) == (pytest.approx(60.0), None)
-    assert _judged(still, still, 64) == (GateConfig().still_dps, None)
+    assert _judged(still, still, 64) == (GateConfig().bending_floor_dps, None)
 
 
 def test_the_judge_learns_each_pop_at_any_moment_of_its_session_too() -> None:

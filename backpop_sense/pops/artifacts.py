@@ -165,7 +165,7 @@ class GateConfig:
     """How far before an onset (s) the spine's own movement is looked for (up to
     ``impact_window_s`` after it): a pop comes with stretching, twisting or a movement
     cycle (background.md), a heartbeat or a word whether the spine moves or not."""
-    still_dps: float = 1.0
+    bending_floor_dps: float = 1.0
     """The least spine movement read (deg/s): below it is the gyros' own noise (a still
     spine reads 0.5-0.7 deg/s through the simulators' gyros, and differently through each
     real gyro), not movement, and the judge must not tell a quiet gyro from a noisy one."""
@@ -188,7 +188,7 @@ class GateConfig:
         "burst_decay_db": FINITE, "min_decay_db": FINITE, "clear_prominence": NON_NEGATIVE,
         "sharp_rise_ms": NON_NEGATIVE, "sharp_rise_periods": NON_NEGATIVE,
         "same_event_s": NON_NEGATIVE, "motion_window_s": NON_NEGATIVE,
-        "still_dps": NON_NEGATIVE, "gyro_bias_window_s": NON_NEGATIVE,
+        "bending_floor_dps": NON_NEGATIVE, "gyro_bias_window_s": NON_NEGATIVE,
     }
 
     def __post_init__(self) -> None:
@@ -388,7 +388,7 @@ class ArtifactGate:
         """How fast the spine bent or twisted around ``t`` (s): the root mean square of the
         top IMU's angular velocity less the bottom one's and less their bias difference
         (:meth:`_bias`, read before the window), from ``motion_window_s`` before ``t`` to
-        ``impact_window_s`` after, in deg/s and at least ``still_dps`` (both IMUs in body
+        ``impact_window_s`` after, in deg/s and at least ``bending_floor_dps`` (both IMUs in body
         axes; a turn or a step of the whole body moves both alike). NaN without two IMUs."""
         cfg = self.config
         lo, hi = t - cfg.motion_window_s, t + cfg.impact_window_s
@@ -406,7 +406,7 @@ class ArtifactGate:
         other = np.column_stack([np.interp(ta, tb, gb[:, k]) for k in range(3)])
         rel = ga - other - self._bias(lo)
         rms = math.degrees(math.sqrt(float(np.mean(np.sum(rel ** 2, axis=1)))))
-        return max(rms, cfg.still_dps)
+        return max(rms, cfg.bending_floor_dps)
 
     def _bin(self, name: str, t: np.ndarray, gyro: np.ndarray) -> None:
         """Add an IMU block's samples to ``unbinned`` and move each bin they complete to
