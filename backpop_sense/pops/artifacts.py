@@ -166,15 +166,18 @@ class GateConfig:
     ``impact_window_s`` after it): a pop comes with stretching, twisting or a movement
     cycle (background.md), a heartbeat or a word whether the spine moves or not."""
     bending_floor_dps: float = 1.0
-    """The least spine movement read (deg/s): below it is the gyros' own noise (a still
-    spine reads 0.5-0.7 deg/s through the simulators' gyros, and differently through each
+    """The least spine movement read (deg/s): below it is the gyros' own noise (0.2 deg/s per
+    axis on each of two gyros reads about 0.5: ``tests/test_gate.py``; it differs with each
     real gyro), not movement, and the judge must not tell a quiet gyro from a noisy one."""
     gyro_bias_window_s: float = 60.0
     """How far back (s) the two gyros' bias difference is read before the spine's movement
     (:meth:`ArtifactGate._bias`): a spine cannot turn one way for more than a few seconds,
     so over a minute the median of the top gyro's rate less the bottom one's is what they
     read alike at rest, their zero-rate offsets (up to a few deg/s per axis on consumer
-    MEMS gyros: ``motion_family.py``). Read only once a sixth of it has been recorded."""
+    MEMS gyros: ``motion_family.py``)."""
+    gyro_bias_min_s: float = 10.0
+    """How much of ``gyro_bias_window_s`` (s) must have been recorded by both spine IMUs
+    before their bias difference is read; until then it is taken as zero."""
 
     RULES: ClassVar[Rules] = {
         "knock_spread_db": NON_NEGATIVE, "impact_ms2": POSITIVE, "impact_window_s": NON_NEGATIVE,
@@ -189,6 +192,7 @@ class GateConfig:
         "sharp_rise_ms": NON_NEGATIVE, "sharp_rise_periods": NON_NEGATIVE,
         "same_event_s": NON_NEGATIVE, "motion_window_s": NON_NEGATIVE,
         "bending_floor_dps": NON_NEGATIVE, "gyro_bias_window_s": NON_NEGATIVE,
+        "gyro_bias_min_s": NON_NEGATIVE,
     }
 
     def __post_init__(self) -> None:
@@ -232,13 +236,11 @@ class ArtifactGate:
         kept back to ``motion_window_s`` before the earliest onset still to judge."""
         self.rest: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.spine_imus}
         """Each of :attr:`spine_imus`' mean angular velocity (rad/s) over each complete bin
-        of ``BIAS_BIN_S`` (bin ``k`` from ``k * BIAS_BIN_S`` s), back to
+        of ``BIAS_BIN_S`` (bin ``k`` from ``k * BIAS_BIN_S`` s), in time order, back to
         ``gyro_bias_window_s`` before the oldest movement still to read."""
         self.unbinned: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {
             name: [] for name in self.spine_imus}
         """Each IMU's samples of its bin still under way (times, angular velocity)."""
-        self.biases: dict[int, np.ndarray] = {}
-        """:meth:`_bias` by the bin its movement window starts in."""
         self.audio_time = -np.inf
         self.impacts: deque[float] = deque()
         self.pending: deque[Candidate] = deque()
@@ -336,8 +338,8 @@ class ArtifactGate:
                 blocks.popleft()
         first_bin = math.floor((earliest - cfg.motion_window_s - cfg.gyro_bias_window_s)
                                / BIAS_BIN_S) - 1
-        for bins in (*self.rest.values(), self.biases):
-            for k in [k for k in bins if k < first_bin]:
+        for bins in self.rest.values():  # in time order: the oldest first
+            while bins and (k := next(iter(bins))) < first_bin:
                 del bins[k]
         return out
 
@@ -431,15 +433,15 @@ class ArtifactGate:
         """The top gyro's zero-rate offset less the bottom one's (rad/s per body axis), as
         read before ``lo`` (s): the median over the bins of the ``gyro_bias_window_s``
         before it of their mean rates' difference (``GateConfig.gyro_bias_window_s``);
-        zero until a sixth of that window has been recorded."""
+        zero until ``gyro_bias_min_s`` of it has been recorded."""
+        cfg = self.config
         key = math.floor(lo / BIAS_BIN_S)
-        if key not in self.biases:
-            top, bottom = (self.rest[name] for name in self.spine_imus)
-            n = int(round(self.config.gyro_bias_window_s / BIAS_BIN_S))
-            both = [k for k in range(key - n, key) if k in top and k in bottom]
-            self.biases[key] = (np.median([top[k] - bottom[k] for k in both], axis=0)
-                                if both and 6 * len(both) >= n else np.zeros(3))
-        return self.biases[key]
+        top, bottom = (self.rest[name] for name in self.spine_imus)
+        n = int(round(cfg.gyro_bias_window_s / BIAS_BIN_S))
+        both = [k for k in range(key - n, key) if k in top and k in bottom]
+        if not both or len(both) * BIAS_BIN_S < cfg.gyro_bias_min_s:
+            return np.zeros(3)
+        return np.median([top[k] - bottom[k] for k in both], axis=0)
 
     def _where(self, c: Candidate) -> tuple[tuple[float, ...], float]:
         """:func:`place` of ``c`` and :meth:`_bending` at it, kept while ``c`` is heard (an
