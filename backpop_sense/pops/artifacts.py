@@ -379,7 +379,6 @@ class ArtifactGate:
         alike_n = self._alike(c, heard, shares)
         periodic_n = self._periodic(c, heard, shares)
         cluster_n = self._cluster(c, heard, shares)
-        faint_n = self._cluster(c, heard, shares, cfg.faint_excess_db)
         hand = self._hand_reason(c, alike_n, periodic_n, cluster_n)
         reason = hand
         if self.model is not None or self.keep_features:
@@ -387,7 +386,7 @@ class ArtifactGate:
             # IMUs, NaN without (it learns how far to trust a session with no IMUs).
             where, bending = self._where(c)
             x = features(c, where, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
-                         faint=faint_n,
+                         faint=self._cluster(c, heard, shares, cfg.faint_excess_db),
                          impact=0.0 if self.imu_time else math.nan, bending=bending)
             if self.keep_features and until == math.inf:  # the final judgement's
                 self.features[c.t] = x
@@ -554,7 +553,7 @@ class ArtifactGate:
 
 
 def features(c: Candidate, where: Sequence[float], *, alike: int, periodic: int, cluster: int,
-             impact: float, bending: float, faint: int = 0) -> np.ndarray:
+             faint: int, impact: float, bending: float) -> np.ndarray:
     """The learned judge's view of a candidate: one row, columns as :data:`FEATURES`.
 
     Levels and times are taken in logs where they span decades; the sound's shape is its

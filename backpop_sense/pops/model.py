@@ -45,10 +45,11 @@ PLACE = tuple(f for f in FEATURES if f.startswith("loc_"))
 """Where along the spine the onset comes from (:func:`backpop_sense.pops.artifacts.place`):
 NaN with one mic."""
 ONE_MIC_BLIND = (*PLACE, "faint", "bending")
-"""Blanked in training the one-mic judge: the place, which one mic cannot tell, and the
-spine's movement, which the one-mic sessions it is made for do not record (the phone held to
-the back: no IMUs). Trained with the movement, the one-mic judge moved its decisions on
-sessions without it (``benchmarks/detection.md``)."""
+"""Blanked in training the one-mic judge: the place, which one mic cannot tell; the faint
+onsets from the same place, which with one mic are every faint onset around (the floor's
+own peaks among them); and the spine's movement, which the one-mic sessions it is made for
+do not record (the phone held to the back: no IMUs). Trained with the movement, the one-mic
+judge moved its decisions on sessions without it (``benchmarks/detection.md``)."""
 
 
 def one_mic_path(path: str | Path) -> Path:
