@@ -378,7 +378,7 @@ class ArtifactGate:
             shares = {**shares, id(c): shares_db(c)}
         alike_n = self._alike(c, heard, shares)
         periodic_n = self._periodic(c, heard, shares)
-        cluster_n = self._cluster(c, heard, shares)
+        cluster_n, faint_n = self._cluster(c, heard, shares)
         hand = self._hand_reason(c, alike_n, periodic_n, cluster_n)
         reason = hand
         if self.model is not None or self.keep_features:
@@ -386,7 +386,7 @@ class ArtifactGate:
             # IMUs, NaN without (it learns how far to trust a session with no IMUs).
             where, bending = self._where(c)
             x = features(c, where, alike=alike_n, periodic=periodic_n, cluster=cluster_n,
-                         faint=self._cluster(c, heard, shares, cfg.faint_excess_db),
+                         faint=faint_n,
                          impact=0.0 if self.imu_time else math.nan, bending=bending)
             if self.keep_features and until == math.inf:  # the final judgement's
                 self.features[c.t] = x
@@ -505,16 +505,17 @@ class ArtifactGate:
                 count += 1
         return count
 
-    def _cluster(self, c: Candidate, heard: Iterable[Candidate], shares: dict[int, np.ndarray],
-                 min_excess: float | None = None) -> int:
-        """How many other clear onsets of ``heard`` (``min_excess_db``, or ``min_excess`` dB
-        when given) from the same place (shares within ``alike_place_db``, each at most
-        ``cluster_heard_db`` under; with one mic, any) fall within ``cluster_window_s`` of
-        ``c``, not counting its own ringing (``same_event_s``): see ``series``."""
+    def _cluster(self, c: Candidate, heard: Iterable[Candidate], shares: dict[int, np.ndarray]
+                 ) -> tuple[int, int]:
+        """How many other onsets of ``heard`` from the same place (shares within
+        ``alike_place_db``, each at most ``cluster_heard_db`` under; with one mic, any) fall
+        within ``cluster_window_s`` of ``c``, not counting its own ringing
+        (``same_event_s``): the clear ones (``min_excess_db``: see ``series``), and those from
+        ``faint_excess_db`` (the judge's ``faint``), counted in one pass."""
         cfg = self.config
         here = np.maximum(shares[id(c)], -cfg.cluster_heard_db)
-        least = cfg.min_excess_db if min_excess is None else min_excess
-        count = 0
+        least = min(cfg.min_excess_db, cfg.faint_excess_db)
+        clear = faint = 0
         for o in heard:
             gap = abs(o.t - c.t)
             if (gap < cfg.same_event_s or gap > cfg.cluster_window_s
@@ -523,8 +524,9 @@ class ArtifactGate:
             if (len(c.band_energy) < 2 or np.max(np.abs(
                     np.maximum(shares[id(o)], -cfg.cluster_heard_db) - here))
                     <= cfg.alike_place_db):
-                count += 1
-        return count
+                clear += int(o.excess_db >= cfg.min_excess_db)
+                faint += int(o.excess_db >= cfg.faint_excess_db)
+        return clear, faint
 
     def _periodic(self, c: Candidate, heard: Iterable[Candidate], shares: dict[int, np.ndarray]
                   ) -> int:
