@@ -279,6 +279,23 @@ def test_the_imu_history_the_gate_keeps_is_bounded_when_the_audio_lags() -> None
         assert IMU_HISTORY_S <= kept <= IMU_HISTORY_S + GateConfig().motion_window_s + 2.0
 
 
+
+def test_the_hand_rules_alone_keep_no_gyro_history() -> None:
+    """With the judge off (``min_score`` 0) the spine's movement is never read, so the gate
+    keeps none of the gyros' samples or bins; with the judge on, it keeps them."""
+    from backpop_sense.blocks import ImuBlock
+    from backpop_sense.session import GRAVITY
+
+    for min_score, keeps in ((0.0, False), (GateConfig().min_score, True)):
+        gate = ArtifactGate(MICS, ["thoracic", "sacral"], GateConfig(min_score=min_score))
+        for k in range(20):
+            t = k + np.arange(200) / 200.0
+            acc = np.tile([0.0, 0.0, GRAVITY], (len(t), 1))
+            for name in ("thoracic", "sacral"):
+                gate.feed_imu(ImuBlock(name, 200 * k, t, acc, np.zeros_like(acc)))
+        assert any(len(b) for b in gate.gyro.values()) == keeps
+        assert any(len(b) for b in gate.rest.values()) == keeps
+
 def test_faint_taps_around_an_onset_are_counted_apart_from_clear_ones() -> None:
     """A hand on the strap: one clear tap and two faint ones from the same place within
     half a second. The cluster (clear onsets only) sees none of the faint taps; the judge's

@@ -277,7 +277,8 @@ class ArtifactGate:
             times = block.t[jolt]
             self.impacts.extend(times.tolist())
         self.imu_time[block.imu] = float(block.t[-1])
-        if block.imu in self.gyro:
+        # The spine's movement is read only for the judge (hand rules alone: no bins kept).
+        if block.imu in self.gyro and (self.model is not None or self.keep_features):
             self.gyro[block.imu].append((block.t, block.gyro))
             self._bin(block.imu, block.t, block.gyro)
         return self._release(final=False)
