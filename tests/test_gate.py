@@ -296,6 +296,7 @@ def test_the_hand_rules_alone_keep_no_gyro_history() -> None:
         assert any(len(b) for b in gate.gyro.values()) == keeps
         assert any(len(b) for b in gate.rest.values()) == keeps
 
+
 def test_faint_taps_around_an_onset_are_counted_apart_from_clear_ones() -> None:
     """A hand on the strap: one clear tap and two faint ones from the same place within
     half a second. The cluster (clear onsets only) sees none of the faint taps; the judge's
