@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy import stats
 
 from backpop_sense.evaluate import match_pairs, score_pops
 from backpop_sense.pipeline import DEFAULT_CONFIG, PipelineConfig, analyze
@@ -35,6 +36,9 @@ REAL_HEART = ROOT.parent / "shared" / "data" / "real-heart"
 POP_SCENARIOS = ("twist-cavitation", "snapping", "post-fall")
 FIRST_SEED = {"dev": 100_000, "heldout": 500_000}
 """Each family's seeds start here; a set's sessions are numbered from its own offset."""
+RESAMPLES = 2000
+"""Resamples of a set's sessions for its F1's interval (:func:`f1_interval`; seeded, so a
+run prints the same interval for the same outcomes)."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +244,36 @@ def score(outcomes: list[Outcome]) -> dict:
     out["early"]["overruled"] = sum(t not in final for t in et)
     out["early"]["heard"] = len(et)
     out["early"]["confirmed_early"] = sum(t in set(et) for t in ot) / len(ot) if ot else None
+    out["f1_interval"] = f1_interval(outcomes)
+    out["fp_interval"] = tuple(n / out["hours"] for n in poisson_interval(out["50ms"]["fp"]))
     return out
+
+
+def f1_interval(outcomes: list[Outcome], level: float = 0.95) -> tuple[float, float] | None:
+    """The central ``level`` interval of a set's F1 +-10 ms over ``RESAMPLES`` resamples of
+    its sessions with replacement (each resample's pops and misses summed, as the set's
+    are): how far the figure moves with other members of the same family. A set of nine
+    sessions gives intervals some 0.1 wide, so two runs that differ by less than that, on
+    these members, have not told a change from the draw. None without pops."""
+    counts = np.array([[m["tp"], m["fp"], m["fn"]] for m in (
+        score_pops(o.truth_t, o.truth_level, o.t, o.level, o.duration_s)["10ms"]
+        for o in outcomes)], dtype=float)
+    if not len(counts) or counts[:, [0, 2]].sum() == 0:
+        return None
+    picks = np.random.default_rng(0).integers(0, len(counts), (RESAMPLES, len(counts)))
+    tp, fp, fn = counts[picks].sum(axis=1).T
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1.0)
+    lo, hi = np.percentile(f1, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def poisson_interval(n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Garwood) central ``level`` interval of a Poisson mean, having counted
+    ``n``: for a rate of false pops from the few a set has (3 in half an hour reads 6 per
+    hour, and might be 1 or 18)."""
+    a = (1 - level) / 2
+    lo = stats.chi2.ppf(a, 2 * n) / 2 if n > 0 else 0.0
+    return float(lo), float(stats.chi2.ppf(1 - a, 2 * n + 2) / 2)
 
 
 def fate(rejected_t: list[float], reasons: list[str], t: float, window_s: float) -> str:
@@ -312,8 +345,9 @@ def family_table(family: str, seeds: int, workers: int = 2, **stages) -> list[tu
         rows.append((fset.name, score(run_all(jobs, workers, **stages)), len(jobs)))
     print(f"\npop detection, simulator family '{family}' ({seeds} seed(s) per scenario; "
           f"{'parameters chosen here' if family == 'dev' else 'never used for choosing'})")
-    head = (f"{'set':<22}{'sessions':>9}{'truth':>6}{'F1@10':>7}{'P@10':>6}{'R@10':>6}"
-            f"{'FP/h':>7}{'false':>6}{'level':>7}{'typed':>6}{'kind':>6}{'context':>8}")
+    head = (f"{'set':<22}{'sessions':>9}{'truth':>6}{'F1@10':>7}{'(95 %)':>12}{'P@10':>6}"
+            f"{'R@10':>6}{'FP/h':>7}{'(95 %)':>12}{'false':>6}{'level':>7}{'typed':>6}"
+            f"{'kind':>6}{'context':>8}")
     print(head)
     print("-" * len(head))
 
@@ -323,12 +357,16 @@ def family_table(family: str, seeds: int, workers: int = 2, **stages) -> list[tu
     for name, s, n in rows:
         w = s["10ms"]
         f1 = f"{w['f1']:.3f}" if s["truth"] else "-"
-        print(f"{name:<22}{n:>9}{s['truth']:>6}{f1:>7}{w['precision']:>6.2f}{w['recall']:>6.2f}"
-              f"{s['fp_per_hour']:>7.1f}{sum(s['false'].values()):>6}"
+        f1_span = "{:.2f}-{:.2f}".format(*s["f1_interval"]) if s["f1_interval"] else "-"
+        fp_span = "{:.1f}-{:.1f}".format(*s["fp_interval"])
+        print(f"{name:<22}{n:>9}{s['truth']:>6}{f1:>7}{f1_span:>12}{w['precision']:>6.2f}"
+              f"{w['recall']:>6.2f}{s['fp_per_hour']:>7.1f}{fp_span:>12}"
+              f"{sum(s['false'].values()):>6}"
               f"{pct(s['level_accuracy']):>7}{s['typed']:>6}{pct(s['kind_accuracy']):>6}"
               f"{pct(s['context_accuracy']):>8}")
     print("(level, kind and context: of the pops found; kind of those typed, not left "
-          "'unknown' for want of IMUs)")
+          "'unknown' for want of IMUs; (95 %): F1 over resamples of the set's sessions, false "
+          "pops per hour as a Poisson rate from the count)")
     print("pops heard early (the live view's provisional verdicts, ~0.1 s after the sound; "
           "the table above is the final judgement):")
     print(f"  {'set':<20}{'heard':>6}{'F1@10':>7}{'FP/h':>7}{'overruled':>10}"
@@ -372,9 +410,10 @@ def real_heart_table(**stages) -> dict | None:
     print(f"{'class':<12}{'recordings':>11}{'pops':>6}{'with a pop':>11}")
     for klass, (n, pops, hit) in by_class.items():
         print(f"{klass:<12}{n:>11}{pops:>6}{hit:>11}")
-    print(f"all: {len(o.t)} false pops, {len(o.t) / hours:.1f} per hour; onsets rejected "
-          f"{len(o.rejected_t)}; heard early (provisional): {len(o.early_t)}, "
-          f"{len(o.early_t) / hours:.1f} per hour")
+    lo, hi = (n / hours for n in poisson_interval(len(o.t)))
+    print(f"all: {len(o.t)} false pops, {len(o.t) / hours:.1f} per hour (95 %: {lo:.1f}-{hi:.1f}, "
+          f"a Poisson rate from the count); onsets rejected {len(o.rejected_t)}; heard early "
+          f"(provisional): {len(o.early_t)}, {len(o.early_t) / hours:.1f} per hour")
     return {"pops": len(o.t), "per_hour": len(o.t) / hours, "minutes": o.duration_s / 60,
             "heard_early": len(o.early_t)}
 
