@@ -223,6 +223,11 @@ def main() -> None:
     parser.add_argument("--drop", nargs="+", default=[], metavar="PREFIX",
                         help="blank the features whose names start so (e.g. shape_ log2_band): "
                              "set to 0 in training, so that no tree tests them")
+    parser.add_argument("--save-oof", type=Path, metavar="FILE",
+                        help="write the out-of-fold scores (.npz), for --against of a later run")
+    parser.add_argument("--against", type=Path, metavar="FILE",
+                        help="print how far this run's out-of-fold mean F1 differs from that "
+                             "of the run that saved FILE, with its interval over the sessions")
     parser.add_argument("--strap", action="store_true",
                         help="also train on each 3-mic 16 kHz dev member as the default strap "
                              "profile records it (IMA-ADPCM audio)")
@@ -261,6 +266,16 @@ def main() -> None:
     print(f"min_score {shipped:.2f} (GateConfig): mean F1 over the sets (candidates, out of "
           f"fold) {_mean_f1(oof >= shipped, y, sets):.3f}; the best min_score here "
           f"{best:.2f}: {_mean_f1(oof >= best, y, sets):.3f}")
+    if args.save_oof:
+        np.savez_compressed(args.save_oof, oof=oof, y=y, sets=sets, group=group)
+    if args.against:
+        with np.load(args.against) as f:
+            if not (np.array_equal(f["y"], y) and np.array_equal(f["group"], group)):
+                raise SystemExit(f"train_gate.py: --against: {args.against} holds other "
+                                 "candidates (another detector or other sessions)")
+            lo, mid, hi = paired_difference(oof >= shipped, f["oof"] >= shipped, y, sets, group)
+        print(f"against {args.against}: mean F1 out of fold {mid:+.3f} (95 % over resamples "
+              f"of the sessions: {lo:+.3f} to {hi:+.3f})")
     for name in dict.fromkeys(sets):
         inside = sets == name
         kept = (oof >= shipped) & inside
@@ -336,6 +351,49 @@ def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: floa
         print(f"pops with two IMUs kept out of fold, their spine {', '.join(cases)}: "
               f"{' / '.join(str(v) for v in kept.values())} of {int((y & moved).sum())} "
               f"(trained with {share:.2f} of each pop's weight at a random moment)")
+
+
+RESAMPLES = 2000
+"""Resamples of the dev sessions for :func:`paired_difference` (seeded)."""
+
+
+def paired_difference(kept: np.ndarray, before: np.ndarray, y: np.ndarray, sets: np.ndarray,
+                      group: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """How much :func:`_mean_f1` of the candidates ``kept`` exceeds that of those kept
+    ``before`` (the same candidates judged otherwise), and the central ``level`` interval
+    of that difference over ``RESAMPLES`` resamples of the sessions (``group``) with
+    replacement, both judges on the same resample: whether a change of the judge is more
+    than which sessions were drawn. Returns (low, difference, high)."""
+    sessions, row_session = np.unique(group, return_inverse=True)
+    names = list(dict.fromkeys(sets))
+    set_of = np.array([names.index(n) for n in sets])
+    session_set = np.zeros(len(sessions), dtype=int)
+    session_set[row_session] = set_of
+    with_pops = np.isin(np.arange(len(names)), set_of[y])
+
+    def per_session(k: np.ndarray) -> np.ndarray:
+        """(sessions, 3): each session's pops kept, other candidates kept, pops lost."""
+        return np.stack([np.bincount(row_session, w, len(sessions)) for w in
+                         (k & y, k & ~y, ~k & y)], axis=1).astype(float)
+
+    def mean_f1(counts: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """:func:`_mean_f1` with each session taken ``times`` times (resamples, sessions)."""
+        scores, quiet = [], 0.0
+        for j in range(len(names)):
+            tp, fp, fn = (times[:, session_set == j] @ counts[session_set == j]).T
+            if with_pops[j]:
+                scores.append(2 * tp / np.maximum(2 * tp + fp + fn, 1.0))
+            else:
+                quiet = quiet + fp
+        return np.mean(scores, axis=0) - 0.01 * quiet
+
+    after, prior = per_session(kept), per_session(before)
+    once = np.ones((1, len(sessions)))
+    picks = np.random.default_rng(0).integers(0, len(sessions), (RESAMPLES, len(sessions)))
+    times = np.stack([np.bincount(p, minlength=len(sessions)) for p in picks]).astype(float)
+    diff = mean_f1(after, times) - mean_f1(prior, times)
+    lo, hi = np.percentile(diff, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float((mean_f1(after, once) - mean_f1(prior, once))[0]), float(hi)
 
 
 def _mean_f1(kept: np.ndarray, y: np.ndarray, sets: np.ndarray) -> float:
