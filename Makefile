@@ -46,7 +46,7 @@ samples: $(STAMP)
 # dev beside them. The band features are blanked: without them the judge carries over better
 # between the two dev sound models (benchmarks/detection.md).
 gate-model: $(STAMP)
-	$(PY) benchmarks/train_gate.py --drop shape_ log2_band
+	$(PY) benchmarks/train_gate.py --drop shape_ log2_band --save-oof bench-out/gate-oof.npz
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check backpop_sense tests benchmarks

@@ -28,7 +28,11 @@ only heart is a regular 45-70 Hz thump). This rule changed on 2026-12-07, after 
 features it admitted had been measured on dev (``benchmarks/detection.md``).
 
 Run: ``make gate-model`` (about 12 minutes the first time, on 2 cores; the sessions and each
-session's candidates are cached in bench-out/).
+session's candidates are cached in bench-out/). It also writes the shipped judges'
+out-of-fold scores to ``bench-out/gate-oof.npz``: a variant is then measured against them
+with ``train_gate.py --drop shape_ log2_band [...] --out /tmp/x.npz --against
+bench-out/gate-oof.npz``, which prints the difference of the out-of-fold mean F1 with its
+95 % interval over paired resamples of the dev sessions (:func:`paired_difference`).
 """
 
 from __future__ import annotations
