@@ -270,22 +270,16 @@ def main() -> None:
     print(f"min_score {shipped:.2f} (GateConfig): mean F1 over the sets (candidates, out of "
           f"fold) {_mean_f1(oof >= shipped, y, sets):.3f}; the best min_score here "
           f"{best:.2f}: {_mean_f1(oof >= best, y, sets):.3f}")
-    if args.save_oof:
-        np.savez_compressed(args.save_oof, oof=oof, y=y, sets=sets, group=group)
-    if args.against:
-        with np.load(args.against) as f:
-            if not (np.array_equal(f["y"], y) and np.array_equal(f["group"], group)):
-                raise SystemExit(f"train_gate.py: --against: {args.against} holds other "
-                                 "candidates (another detector or other sessions)")
-            lo, mid, hi = paired_difference(oof >= shipped, f["oof"] >= shipped, y, sets, group)
-        print(f"against {args.against}: mean F1 out of fold {mid:+.3f} (95 % over resamples "
-              f"of the sessions: {lo:+.3f} to {hi:+.3f})")
     for name in dict.fromkeys(sets):
         inside = sets == name
         kept = (oof >= shipped) & inside
         print(f"  {name:<22} pops kept {int((kept & y).sum())}/{int((inside & y).sum())}, "
               f"other candidates kept {int((kept & ~y).sum())}/{int((inside & ~y).sum())}")
-    transfer(x, y, group, sets, shipped, one_rows)
+    carried = transfer(x, y, group, sets, shipped, one_rows)
+    if args.save_oof:
+        np.savez_compressed(args.save_oof, oof=oof, y=y, sets=sets, group=group, **carried)
+    if args.against:
+        against(args.against, {"oof": oof, **carried}, y, sets, group, shipped)
     still_spine(x, y, group, shipped)
     judges = Judges(x, y, group, one_rows=one_rows)
     for model, path in ((judges.several, args.out), (judges.one, one_mic_path(args.out))):
@@ -310,18 +304,25 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = 
     return oof
 
 
+CARRIED = {"to_first": "family dev → first simulator", "to_family": "first simulator → family dev"}
+"""The two directions of :func:`transfer`, by the key its scores are saved under."""
+
+
 def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
-             threshold: float, one_rows: np.ndarray | None = None) -> None:
+             threshold: float, one_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Print how a judge trained on one dev sound model scores the other's candidates at
     ``threshold``: family dev members → first simulator, and back (``group``: each row's
-    session; ``one_rows``: see :class:`Judges`)."""
+    session; ``one_rows``: see :class:`Judges`). Returns each direction's scores by its
+    :data:`CARRIED` key (NaN on the rows it trained on)."""
     first = np.char.startswith(sets.astype(str), "first")
-    for train, test, label in ((~first, first, "family dev → first simulator"),
-                               (first, ~first, "first simulator → family dev")):
-        kept = np.zeros(len(y), bool)
+    out = {}
+    for (key, label), train, test in zip(CARRIED.items(), (~first, first), (first, ~first),
+                                         strict=True):
+        scores = np.full(len(y), np.nan)
         one = None if one_rows is None else one_rows[train]
-        kept[test] = Judges(x[train], y[train], group[train],
-                            one_rows=one).score(x[test]) >= threshold
+        scores[test] = Judges(x[train], y[train], group[train], one_rows=one).score(x[test])
+        out[key] = scores
+        kept = scores >= threshold
         inside = test & y
         print(f"carried over, {label}: mean F1 {_mean_f1(kept[test], y[test], sets[test]):.3f}; "
               f"pops kept {int((kept & inside).sum())}/{int(inside.sum())}, other candidates "
@@ -332,6 +333,7 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
             print(f"  {name:<22} pops kept {int((kept & here & y).sum())}/"
                   f"{int((here & y).sum())}, other candidates kept "
                   f"{int((kept & here & ~y).sum())}/{int((here & ~y).sum())}")
+    return out
 
 
 def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: float) -> None:
@@ -359,6 +361,29 @@ def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: floa
 
 RESAMPLES = 2000
 """Resamples of the dev sessions for :func:`paired_difference` (seeded)."""
+
+
+def against(path: Path, scores: dict[str, np.ndarray], y: np.ndarray, sets: np.ndarray,
+            group: np.ndarray, threshold: float) -> None:
+    """Print how this run's judges differ from those of the run that saved ``path``
+    (``--save-oof``) on the same candidates, at ``threshold``: out of fold and in each
+    direction of :func:`transfer` (on the sessions it scored), each with its interval over
+    paired resamples of the sessions (:func:`paired_difference`)."""
+    with np.load(path) as f:
+        if not (np.array_equal(f["y"], y) and np.array_equal(f["group"], group)):
+            raise SystemExit(f"train_gate.py: --against: {path} holds other candidates "
+                             "(another detector or other sessions)")
+        before = {key: f[key] for key in scores if key in f.files}
+    for key, now in scores.items():
+        if key not in before:
+            print(f"against {path}: no {key} scores there (saved by an older run)")
+            continue
+        rows = ~np.isnan(now)
+        lo, mid, hi = paired_difference(now[rows] >= threshold, before[key][rows] >= threshold,
+                                        y[rows], sets[rows], group[rows])
+        what = "out of fold" if key == "oof" else f"carried over, {CARRIED[key]}"
+        print(f"against {path}: mean F1 {what} {mid:+.3f} (95 % over resamples of the "
+              f"sessions: {lo:+.3f} to {hi:+.3f})")
 
 
 def paired_difference(kept: np.ndarray, before: np.ndarray, y: np.ndarray, sets: np.ndarray,

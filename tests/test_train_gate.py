@@ -46,3 +46,25 @@ def test_a_gain_from_one_session_is_within_the_draw_and_one_from_every_session_i
     lo_all, _, _ = paired_difference(y, worse_everywhere, y, sets, group)
     assert lo_once == 0.0
     assert lo_all > 0.0
+
+
+def test_against_compares_each_saved_direction_and_refuses_other_candidates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--against`` prints one line per score the earlier run saved (out of fold, each
+    carry-over direction on the rows it scored), says which it lacks, and refuses a file of
+    other candidates."""
+    from train_gate import against
+
+    y, sets, group = _candidates()
+    oof = np.where(y, 0.95, 0.1)
+    carried = np.where(group < 2, np.nan, oof)  # scored only on sessions 2-7
+    path = tmp_path / "oof.npz"
+    np.savez(path, oof=oof, y=y, sets=sets, group=group, to_first=carried)
+    against(path, {"oof": oof, "to_first": carried, "to_family": oof}, y, sets, group, 0.9)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("mean F1 out of fold +0.000 (95 % over resamples of the "
+                             "sessions: +0.000 to +0.000)")
+    assert "carried over, family dev → first simulator +0.000" in lines[1]
+    assert "no to_family scores there" in lines[2]
+    with pytest.raises(SystemExit, match="other candidates"):
+        against(path, {"oof": oof}, ~y, sets, group, 0.9)
