@@ -37,8 +37,7 @@ POP_SCENARIOS = ("twist-cavitation", "snapping", "post-fall")
 FIRST_SEED = {"dev": 100_000, "heldout": 500_000}
 """Each family's seeds start here; a set's sessions are numbered from its own offset."""
 RESAMPLES = 2000
-"""Resamples of a set's sessions for its F1's interval (:func:`f1_interval`; seeded, so a
-run prints the same interval for the same outcomes)."""
+"""Resamples of sessions for an interval (:func:`resample_weights`)."""
 
 
 @dataclass(frozen=True)
@@ -260,11 +259,19 @@ def f1_interval(outcomes: list[Outcome], level: float = 0.95) -> tuple[float, fl
         for o in outcomes)], dtype=float)
     if not len(counts) or counts[:, [0, 2]].sum() == 0:
         return None
-    picks = np.random.default_rng(0).integers(0, len(counts), (RESAMPLES, len(counts)))
-    tp, fp, fn = counts[picks].sum(axis=1).T
+    tp, fp, fn = (resample_weights(len(counts)) @ counts).T
     f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1.0)
     lo, hi = np.percentile(f1, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
+
+
+def resample_weights(n: int) -> np.ndarray:
+    """How many times each of ``n`` sessions is drawn in each of ``RESAMPLES`` resamples
+    with replacement, shape (RESAMPLES, n): a statistic summed over sessions, weighted so,
+    gives its spread over other draws of as many sessions. Seeded: the same outcomes give
+    the same interval every run (``train_gate.py`` resamples its dev sessions so too)."""
+    picks = np.random.default_rng(0).integers(0, n, (RESAMPLES, n))
+    return np.stack([np.bincount(p, minlength=n) for p in picks]).astype(float)
 
 
 def poisson_interval(n: int, level: float = 0.95) -> tuple[float, float]:

@@ -359,10 +359,6 @@ def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: floa
               f"(trained with {share:.2f} of each pop's weight at a random moment)")
 
 
-RESAMPLES = 2000
-"""Resamples of the dev sessions for :func:`paired_difference` (seeded)."""
-
-
 def against(path: Path, scores: dict[str, np.ndarray], y: np.ndarray, sets: np.ndarray,
             group: np.ndarray, threshold: float) -> None:
     """Print how this run's judges differ from those of the run that saved ``path``
@@ -390,55 +386,47 @@ def paired_difference(kept: np.ndarray, before: np.ndarray, y: np.ndarray, sets:
                       group: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """How much :func:`_mean_f1` of the candidates ``kept`` exceeds that of those kept
     ``before`` (the same candidates judged otherwise), and the central ``level`` interval
-    of that difference over ``RESAMPLES`` resamples of the sessions (``group``) with
-    replacement, both judges on the same resample: whether a change of the judge is more
-    than which sessions were drawn. Returns (low, difference, high)."""
+    of that difference over ``heldout.RESAMPLES`` resamples of the sessions (``group``)
+    with replacement (:func:`heldout.resample_weights`), both judges on the same resample:
+    whether a change of the judge is more than which sessions were drawn. Returns (low,
+    difference, high)."""
     sessions, row_session = np.unique(group, return_inverse=True)
-    names = list(dict.fromkeys(sets))
-    set_of = np.array([names.index(n) for n in sets])
-    session_set = np.zeros(len(sessions), dtype=int)
-    session_set[row_session] = set_of
-    with_pops = np.isin(np.arange(len(names)), set_of[y])
-
-    def per_session(k: np.ndarray) -> np.ndarray:
-        """(sessions, 3): each session's pops kept, other candidates kept, pops lost."""
-        return np.stack([np.bincount(row_session, w, len(sessions)) for w in
-                         (k & y, k & ~y, ~k & y)], axis=1).astype(float)
-
-    def mean_f1(counts: np.ndarray, times: np.ndarray) -> np.ndarray:
-        """:func:`_mean_f1` with each session taken ``times`` times (resamples, sessions)."""
-        scores, quiet = [], 0.0
-        for j in range(len(names)):
-            tp, fp, fn = (times[:, session_set == j] @ counts[session_set == j]).T
-            if with_pops[j]:
-                scores.append(2 * tp / np.maximum(2 * tp + fp + fn, 1.0))
-            else:
-                quiet = quiet + fp
-        return np.mean(scores, axis=0) - 0.01 * quiet
-
-    after, prior = per_session(kept), per_session(before)
-    once = np.ones((1, len(sessions)))
-    picks = np.random.default_rng(0).integers(0, len(sessions), (RESAMPLES, len(sessions)))
-    times = np.stack([np.bincount(p, minlength=len(sessions)) for p in picks]).astype(float)
-    diff = mean_f1(after, times) - mean_f1(prior, times)
-    lo, hi = np.percentile(diff, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float((mean_f1(after, once) - mean_f1(prior, once))[0]), float(hi)
+    names, row_set = np.unique(sets, return_inverse=True)
+    # each session's counts per set (sessions, sets, 3): a session lies in one set
+    per_session = [np.zeros((len(sessions), len(names), 3)) for _ in range(2)]
+    for counts, k in zip(per_session, (kept, before), strict=True):
+        np.add.at(counts, (row_session, row_set), _counts(k, y))
+    weights = np.vstack([np.ones(len(sessions)), heldout.resample_weights(len(sessions))])
+    with_pops = np.bincount(row_set, y, len(names)) > 0
+    after, prior = (_set_mean_f1(np.einsum("rs,sjc->rjc", weights, c), with_pops)
+                    for c in per_session)
+    diff = after - prior
+    lo, hi = np.percentile(diff[1:], [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(diff[0]), float(hi)
 
 
 def _mean_f1(kept: np.ndarray, y: np.ndarray, sets: np.ndarray) -> float:
-    """Mean over the sets with pops of the candidates' F1 (sets without pops: precision
-    counts through the others' false candidates)."""
-    scores = []
-    for name in dict.fromkeys(sets):
-        inside = sets == name
-        if not (y & inside).any():
-            continue
-        tp = int((kept & y & inside).sum())
-        fp = int((kept & ~y & inside).sum())
-        fn = int((~kept & y & inside).sum())
-        scores.append(2 * tp / max(2 * tp + fp + fn, 1))
-    quiet_fp = int((kept & ~y & ~np.isin(sets, sets[y])).sum())
-    return float(np.mean(scores)) - 0.01 * quiet_fp
+    """Mean over the sets with pops of the candidates' F1, less 0.01 per candidate kept in
+    the sets without pops (:func:`_set_mean_f1`)."""
+    names, row_set = np.unique(sets, return_inverse=True)
+    counts = np.zeros((len(names), 3))
+    np.add.at(counts, row_set, _counts(kept, y))
+    return float(_set_mean_f1(counts, np.bincount(row_set, y, len(names)) > 0))
+
+
+def _counts(kept: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per candidate (rows, 3): a pop kept, another candidate kept, a pop lost (0 or 1)."""
+    return np.stack([kept & y, kept & ~y, ~kept & y], axis=1).astype(float)
+
+
+def _set_mean_f1(counts: np.ndarray, with_pops: np.ndarray) -> np.ndarray:
+    """The gate's selection figure from counts per set (..., sets, 3: pops kept, other
+    candidates kept, pops lost): the mean over the sets with pops (``with_pops``) of their
+    F1, less 0.01 per candidate kept in the sets without pops (a false pop in quiet audio
+    costs that much)."""
+    tp, fp, fn = np.moveaxis(counts, -1, 0)
+    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1.0)
+    return f1[..., with_pops].mean(axis=-1) - 0.01 * fp[..., ~with_pops].sum(axis=-1)
 
 
 if __name__ == "__main__":
