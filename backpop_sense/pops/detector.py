@@ -544,9 +544,9 @@ class PopDetector:
         if _mean_square(hp[onset: onset + w]) < c.min_head_ratio * bg_hp:
             return None  # nothing above the background's own level where it was loudest
         (bg_raw,) = _frame_power(raw[before, mic].astype(np.float64), w)
-        pop_raw = _mean_square(raw[onset: onset + w, mic].astype(np.float64))
-        snr = 10 * math.log10(max(pop_raw - bg_raw, 1e-20) / max(bg_raw, 1e-20))
         seg = raw[onset: onset + w, mic].astype(np.float64)
+        pop_raw = _mean_square(seg)
+        snr = 10 * math.log10(max(pop_raw - bg_raw, 1e-20) / max(bg_raw, 1e-20))
         peak = float(np.max(np.abs(seg))) if len(seg) else 0.0
         lead = int(0.001 * sr)
         earlier = raw[: max(onset - int(0.02 * sr), 0), mic].astype(np.float64)
