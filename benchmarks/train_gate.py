@@ -227,6 +227,9 @@ def main() -> None:
     parser.add_argument("--drop", nargs="+", default=[], metavar="PREFIX",
                         help="blank the features whose names start so (e.g. shape_ log2_band): "
                              "set to 0 in training, so that no tree tests them")
+    parser.add_argument("--param", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="train the judges with a tree setting other than PARAMS' (e.g. "
+                             "max_leaf_nodes=15; VALUE as JSON)")
     parser.add_argument("--save-oof", type=Path, metavar="FILE",
                         help="write the out-of-fold scores (.npz), for --against of a later run")
     parser.add_argument("--against", type=Path, metavar="FILE",
@@ -239,6 +242,18 @@ def main() -> None:
     unknown = [p for p in args.drop if not any(f.startswith(p) for f in FEATURES)]
     if unknown:
         raise SystemExit(f"train_gate.py: --drop: no feature starts with {', '.join(unknown)}")
+    params = dict(PARAMS)
+    for item in args.param:
+        name, _, value = item.partition("=")
+        if name not in HistGradientBoostingClassifier().get_params() or not value:
+            raise SystemExit(f"train_gate.py: --param {item}: not NAME=VALUE with NAME a "
+                             "setting of HistGradientBoostingClassifier")
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            raise SystemExit(f"train_gate.py: --param {item}: VALUE is not JSON") from None
+    if args.param:
+        print("judges' settings: " + ", ".join(f"{k}={params[k]}" for k in sorted(params)))
     jobs = [(heldout.folder("dev", s, c), c, s.name) for s in heldout.SETS
             for c in heldout.configs("dev", s, args.seeds)] + first_simulator()
     for path, config, _ in jobs:
@@ -263,7 +278,7 @@ def main() -> None:
     group = np.array(source_of)[job]
     one_rows = one_mic_rows([path for path, _, _ in jobs], job)
     print(f"{len(y)} candidates, {int(y.sum())} of them pops, from {len(jobs)} dev sessions")
-    oof = out_of_fold(x, y, group, one_rows=one_rows)
+    oof = out_of_fold(x, y, group, params, one_rows=one_rows)
     sets = np.array([jobs[k][2] for k in job])
     best = max(np.arange(0.1, 0.95, 0.05), key=lambda s: _mean_f1(oof >= s, y, sets))
     shipped = GateConfig().min_score
@@ -275,13 +290,13 @@ def main() -> None:
         kept = (oof >= shipped) & inside
         print(f"  {name:<22} pops kept {int((kept & y).sum())}/{int((inside & y).sum())}, "
               f"other candidates kept {int((kept & ~y).sum())}/{int((inside & ~y).sum())}")
-    carried = transfer(x, y, group, sets, shipped, one_rows)
+    carried = transfer(x, y, group, sets, shipped, one_rows, params)
     if args.save_oof:
         np.savez_compressed(args.save_oof, oof=oof, y=y, sets=sets, group=group, **carried)
     if args.against:
         against(args.against, {"oof": oof, **carried}, y, sets, group, shipped)
-    still_spine(x, y, group, shipped)
-    judges = Judges(x, y, group, one_rows=one_rows)
+    still_spine(x, y, group, shipped, params)
+    judges = Judges(x, y, group, params, one_rows=one_rows)
     for model, path in ((judges.several, args.out), (judges.one, one_mic_path(args.out))):
         flat = TreeModel.from_sklearn(model, FEATURES)
         if not np.allclose(flat.score(x[:2000]), model.predict_proba(x[:2000])[:, 1],
@@ -309,18 +324,20 @@ CARRIED = {"to_first": "family dev → first simulator", "to_family": "first sim
 
 
 def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
-             threshold: float, one_rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+             threshold: float, one_rows: np.ndarray | None = None, params: dict = PARAMS
+             ) -> dict[str, np.ndarray]:
     """Print how a judge trained on one dev sound model scores the other's candidates at
     ``threshold``: family dev members → first simulator, and back (``group``: each row's
-    session; ``one_rows``: see :class:`Judges`). Returns each direction's scores by its
-    :data:`CARRIED` key (NaN on the rows it trained on)."""
+    session; ``one_rows``: see :class:`Judges`; ``params``, their trees). Returns each
+    direction's scores by its :data:`CARRIED` key (NaN on the rows it trained on)."""
     first = np.char.startswith(sets.astype(str), "first")
     out = {}
     for (key, label), train, test in zip(CARRIED.items(), (~first, first), (first, ~first),
                                          strict=True):
         scores = np.full(len(y), np.nan)
         one = None if one_rows is None else one_rows[train]
-        scores[test] = Judges(x[train], y[train], group[train], one_rows=one).score(x[test])
+        scores[test] = Judges(x[train], y[train], group[train], params,
+                              one_rows=one).score(x[test])
         out[key] = scores
         kept = scores >= threshold
         inside = test & y
@@ -336,7 +353,8 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
     return out
 
 
-def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: float) -> None:
+def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: float,
+                params: dict = PARAMS) -> None:
     """Print how many pops of sessions with two IMUs the several-mics judge keeps out of fold
     at ``threshold`` with their ``bending`` as measured, made still (0 deg/s), at 3 deg/s and
     missing (no IMUs), trained as shipped and without the random moments of
@@ -347,7 +365,7 @@ def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: floa
     for share in (STILL_SHARE, 0.0):
         kept = {name: 0 for name in cases}
         for train, test in GroupKFold(5).split(x, y, group):
-            judges = Judges(x[train], y[train], group[train], still_share=share)
+            judges = Judges(x[train], y[train], group[train], params, still_share=share)
             pops = test[y[test] & moved[test]]
             for name, value in cases.items():
                 xx = x[pops].copy()
