@@ -4,7 +4,7 @@ No public recording of a spinal pop exists, so nobody knows its spectrum, and th
 own simulator (``simulate.py``) renders one guess at each sound. A detector tuned on one guess
 fails on the next. A *family member* is a session whose acoustics (its pops, heart, rub,
 speech, footsteps, knocks, strap handling, floor, tissue and mics) are drawn per seed from
-the ranges below, and whose sounds are rendered by one of two independent sound models:
+the ranges below, and whose sounds are rendered by one of three independent sound models:
 
 ``dev``
     Sums of exponentially damped sinusoids (modal synthesis): pops, heart sounds, footsteps
@@ -15,10 +15,19 @@ the ranges below, and whose sounds are rendered by one of two independent sound 
     struck by a pulse; heart sounds as Gaussian-windowed falling chirps; rub as stick-slip
     crackle (a random train of impulses); speech as glottal pulses through formant
     resonators, with plosive bursts; footsteps and knocks as decaying filtered noise.
+``dev2``
+    Gamma-envelope grains and driven resonances (added 2026-12-07, so that a choice made on
+    dev can be checked on a dev model left out): a tonal pop as a gammatone whose pitch
+    glides, a noisy one as a spray of short grains crowding its start (a crack as many small
+    ruptures); heart sounds as band-limited 1/f noise under a fast-rising, slow-falling
+    envelope; rub as band noise whose loudness wanders (a log-normal random walk), some with
+    a squeak; speech as jittered glottal pulses through three formants moving from vowel to
+    vowel, with fricatives; a footstep's thump as the body's low resonance driven by the
+    heel's half-sine force; knocks as the hit and two ringing grains.
 
-Parameters are chosen on ``dev`` members and figures reported on ``heldout`` members: held
-out by family (another physics of every sound), not only by seed. Both families draw from the
-same ranges.
+Parameters are chosen on ``dev`` and ``dev2`` members (and the first simulator) and figures
+reported on ``heldout`` members: held out by family (another physics of every sound), not
+only by seed. Every family draws from the same ranges.
 
 Ranges, and where they come from
 --------------------------------
@@ -83,8 +92,9 @@ from .levels import SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_distance_m, level_inde
 from .sounds import Event, damped, mic_weights, ramp, seed_of
 from .vocab import POP_KINDS
 
-FAMILIES = ("dev", "heldout")
-"""The two sound models; parameters are chosen on ``dev``, figures reported on ``heldout``."""
+FAMILIES = ("dev", "heldout", "dev2")
+"""The three sound models; parameters are chosen on ``dev`` and ``dev2``, figures reported on
+``heldout`` (the order is part of every member's seed: a new model goes last)."""
 
 HEART_LEVELS = ("T3", "T4", "T5", "T6", "T7", "T8")
 """Levels the heart lies in front of (it is anterior, 6-12 cm deep from the back's skin)."""
@@ -334,7 +344,7 @@ def pop_wave(ac: Acoustics, kind: str, rng: np.random.Generator, sr: int) -> np.
     sound = replace(base, centre_hz=base.centre_hz * 2 ** rng.normal(0, 0.15),
                     duration_ms=base.duration_ms * rng.uniform(0.8, 1.25))
     n = int(0.1 * sr)
-    render = _click_modes if ac.family == "dev" else _click_burst
+    render = {"dev": _click_modes, "heldout": _click_burst, "dev2": _click_grains}[ac.family]
     out = np.zeros(n)
     at = 0
     for k in range(sound.clicks):
@@ -402,7 +412,9 @@ def _heart_sound(ac: Acoustics, which: str, rng: np.random.Generator, sr: int) -
     d = ms / 1000 * rng.uniform(0.9, 1.1)
     n = int((d + 0.05) * sr)
     t = np.arange(n) / sr
-    if ac.family == "dev":
+    if ac.family == "dev2":
+        x = _heart_dev2(lo, hi, d, t, rng, sr)
+    elif ac.family == "dev":
         k = 3
         f = np.exp(rng.uniform(math.log(lo), math.log(hi), k))
         x = damped(t, f, np.full(k, d / 4.6), rng.uniform(0, 6, k), np.array([1.0, 0.7, 0.4]),
@@ -419,7 +431,9 @@ def _heart_sound(ac: Acoustics, which: str, rng: np.random.Generator, sr: int) -
     m = min(int(0.02 * sr), n - at)
     tc = np.arange(m) / sr
     width = rng.uniform(0.002, 0.01)
-    if ac.family == "dev":
+    if ac.family == "dev2":
+        click = _gammatone(tc, sr, click_f, width, 2, 0.0, rng.uniform(0, 6))
+    elif ac.family == "dev":
         click = damped(tc, np.array([click_f]), np.array([width / 4.6]), np.zeros(1),
                        np.ones(1), 2e-4)
     else:
@@ -490,7 +504,9 @@ def footstep_events(ac: Acoustics, strikes: list[float], mics: tuple[str, ...], 
 
         def make(amp: float = amp, s: int = s) -> np.ndarray:
             r = np.random.default_rng(s)
-            if ac.family == "dev":
+            if ac.family == "dev2":
+                thump = _thump_dev2(t, r, sr)
+            elif ac.family == "dev":
                 f = r.uniform([30, 70, 130], [60, 130, 250])
                 thump = damped(t, f, np.array([0.03, 0.02, 0.012]), r.uniform(0, 6, 3),
                                np.array([1.0, 0.6, 0.3]), 0.004)
@@ -512,7 +528,9 @@ def _short_click(centre_hz: float, length_s: float, rng: np.random.Generator, sr
     """A click of ``length_s`` around ``centre_hz``, peak 1."""
     t = np.arange(n) / sr
     f = min(centre_hz * 2 ** rng.normal(0, 0.2), 0.42 * sr)
-    if family == "dev":
+    if family == "dev2":
+        x = _gammatone(t, sr, f, length_s, 2, 0.0, rng.uniform(0, 6))
+    elif family == "dev":
         x = damped(t, np.array([f, 1.7 * f if 1.7 * f < 0.45 * sr else f]),
                    np.full(2, length_s / 6.9), rng.uniform(0, 6, 2), np.array([1.0, 0.5]), 5e-5)
     else:
@@ -544,7 +562,9 @@ def knock_events(ac: Acoustics, duration_s: float, per_minute: float, mics: tupl
                 r = np.random.default_rng(s)
                 lo, hi = ac.knock_band_hz
                 hi = min(hi, 0.45 * sr)
-                if ac.family == "dev":
+                if ac.family == "dev2":
+                    x = _knock_dev2(t, lo, hi, r, sr)
+                elif ac.family == "dev":
                     f = np.exp(r.uniform(math.log(lo), math.log(hi), 3))
                     x = damped(t, f, r.uniform(3e-3, 8e-3, 3), r.uniform(0, 6, 3),
                                np.array([1.0, 0.7, 0.4]), 2e-4)
@@ -612,7 +632,8 @@ def speech_events(ac: Acoustics, duration_s: float, per_minute: float, mics: tup
         def make(length: float = length, s: int = s, rms: float = rms) -> np.ndarray:
             r = np.random.default_rng(s)
             f0 = ac.speech_f0_hz * 2 ** r.normal(0, 0.1)
-            wave = (_speech_dev if ac.family == "dev" else _speech_heldout)(f0, length, sr, r)
+            speak = {"dev": _speech_dev, "heldout": _speech_heldout, "dev2": _speech_dev2}
+            wave = speak[ac.family](f0, length, sr, r)
             sos = signal.butter(2, min(r.uniform(1000, 3000), 0.45 * sr), fs=sr, output="sos")
             wave = signal.sosfilt(sos, wave)
             t = np.arange(len(wave)) / sr
@@ -631,6 +652,9 @@ def _rub_wave(ac: Acoustics, length: float, sr: int, r: np.random.Generator) -> 
     lo = min(lo, 0.6 * hi)
     sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
     swell = ac.rub_swell_s * r.uniform(0.7, 1.4)
+    if ac.family == "dev2":
+        x = _rub_dev2(t, lo, hi, swell, length, r, sr)
+        return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
     if ac.family == "dev":
         env = ramp(t / swell) * ramp((length - t) / r.uniform(0.05, 0.2))
         env *= 1 + 0.5 * np.sin(2 * np.pi * r.uniform(3, 20) * t)
@@ -711,6 +735,168 @@ def _drift(ac: Acoustics, n: int, n_mics: int, r: np.random.Generator) -> np.nda
     start, end = r.uniform(-half, half, n_mics), r.uniform(-half, half, n_mics)
     path = start + (end - start) * ramp(np.linspace(0.0, 1.0, n))[:, None]
     return 10 ** (path / 20)
+
+
+# ------------------------------------------------------------------- the third model
+
+def _gamma_k(order: int) -> float:
+    """How many time constants after its start an order-``order`` gamma envelope
+    ``t**(order-1) * exp(-t/tau)`` lies 60 dB under its peak (bisection; 6.9 at order 1)."""
+    peak = order - 1
+
+    def down(k: float) -> float:  # dB under the peak at k time constants (k > peak)
+        return -20 * math.log10(math.e) * ((order - 1) * math.log(k / peak) - (k - peak)) \
+            if peak else 20 * math.log10(math.e) * k
+
+    lo, hi = peak + 1e-6, peak + 60.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if down(mid) < 60.0 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def _gammatone(t: np.ndarray, sr: int, f: float, dur: float, order: int = 4,
+               glide_oct: float = 0.0, phase: float = 0.0) -> np.ndarray:
+    """``dev2``'s grain: a tone at ``f`` Hz under an order-``order`` gamma envelope that rises
+    and falls 60 dB ``dur`` s after its start (peak 1), its pitch gliding ``glide_oct``
+    octaves over that time (a collapsing bubble or a slipping band changes its pitch)."""
+    tau = dur / _gamma_k(order)
+    tt = np.maximum(t, 0.0)
+    peak_t = max(order - 1, 1e-9) * tau
+    env = (tt / peak_t) ** (order - 1) * np.exp(-(tt - peak_t) / tau) if order > 1 \
+        else np.exp(-tt / tau)
+    freq = f * 2.0 ** (glide_oct * np.clip(tt / dur, 0.0, 1.0))
+    return np.where(t >= 0, env * np.sin(2 * np.pi * np.cumsum(freq) / sr + phase), 0.0)
+
+
+def _click_grains(sound: PopSound, rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
+    """``dev2``: one click as a gliding gammatone (tonal), or as a spray of short grains
+    across the band whose onsets crowd the click's start (noisy: a crack is many small
+    ruptures)."""
+    t = np.arange(n) / sr
+    d = sound.duration_ms / 1000
+    top = 0.42 * sr
+    if sound.tonal:
+        f0 = min(sound.centre_hz, top)
+        x = _gammatone(t, sr, f0, d, int(rng.integers(2, 5)), rng.uniform(-0.5, 0.5),
+                       rng.uniform(0, 2 * np.pi))
+        if 2 * f0 < top:  # a stiff source's second harmonic
+            x += rng.uniform(0.0, 0.3) * _gammatone(t, sr, 2 * f0, 0.6 * d, 3, 0.0,
+                                                    rng.uniform(0, 2 * np.pi))
+        return x
+    lo, hi = _band(sound.centre_hz, sound.bandwidth_oct, sr)
+    x = np.zeros(n)
+    for _ in range(int(rng.integers(12, 40))):
+        f = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
+        at = float(rng.exponential(0.12 * d))
+        if at >= d:
+            continue
+        grain = max(0.25 * d, 3.0 / f)  # at least three periods
+        x += math.exp(-6.9 * at / d) * _gammatone(t - at, sr, f, grain, 2, 0.0,
+                                                  rng.uniform(0, 2 * np.pi))
+    return x
+
+
+def _band_noise(rng: np.random.Generator, n: int, lo: float, hi: float, sr: int,
+                tilt: float = 1.0) -> np.ndarray:
+    """``dev2``'s noise: white noise kept between ``lo`` and ``hi`` Hz in its spectrum, its
+    power falling as f**-``tilt`` there (unit RMS)."""
+    spec = np.fft.rfft(rng.normal(0, 1, n))
+    f = np.fft.rfftfreq(n, 1 / sr)
+    keep = (f >= lo) & (f <= hi)
+    spec = np.where(keep, spec * np.maximum(f, 1.0) ** (-tilt / 2), 0.0)
+    x = np.fft.irfft(spec, n)
+    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+
+
+def _heart_dev2(lo: float, hi: float, d: float, t: np.ndarray, rng: np.random.Generator,
+                sr: int) -> np.ndarray:
+    """``dev2``: a heart sound as band-limited noise (power falling as 1/f) under a fast-rising,
+    slow-falling envelope (t e^-t)."""
+    tau = d / _gamma_k(2)
+    env = (t / tau) * np.exp(1 - t / tau)
+    return env * _band_noise(rng, len(t), lo, hi, sr)
+
+
+def _thump_dev2(t: np.ndarray, r: np.random.Generator, sr: int) -> np.ndarray:
+    """``dev2``: a heel strike's thump, the body's low resonance (40-120 Hz, Q 1-3) driven by
+    the strike's half-sine force (8-25 ms)."""
+    width = r.uniform(0.008, 0.025)
+    force = np.where(t < width, np.sin(np.pi * t / width), 0.0)
+    f0 = r.uniform(40.0, 120.0)
+    b, a = signal.iirpeak(f0, r.uniform(1.0, 3.0), fs=sr)
+    return signal.lfilter(b, a, force)
+
+
+def _knock_dev2(t: np.ndarray, lo: float, hi: float, r: np.random.Generator, sr: int
+                ) -> np.ndarray:
+    """``dev2``: a knock as the hit itself (a 0.1-0.5 ms half-sine) and two ringing grains of
+    the struck object within ``lo``-``hi`` Hz."""
+    width = r.uniform(1e-4, 5e-4)
+    x = np.where(t < width, np.sin(np.pi * t / width), 0.0)
+    for _ in range(2):
+        f = float(np.exp(r.uniform(math.log(lo), math.log(hi))))
+        x = x + r.uniform(0.3, 1.0) * _gammatone(t, sr, f, r.uniform(0.005, 0.03), 2, 0.0,
+                                                 r.uniform(0, 6))
+    return x
+
+
+def _speech_dev2(f0: float, length: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """``dev2``: a jittered train of decaying glottal pulses through three formants that move
+    from vowel to vowel every 120-300 ms (filtered in 10 ms steps), with fricatives (noise
+    above 2.5-4 kHz, where the rate allows)."""
+    n = int(length * sr)
+    src = np.zeros(n)
+    at = rng.uniform(0, 1 / f0)
+    while at < length:
+        i = int(at * sr)
+        m = min(int(0.004 * sr), n - i)
+        src[i: i + m] += rng.uniform(0.8, 1.2) * np.exp(-np.arange(m) / (0.0008 * sr))
+        at += (1 / f0) * (1 + rng.normal(0, 0.015))
+    targets = []
+    t = 0.0
+    while t < length + 0.3:
+        targets.append((t, rng.uniform(250, 850), rng.uniform(800, 2400),
+                        rng.uniform(2200, 3200)))
+        t += rng.uniform(0.12, 0.3)
+    times = np.array([x[0] for x in targets])
+    step = max(1, int(0.01 * sr))
+    y = np.zeros(n)
+    for k in range(3):
+        track = np.array([x[k + 1] for x in targets])
+        zi = np.zeros(2)
+        for i in range(0, n, step):
+            f = min(float(np.interp(i / sr, times, track)), 0.42 * sr)
+            b, a = signal.iirpeak(f, f / (70.0 + 40.0 * k), fs=sr)
+            out, zi = signal.lfilter(b, a, src[i: i + step], zi=zi * 1.0)
+            y[i: i + step] += out / (k + 1)
+    hiss = min(rng.uniform(2500, 4000), 0.4 * sr)
+    sos = signal.butter(2, hiss, btype="highpass", fs=sr, output="sos")
+    for at in rng.uniform(0, length, int(rng.integers(0, 3))):
+        i, m = int(at * sr), int(rng.uniform(0.05, 0.15) * sr)
+        m = min(m, n - i)
+        if m > 8:
+            y[i: i + m] += signal.sosfilt(sos, rng.normal(0, 2 * np.std(y) + 1e-9, m)) \
+                * np.hanning(m)
+    return y
+
+
+def _rub_dev2(t: np.ndarray, lo: float, hi: float, swell: float, length: float,
+              r: np.random.Generator, sr: int) -> np.ndarray:
+    """``dev2``: rub as band noise (1/f within the band) whose loudness wanders (a slow
+    log-normal random walk) after a Gaussian-shaped swell, sometimes with a squeak (a
+    tone in the band, with vibrato)."""
+    n = len(t)
+    wander = signal.sosfilt(signal.butter(1, r.uniform(2.0, 15.0), fs=sr, output="sos"),
+                            r.normal(0, 1, n))
+    wander = wander / (np.std(wander) + 1e-12) * r.uniform(0.2, 0.6)
+    env = (1 - np.exp(-((t / swell) ** 2))) * np.exp(wander) * ramp((length - t) / 0.05)
+    x = _band_noise(r, n, lo, hi, sr) * env
+    if r.random() < 0.5:
+        f = float(np.exp(r.uniform(math.log(lo), math.log(hi))))
+        vib = 1 + 0.02 * np.sin(2 * np.pi * r.uniform(4, 12) * t)
+        x += r.uniform(0.3, 1.0) * env * np.sin(2 * np.pi * np.cumsum(f * vib) / sr)
+    return x
 
 
 @dataclass

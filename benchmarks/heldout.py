@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench-out" / "family"
 REAL_HEART = ROOT.parent / "shared" / "data" / "real-heart"
 POP_SCENARIOS = ("twist-cavitation", "snapping", "post-fall")
-FIRST_SEED = {"dev": 100_000, "heldout": 500_000}
+FIRST_SEED = {"dev": 100_000, "heldout": 500_000, "dev2": 300_000}
 """Each family's seeds start here; a set's sessions are numbered from its own offset."""
 RESAMPLES = 2000
 """Resamples of sessions for an interval (:func:`resample_weights`)."""
@@ -351,7 +351,7 @@ def family_table(family: str, seeds: int, workers: int = 2, **stages) -> list[tu
         jobs = [(folder(family, fset, c), c) for c in configs(family, fset, seeds)]
         rows.append((fset.name, score(run_all(jobs, workers, **stages)), len(jobs)))
     print(f"\npop detection, simulator family '{family}' ({seeds} seed(s) per scenario; "
-          f"{'parameters chosen here' if family == 'dev' else 'never used for choosing'})")
+          f"{'never used for choosing' if family == 'heldout' else 'parameters chosen here'})")
     head = (f"{'set':<22}{'sessions':>9}{'truth':>6}{'F1@10':>7}{'(95 %)':>12}{'P@10':>6}"
             f"{'R@10':>6}{'FP/h':>7}{'(95 %)':>12}{'false':>6}{'level':>7}{'typed':>6}"
             f"{'kind':>6}{'context':>8}")

@@ -1,31 +1,29 @@
 """Train the gate's learned judges on development sessions and write ``pops/gate_model*.npz``.
 
-The development sessions are the ``dev`` members' sets (``benchmarks/heldout.py``) and the
-project's first simulator on its development seeds (from 7000, as
-``benchmarks/detection.py --first-seed 7000`` makes them: every SNR with artifacts, and
-10 minutes of artifacts only). Held-out members, the detection benchmark's report seeds and
-the real recordings are never read here. Every candidate is judged by the gate with the
-model off and its features kept; a candidate within 20 ms of a true onset is a pop. A
-``HistGradientBoostingClassifier`` is fitted to them, and the sets' mean F1 is printed on
-scores each session got from a model that did not see it (5 folds by session), at the score
-at which the gate accepts (``GateConfig.min_score``, set by hand from these: one threshold
-serves both judges) and at the score that maximises it. Two judges are trained and written,
-one for several mics and one for a single mic without the place features and the spine's
-movement (``pops/model.py``); each candidate is scored by its own. Then how far a still
-spine can veto a pop (:func:`still_spine`).
+The development sessions come from three sound models: the family's ``dev`` and ``dev2``
+members' sets (``benchmarks/heldout.py``; ``dev2`` since 2026-12-07) and the project's first
+simulator on its development seeds (from 7000, as ``benchmarks/detection.py --first-seed
+7000`` makes them: every SNR with artifacts, and 10 minutes of artifacts only). The judges
+learn from the models named in ``TRAIN_MODELS`` (``--models``). Held-out members, the
+detection benchmark's report seeds and the real recordings are never read here. Every
+candidate is judged by the gate with the model off and its features kept; a candidate within
+20 ms of a true onset is a pop. A ``HistGradientBoostingClassifier`` is fitted to them, and
+the sets' mean F1 is printed on scores each session got from a model that did not see it (5
+folds by session), at the score at which the gate accepts (``GateConfig.min_score``, set by
+hand from these: one threshold serves both judges) and at the score that maximises it. Two
+judges are trained and written, one for several mics and one for a single mic without the
+place features and the spine's movement (``pops/model.py``); each candidate is scored by its
+own. Then how far a still spine can veto a pop (:func:`still_spine`).
 
-It also prints how the judge carries over between sound models, the one thing a held-out
-family asks of it: trained on the family's dev members alone and scored on the first
-simulator's sessions, and the other way round. ``--drop`` trains with some features blanked
-(the trees cannot split on them), so that a feature set is chosen on dev data, never on
-held-out members: on the out-of-fold figures and on the first direction, which is how the
-shipped judge is used (trained on a broad family, judging a sound model it never heard).
-The other direction (a judge trained on the first simulator alone) warns and does not
-veto: trained on one narrow model the judge fails on the family whatever its features,
-and more so with a feature that the narrow model gives no counter-example to (a heart
-sound falls along the spine as a pop at the top level does, and the first simulator's
-only heart is a regular 45-70 Hz thump). This rule changed on 2026-12-07, after the
-features it admitted had been measured on dev (``benchmarks/detection.md``).
+It also leaves one sound model out at a time (:func:`transfer`), the one thing a held-out
+family asks of the judges: each dev model's candidates scored by judges trained on each
+other model alone and on both, and what adding a model to the training gains, with its
+interval over the left-out model's sessions; and the mean F1 of every model scored from
+all the others (``lomo``). ``--drop`` trains with some features blanked (the trees cannot
+split on them), so that a feature set is chosen on dev data, never on held-out members.
+Until 2026-12-07 there were two dev models and one carry-over each way; a carry-over beyond
+the draw of sessions between those two did not foretell the held-out model twice
+(``benchmarks/detection.md``), which is why the third was made.
 
 Run: ``make gate-model`` (about 12 minutes the first time, on 2 cores; the sessions and each
 session's candidates are cached in bench-out/). It also writes the shipped judges'
@@ -75,6 +73,9 @@ ONE_MIC_SEEDS = 4
 simulator's sessions too). Trained on ``DEV_SEEDS`` it did better on dev but passed 2 pops in
 the real heart recordings, which no judge trained on 4 had: a choice made on held-out
 figures (``detection.md``)."""
+
+TRAIN_MODELS = ("first", "dev")
+"""The dev sound models (:data:`MODELS`) the shipped judges learn from."""
 
 SIM_SEED = 7000
 """The first simulator's development seeds (``benchmarks/detection.py --first-seed``)."""
@@ -155,8 +156,8 @@ def one_mic_rows(paths: list[Path], job: np.ndarray) -> np.ndarray:
     """Which rows (of the sessions ``paths``, row by row ``job``) the one-mic judge learns
     from: those of the first ``ONE_MIC_SEEDS`` dev sessions per scenario and of the first
     simulator."""
-    early = {heldout.folder("dev", s, c) for s in heldout.SETS
-             for c in heldout.configs("dev", s, ONE_MIC_SEEDS)}
+    early = {heldout.folder(fam, s, c) for fam in ("dev", "dev2") for s in heldout.SETS
+             for c in heldout.configs(fam, s, ONE_MIC_SEEDS)}
     early |= {path for path, _, _ in first_simulator()}
     return np.array([path in early for path in paths])[job]
 
@@ -235,6 +236,9 @@ def main() -> None:
     parser.add_argument("--against", type=Path, metavar="FILE",
                         help="print how far this run's out-of-fold mean F1 differs from that "
                              "of the run that saved FILE, with its interval over the sessions")
+    parser.add_argument("--models", nargs="+", default=list(TRAIN_MODELS), metavar="MODEL",
+                        help=f"the dev sound models the judges learn from (of {', '.join(MODELS)}; "
+                             "the carry-over tables use all three whatever this says)")
     parser.add_argument("--strap", action="store_true",
                         help="also train on each 3-mic 16 kHz dev member as the default strap "
                              "profile records it (IMA-ADPCM audio)")
@@ -254,8 +258,13 @@ def main() -> None:
             raise SystemExit(f"train_gate.py: --param {item}: VALUE is not JSON") from None
     if args.param:
         print("judges' settings: " + ", ".join(f"{k}={params[k]}" for k in sorted(params)))
-    jobs = [(heldout.folder("dev", s, c), c, s.name) for s in heldout.SETS
-            for c in heldout.configs("dev", s, args.seeds)] + first_simulator()
+    unknown = set(args.models) - set(MODELS)
+    if unknown:
+        raise SystemExit(f"train_gate.py: --models: no sound model {', '.join(sorted(unknown))}"
+                         f" (models: {', '.join(MODELS)})")
+    jobs = [(heldout.folder(fam, s, c), c, f"{prefix}{s.name}")
+            for fam, prefix in (("dev", ""), ("dev2", "dev2 ")) for s in heldout.SETS
+            for c in heldout.configs(fam, s, args.seeds)] + first_simulator()
     for path, config, _ in jobs:
         heldout.make(path, config)
     # A session and its recording through the strap are one group: never split by a fold.
@@ -277,15 +286,19 @@ def main() -> None:
     job = np.concatenate([np.full(len(f[0]), k) for k, f in enumerate(found)])
     group = np.array(source_of)[job]
     one_rows = one_mic_rows([path for path, _, _ in jobs], job)
-    print(f"{len(y)} candidates, {int(y.sum())} of them pops, from {len(jobs)} dev sessions")
-    oof = out_of_fold(x, y, group, params, one_rows=one_rows)
     sets = np.array([jobs[k][2] for k in job])
-    best = max(np.arange(0.1, 0.95, 0.05), key=lambda s: _mean_f1(oof >= s, y, sets))
+    print(f"{len(y)} candidates, {int(y.sum())} of them pops, from {len(jobs)} dev sessions; "
+          f"the judges learn from those of {', '.join(args.models)}")
+    mine = np.isin(model_of(sets), args.models)
+    oof = np.full(len(y), np.nan)
+    oof[mine] = out_of_fold(x[mine], y[mine], group[mine], params, one_rows=one_rows[mine])
+    best = max(np.arange(0.1, 0.95, 0.05),
+               key=lambda s: _mean_f1(oof[mine] >= s, y[mine], sets[mine]))
     shipped = GateConfig().min_score
     print(f"min_score {shipped:.2f} (GateConfig): mean F1 over the sets (candidates, out of "
-          f"fold) {_mean_f1(oof >= shipped, y, sets):.3f}; the best min_score here "
-          f"{best:.2f}: {_mean_f1(oof >= best, y, sets):.3f}")
-    for name in dict.fromkeys(sets):
+          f"fold) {_mean_f1(oof[mine] >= shipped, y[mine], sets[mine]):.3f}; the best "
+          f"min_score here {best:.2f}: {_mean_f1(oof[mine] >= best, y[mine], sets[mine]):.3f}")
+    for name in dict.fromkeys(sets[mine]):
         inside = sets == name
         kept = (oof >= shipped) & inside
         print(f"  {name:<22} pops kept {int((kept & y).sum())}/{int((inside & y).sum())}, "
@@ -295,6 +308,7 @@ def main() -> None:
         np.savez_compressed(args.save_oof, oof=oof, y=y, sets=sets, group=group, **carried)
     if args.against:
         against(args.against, {"oof": oof, **carried}, y, sets, group, shipped)
+    x, y, group, one_rows = x[mine], y[mine], group[mine], one_rows[mine]
     still_spine(x, y, group, shipped, params)
     judges = Judges(x, y, group, params, one_rows=one_rows)
     for model, path in ((judges.several, args.out), (judges.one, one_mic_path(args.out))):
@@ -319,37 +333,79 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = 
     return oof
 
 
-CARRIED = {"to_first": "family dev → first simulator", "to_family": "first simulator → family dev"}
-"""The two directions of :func:`transfer`, by the key its scores are saved under."""
+MODELS = ("first", "dev", "dev2")
+"""The dev sound models: the first simulator and the family's ``dev`` and ``dev2``."""
+
+
+def model_of(sets: np.ndarray) -> np.ndarray:
+    """Each row's sound model (:data:`MODELS`) from its set's name (``first ...``,
+    ``dev2 ...``, else a ``dev`` member; a ``strap`` copy is its source's)."""
+    names = np.char.replace(sets.astype(str), "strap ", "")
+    return np.where(np.char.startswith(names, "first "), "first",
+                    np.where(np.char.startswith(names, "dev2 "), "dev2", "dev"))
+
+
+def carry_key(train: tuple[str, ...], test: str) -> str:
+    """The key a carry-over's scores are saved under: ``from_dev_dev2_to_first``, say."""
+    return f"from_{'_'.join(train)}_to_{test}"
+
+
+def carry_label(key: str) -> str:
+    """A carry-over key as the tables print it (``dev + dev2 → first``); ``lomo``, every
+    model scored by judges trained on all the others."""
+    if key == "lomo":
+        return "each model from all the others"
+    train, _, test = key.removeprefix("from_").partition("_to_")
+    return " + ".join(m for m in MODELS if m in train.split("_")) + " → " + test
 
 
 def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
              threshold: float, one_rows: np.ndarray | None = None, params: dict = PARAMS
              ) -> dict[str, np.ndarray]:
-    """Print how a judge trained on one dev sound model scores the other's candidates at
-    ``threshold``: family dev members → first simulator, and back (``group``: each row's
-    session; ``one_rows``: see :class:`Judges`; ``params``, their trees). Returns each
-    direction's scores by its :data:`CARRIED` key (NaN on the rows it trained on)."""
-    first = np.char.startswith(sets.astype(str), "first")
-    out = {}
-    for (key, label), train, test in zip(CARRIED.items(), (~first, first), (first, ~first),
-                                         strict=True):
-        scores = np.full(len(y), np.nan)
-        one = None if one_rows is None else one_rows[train]
-        scores[test] = Judges(x[train], y[train], group[train], params,
-                              one_rows=one).score(x[test])
-        out[key] = scores
-        kept = scores >= threshold
-        inside = test & y
-        print(f"carried over, {label}: mean F1 {_mean_f1(kept[test], y[test], sets[test]):.3f}; "
-              f"pops kept {int((kept & inside).sum())}/{int(inside.sum())}, other candidates "
-              f"kept {int((kept & test & ~y).sum())}/"
-              f"{int((test & ~y).sum())}")
-        for name in dict.fromkeys(sets[test]):
-            here = sets == name
-            print(f"  {name:<22} pops kept {int((kept & here & y).sum())}/"
-                  f"{int((here & y).sum())}, other candidates kept "
-                  f"{int((kept & here & ~y).sum())}/{int((here & ~y).sum())}")
+    """Leave one sound model out: for each dev model, judges trained on every non-empty set
+    of the others (each alone, and all together) score its candidates at ``threshold``, and
+    the mean F1 of each is printed; the gain from adding models to the training is printed
+    with its paired interval over the left-out model's sessions. Which way that gain points
+    is the one question a held-out family asks of the judges: does learning from more sound
+    models carry over better to one never heard? (``group``: each row's session;
+    ``one_rows`` and ``params``: see :class:`Judges`.) Returns each carry-over's scores by
+    :func:`carry_key` (NaN on rows it did not score), and under ``lomo`` every row's score
+    from judges trained on all the other models."""
+    model = model_of(sets)
+    present = [m for m in MODELS if (model == m).any()]
+    out: dict[str, np.ndarray] = {}
+    lomo = np.full(len(y), np.nan)
+    for test in present:
+        others = [m for m in present if m != test]
+        rows = model == test
+        combos = [(m,) for m in others] + ([tuple(others)] if len(others) > 1 else [])
+        for train in combos:
+            fit = np.isin(model, train)
+            one = None if one_rows is None else one_rows[fit]
+            scores = np.full(len(y), np.nan)
+            scores[rows] = Judges(x[fit], y[fit], group[fit], params,
+                                  one_rows=one).score(x[rows])
+            key = carry_key(train, test)
+            out[key] = scores
+            kept = scores[rows] >= threshold
+            inside = y[rows]
+            print(f"carried over, {carry_label(key)}: mean F1 "
+                  f"{_mean_f1(kept, inside, sets[rows]):.3f}; pops kept "
+                  f"{int((kept & inside).sum())}/{int(inside.sum())}, other candidates kept "
+                  f"{int((kept & ~inside).sum())}/{int((~inside).sum())}")
+            if len(train) == len(others):
+                lomo[rows] = scores[rows]
+        if len(others) > 1:
+            both = out[carry_key(tuple(others), test)][rows] >= threshold
+            for m in others:
+                alone = out[carry_key((m,), test)][rows] >= threshold
+                lo, mid, hi = paired_difference(both, alone, y[rows], sets[rows], group[rows])
+                print(f"  adding {[o for o in others if o != m][0]} to {m}, carried to "
+                      f"{test}: {mid:+.3f} (95 %: {lo:+.3f} to {hi:+.3f})")
+    if len(present) > 2:
+        out["lomo"] = lomo
+        print(f"leave one model out (each from all the others): mean F1 "
+              f"{_mean_f1(lomo >= threshold, y, sets):.3f}")
     return out
 
 
@@ -392,10 +448,10 @@ def against(path: Path, scores: dict[str, np.ndarray], y: np.ndarray, sets: np.n
         if key not in before:
             print(f"against {path}: no {key} scores there (saved by an older run)")
             continue
-        rows = ~np.isnan(now)
+        rows = ~np.isnan(now) & ~np.isnan(before[key])
         lo, mid, hi = paired_difference(now[rows] >= threshold, before[key][rows] >= threshold,
                                         y[rows], sets[rows], group[rows])
-        what = "out of fold" if key == "oof" else f"carried over, {CARRIED[key]}"
+        what = "out of fold" if key == "oof" else f"carried over, {carry_label(key)}"
         print(f"against {path}: mean F1 {what} {mid:+.3f} (95 % over resamples of the "
               f"sessions: {lo:+.3f} to {hi:+.3f})")
 
