@@ -25,12 +25,14 @@ Until 2026-12-07 there were two dev models and one carry-over each way; a carry-
 the draw of sessions between those two did not foretell the held-out model twice
 (``benchmarks/detection.md``), which is why the third was made.
 
-Run: ``make gate-model`` (about 12 minutes the first time, on 2 cores; the sessions and each
-session's candidates are cached in bench-out/). It also writes the shipped judges'
-out-of-fold scores to ``bench-out/gate-oof.npz``: a variant is then measured against them
-with ``train_gate.py --drop shape_ log2_band [...] --out /tmp/x.npz --against
-bench-out/gate-oof.npz``, which prints the difference of the out-of-fold mean F1 with its
-95 % interval over paired resamples of the dev sessions (:func:`paired_difference`).
+Run: ``make gate-model`` (about 20 minutes the first time, on 2 cores; the sessions and each
+session's candidates are cached in bench-out/; about 5 minutes then). It also writes the
+shipped judges' out-of-fold scores to ``bench-out/gate-oof.npz``: a variant is then measured
+against them with ``train_gate.py --drop shape_ log2_band [...] --out /tmp/x.npz --against
+bench-out/gate-oof.npz``, which prints the difference of the out-of-fold mean F1, of each
+carry-over and of the leave-one-model-out figure (``lomo``, the one to choose a change on:
+``benchmarks/detection.md``), each with its 95 % interval over paired resamples of the dev
+sessions (:func:`paired_difference`).
 """
 
 from __future__ import annotations
