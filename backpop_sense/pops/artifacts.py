@@ -149,7 +149,7 @@ class GateConfig:
     min_excess_db: float = 8.0
     """An onset that rose less than this over what its band's noise reaches is ``noise``
     (:attr:`Candidate.excess_db`)."""
-    min_score: float = 0.90
+    min_score: float = 0.97
     """The learned judge's probability at which a candidate is a pop (0: the hand rules
     decide alone; see ``pops/model.py``)."""
     alike_place_db: float = 4.0
