@@ -153,13 +153,16 @@ def ctx_features(t: np.ndarray, x: np.ndarray) -> np.ndarray:
     return rows
 
 
+SHIPPED = GateConfig().min_score
+"""The judges' threshold the figures are read at (0.90 until 2026-12-07)."""
+
 CHANCE_STATES = 5
 """Random states of the judge the 'chance alone' line spans."""
 
 
 def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, seed: int,
             one_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """One training's figures at 0.90, the judges at random state ``seed`` (the one-mic
+    """One training's figures at ``SHIPPED``, the judges at random state ``seed`` (the one-mic
     judge on ``one_rows``, as ``train_gate.Judges``): its out-of-fold
     scores, which family candidates the judge trained on the first simulator alone passes
     (a mask over every row), and the row :func:`judge` prints (out of fold: mean F1, family
@@ -168,12 +171,12 @@ def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, s
     first = np.char.startswith(sets.astype(str), "first")
     params = {**PARAMS, "random_state": seed}
     oof = out_of_fold(x, y, group, params, one_rows)
-    kept = oof >= 0.9
+    kept = oof >= SHIPPED
     row = [_mean_f1(kept, y, sets), (kept & y & ~first).sum(), (kept & ~y & ~first).sum()]
     narrow = np.zeros(len(y), bool)
     for train, test in ((~first, first), (first, ~first)):
         over = Judges(x[train], y[train], group[train], params,
-                      one_rows=one_rows[train]).score(x[test]) >= 0.9
+                      one_rows=one_rows[train]).score(x[test]) >= SHIPPED
         row += [_mean_f1(over, y[test], sets[test]), (over & y[test]).sum(),
                 (over & ~y[test]).sum()]
     narrow[~first] = over
@@ -189,10 +192,10 @@ def _family_sets(sets: np.ndarray) -> list[str]:
 def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str,
           one_rows: np.ndarray, seeds: int = 1, states: int = 0
           ) -> tuple[np.ndarray, np.ndarray, list[list[float]]]:
-    """Print out-of-fold and carried-over figures at 0.90 for one feature set, each the mean
-    over the judge's random states 0 to ``seeds - 1``; return the out-of-fold scores of
-    random state 0 and the rows of :func:`figures` of ``max(seeds, states)`` states (the
-    'chance alone' line spans them)."""
+    """Print out-of-fold and carried-over figures at ``SHIPPED`` for one feature set, each
+    the mean over the judge's random states 0 to ``seeds - 1``; return the out-of-fold
+    scores of random state 0 and the rows of :func:`figures` of ``max(seeds, states)``
+    states (the 'chance alone' line spans them)."""
     first = np.char.startswith(sets.astype(str), "first")
     runs = [figures(x, y, group, sets, seed, one_rows) for seed in range(max(seeds, states))]
     rows = [row for _, _, row in runs]
@@ -241,11 +244,11 @@ def thresholds(oof: np.ndarray, y: np.ndarray, sets: np.ndarray) -> None:
 
 def misses(x: np.ndarray, y: np.ndarray, oof: np.ndarray, sets: np.ndarray,
            crowded: np.ndarray) -> None:
-    """Print what the family's pops the judge misses out of fold (at 0.90) are like against
-    those it keeps: excess and contrast (dB), and at 10-20 dB how many have another onset
-    within 0.3 s (``crowded``)."""
+    """Print what the family's pops the judge misses out of fold (at ``SHIPPED``) are like
+    against those it keeps: excess and contrast (dB), and at 10-20 dB how many have another
+    onset within 0.3 s (``crowded``)."""
     family = ~np.char.startswith(sets.astype(str), "first")
-    kept, missed = y & family & (oof >= 0.9), y & family & (oof < 0.9)
+    kept, missed = y & family & (oof >= SHIPPED), y & family & (oof < SHIPPED)
     ex, co = FEATURES.index("excess_db"), FEATURES.index("contrast_db")
     print(f"family pops out of fold, kept / missed: median excess "
           f"{np.median(x[kept, ex]):.1f} / {np.median(x[missed, ex]):.1f} dB, median contrast "
@@ -264,10 +267,10 @@ def quiet_false(oof: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray
                 names: list[str], sounding: dict[int, list]) -> None:
     """Print what was sounding (``sounding``: :func:`simulate.sounding_events` by session)
     at each candidate of the family's artifacts-only sessions that the judge passes out of
-    fold (at 0.90)."""
+    fold (at ``SHIPPED``)."""
     during: dict[str, int] = {}
     for k, name in enumerate(names):
-        passed = (group == k) & (oof >= 0.9) & ~y
+        passed = (group == k) & (oof >= SHIPPED) & ~y
         if "artifacts" not in name or k not in sounding or not passed.any():
             continue
         for when in t[passed]:
@@ -296,7 +299,7 @@ def heart_trains(x: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
 def narrow_false(narrow: np.ndarray, y: np.ndarray, group: np.ndarray, t: np.ndarray,
                  sounding: dict[int, list], label: str) -> None:
     """Print what was sounding at each family candidate that a judge trained on the first
-    simulator alone passes at 0.90 (``narrow``, from :func:`figures`): the direction that
+    simulator alone passes at ``SHIPPED`` (``narrow``, from :func:`figures`): the direction that
     warns and does not veto (``train_gate.py``), and why."""
     passed = np.flatnonzero(narrow & ~y)
     during: dict[str, int] = {}
