@@ -160,8 +160,9 @@ CHANCE_STATES = 5
 """Random states of the judge the 'chance alone' line spans."""
 
 
-def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, seed: int,
-            one_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
+            hours: np.ndarray, seed: int, one_rows: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """One training's figures at ``SHIPPED``, the judges at random state ``seed`` (the one-mic
     judge on ``one_rows``, as ``train_gate.Judges``): its out-of-fold
     scores, which family candidates the judge trained on the first simulator alone passes
@@ -172,12 +173,14 @@ def figures(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, s
     params = {**PARAMS, "random_state": seed}
     oof = out_of_fold(x, y, group, params, one_rows)
     kept = oof >= SHIPPED
-    row = [_mean_f1(kept, y, sets), (kept & y & ~first).sum(), (kept & ~y & ~first).sum()]
+    row = [_mean_f1(kept, y, sets, group, hours), (kept & y & ~first).sum(),
+           (kept & ~y & ~first).sum()]
     narrow = np.zeros(len(y), bool)
     for train, test in ((~first, first), (first, ~first)):
         over = Judges(x[train], y[train], group[train], params,
                       one_rows=one_rows[train]).score(x[test]) >= SHIPPED
-        row += [_mean_f1(over, y[test], sets[test]), (over & y[test]).sum(),
+        row += [_mean_f1(over, y[test], sets[test], group[test], hours[test]),
+                (over & y[test]).sum(),
                 (over & ~y[test]).sum()]
     narrow[~first] = over
     row += [v for n in _family_sets(sets) for v in ((kept & y & (sets == n)).sum(),
@@ -189,15 +192,16 @@ def _family_sets(sets: np.ndarray) -> list[str]:
     return [n for n in dict.fromkeys(sets.astype(str)) if not n.startswith("first")]
 
 
-def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray, label: str,
-          one_rows: np.ndarray, seeds: int = 1, states: int = 0
+def judge(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
+          hours: np.ndarray, label: str, one_rows: np.ndarray, seeds: int = 1, states: int = 0
           ) -> tuple[np.ndarray, np.ndarray, list[list[float]]]:
     """Print out-of-fold and carried-over figures at ``SHIPPED`` for one feature set, each
     the mean over the judge's random states 0 to ``seeds - 1``; return the out-of-fold
     scores of random state 0 and the rows of :func:`figures` of ``max(seeds, states)``
     states (the 'chance alone' line spans them)."""
     first = np.char.startswith(sets.astype(str), "first")
-    runs = [figures(x, y, group, sets, seed, one_rows) for seed in range(max(seeds, states))]
+    runs = [figures(x, y, group, sets, hours, seed, one_rows)
+            for seed in range(max(seeds, states))]
     rows = [row for _, _, row in runs]
     m = np.mean(np.array(rows[:seeds]), axis=0)
     count = "{:.0f}".format if seeds == 1 else "{:.1f}".format
@@ -227,7 +231,8 @@ def chance(rows: list[list[float]]) -> None:
           f"first {span(3, 3)}; first → family {span(6, 3)}", flush=True)
 
 
-def thresholds(oof: np.ndarray, y: np.ndarray, sets: np.ndarray) -> None:
+def thresholds(oof: np.ndarray, y: np.ndarray, sets: np.ndarray, group: np.ndarray,
+               hours: np.ndarray) -> None:
     """Print, out of fold (random state 0), what the judge keeps at thresholds above the
     shipped one: mean F1, family pops and other candidates kept, and false candidates on
     the sets without pops."""
@@ -236,7 +241,8 @@ def thresholds(oof: np.ndarray, y: np.ndarray, sets: np.ndarray) -> None:
     parts = []
     for level in (0.90, 0.92, 0.94, 0.96, 0.97, 0.98):
         k = oof >= level
-        parts.append(f"{level:.2f}: {_mean_f1(k, y, sets):.3f}, {int((k & y & ~first).sum())}"
+        parts.append(f"{level:.2f}: {_mean_f1(k, y, sets, group, hours):.3f}, "
+                     f"{int((k & y & ~first).sum())}"
                      f"/{int((k & ~y & ~first).sum())}, {int((k & ~y & quiet).sum())}")
     print("threshold: out of fold mean F1, family pops / other kept, false without pops: "
           + "; ".join(parts))
@@ -340,6 +346,7 @@ def main() -> None:
         crowded.append(np.searchsorted(t, t + 0.3, "right") - np.searchsorted(t, t - 0.3) > 1)
     x, y = np.vstack(xs), np.concatenate(ys)
     group, sets_a = np.concatenate(groups), np.array(sets)
+    hours = np.array([c.minutes / 60 for _, _, c in configs])[group]
     one_rows = one_mic_rows([p for p, _ in jobs], group)
     names = (*FEATURES, *CTX, *SRC)
     every_t = np.concatenate(times)
@@ -354,7 +361,7 @@ def main() -> None:
         xx = x.copy()
         xx[:, blank] = 0.0
         shipped = label == "shipped features"
-        oof, narrow, rows = judge(xx, y, group, sets_a, label, one_rows, seeds,
+        oof, narrow, rows = judge(xx, y, group, sets_a, hours, label, one_rows, seeds,
                                   CHANCE_STATES if shipped else 0)
         if label in ("shipped features", "without loc_"):
             narrow_false(narrow, y, group, every_t, sounding, label)
@@ -362,7 +369,7 @@ def main() -> None:
             misses(x, y, oof, sets_a, np.concatenate(crowded))
             quiet_false(oof, y, group, every_t, [n for _, n in jobs], sounding)
             heart_trains(x, y, group, every_t, sounding)
-            thresholds(oof, y, sets_a)
+            thresholds(oof, y, sets_a, group, hours)
             chance(rows)
 
 

@@ -12,38 +12,56 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from train_gate import _mean_f1, paired_difference  # noqa: E402
 
 
-def _candidates() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Eight sessions of ten candidates: four of a set with pops (the first three
-    candidates of each are pops), four of a set without."""
+def _candidates() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Eight sessions of ten candidates, each session 15 minutes long: four of a set with
+    pops (the first three candidates of each are pops), four of a set without."""
     group = np.repeat(np.arange(8), 10)
     sets = np.where(group < 4, "pops", "quiet")
     y = (group < 4) & (np.arange(80) % 10 < 3)
-    return y, sets, group
+    return y, sets, group, np.full(80, 0.25)
+
+
+def test_the_figure_prices_a_false_pop_per_hour_of_audio_without_pops() -> None:
+    """Two false candidates in the hour of audio without pops cost 2 x FALSE_POP_WEIGHT;
+    the same two in twice the audio (sessions twice as long) cost half as much, so adding
+    dev sessions does not change what a false pop per hour weighs."""
+    from train_gate import FALSE_POP_WEIGHT
+
+    y, sets, group, hours = _candidates()
+    kept = y.copy()
+    kept[[45, 65]] = True
+    assert _mean_f1(y, y, sets, group, hours) == 1.0
+    assert _mean_f1(kept, y, sets, group, hours) == pytest.approx(1.0 - 2 * FALSE_POP_WEIGHT)
+    assert _mean_f1(kept, y, sets, group, 2 * hours) == pytest.approx(1.0 - FALSE_POP_WEIGHT)
+    lost = y.copy()
+    lost[[0, 10]] = False  # 10 of 12 pops: F1 2 * 10 / (2 * 10 + 2)
+    assert _mean_f1(lost, y, sets, group, hours) == pytest.approx(20 / 22)
 
 
 def test_the_paired_difference_is_the_mean_f1s_and_zero_for_the_same_judge() -> None:
     """The difference printed is the two judges' mean F1 difference on all the sessions; a
     judge against itself differs by nothing on every resample."""
-    y, sets, group = _candidates()
+    y, sets, group, hours = _candidates()
     before = y.copy()
     before[[0, 10]] = False     # two pops lost
     before[[45, 65]] = True     # two false candidates in quiet sessions
     kept = y.copy()
-    assert paired_difference(before, before, y, sets, group) == (0.0, 0.0, 0.0)
-    lo, mid, hi = paired_difference(kept, before, y, sets, group)
-    assert mid == pytest.approx(_mean_f1(kept, y, sets) - _mean_f1(before, y, sets))
+    assert paired_difference(before, before, y, sets, group, hours) == (0.0, 0.0, 0.0)
+    lo, mid, hi = paired_difference(kept, before, y, sets, group, hours)
+    assert mid == pytest.approx(_mean_f1(kept, y, sets, group, hours)
+                                - _mean_f1(before, y, sets, group, hours))
     assert 0.0 <= lo <= mid <= hi
 
 
 def test_a_gain_from_one_session_is_within_the_draw_and_one_from_every_session_is_not() -> None:
     """A judge that does better on one session only could have drawn it: its interval
     reaches 0. One that does better on every session has an interval above 0."""
-    y, sets, group = _candidates()
+    y, sets, group, hours = _candidates()
     worse_everywhere = y & (np.arange(80) % 10 != 0)   # one pop lost per session
     worse_once = y.copy()
     worse_once[[0, 1, 2]] = False                      # every pop of one session lost
-    lo_once, _, _ = paired_difference(y, worse_once, y, sets, group)
-    lo_all, _, _ = paired_difference(y, worse_everywhere, y, sets, group)
+    lo_once, _, _ = paired_difference(y, worse_once, y, sets, group, hours)
+    lo_all, _, _ = paired_difference(y, worse_everywhere, y, sets, group, hours)
     assert lo_once == 0.0
     assert lo_all > 0.0
 
@@ -55,19 +73,20 @@ def test_against_compares_each_saved_direction_and_refuses_other_candidates(
     other candidates."""
     from train_gate import against
 
-    y, sets, group = _candidates()
+    y, sets, group, hours = _candidates()
     oof = np.where(y, 0.95, 0.1)
     carried = np.where(group < 2, np.nan, oof)  # scored only on sessions 2-7
     path = tmp_path / "oof.npz"
     np.savez(path, oof=oof, y=y, sets=sets, group=group, from_dev_to_first=carried)
-    against(path, {"oof": oof, "from_dev_to_first": carried, "lomo": oof}, y, sets, group, 0.9)
+    against(path, {"oof": oof, "from_dev_to_first": carried, "lomo": oof}, y, sets, group,
+            hours, 0.9)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("mean F1 out of fold +0.000 (95 % over resamples of the "
                              "sessions: +0.000 to +0.000)")
     assert "carried over, dev → first +0.000" in lines[1]
     assert "no lomo scores there" in lines[2]
     with pytest.raises(SystemExit, match="other candidates"):
-        against(path, {"oof": oof}, ~y, sets, group, 0.9)
+        against(path, {"oof": oof}, ~y, sets, group, hours, 0.9)
 
 
 def test_leaving_one_model_out_scores_each_model_only_from_the_others(
@@ -88,7 +107,8 @@ def test_leaving_one_model_out_scores_each_model_only_from_the_others(
     x[:, FEATURES.index("mics")] = 3.0
     x[:, 0] = np.where(y, 3.0, -3.0) + rng.normal(0, 0.3, 360)
     assert list(dict.fromkeys(model_of(sets))) == ["first", "dev", "dev2"]
-    out = transfer(x, y, group, sets, 0.5, params={"max_iter": 20, "random_state": 0})
+    out = transfer(x, y, group, sets, np.full(360, 0.05), 0.5,
+                   params={"max_iter": 20, "random_state": 0})
     assert len(out) == 3 * 3 + 1
     for test in ("first", "dev", "dev2"):
         others = tuple(m for m in ("first", "dev", "dev2") if m != test)
