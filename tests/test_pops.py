@@ -454,6 +454,15 @@ def test_the_detectors_mean_square_matches_numpy() -> None:
         assert np.array_equal(_mean_square(x), np.mean(x**2))
         for axis in range(x.ndim):
             assert np.array_equal(_mean_square(x, axis), np.mean(x**2, axis=axis))
+    # An empty slice (an onset in a session's last 15 ms has no body) is NaN, as np.mean
+    # makes it, without a warning in the user's output.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(_mean_square(np.zeros(0)))
+        assert np.isnan(_mean_square(np.zeros((0, 3)), 0)).all()
+        assert _mean_square(np.zeros((0, 3)), 0).shape == (3,)
 
 
 def test_the_locators_high_pass_is_scipys_butterworth() -> None:
