@@ -4,7 +4,7 @@ No public recording of a spinal pop exists, so nobody knows its spectrum, and th
 own simulator (``simulate.py``) renders one guess at each sound. A detector tuned on one guess
 fails on the next. A *family member* is a session whose acoustics (its pops, heart, rub,
 speech, footsteps, knocks, strap handling, floor, tissue and mics) are drawn per seed from
-the ranges below, and whose sounds are rendered by one of three independent sound models:
+the ranges below, and whose sounds are rendered by one of four independent sound models:
 
 ``dev``
     Sums of exponentially damped sinusoids (modal synthesis): pops, heart sounds, footsteps
@@ -24,10 +24,18 @@ the ranges below, and whose sounds are rendered by one of three independent soun
     a squeak; speech as jittered glottal pulses through three formants moving from vowel to
     vowel, with fricatives; a footstep's thump as the body's low resonance driven by the
     heel's half-sine force; knocks as the hit and two ringing grains.
+``dev3``
+    Strings and spikes (added 2026-12-07, so that adding a model to the training can itself
+    be checked on one left out): a tonal pop as a plucked string (Karplus-Strong, a tendon
+    snapping), a noisy one as a collapsing bubble's spikes, closer and closer, heard through
+    the band; heart sounds as a rising chirp under a tapered envelope (the wall tensing), the
+    valve click and every short click as a windowed-sinc band's response; rub as brown noise
+    gated by stick and slip; speech as a square wave through one broad formant, with breath;
+    a footstep's thump as the rate of change of the ground's push; knocks as plucked boards.
 
-Parameters are chosen on ``dev`` and ``dev2`` members (and the first simulator) and figures
-reported on ``heldout`` members: held out by family (another physics of every sound), not
-only by seed. Every family draws from the same ranges.
+Parameters are chosen on ``dev``, ``dev2`` and ``dev3`` members (and the first simulator)
+and figures reported on ``heldout`` members: held out by family (another physics of every
+sound), not only by seed. Every family draws from the same ranges.
 
 Ranges, and where they come from
 --------------------------------
@@ -92,9 +100,9 @@ from .levels import SEGMENT_LENGTH_M, SKIN_DEPTH_M, level_distance_m, level_inde
 from .sounds import Event, damped, mic_weights, ramp, seed_of
 from .vocab import POP_KINDS
 
-FAMILIES = ("dev", "heldout", "dev2")
-"""The three sound models; parameters are chosen on ``dev`` and ``dev2``, figures reported on
-``heldout`` (the order is part of every member's seed: a new model goes last)."""
+FAMILIES = ("dev", "heldout", "dev2", "dev3")
+"""The four sound models; parameters are chosen on ``dev``, ``dev2`` and ``dev3``, figures
+reported on ``heldout`` (the order is part of every member's seed: a new model goes last)."""
 
 HEART_LEVELS = ("T3", "T4", "T5", "T6", "T7", "T8")
 """Levels the heart lies in front of (it is anterior, 6-12 cm deep from the back's skin)."""
@@ -344,7 +352,8 @@ def pop_wave(ac: Acoustics, kind: str, rng: np.random.Generator, sr: int) -> np.
     sound = replace(base, centre_hz=base.centre_hz * 2 ** rng.normal(0, 0.15),
                     duration_ms=base.duration_ms * rng.uniform(0.8, 1.25))
     n = int(0.1 * sr)
-    render = {"dev": _click_modes, "heldout": _click_burst, "dev2": _click_grains}[ac.family]
+    render = {"dev": _click_modes, "heldout": _click_burst, "dev2": _click_grains,
+              "dev3": _click_collapse}[ac.family]
     out = np.zeros(n)
     at = 0
     for k in range(sound.clicks):
@@ -412,7 +421,9 @@ def _heart_sound(ac: Acoustics, which: str, rng: np.random.Generator, sr: int) -
     d = ms / 1000 * rng.uniform(0.9, 1.1)
     n = int((d + 0.05) * sr)
     t = np.arange(n) / sr
-    if ac.family == "dev2":
+    if ac.family == "dev3":
+        x = _heart_dev3(lo, hi, d, t, rng)
+    elif ac.family == "dev2":
         x = _heart_dev2(lo, hi, d, t, rng, sr)
     elif ac.family == "dev":
         k = 3
@@ -431,7 +442,11 @@ def _heart_sound(ac: Acoustics, which: str, rng: np.random.Generator, sr: int) -
     m = min(int(0.02 * sr), n - at)
     tc = np.arange(m) / sr
     width = rng.uniform(0.002, 0.01)
-    if ac.family == "dev2":
+    if ac.family == "dev3":
+        kernel = _fir_band(click_f / 1.6, click_f * 1.6, sr, width)[:m]
+        click = np.zeros(m)
+        click[: len(kernel)] = kernel
+    elif ac.family == "dev2":
         click = _gammatone(tc, sr, click_f, width, 2, 0.0, rng.uniform(0, 6))
     elif ac.family == "dev":
         click = damped(tc, np.array([click_f]), np.array([width / 4.6]), np.zeros(1),
@@ -504,7 +519,9 @@ def footstep_events(ac: Acoustics, strikes: list[float], mics: tuple[str, ...], 
 
         def make(amp: float = amp, s: int = s) -> np.ndarray:
             r = np.random.default_rng(s)
-            if ac.family == "dev2":
+            if ac.family == "dev3":
+                thump = _thump_dev3(t, r, sr)
+            elif ac.family == "dev2":
                 thump = _thump_dev2(t, r, sr)
             elif ac.family == "dev":
                 f = r.uniform([30, 70, 130], [60, 130, 250])
@@ -528,7 +545,11 @@ def _short_click(centre_hz: float, length_s: float, rng: np.random.Generator, sr
     """A click of ``length_s`` around ``centre_hz``, peak 1."""
     t = np.arange(n) / sr
     f = min(centre_hz * 2 ** rng.normal(0, 0.2), 0.42 * sr)
-    if family == "dev2":
+    if family == "dev3":
+        kernel = _fir_band(f / 1.8, 1.8 * f, sr, length_s)[:n]
+        x = np.zeros(n)
+        x[: len(kernel)] = kernel
+    elif family == "dev2":
         x = _gammatone(t, sr, f, length_s, 2, 0.0, rng.uniform(0, 6))
     elif family == "dev":
         x = damped(t, np.array([f, 1.7 * f if 1.7 * f < 0.45 * sr else f]),
@@ -562,7 +583,10 @@ def knock_events(ac: Acoustics, duration_s: float, per_minute: float, mics: tupl
                 r = np.random.default_rng(s)
                 lo, hi = ac.knock_band_hz
                 hi = min(hi, 0.45 * sr)
-                if ac.family == "dev2":
+                if ac.family == "dev3":
+                    x = _pluck(float(np.exp(r.uniform(math.log(lo), math.log(hi)))),
+                               r.uniform(0.005, 0.03), sr, n, r)
+                elif ac.family == "dev2":
                     x = _knock_dev2(t, lo, hi, r, sr)
                 elif ac.family == "dev":
                     f = np.exp(r.uniform(math.log(lo), math.log(hi), 3))
@@ -632,7 +656,8 @@ def speech_events(ac: Acoustics, duration_s: float, per_minute: float, mics: tup
         def make(length: float = length, s: int = s, rms: float = rms) -> np.ndarray:
             r = np.random.default_rng(s)
             f0 = ac.speech_f0_hz * 2 ** r.normal(0, 0.1)
-            speak = {"dev": _speech_dev, "heldout": _speech_heldout, "dev2": _speech_dev2}
+            speak = {"dev": _speech_dev, "heldout": _speech_heldout, "dev2": _speech_dev2,
+                     "dev3": _speech_dev3}
             wave = speak[ac.family](f0, length, sr, r)
             sos = signal.butter(2, min(r.uniform(1000, 3000), 0.45 * sr), fs=sr, output="sos")
             wave = signal.sosfilt(sos, wave)
@@ -652,8 +677,9 @@ def _rub_wave(ac: Acoustics, length: float, sr: int, r: np.random.Generator) -> 
     lo = min(lo, 0.6 * hi)
     sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
     swell = ac.rub_swell_s * r.uniform(0.7, 1.4)
-    if ac.family == "dev2":
-        x = _rub_dev2(t, lo, hi, swell, length, r, sr)
+    if ac.family in ("dev2", "dev3"):
+        rub = _rub_dev2 if ac.family == "dev2" else _rub_dev3
+        x = rub(t, lo, hi, swell, length, r, sr)
         return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
     if ac.family == "dev":
         env = ramp(t / swell) * ramp((length - t) / r.uniform(0.05, 0.2))
@@ -897,6 +923,110 @@ def _rub_dev2(t: np.ndarray, lo: float, hi: float, swell: float, length: float,
         vib = 1 + 0.02 * np.sin(2 * np.pi * r.uniform(4, 12) * t)
         x += r.uniform(0.3, 1.0) * env * np.sin(2 * np.pi * np.cumsum(f * vib) / sr)
     return x
+
+
+# ------------------------------------------------------------------ the fourth model
+
+def _pluck(f0: float, dur: float, sr: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``dev3``: a plucked string (Karplus-Strong): a loop one period long (``f0`` Hz, to
+    the nearest whole sample) that averages neighbours and loses 60 dB in ``dur`` s (or
+    in three periods, if that is longer: a tone needs a few), plucked by a smooth blow half
+    a period wide with a little noise on it. A tendon or a board rings so: harmonics that
+    die faster the higher they are."""
+    f0 = min(f0, 0.42 * sr)
+    period = max(1, int(round(sr / f0 - 0.5)))  # the loop's average delays half a sample
+    g = 10 ** (-3.0 / max(dur * sr / period, 3.0))
+    a = np.zeros(period + 2)
+    a[0], a[period], a[period + 1] = 1.0, -g / 2, -g / 2
+    width = max(1, period // 2)
+    x = np.zeros(n)
+    blow = np.hanning(width + 2)[1:-1] * (1 + rng.uniform(0.0, 0.3) * rng.normal(0, 1, width))
+    x[: min(width, n)] = blow[:n]
+    return signal.lfilter([1.0], a, x)
+
+
+def _fir_band(lo: float, hi: float, sr: int, length_s: float) -> np.ndarray:
+    """``dev3``'s filter: a linear-phase band-pass (windowed sinc, Hamming) about
+    ``length_s`` long, its response a click of that length."""
+    taps = max(5, int(length_s * sr) | 1)
+    hi = min(hi, 0.45 * sr)
+    lo = min(max(lo, 10.0), 0.8 * hi)
+    return signal.firwin(taps, [lo, hi], pass_zero=False, fs=sr)
+
+
+def _click_collapse(sound: PopSound, rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
+    """``dev3``: one click as a plucked string (tonal), or as a collapsing bubble (noisy):
+    3-8 pressure spikes whose spacing shrinks as the bubble rebounds smaller, each heard
+    through the band (a windowed-sinc kernel), fading 60 dB over the duration."""
+    d = sound.duration_ms / 1000
+    if sound.tonal:
+        return _pluck(sound.centre_hz, d, sr, n, rng)
+    lo, hi = _band(sound.centre_hz, sound.bandwidth_oct, sr)
+    spikes = np.zeros(n)
+    at, gap = 0.0, rng.uniform(0.15, 0.4) * d
+    for _ in range(int(rng.integers(3, 9))):
+        i = int(at * sr)
+        if i >= n or at > d:
+            break
+        spikes[i] += math.exp(-6.9 * at / d) * rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0)
+        at += gap
+        gap *= rng.uniform(0.5, 0.8)
+    kernel = _fir_band(lo, hi, sr, max(0.3 * d, 3.0 / max(lo, 1.0), 0.001))
+    return np.convolve(spikes, kernel)[len(kernel) // 2: len(kernel) // 2 + n]
+
+
+def _heart_dev3(lo: float, hi: float, d: float, t: np.ndarray, rng: np.random.Generator
+                ) -> np.ndarray:
+    """``dev3``: a heart sound as the chamber's vibration when a valve shuts: its pitch
+    rising from ``lo`` to ``hi`` Hz as the wall tenses (a rising chirp), under a tapered
+    (Tukey) envelope ``d`` s long."""
+    m = max(2, int(round(d / (t[1] - t[0])))) if len(t) > 1 else 1
+    env = np.zeros(len(t))
+    env[: min(m, len(t))] = signal.windows.tukey(m, rng.uniform(0.3, 0.8))[: len(t)]
+    freq = lo + (hi - lo) * np.clip(t / d, 0, 1) ** rng.uniform(0.5, 2.0)
+    sr = 1.0 / (t[1] - t[0]) if len(t) > 1 else 1.0
+    return env * np.sin(2 * np.pi * np.cumsum(freq) / sr + rng.uniform(0, 6))
+
+
+def _thump_dev3(t: np.ndarray, r: np.random.Generator, sr: int) -> np.ndarray:
+    """``dev3``: a heel strike's thump as the rate of change of the ground's push (the
+    derivative of a Gaussian 5-15 ms wide), low-passed at 80-250 Hz."""
+    width = r.uniform(0.005, 0.015)
+    centre = 3 * width
+    pulse = -(t - centre) / width ** 2 * np.exp(-0.5 * ((t - centre) / width) ** 2)
+    sos = signal.butter(2, min(r.uniform(80.0, 250.0), 0.45 * sr), fs=sr, output="sos")
+    return signal.sosfilt(sos, pulse)
+
+
+def _speech_dev3(f0: float, length: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """``dev3``: voice as a square wave at the pitch (odd harmonics, the folds shutting
+    abruptly) through one broad formant band (windowed sinc, 250-3000 Hz), its loudness
+    shaking at 4-7 Hz, with breath noise mixed in."""
+    n = int(length * sr)
+    t = np.arange(n) / sr
+    pitch = f0 * (1 + 0.08 * np.sin(2 * np.pi * rng.uniform(0.2, 0.8) * t + rng.uniform(0, 6)))
+    src = np.sign(np.sin(2 * np.pi * np.cumsum(pitch) / sr))
+    src = src + rng.uniform(0.05, 0.3) * rng.normal(0, 1, n)
+    y = np.convolve(src, _fir_band(rng.uniform(250, 600), rng.uniform(1500, 3000), sr, 0.004),
+                    mode="same")
+    return y * (1 + 0.4 * np.sin(2 * np.pi * rng.uniform(4.0, 7.0) * t))
+
+
+def _rub_dev3(t: np.ndarray, lo: float, hi: float, swell: float, length: float,
+              r: np.random.Generator, sr: int) -> np.ndarray:
+    """``dev3``: rub as brown (1/f^2) noise through the band, gated on and off as the fabric
+    sticks and slips (a smoothed square wave at 5-40 Hz, 40-90 % on), under a straight swell
+    and a 50 ms fade."""
+    n = len(t)
+    brown = np.cumsum(r.normal(0, 1, n))
+    brown = brown - np.convolve(brown, np.ones(64) / 64, mode="same")
+    x = np.convolve(brown, _fir_band(lo, hi, sr, 0.003), mode="same")
+    rate, duty = r.uniform(5.0, 40.0), r.uniform(0.4, 0.9)
+    gate = ((rate * t + r.uniform(0, 1)) % 1.0 < duty).astype(float)
+    gate = np.convolve(gate, np.hanning(max(3, int(0.004 * sr))), mode="same")
+    gate = gate / (gate.max() + 1e-12)
+    env = np.clip(t / swell, 0.0, 1.0) * ramp((length - t) / 0.05)
+    return x * (0.3 + 0.7 * gate) * env
 
 
 @dataclass

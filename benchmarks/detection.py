@@ -314,6 +314,7 @@ def main() -> None:
         if dev_seeds:
             heldout.family_table("dev", dev_seeds, **stages)
             heldout.family_table("dev2", dev_seeds, **stages)
+            heldout.family_table("dev3", dev_seeds, **stages)
         heldout.family_table("heldout", heldout_seeds, **stages)
         heldout.real_heart_table(**stages)
         heldout.strap_table(heldout_seeds, **stages)
