@@ -161,7 +161,8 @@ def one_mic_rows(paths: list[Path], job: np.ndarray) -> np.ndarray:
     """Which rows (of the sessions ``paths``, row by row ``job``) the one-mic judge learns
     from: those of the first ``ONE_MIC_SEEDS`` dev sessions per scenario and of the first
     simulator."""
-    early = {heldout.folder(fam, s, c) for fam in ("dev", "dev2") for s in heldout.SETS
+    early = {heldout.folder(fam, s, c) for fam in ("dev", "dev2", "dev3")
+             for s in heldout.SETS
              for c in heldout.configs(fam, s, ONE_MIC_SEEDS)}
     early |= {path for path, _, _ in first_simulator()}
     return np.array([path in early for path in paths])[job]
@@ -271,7 +272,8 @@ def main() -> None:
         raise SystemExit(f"train_gate.py: --models: no sound model {', '.join(sorted(unknown))}"
                          f" (models: {', '.join(MODELS)})")
     jobs = [(heldout.folder(fam, s, c), c, f"{prefix}{s.name}")
-            for fam, prefix in (("dev", ""), ("dev2", "dev2 ")) for s in heldout.SETS
+            for fam, prefix in (("dev", ""), ("dev2", "dev2 "), ("dev3", "dev3 "))
+            for s in heldout.SETS
             for c in heldout.configs(fam, s, args.seeds)] + first_simulator()
     for path, config, _ in jobs:
         heldout.make(path, config)
@@ -350,16 +352,19 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = 
     return oof
 
 
-MODELS = ("first", "dev", "dev2")
-"""The dev sound models: the first simulator and the family's ``dev`` and ``dev2``."""
+MODELS = ("first", "dev", "dev2", "dev3")
+"""The dev sound models: the first simulator and the family's ``dev``, ``dev2`` and ``dev3``."""
 
 
 def model_of(sets: np.ndarray) -> np.ndarray:
     """Each row's sound model (:data:`MODELS`) from its set's name (``first ...``,
-    ``dev2 ...``, else a ``dev`` member; a ``strap`` copy is its source's)."""
+    ``dev2 ...``, ``dev3 ...``, else a ``dev`` member; a ``strap`` copy is its source's)."""
     names = np.char.replace(sets.astype(str), "strap ", "")
-    return np.where(np.char.startswith(names, "first "), "first",
-                    np.where(np.char.startswith(names, "dev2 "), "dev2", "dev"))
+    out = np.full(len(names), "dev", dtype=object)
+    for model in MODELS:
+        if model != "dev":
+            out[np.char.startswith(names, f"{model} ")] = model
+    return out.astype(str)
 
 
 def carry_key(train: tuple[str, ...], test: str) -> str:
@@ -379,15 +384,15 @@ def carry_label(key: str) -> str:
 def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
              hours: np.ndarray, threshold: float, one_rows: np.ndarray | None = None,
              params: dict = PARAMS) -> dict[str, np.ndarray]:
-    """Leave one sound model out: for each dev model, judges trained on every non-empty set
-    of the others (each alone, and all together) score its candidates at ``threshold``, and
-    the mean F1 of each is printed; the gain from adding models to the training is printed
-    with its paired interval over the left-out model's sessions. Which way that gain points
-    is the one question a held-out family asks of the judges: does learning from more sound
-    models carry over better to one never heard? (``group`` and ``hours``: each row's
-    session and its length, h; ``one_rows`` and ``params``: see :class:`Judges`.) Returns
-    each carry-over's scores by :func:`carry_key` (NaN on rows it did not score), and under
-    ``lomo`` every row's score from judges trained on all the other models."""
+    """Leave one sound model out: for each dev model, judges trained on all the other models
+    and on all of them but one score its candidates at ``threshold``, and the mean F1 of
+    each is printed; what adding each model to the rest gains is printed with its paired
+    interval over the left-out model's sessions. Which way that gain points is the one
+    question a held-out family asks of the judges: does learning from more sound models
+    carry over better to one never heard? (``group`` and ``hours``: each row's session and
+    its length, h; ``one_rows`` and ``params``: see :class:`Judges`.) Returns each carry-
+    over's scores by :func:`carry_key` (NaN on rows it did not score), and under ``lomo``
+    every row's score from judges trained on all the other models."""
     model = model_of(sets)
     present = [m for m in MODELS if (model == m).any()]
     out: dict[str, np.ndarray] = {}
@@ -395,7 +400,9 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
     for test in present:
         others = [m for m in present if m != test]
         rows = model == test
-        combos = [(m,) for m in others] + ([tuple(others)] if len(others) > 1 else [])
+        # all the others, and all of them but one (with two others: each alone)
+        combos = [tuple(o for o in others if o != m) for m in others] if len(others) > 1 else []
+        combos.append(tuple(others))
         for train in combos:
             fit = np.isin(model, train)
             one = None if one_rows is None else one_rows[fit]
@@ -414,13 +421,14 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
             if len(train) == len(others):
                 lomo[rows] = scores[rows]
         if len(others) > 1:
-            both = out[carry_key(tuple(others), test)][rows] >= threshold
+            every = out[carry_key(tuple(others), test)][rows] >= threshold
             for m in others:
-                alone = out[carry_key((m,), test)][rows] >= threshold
-                lo, mid, hi = paired_difference(both, alone, y[rows], sets[rows], group[rows],
+                rest = tuple(o for o in others if o != m)
+                fewer = out[carry_key(rest, test)][rows] >= threshold
+                lo, mid, hi = paired_difference(every, fewer, y[rows], sets[rows], group[rows],
                                                 hours[rows])
-                print(f"  adding {[o for o in others if o != m][0]} to {m}, carried to "
-                      f"{test}: {mid:+.3f} (95 %: {lo:+.3f} to {hi:+.3f})")
+                print(f"  adding {m} to {' + '.join(rest)}, carried to {test}: {mid:+.3f} "
+                      f"(95 %: {lo:+.3f} to {hi:+.3f})")
     if len(present) > 2:
         out["lomo"] = lomo
         print(f"leave one model out (each from all the others): mean F1 "

@@ -91,32 +91,34 @@ def test_against_compares_each_saved_direction_and_refuses_other_candidates(
 
 def test_leaving_one_model_out_scores_each_model_only_from_the_others(
         capsys: pytest.CaptureFixture[str]) -> None:
-    """Each sound model's candidates are scored by judges trained on each other model alone
-    and on both; ``lomo`` gives every row its score from the judges that never heard its
-    model. A feature that tells pops in every model carries over whatever the training."""
-    from train_gate import carry_key, model_of, transfer
+    """Each sound model's candidates are scored by judges trained on all the other models
+    and on all of them but one; ``lomo`` gives every row its score from the judges that
+    never heard its model. A feature that tells pops in every model carries over whatever
+    the training."""
+    from train_gate import MODELS, carry_key, model_of, transfer
 
     from backpop_sense.pops.model import FEATURES
 
     rng = np.random.default_rng(0)
-    names = ["first snr10-art", "10-20 dB", "dev2 10-20 dB"]
+    names = ["first snr10-art", "10-20 dB", "dev2 10-20 dB", "dev3 10-20 dB"]
     sets = np.repeat(names, 120)
-    group = np.repeat(np.arange(12), 30)
-    y = rng.random(360) < 0.3
-    x = rng.normal(0, 1, (360, len(FEATURES)))
+    group = np.repeat(np.arange(16), 30)
+    y = rng.random(480) < 0.3
+    x = rng.normal(0, 1, (480, len(FEATURES)))
     x[:, FEATURES.index("mics")] = 3.0
-    x[:, 0] = np.where(y, 3.0, -3.0) + rng.normal(0, 0.3, 360)
-    assert list(dict.fromkeys(model_of(sets))) == ["first", "dev", "dev2"]
-    out = transfer(x, y, group, sets, np.full(360, 0.05), 0.5,
+    x[:, 0] = np.where(y, 3.0, -3.0) + rng.normal(0, 0.3, 480)
+    assert list(dict.fromkeys(model_of(sets))) == list(MODELS)
+    out = transfer(x, y, group, sets, np.full(480, 0.05), 0.5,
                    params={"max_iter": 20, "random_state": 0})
-    assert len(out) == 3 * 3 + 1
-    for test in ("first", "dev", "dev2"):
-        others = tuple(m for m in ("first", "dev", "dev2") if m != test)
-        for train in [(m,) for m in others] + [others]:
+    assert len(out) == 4 * 4 + 1
+    for test in MODELS:
+        others = tuple(m for m in MODELS if m != test)
+        for train in [tuple(o for o in others if o != m) for m in others] + [others]:
             scored = ~np.isnan(out[carry_key(train, test)])
             assert np.array_equal(scored, model_of(sets) == test)
     assert not np.isnan(out["lomo"]).any()
     assert np.array_equal(out["lomo"] >= 0.5, y)
     printed = capsys.readouterr().out
-    assert "carried over, dev + dev2 → first: mean F1 1.000" in printed
+    assert "carried over, dev + dev2 + dev3 → first: mean F1 1.000" in printed
+    assert "adding dev3 to dev + dev2, carried to first: +0.000" in printed
     assert "leave one model out (each from all the others): mean F1 1.000" in printed
