@@ -422,7 +422,7 @@ def _heart_sound(ac: Acoustics, which: str, rng: np.random.Generator, sr: int) -
     n = int((d + 0.05) * sr)
     t = np.arange(n) / sr
     if ac.family == "dev3":
-        x = _heart_dev3(lo, hi, d, t, rng)
+        x = _heart_dev3(lo, hi, d, t, rng, sr)
     elif ac.family == "dev2":
         x = _heart_dev2(lo, hi, d, t, rng, sr)
     elif ac.family == "dev":
@@ -975,16 +975,15 @@ def _click_collapse(sound: PopSound, rng: np.random.Generator, sr: int, n: int) 
     return np.convolve(spikes, kernel)[len(kernel) // 2: len(kernel) // 2 + n]
 
 
-def _heart_dev3(lo: float, hi: float, d: float, t: np.ndarray, rng: np.random.Generator
-                ) -> np.ndarray:
+def _heart_dev3(lo: float, hi: float, d: float, t: np.ndarray, rng: np.random.Generator,
+                sr: int) -> np.ndarray:
     """``dev3``: a heart sound as the chamber's vibration when a valve shuts: its pitch
     rising from ``lo`` to ``hi`` Hz as the wall tenses (a rising chirp), under a tapered
-    (Tukey) envelope ``d`` s long."""
-    m = max(2, int(round(d / (t[1] - t[0])))) if len(t) > 1 else 1
+    (Tukey) envelope ``d`` s long (``t``: the samples' times, s)."""
+    m = max(2, int(round(d * sr)))
     env = np.zeros(len(t))
     env[: min(m, len(t))] = signal.windows.tukey(m, rng.uniform(0.3, 0.8))[: len(t)]
     freq = lo + (hi - lo) * np.clip(t / d, 0, 1) ** rng.uniform(0.5, 2.0)
-    sr = 1.0 / (t[1] - t[0]) if len(t) > 1 else 1.0
     return env * np.sin(2 * np.pi * np.cumsum(freq) / sr + rng.uniform(0, 6))
 
 
