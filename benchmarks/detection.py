@@ -7,8 +7,9 @@ positives per hour and level accuracy (ours only: librosa does not locate). Then
 (times real time per 16 kHz channel, one thread) and peak RSS of both on a 10-minute and a
 1-hour session, each in a fresh process.
 
-Then the simulator family's sets (``heldout.py``): the ``dev`` members, on which the gate's
-learned judge was trained and its threshold chosen (``train_gate.py``), and the ``heldout``
+Then the simulator family's sets (``heldout.py``): the ``dev``, ``dev2`` and ``dev3``
+members, on which the gate's learned judge was trained (``dev``) and its threshold chosen
+(``train_gate.py``, leaving one model out), and the ``heldout``
 members (another sound model, other seeds), never used for choosing; and the real heart
 recordings of ``../shared/data/real-heart`` (one mic, no IMU, no pop in them). benchmarks/README.md
 holds the held-out tables.
