@@ -4,9 +4,9 @@ The family (``backpop_sense/family.py``) draws every acoustic parameter per sess
 renders each sound with one of four independent models. Parameters are chosen on ``dev``,
 ``dev2`` and ``dev3`` members; ``heldout`` members (another sound model, other seeds) are
 scored for benchmarks/README.md and never used for choosing. The real heart recordings
-(``../shared/data/real-heart``, 246 recordings, no pop in them) are joined into one single-
-mic session, as ``../shared/tools/real_heart_check.py`` does, and every pop found there is
-false.
+(``../shared/data/real-heart``, 246 recordings, no pop in them) are joined into one
+single-mic session, as ``../shared/tools/real_heart_check.py`` does, and every pop found
+there is false.
 
 Each set's sessions are simulated once into ``bench-out/family/`` and analysed in two
 processes. Used by ``benchmarks/detection.py``.
