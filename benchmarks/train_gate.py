@@ -391,9 +391,9 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
     interval over the left-out model's sessions. Which way that gain points is the one
     question a held-out family asks of the judges: does learning from more sound models
     carry over better to one never heard? (``group`` and ``hours``: each row's session and
-    its length, h; ``one_rows`` and ``params``: see :class:`Judges`.) Returns each carry-
-    over's scores by :func:`carry_key` (NaN on rows it did not score), and under ``lomo``
-    every row's score from judges trained on all the other models."""
+    its length, h; ``one_rows`` and ``params``: see :class:`Judges`.) Returns each
+    carry-over's scores by :func:`carry_key` (NaN on rows it did not score), and under
+    ``lomo`` every row's score from judges trained on all the other models."""
     model = model_of(sets)
     present = [m for m in MODELS if (model == m).any()]
     out: dict[str, np.ndarray] = {}
