@@ -26,8 +26,9 @@ Until 2026-12-07 there were two dev models and one carry-over each way; a carry-
 the draw of sessions between those two did not foretell the held-out model twice
 (``benchmarks/detection.md``), which is why the third and fourth were made.
 
-Run: ``make gate-model`` (about 35 minutes the first time, on 2 cores; the sessions and each
-session's candidates are cached in bench-out/; about 7 minutes then). It also writes the
+Run: ``make gate-model`` (the sessions and each session's candidates are cached in
+bench-out/: on 2 cores the candidates of the 304 sessions of three models took about 15
+minutes, and a run with every candidate cached about 5). It also writes the
 shipped judges' out-of-fold scores to ``bench-out/gate-oof.npz``: a variant is then measured
 against them with ``train_gate.py --drop shape_ log2_band [...] --out /tmp/x.npz --against
 bench-out/gate-oof.npz``, which prints the difference of the out-of-fold mean F1, of each
@@ -245,7 +246,7 @@ def main() -> None:
                              "of the run that saved FILE, with its interval over the sessions")
     parser.add_argument("--models", nargs="+", default=list(TRAIN_MODELS), metavar="MODEL",
                         help=f"the dev sound models the judges learn from (of {', '.join(MODELS)}; "
-                             "the carry-over tables use all three whatever this says)")
+                             "the carry-over tables use every one whatever this says)")
     parser.add_argument("--carry-only", action="store_true",
                         help="only the carry-over tables (and --against on them): no out-of-"
                              "fold scores, no still-spine table, no judges written")
@@ -495,19 +496,12 @@ def paired_difference(kept: np.ndarray, before: np.ndarray, y: np.ndarray, sets:
     ``hours``, each row's session length in hours) with replacement
     (:func:`heldout.resample_weights`), both judges on the same resample: whether a change
     of the judge is more than which sessions were drawn. Returns (low, difference, high)."""
-    sessions, row_session = np.unique(group, return_inverse=True)
-    names, row_set = np.unique(sets, return_inverse=True)
-    # each session's counts per set (sessions, sets, 3): a session lies in one set
-    per_session = [np.zeros((len(sessions), len(names), 3)) for _ in range(2)]
-    for counts, k in zip(per_session, (kept, before), strict=True):
-        np.add.at(counts, (row_session, row_set), _counts(k, y))
-    length = np.zeros((len(sessions), len(names)))
-    length[row_session, row_set] = hours
-    weights = np.vstack([np.ones(len(sessions)), heldout.resample_weights(len(sessions))])
-    with_pops = np.bincount(row_set, y, len(names)) > 0
-    after, prior = (_set_mean_f1(np.einsum("rs,sjc->rjc", weights, c), with_pops,
-                                 weights @ length) for c in per_session)
-    diff = after - prior
+    counts, length, with_pops = _per_session(kept, y, sets, group, hours)
+    prior, _, _ = _per_session(before, y, sets, group, hours)
+    weights = np.vstack([np.ones(len(length)), heldout.resample_weights(len(length))])
+    after, was = (_set_mean_f1(np.einsum("rs,sjc->rjc", weights, c), with_pops,
+                               weights @ length) for c in (counts, prior))
+    diff = after - was
     lo, hi = np.percentile(diff[1:], [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(diff[0]), float(hi)
 
@@ -516,12 +510,22 @@ def _mean_f1(kept: np.ndarray, y: np.ndarray, sets: np.ndarray, group: np.ndarra
              hours: np.ndarray) -> float:
     """The selection figure of the candidates ``kept`` (:func:`_set_mean_f1`): ``sets``,
     ``group`` and ``hours`` give each row's set, session and session length (h)."""
+    counts, length, with_pops = _per_session(kept, y, sets, group, hours)
+    return float(_set_mean_f1(counts.sum(axis=0), with_pops, length.sum(axis=0)))
+
+
+def _per_session(kept: np.ndarray, y: np.ndarray, sets: np.ndarray, group: np.ndarray,
+                 hours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each session's counts per set (sessions, sets, 3: see :func:`_counts`), its hours
+    per set (sessions, sets; a session lies in one set, a strap copy in its own) and which
+    sets have pops: what :func:`_set_mean_f1` sums, over the sessions or a resample."""
+    sessions, row_session = np.unique(group, return_inverse=True)
     names, row_set = np.unique(sets, return_inverse=True)
-    counts = np.zeros((len(names), 3))
-    np.add.at(counts, row_set, _counts(kept, y))
-    _, first_row = np.unique(np.stack([group, row_set]), axis=1, return_index=True)
-    length = np.bincount(row_set[first_row], hours[first_row], len(names))
-    return float(_set_mean_f1(counts, np.bincount(row_set, y, len(names)) > 0, length))
+    counts = np.zeros((len(sessions), len(names), 3))
+    np.add.at(counts, (row_session, row_set), _counts(kept, y))
+    length = np.zeros((len(sessions), len(names)))
+    length[row_session, row_set] = hours
+    return counts, length, np.bincount(row_set, y, len(names)) > 0
 
 
 def _counts(kept: np.ndarray, y: np.ndarray) -> np.ndarray:
