@@ -437,6 +437,11 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
               f"{_mean_f1(lomo >= threshold, y, sets, group, hours):.3f}; at other min_score "
               + ", ".join(f"{t:.2f} {_mean_f1(lomo >= t, y, sets, group, hours):.3f}"
                           for t in THRESHOLDS if t >= 0.5 and t != threshold))
+        shipped = lomo >= threshold
+        for t in (t for t in THRESHOLDS if t >= 0.85 and t != threshold):
+            lo, mid, hi = paired_difference(shipped, lomo >= t, y, sets, group, hours)
+            print(f"  min_score {threshold:.2f} against {t:.2f}: {mid:+.3f} (95 %: {lo:+.3f} "
+                  f"to {hi:+.3f})")
     return out
 
 

@@ -122,3 +122,4 @@ def test_leaving_one_model_out_scores_each_model_only_from_the_others(
     assert "carried over, dev + dev2 + dev3 → first: mean F1 1.000" in printed
     assert "adding dev3 to dev + dev2, carried to first: +0.000" in printed
     assert "leave one model out (each from all the others): mean F1 1.000" in printed
+    assert "min_score 0.50 against 0.90: +0.000 (95 %: +0.000 to +0.000)" in printed
