@@ -89,6 +89,7 @@ right across the whole range, not for one guess at it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -443,9 +444,7 @@ def _heart_sound(ac: Acoustics, which: str, rng: np.random.Generator, sr: int) -
     tc = np.arange(m) / sr
     width = rng.uniform(0.002, 0.01)
     if ac.family == "dev3":
-        kernel = _fir_band(click_f / 1.6, click_f * 1.6, sr, width)[:m]
-        click = np.zeros(m)
-        click[: len(kernel)] = kernel
+        click = _fir_click(click_f / 1.6, click_f * 1.6, sr, width, m)
     elif ac.family == "dev2":
         click = _gammatone(tc, sr, click_f, width, 2, 0.0, rng.uniform(0, 6))
     elif ac.family == "dev":
@@ -546,9 +545,7 @@ def _short_click(centre_hz: float, length_s: float, rng: np.random.Generator, sr
     t = np.arange(n) / sr
     f = min(centre_hz * 2 ** rng.normal(0, 0.2), 0.42 * sr)
     if family == "dev3":
-        kernel = _fir_band(f / 1.8, 1.8 * f, sr, length_s)[:n]
-        x = np.zeros(n)
-        x[: len(kernel)] = kernel
+        x = _fir_click(f / 1.8, 1.8 * f, sr, length_s, n)
     elif family == "dev2":
         x = _gammatone(t, sr, f, length_s, 2, 0.0, rng.uniform(0, 6))
     elif family == "dev":
@@ -765,6 +762,7 @@ def _drift(ac: Acoustics, n: int, n_mics: int, r: np.random.Generator) -> np.nda
 
 # ------------------------------------------------------------------- the third model
 
+@functools.cache
 def _gamma_k(order: int) -> float:
     """How many time constants after its start an order-``order`` gamma envelope
     ``t**(order-1) * exp(-t/tau)`` lies 60 dB under its peak (bisection; 6.9 at order 1)."""
@@ -952,6 +950,12 @@ def _fir_band(lo: float, hi: float, sr: int, length_s: float) -> np.ndarray:
     hi = min(hi, 0.45 * sr)
     lo = min(max(lo, 10.0), 0.8 * hi)
     return signal.firwin(taps, [lo, hi], pass_zero=False, fs=sr)
+
+
+def _fir_click(lo: float, hi: float, sr: int, length_s: float, n: int) -> np.ndarray:
+    """``dev3``'s click: :func:`_fir_band`'s response, in ``n`` samples (cut or padded)."""
+    kernel = _fir_band(lo, hi, sr, length_s)[:n]
+    return np.pad(kernel, (0, n - len(kernel)))
 
 
 def _click_collapse(sound: PopSound, rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
