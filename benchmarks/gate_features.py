@@ -53,6 +53,7 @@ import heldout  # noqa: E402
 from train_gate import (  # noqa: E402
     DEV_SEEDS,
     PARAMS,
+    THRESHOLDS,
     Judges,
     _cache_key,
     _mean_f1,
@@ -238,13 +239,13 @@ def chance(rows: list[list[float]]) -> None:
 
 def thresholds(oof: np.ndarray, y: np.ndarray, sets: np.ndarray, group: np.ndarray,
                hours: np.ndarray) -> None:
-    """Print, out of fold (random state 0), what the judge keeps at thresholds above the
-    shipped one: mean F1, family pops and other candidates kept, and false candidates on
-    the sets without pops."""
+    """Print, out of fold (random state 0), what the judge keeps at the thresholds around the
+    shipped one (``train_gate.THRESHOLDS`` from 0.85): mean F1, family pops and other
+    candidates kept, and false candidates on the sets without pops."""
     first = np.char.startswith(sets.astype(str), "first")
     quiet = ~np.isin(sets, sets[y])
     parts = []
-    for level in (0.90, 0.92, 0.94, 0.96, 0.97, 0.98):
+    for level in (t for t in THRESHOLDS if t >= 0.85):
         k = oof >= level
         parts.append(f"{level:.2f}: {_mean_f1(k, y, sets, group, hours):.3f}, "
                      f"{int((k & y & ~first).sum())}"
