@@ -7,8 +7,8 @@ positives per hour and level accuracy (ours only: librosa does not locate). Then
 (times real time per 16 kHz channel, one thread) and peak RSS of both on a 10-minute and a
 1-hour session, each in a fresh process.
 
-Then the simulator family's sets (``heldout.py``): the ``dev``, ``dev2`` and ``dev3``
-members, on which the gate's learned judge was trained (``dev``) and its threshold chosen
+Then the simulator family's sets (``heldout.py``): the ``dev``, ``dev2``, ``dev3`` and
+``dev4`` members, on which the gate's learned judge was trained (``dev``) and its threshold chosen
 (``train_gate.py``, leaving one model out), and the ``heldout``
 members (another sound model, other seeds), never used for choosing; and the real heart
 recordings of ``../shared/data/real-heart`` (one mic, no IMU, no pop in them). benchmarks/README.md
@@ -316,6 +316,7 @@ def main() -> None:
             heldout.family_table("dev", dev_seeds, **stages)
             heldout.family_table("dev2", dev_seeds, **stages)
             heldout.family_table("dev3", dev_seeds, **stages)
+            heldout.family_table("dev4", dev_seeds, **stages)
         heldout.family_table("heldout", heldout_seeds, **stages)
         heldout.real_heart_table(**stages)
         heldout.strap_table(heldout_seeds, **stages)

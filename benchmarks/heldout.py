@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench-out" / "family"
 REAL_HEART = ROOT.parent / "shared" / "data" / "real-heart"
 POP_SCENARIOS = ("twist-cavitation", "snapping", "post-fall")
-FIRST_SEED = {"dev": 100_000, "heldout": 500_000, "dev2": 300_000, "dev3": 200_000}
+FIRST_SEED = {"dev": 100_000, "heldout": 500_000, "dev2": 300_000, "dev3": 200_000,
+              "dev4": 400_000}
 """Each family's seeds start here; a set's sessions are numbered from its own offset."""
 RESAMPLES = 2000
 """Resamples of sessions for an interval (:func:`resample_weights`)."""

@@ -1,7 +1,8 @@
 """Train the gate's learned judges on development sessions and write ``pops/gate_model*.npz``.
 
-The development sessions come from four sound models: the family's ``dev``, ``dev2`` and
-``dev3`` members' sets (``benchmarks/heldout.py``; the last two since 2026-12-07) and the
+The development sessions come from five sound models: the family's ``dev``, ``dev2``,
+``dev3`` and ``dev4`` members' sets (``benchmarks/heldout.py``; the last three since
+2026-12-07) and the
 project's first simulator on its development seeds (from 7000, as ``benchmarks/detection.py
 --first-seed 7000`` makes them: every SNR with artifacts, and 10 minutes of artifacts only).
 The judges learn from the models named in ``TRAIN_MODELS`` (``--models``). Held-out members,
@@ -24,7 +25,7 @@ all the others (``lomo``). ``--drop`` trains with some features blanked (the tre
 split on them), so that a feature set is chosen on dev data, never on held-out members.
 Until 2026-12-07 there were two dev models and one carry-over each way; a carry-over beyond
 the draw of sessions between those two did not foretell the held-out model twice
-(``benchmarks/detection.md``), which is why the third and fourth were made.
+(``benchmarks/detection.md``), which is why the third, fourth and fifth were made.
 
 Run: ``make gate-model`` (the sessions and each session's candidates are cached in
 bench-out/: on 2 cores the candidates of the 304 sessions of three models took about 15
@@ -77,6 +78,9 @@ ONE_MIC_SEEDS = 4
 simulator's sessions too). Trained on ``DEV_SEEDS`` it did better on dev but passed 2 pops in
 the real heart recordings, which no judge trained on 4 had: a choice made on held-out
 figures (``detection.md``)."""
+
+FAMILY_MODELS = (("dev", ""), ("dev2", "dev2 "), ("dev3", "dev3 "), ("dev4", "dev4 "))
+"""The family's dev sound models and how their sets' names begin (:func:`model_of`)."""
 
 TRAIN_MODELS = ("first", "dev")
 """The dev sound models (:data:`MODELS`) the shipped judges learn from."""
@@ -163,7 +167,7 @@ def one_mic_rows(paths: list[Path], job: np.ndarray) -> np.ndarray:
     """Which rows (of the sessions ``paths``, row by row ``job``) the one-mic judge learns
     from: those of the first ``ONE_MIC_SEEDS`` dev sessions per scenario and of the first
     simulator."""
-    early = {heldout.folder(fam, s, c) for fam in ("dev", "dev2", "dev3")
+    early = {heldout.folder(fam, s, c) for fam, _ in FAMILY_MODELS
              for s in heldout.SETS
              for c in heldout.configs(fam, s, ONE_MIC_SEEDS)}
     early |= {path for path, _, _ in first_simulator()}
@@ -274,7 +278,7 @@ def main() -> None:
         raise SystemExit(f"train_gate.py: --models: no sound model {', '.join(sorted(unknown))}"
                          f" (models: {', '.join(MODELS)})")
     jobs = [(heldout.folder(fam, s, c), c, f"{prefix}{s.name}")
-            for fam, prefix in (("dev", ""), ("dev2", "dev2 "), ("dev3", "dev3 "))
+            for fam, prefix in FAMILY_MODELS
             for s in heldout.SETS
             for c in heldout.configs(fam, s, args.seeds)] + first_simulator()
     for path, config, _ in jobs:
@@ -304,7 +308,8 @@ def main() -> None:
           f"the judges learn from those of {', '.join(args.models)}")
     shipped = GateConfig().min_score
     if args.carry_only:
-        carried = transfer(x, y, group, sets, hours, shipped, one_rows, params)
+        carried = transfer(x, y, group, sets, hours, shipped, one_rows, params,
+                           tuple(args.models))
         if args.against:
             against(args.against, carried, y, sets, group, hours, shipped)
         return
@@ -323,7 +328,7 @@ def main() -> None:
         kept = (oof >= shipped) & inside
         print(f"  {name:<22} pops kept {int((kept & y).sum())}/{int((inside & y).sum())}, "
               f"other candidates kept {int((kept & ~y).sum())}/{int((inside & ~y).sum())}")
-    carried = transfer(x, y, group, sets, hours, shipped, one_rows, params)
+    carried = transfer(x, y, group, sets, hours, shipped, one_rows, params, tuple(args.models))
     if args.save_oof:
         np.savez_compressed(args.save_oof, oof=oof, y=y, sets=sets, group=group, hours=hours,
                             **carried)
@@ -354,18 +359,20 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = 
     return oof
 
 
-MODELS = ("first", "dev", "dev2", "dev3")
-"""The dev sound models: the first simulator and the family's ``dev``, ``dev2`` and ``dev3``."""
+MODELS = ("first", "dev", "dev2", "dev3", "dev4")
+"""The dev sound models: the first simulator and the family's ``dev``, ``dev2``, ``dev3`` and
+``dev4``."""
 
 
 def model_of(sets: np.ndarray) -> np.ndarray:
     """Each row's sound model (:data:`MODELS`) from its set's name (``first ...``,
-    ``dev2 ...``, ``dev3 ...``, else a ``dev`` member; a ``strap`` copy is its source's)."""
+    ``dev2 ...``, ``dev3 ...``, ``dev4 ...``, else a ``dev`` member; a ``strap`` copy is its
+    source's)."""
     names = np.char.replace(sets.astype(str), "strap ", "")
     out = np.full(len(names), "dev", dtype=object)
-    for model in MODELS:
-        if model != "dev":
-            out[np.char.startswith(names, f"{model} ")] = model
+    for model, prefix in (("first", "first "), *FAMILY_MODELS):
+        if prefix:
+            out[np.char.startswith(names, prefix)] = model
     return out.astype(str)
 
 
@@ -385,14 +392,18 @@ def carry_label(key: str) -> str:
 
 def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
              hours: np.ndarray, threshold: float, one_rows: np.ndarray | None = None,
-             params: dict = PARAMS) -> dict[str, np.ndarray]:
+             params: dict = PARAMS, learned: tuple[str, ...] = TRAIN_MODELS
+             ) -> dict[str, np.ndarray]:
     """Leave one sound model out: for each dev model, judges trained on all the other models
     and on all of them but one score its candidates at ``threshold``, and the mean F1 of
     each is printed; what adding each model to the rest gains is printed with its paired
     interval over the left-out model's sessions. Which way that gain points is the one
     question a held-out family asks of the judges: does learning from more sound models
     carry over better to one never heard? (``group`` and ``hours``: each row's session and
-    its length, h; ``one_rows`` and ``params``: see :class:`Judges`.) Returns each
+    its length, h; ``one_rows`` and ``params``: see :class:`Judges`.) Each model the
+    judges do not learn from (``learned``, the models they do) is also scored by judges
+    trained on ``learned`` alone, and all the others are compared with them: would the
+    judges carry over better to it had they learned from every other model? Returns each
     carry-over's scores by :func:`carry_key` (NaN on rows it did not score), and under
     ``lomo`` every row's score from judges trained on all the other models."""
     model = model_of(sets)
@@ -405,6 +416,9 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
         # all the others, and all of them but one (with two others: each alone)
         combos = [tuple(o for o in others if o != m) for m in others] if len(others) > 1 else []
         combos.append(tuple(others))
+        own = tuple(m for m in present if m in learned)
+        if test not in learned and own and own not in combos:
+            combos.append(own)
         for train in combos:
             fit = np.isin(model, train)
             one = None if one_rows is None else one_rows[fit]
@@ -431,6 +445,13 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
                                                 hours[rows])
                 print(f"  adding {m} to {' + '.join(rest)}, carried to {test}: {mid:+.3f} "
                       f"(95 %: {lo:+.3f} to {hi:+.3f})")
+            own = tuple(m for m in present if m in learned)
+            if test not in learned and own and own != tuple(others):
+                fewer = out[carry_key(own, test)][rows] >= threshold
+                lo, mid, hi = paired_difference(every, fewer, y[rows], sets[rows], group[rows],
+                                                hours[rows])
+                print(f"  all the others against {' + '.join(own)} (what the judges learn "
+                      f"from), carried to {test}: {mid:+.3f} (95 %: {lo:+.3f} to {hi:+.3f})")
     if len(present) > 2:
         out["lomo"] = lomo
         print(f"leave one model out (each from all the others): mean F1 "

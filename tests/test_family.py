@@ -153,8 +153,9 @@ def test_a_member_session_has_pops_at_the_requested_snr(fam: str) -> None:
     family_member("heldout", 21, scenario="artifacts-only", minutes=1.0),
     family_member("dev2", 21, scenario="artifacts-only", minutes=1.0),
     family_member("dev3", 21, scenario="artifacts-only", minutes=1.0),
+    family_member("dev4", 21, scenario="artifacts-only", minutes=1.0),
     SimConfig("artifacts-only", minutes=1.0, seed=21),
-], ids=["dev", "heldout", "dev2", "dev3", "first simulator"])
+], ids=["dev", "heldout", "dev2", "dev3", "dev4", "first simulator"])
 def test_sounding_events_are_the_artifacts_the_session_renders(config: SimConfig) -> None:
     """Where sounding_events says an artifact sounds, the rendered artifacts are there; away
     from every artifact it names, they are silent but for the mic response's ringing."""

@@ -100,26 +100,37 @@ def test_leaving_one_model_out_scores_each_model_only_from_the_others(
     from backpop_sense.pops.model import FEATURES
 
     rng = np.random.default_rng(0)
-    names = ["first snr10-art", "10-20 dB", "dev2 10-20 dB", "dev3 10-20 dB"]
+    names = ["first snr10-art", "10-20 dB", "dev2 10-20 dB", "dev3 10-20 dB", "dev4 10-20 dB"]
+    n = 120 * len(names)
     sets = np.repeat(names, 120)
-    group = np.repeat(np.arange(16), 30)
-    y = rng.random(480) < 0.3
-    x = rng.normal(0, 1, (480, len(FEATURES)))
+    group = np.repeat(np.arange(4 * len(names)), 30)
+    y = rng.random(n) < 0.3
+    x = rng.normal(0, 1, (n, len(FEATURES)))
     x[:, FEATURES.index("mics")] = 3.0
-    x[:, 0] = np.where(y, 3.0, -3.0) + rng.normal(0, 0.3, 480)
+    # one column tells pops apart exactly: two values, so the trees' binning (255 bins at
+    # most, each possibly straddling a gap between clusters of many values) cannot blur it
+    x[:, 0] = np.where(y, 3.0, -3.0)
     assert list(dict.fromkeys(model_of(sets))) == list(MODELS)
-    out = transfer(x, y, group, sets, np.full(480, 0.05), 0.5,
-                   params={"max_iter": 20, "random_state": 0})
-    assert len(out) == 4 * 4 + 1
+    out = transfer(x, y, group, sets, np.full(n, 0.05), 0.5,
+                   params={"max_iter": 20, "random_state": 0}, learned=("first", "dev"))
+    # per model: all the others and each four of them less one; for the three models the
+    # judges do not learn from, the judges' own two models too; and lomo
+    assert len(out) == 5 * 5 + 3 + 1
     for test in MODELS:
         others = tuple(m for m in MODELS if m != test)
-        for train in [tuple(o for o in others if o != m) for m in others] + [others]:
+        combos = [tuple(o for o in others if o != m) for m in others] + [others]
+        if test not in ("first", "dev"):
+            combos.append(("first", "dev"))
+        for train in combos:
             scored = ~np.isnan(out[carry_key(train, test)])
             assert np.array_equal(scored, model_of(sets) == test)
     assert not np.isnan(out["lomo"]).any()
     assert np.array_equal(out["lomo"] >= 0.5, y)
     printed = capsys.readouterr().out
-    assert "carried over, dev + dev2 + dev3 → first: mean F1 1.000" in printed
-    assert "adding dev3 to dev + dev2, carried to first: +0.000" in printed
+    assert "carried over, dev + dev2 + dev3 + dev4 → first: mean F1 1.000" in printed
+    assert "adding dev3 to dev + dev2 + dev4, carried to first: +0.000" in printed
+    assert ("all the others against first + dev (what the judges learn from), carried to "
+            "dev4: +0.000") in printed
+    assert "against first + dev (what the judges learn from), carried to dev:" not in printed
     assert "leave one model out (each from all the others): mean F1 1.000" in printed
     assert "min_score 0.50 against 0.90: +0.000 (95 %: +0.000 to +0.000)" in printed
