@@ -1164,7 +1164,7 @@ def _speech_dev4(f0: float, length: float, sr: int, rng: np.random.Generator) ->
     src = np.zeros(n)
     drift = rng.uniform(-0.15, 0.15)
     at = rng.uniform(0, 1 / f0)
-    while at < length:
+    while int(at * sr) < n:
         src[int(at * sr)] += rng.uniform(0.8, 1.2)
         at += 1 / (f0 * (1 + drift * at / length)) * (1 + rng.normal(0, 0.01))
     m = int(0.03 * sr)
