@@ -244,3 +244,13 @@ def test_a_rub_holds_its_place_unless_set_to_move(fam: str) -> None:
     moved = shares_moved(12.0)
     assert np.ptp(moved) > 1.0
     assert np.ptp(moved) <= 24.0 + 1e-6
+
+
+def test_dev4_voice_fills_its_length_whatever_the_pitch() -> None:
+    """A glottal pulse due at the wave's last sample's end is not placed past it (a member
+    of dev4 once stopped there)."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        length, f0 = rng.uniform(1.0, 4.0), rng.uniform(60.0, 350.0)
+        wave = family._speech_dev4(f0, length, 8000, rng)
+        assert len(wave) == int(length * 8000) and np.isfinite(wave).all()
