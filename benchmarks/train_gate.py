@@ -83,7 +83,10 @@ FAMILY_MODELS = (("dev", ""), ("dev2", "dev2 "), ("dev3", "dev3 "), ("dev4", "de
 """The family's dev sound models and how their sets' names begin (:func:`model_of`)."""
 
 TRAIN_MODELS = ("first", "dev")
-"""The dev sound models (:data:`MODELS`) the shipped judges learn from."""
+"""The dev sound models (:data:`MODELS`) the shipped judges learn from. Judges trained on
+all five (which the rule written down before the fifth model asked for) lost clear pops of
+the project's own sample sessions and vetoed a clear pop while the spine was still, which
+the test suite asks of any judge: not shipped (``detection.md``, 2026-12-07)."""
 
 SIM_SEED = 7000
 """The first simulator's development seeds (``benchmarks/detection.py --first-seed``)."""
