@@ -33,7 +33,7 @@ beside each session in ``gate-energies-<key>.npz`` on first use (keyed as
 
 It reads the first simulator and ``dev`` only, and compares them one way each: what a
 change is chosen on since 2026-12-07 is ``train_gate.py --carry-only --against``, which
-leaves one of four dev sound models out (``benchmarks/detection.md``); this script is for
+leaves one of five dev sound models out (``benchmarks/detection.md``); this script is for
 looking into the candidates, not for choosing.
 
 Run: ``.venv/bin/python benchmarks/gate_features.py`` after ``make gate-model``.
