@@ -246,6 +246,10 @@ def main() -> None:
     parser.add_argument("--param", nargs="+", default=[], metavar="NAME=VALUE",
                         help="train the judges with a tree setting other than PARAMS' (e.g. "
                              "max_leaf_nodes=15; VALUE as JSON)")
+    parser.add_argument("--apart", nargs="+", default=[], metavar="FEATURE",
+                        help="let the trees weigh these features only on their own, never "
+                             "with another (scikit-learn's interaction_cst): each then shifts "
+                             "every candidate's odds alike, whatever it sounds like")
     parser.add_argument("--save-oof", type=Path, metavar="FILE",
                         help="write the out-of-fold scores (.npz), for --against of a later run")
     parser.add_argument("--against", type=Path, metavar="FILE",
@@ -274,6 +278,14 @@ def main() -> None:
             params[name] = json.loads(value)
         except json.JSONDecodeError:
             raise SystemExit(f"train_gate.py: --param {item}: VALUE is not JSON") from None
+    unknown = [f for f in args.apart if f not in FEATURES]
+    if unknown:
+        raise SystemExit(f"train_gate.py: --apart: no feature {', '.join(unknown)}")
+    if args.apart:
+        alone = [FEATURES.index(f) for f in args.apart]
+        params["interaction_cst"] = [[k] for k in alone] + [
+            [k for k in range(len(FEATURES)) if k not in alone]]
+        print(f"weighed apart from every other feature: {', '.join(args.apart)}")
     if args.param:
         print("judges' settings: " + ", ".join(f"{k}={params[k]}" for k in sorted(params)))
     unknown = set(args.models) - set(MODELS)
