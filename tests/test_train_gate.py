@@ -134,3 +134,40 @@ def test_leaving_one_model_out_scores_each_model_only_from_the_others(
     assert "against first + dev (what the judges learn from), carried to dev:" not in printed
     assert "leave one model out (each from all the others): mean F1 1.000" in printed
     assert "min_score 0.50 against 0.90: +0.000 (95 %: +0.000 to +0.000)" in printed
+
+
+def test_a_feature_weighed_apart_shifts_every_candidates_odds_alike() -> None:
+    """With ``bending`` weighed apart (``--apart bending``), a still spine lowers the
+    log-odds of a clear burst exactly as much as those of a doubtful one; weighed with the
+    sound, the trees may veto the doubtful one while the spine is still and not the clear."""
+    from scipy.special import logit
+    from train_gate import Judges, apart
+
+    from backpop_sense.pops.model import FEATURES
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    x = rng.normal(0, 1, (n, len(FEATURES)))
+    x[:, FEATURES.index("mics")] = 3.0
+    bend, clear = FEATURES.index("bending"), 0
+    x[:, bend] = rng.uniform(0.0, 60.0, n)
+    # pops are clear bursts, more often while the spine moves, and the two interact
+    odds = 2.0 * x[:, clear] + 0.05 * x[:, bend] * (x[:, clear] < 0.5) - 2.0
+    y = rng.random(n) < 1 / (1 + np.exp(-odds))
+    group = np.arange(n) // 30
+    params = {"max_iter": 60, "learning_rate": 0.1, "random_state": 0}
+    rows = np.zeros((2, len(FEATURES)))
+    rows[:, FEATURES.index("mics")] = 3.0
+    rows[:, clear] = [3.0, 0.0]  # a clear burst and a doubtful one
+
+    def shift(judges: Judges) -> np.ndarray:
+        """How much moving at 40 deg/s raises each row's log-odds over a still spine."""
+        moving, still = rows.copy(), rows.copy()
+        moving[:, bend], still[:, bend] = 40.0, 0.0
+        return (logit(judges.several.predict_proba(moving)[:, 1])
+                - logit(judges.several.predict_proba(still)[:, 1]))
+
+    weighed_apart = shift(Judges(x, y, group, {**params, "interaction_cst": apart(["bending"])}))
+    assert weighed_apart[0] == pytest.approx(weighed_apart[1], abs=1e-9)
+    together = shift(Judges(x, y, group, params))
+    assert abs(together[0] - together[1]) > 0.1
