@@ -22,7 +22,8 @@ family asks of the judges: each dev model's candidates scored by judges trained 
 other models and on all of them but one, and what adding each model to the rest gains, with
 its interval over the left-out model's sessions; and the mean F1 of every model scored from
 all the others (``lomo``). ``--drop`` trains with some features blanked (the trees cannot
-split on them), so that a feature set is chosen on dev data, never on held-out members.
+split on them), so that a feature set is chosen on dev data, never on held-out members;
+``--apart`` lets the trees weigh a feature only on its own (:func:`apart`).
 Until 2026-12-07 there were two dev models and one carry-over each way; a carry-over beyond
 the draw of sessions between those two did not foretell the held-out model twice
 (``benchmarks/detection.md``), which is why the third, fourth and fifth were made.
