@@ -30,7 +30,8 @@ the draw of sessions between those two did not foretell the held-out model twice
 
 Run: ``make gate-model`` (the sessions and each session's candidates are cached in
 bench-out/: on 2 cores the candidates of the 304 sessions of three models took about 15
-minutes, and a run with every candidate cached about 5). It also writes the
+minutes; with five models and every candidate cached, a run took about 9 minutes and a
+``--carry-only`` run about 8, on 2026-12-07). It also writes the
 shipped judges' out-of-fold scores to ``bench-out/gate-oof.npz``: a variant is then measured
 against them with ``train_gate.py --drop shape_ log2_band [...] --out /tmp/x.npz --against
 bench-out/gate-oof.npz``, which prints the difference of the out-of-fold mean F1, of each
