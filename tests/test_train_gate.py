@@ -95,6 +95,7 @@ def test_leaving_one_model_out_scores_each_model_only_from_the_others(
     and on all of them but one; ``lomo`` gives every row its score from the judges that
     never heard its model. A feature that tells pops in every model carries over whatever
     the training."""
+    from threadpoolctl import threadpool_limits
     from train_gate import MODELS, carry_key, model_of, transfer
 
     from backpop_sense.pops.model import FEATURES
@@ -111,8 +112,14 @@ def test_leaving_one_model_out_scores_each_model_only_from_the_others(
     # most, each possibly straddling a gap between clusters of many values) cannot blur it
     x[:, 0] = np.where(y, 3.0, -3.0)
     assert list(dict.fromkeys(model_of(sets))) == list(MODELS)
-    out = transfer(x, y, group, sets, np.full(n, 0.05), 0.5,
-                   params={"max_iter": 20, "random_state": 0}, learned=("first", "dev"))
+    # One OpenMP thread and 15 bins: on these few rows the trees' binning otherwise waits on
+    # joblib's polling and works out 255 weighted percentiles a feature (the judges learn
+    # with sample weights), which took most of the test's 45 s; the pops are told apart by
+    # one column of two values whatever the bins.
+    with threadpool_limits(1, "openmp"):
+        out = transfer(x, y, group, sets, np.full(n, 0.05), 0.5,
+                       params={"max_iter": 20, "max_bins": 15, "random_state": 0},
+                       learned=("first", "dev"))
     # per model: all the others and each four of them less one; for the three models the
     # judges do not learn from, the judges' own two models too; and lomo
     assert len(out) == 5 * 5 + 3 + 1
