@@ -8,11 +8,11 @@ positives per hour and level accuracy (ours only: librosa does not locate). Then
 1-hour session, each in a fresh process.
 
 Then the simulator family's sets (``heldout.py``): the ``dev``, ``dev2``, ``dev3`` and
-``dev4`` members, on which the gate's learned judge was trained (``dev``) and its threshold chosen
-(``train_gate.py``, leaving one model out), and the ``heldout``
-members (another sound model, other seeds), never used for choosing; and the real heart
-recordings of ``../shared/data/real-heart`` (one mic, no IMU, no pop in them). benchmarks/README.md
-holds the held-out tables.
+``dev4`` members, on which the gate's learned judges were chosen (``train_gate.py``: they
+learn from ``dev`` and the first simulator, their threshold chosen leaving one model out),
+and the ``heldout`` members (another sound model, other seeds), never used for choosing;
+and the real heart recordings of ``../shared/data/real-heart`` (one mic, no IMU, no pop in
+them). benchmarks/README.md holds the held-out tables.
 
 The simulated sessions are cached in bench-out/detection/ (remove it to simulate afresh).
 Parameters were chosen on other seeds (``--first-seed 7000``, also in the judge's

@@ -2,9 +2,9 @@
 
 The development sessions come from five sound models: the family's ``dev``, ``dev2``,
 ``dev3`` and ``dev4`` members' sets (``benchmarks/heldout.py``; the last three since
-2026-12-07) and the
-project's first simulator on its development seeds (from 7000, as ``benchmarks/detection.py
---first-seed 7000`` makes them: every SNR with artifacts, and 10 minutes of artifacts only).
+2026-12-07) and the project's first simulator on its development seeds (from 7000, as
+``benchmarks/detection.py --first-seed 7000`` makes them: every SNR with artifacts, and 10
+minutes of artifacts only).
 The judges learn from the models named in ``TRAIN_MODELS`` (``--models``). Held-out members,
 the detection benchmark's report seeds and the real recordings are never read here. Every
 candidate is judged by the gate with the model off and its features kept; a candidate within
@@ -441,8 +441,10 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
         # all the others, and all of them but one (with two others: each alone)
         combos = [tuple(o for o in others if o != m) for m in others] if len(others) > 1 else []
         combos.append(tuple(others))
+        # the judges' own models, when they never heard this one and are not all the others
         own = tuple(m for m in present if m in learned)
-        if test not in learned and own and own not in combos:
+        compare_own = test not in learned and bool(own) and own not in combos
+        if compare_own:
             combos.append(own)
         for train in combos:
             fit = np.isin(model, train)
@@ -470,8 +472,7 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
                                                 hours[rows])
                 print(f"  adding {m} to {' + '.join(rest)}, carried to {test}: {mid:+.3f} "
                       f"(95 %: {lo:+.3f} to {hi:+.3f})")
-            own = tuple(m for m in present if m in learned)
-            if test not in learned and own and own != tuple(others):
+            if compare_own:
                 fewer = out[carry_key(own, test)][rows] >= threshold
                 lo, mid, hi = paired_difference(every, fewer, y[rows], sets[rows], group[rows],
                                                 hours[rows])
