@@ -363,8 +363,7 @@ def pop_wave(ac: Acoustics, kind: str, rng: np.random.Generator, sr: int) -> np.
     sound = replace(base, centre_hz=base.centre_hz * 2 ** rng.normal(0, 0.15),
                     duration_ms=base.duration_ms * rng.uniform(0.8, 1.25))
     n = int(0.1 * sr)
-    render = {"dev": _click_modes, "heldout": _click_burst, "dev2": _click_grains,
-              "dev3": _click_collapse, "dev4": _click_bar}[ac.family]
+    render = SOUND_MODELS[ac.family].pop
     out = np.zeros(n)
     at = 0
     for k in range(sound.clicks):
@@ -432,22 +431,7 @@ def _heart_sound(ac: Acoustics, which: str, rng: np.random.Generator, sr: int) -
     d = ms / 1000 * rng.uniform(0.9, 1.1)
     n = int((d + 0.05) * sr)
     t = np.arange(n) / sr
-    if ac.family == "dev4":
-        x = _heart_dev4(lo, hi, d, t, rng, sr)
-    elif ac.family == "dev3":
-        x = _heart_dev3(lo, hi, d, t, rng, sr)
-    elif ac.family == "dev2":
-        x = _heart_dev2(lo, hi, d, t, rng, sr)
-    elif ac.family == "dev":
-        k = 3
-        f = np.exp(rng.uniform(math.log(lo), math.log(hi), k))
-        x = damped(t, f, np.full(k, d / 4.6), rng.uniform(0, 6, k), np.array([1.0, 0.7, 0.4]),
-                   d / 6)
-    else:
-        centre = d / 2
-        env = np.exp(-0.5 * ((t - centre) / (d / 5)) ** 2)
-        freq = hi + (lo - hi) * np.clip(t / d, 0, 1)  # a falling chirp
-        x = env * np.sin(2 * np.pi * np.cumsum(freq) / sr + rng.uniform(0, 6))
+    x = SOUND_MODELS[ac.family].heart(lo, hi, d, t, rng, sr)
     x = x / (np.max(np.abs(x)) + 1e-12)
     click_gain = 10 ** (ac.heart_click_db / 20)
     click_f = min(ac.heart_click_hz * 2 ** rng.normal(0, 0.1), 0.42 * sr)
@@ -455,19 +439,7 @@ def _heart_sound(ac: Acoustics, which: str, rng: np.random.Generator, sr: int) -
     m = min(int(0.02 * sr), n - at)
     tc = np.arange(m) / sr
     width = rng.uniform(0.002, 0.01)
-    if ac.family == "dev4":
-        click = _tone_burst(click_f, width, sr, m)
-    elif ac.family == "dev3":
-        click = _fir_click(click_f / 1.6, click_f * 1.6, sr, width, m)
-    elif ac.family == "dev2":
-        click = _gammatone(tc, sr, click_f, width, 2, 0.0, rng.uniform(0, 6))
-    elif ac.family == "dev":
-        click = damped(tc, np.array([click_f]), np.array([width / 4.6]), np.zeros(1),
-                       np.ones(1), 2e-4)
-    else:
-        sos = signal.butter(2, [click_f / 1.6, min(click_f * 1.6, 0.45 * sr)], btype="bandpass",
-                            fs=sr, output="sos")
-        click = signal.sosfilt(sos, rng.normal(0, 1, m) * np.exp(-tc * 6.9 / width))
+    click = SOUND_MODELS[ac.family].valve(tc, click_f, width, rng, sr)
     x[at: at + m] += click_gain * click / (np.max(np.abs(click)) + 1e-12)
     return x
 
@@ -532,19 +504,7 @@ def footstep_events(ac: Acoustics, strikes: list[float], mics: tuple[str, ...], 
 
         def make(amp: float = amp, s: int = s) -> np.ndarray:
             r = np.random.default_rng(s)
-            if ac.family == "dev4":
-                thump = _thump_dev4(t, r, sr)
-            elif ac.family == "dev3":
-                thump = _thump_dev3(t, r, sr)
-            elif ac.family == "dev2":
-                thump = _thump_dev2(t, r, sr)
-            elif ac.family == "dev":
-                f = r.uniform([30, 70, 130], [60, 130, 250])
-                thump = damped(t, f, np.array([0.03, 0.02, 0.012]), r.uniform(0, 6, 3),
-                               np.array([1.0, 0.6, 0.3]), 0.004)
-            else:
-                sos = signal.butter(2, [30.0, 250.0], btype="bandpass", fs=sr, output="sos")
-                thump = signal.sosfilt(sos, r.normal(0, 1, n) * np.exp(-t / 0.025))
+            thump = SOUND_MODELS[ac.family].thump(t, r, sr)
             thump = thump / (np.max(np.abs(thump)) + 1e-12)
             click = _short_click(ac.footstep_click_hz, r.uniform(1e-3, 5e-3), r, sr, n,
                                  ac.family)
@@ -560,19 +520,7 @@ def _short_click(centre_hz: float, length_s: float, rng: np.random.Generator, sr
     """A click of ``length_s`` around ``centre_hz``, peak 1."""
     t = np.arange(n) / sr
     f = min(centre_hz * 2 ** rng.normal(0, 0.2), 0.42 * sr)
-    if family == "dev4":
-        x = _tone_burst(f, length_s, sr, n)
-    elif family == "dev3":
-        x = _fir_click(f / 1.8, 1.8 * f, sr, length_s, n)
-    elif family == "dev2":
-        x = _gammatone(t, sr, f, length_s, 2, 0.0, rng.uniform(0, 6))
-    elif family == "dev":
-        x = damped(t, np.array([f, 1.7 * f if 1.7 * f < 0.45 * sr else f]),
-                   np.full(2, length_s / 6.9), rng.uniform(0, 6, 2), np.array([1.0, 0.5]), 5e-5)
-    else:
-        sos = signal.butter(2, [f / 1.8, min(1.8 * f, 0.45 * sr)], btype="bandpass", fs=sr,
-                            output="sos")
-        x = signal.sosfilt(sos, rng.normal(0, 1, n) * np.exp(-t * 6.9 / length_s))
+    x = SOUND_MODELS[family].click(t, f, length_s, rng, sr)
     return x / (np.max(np.abs(x)) + 1e-12)
 
 
@@ -598,20 +546,7 @@ def knock_events(ac: Acoustics, duration_s: float, per_minute: float, mics: tupl
                 r = np.random.default_rng(s)
                 lo, hi = ac.knock_band_hz
                 hi = min(hi, 0.45 * sr)
-                if ac.family == "dev4":
-                    x = _knock_dev4(t, lo, hi, r, sr)
-                elif ac.family == "dev3":
-                    x = _pluck(float(np.exp(r.uniform(math.log(lo), math.log(hi)))),
-                               r.uniform(0.005, 0.03), sr, n, r)
-                elif ac.family == "dev2":
-                    x = _knock_dev2(t, lo, hi, r, sr)
-                elif ac.family == "dev":
-                    f = np.exp(r.uniform(math.log(lo), math.log(hi), 3))
-                    x = damped(t, f, r.uniform(3e-3, 8e-3, 3), r.uniform(0, 6, 3),
-                               np.array([1.0, 0.7, 0.4]), 2e-4)
-                else:
-                    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
-                    x = signal.sosfilt(sos, r.normal(0, 1, n) * np.exp(-t / r.uniform(2e-3, 8e-3)))
+                x = SOUND_MODELS[ac.family].knock(t, lo, hi, r, sr)
                 x = x / (np.max(np.abs(x)) + 1e-12)
                 return np.stack([lv * _delay(x, d, sr) for lv, d in zip(level, delays,
                                                                         strict=True)], axis=1)
@@ -673,9 +608,7 @@ def speech_events(ac: Acoustics, duration_s: float, per_minute: float, mics: tup
         def make(length: float = length, s: int = s, rms: float = rms) -> np.ndarray:
             r = np.random.default_rng(s)
             f0 = ac.speech_f0_hz * 2 ** r.normal(0, 0.1)
-            speak = {"dev": _speech_dev, "heldout": _speech_heldout, "dev2": _speech_dev2,
-                     "dev3": _speech_dev3, "dev4": _speech_dev4}
-            wave = speak[ac.family](f0, length, sr, r)
+            wave = SOUND_MODELS[ac.family].speech(f0, length, sr, r)
             sos = signal.butter(2, min(r.uniform(1000, 3000), 0.45 * sr), fs=sr, output="sos")
             wave = signal.sosfilt(sos, wave)
             t = np.arange(len(wave)) / sr
@@ -692,23 +625,8 @@ def _rub_wave(ac: Acoustics, length: float, sr: int, r: np.random.Generator) -> 
     lo, hi = ac.rub_band_hz
     hi = min(max(hi, 1.5 * lo), 0.45 * sr)
     lo = min(lo, 0.6 * hi)
-    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
     swell = ac.rub_swell_s * r.uniform(0.7, 1.4)
-    if ac.family in ("dev2", "dev3", "dev4"):
-        rub = {"dev2": _rub_dev2, "dev3": _rub_dev3, "dev4": _rub_dev4}[ac.family]
-        x = rub(t, lo, hi, swell, length, r, sr)
-        return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
-    if ac.family == "dev":
-        env = ramp(t / swell) * ramp((length - t) / r.uniform(0.05, 0.2))
-        env *= 1 + 0.5 * np.sin(2 * np.pi * r.uniform(3, 20) * t)
-        src = r.normal(0, 1, len(t))
-    else:  # stick-slip: a random train of impulses, denser as the rub swells
-        env = (1 - np.exp(-t / swell)) * np.exp(-np.maximum(t - 0.7 * length, 0) / 0.05)
-        rate = r.uniform(300, 3000)
-        src = np.zeros(len(t))
-        hits = r.random(len(t)) < rate / sr
-        src[hits] = r.lognormal(0, 0.7, int(hits.sum())) * r.choice([-1, 1], int(hits.sum()))
-    x = signal.sosfilt(sos, src) * env
+    x = SOUND_MODELS[ac.family].rub(t, lo, hi, swell, length, r, sr)
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
 
 
@@ -778,6 +696,94 @@ def _drift(ac: Acoustics, n: int, n_mics: int, r: np.random.Generator) -> np.nda
     start, end = r.uniform(-half, half, n_mics), r.uniform(-half, half, n_mics)
     path = start + (end - start) * ramp(np.linspace(0.0, 1.0, n))[:, None]
     return 10 ** (path / 20)
+
+
+# ------------------------------------------------- the first two models' sounds, by name
+
+def _heart_dev(lo: float, hi: float, d: float, t: np.ndarray, rng: np.random.Generator,
+               sr: int) -> np.ndarray:
+    """``dev``: a heart sound as three damped modes within ``lo``-``hi`` Hz."""
+    k = 3
+    f = np.exp(rng.uniform(math.log(lo), math.log(hi), k))
+    return damped(t, f, np.full(k, d / 4.6), rng.uniform(0, 6, k), np.array([1.0, 0.7, 0.4]),
+                  d / 6)
+
+
+def _heart_heldout(lo: float, hi: float, d: float, t: np.ndarray, rng: np.random.Generator,
+                   sr: int) -> np.ndarray:
+    """``heldout``: a heart sound as a Gaussian-windowed chirp falling from ``hi`` to ``lo``."""
+    centre = d / 2
+    env = np.exp(-0.5 * ((t - centre) / (d / 5)) ** 2)
+    freq = hi + (lo - hi) * np.clip(t / d, 0, 1)  # a falling chirp
+    return env * np.sin(2 * np.pi * np.cumsum(freq) / sr + rng.uniform(0, 6))
+
+
+def _noise_click(t: np.ndarray, lo: float, hi: float, decay_s: float, rng: np.random.Generator,
+                 sr: int) -> np.ndarray:
+    """``heldout``'s click: noise decaying 60 dB in ``decay_s`` through a band-pass."""
+    sos = signal.butter(2, [lo, min(hi, 0.45 * sr)], btype="bandpass", fs=sr, output="sos")
+    return signal.sosfilt(sos, rng.normal(0, 1, len(t)) * np.exp(-t * 6.9 / decay_s))
+
+
+def _thump_dev(t: np.ndarray, r: np.random.Generator, sr: int) -> np.ndarray:
+    """``dev``: a heel strike's thump as three damped low modes."""
+    f = r.uniform([30, 70, 130], [60, 130, 250])
+    return damped(t, f, np.array([0.03, 0.02, 0.012]), r.uniform(0, 6, 3),
+                  np.array([1.0, 0.6, 0.3]), 0.004)
+
+
+def _thump_heldout(t: np.ndarray, r: np.random.Generator, sr: int) -> np.ndarray:
+    """``heldout``: a heel strike's thump as decaying noise through 30-250 Hz."""
+    sos = signal.butter(2, [30.0, 250.0], btype="bandpass", fs=sr, output="sos")
+    return signal.sosfilt(sos, r.normal(0, 1, len(t)) * np.exp(-t / 0.025))
+
+
+def _knock_dev(t: np.ndarray, lo: float, hi: float, r: np.random.Generator, sr: int
+               ) -> np.ndarray:
+    """``dev``: a knock as three damped modes within ``lo``-``hi`` Hz."""
+    f = np.exp(r.uniform(math.log(lo), math.log(hi), 3))
+    return damped(t, f, r.uniform(3e-3, 8e-3, 3), r.uniform(0, 6, 3),
+                  np.array([1.0, 0.7, 0.4]), 2e-4)
+
+
+def _knock_heldout(t: np.ndarray, lo: float, hi: float, r: np.random.Generator, sr: int
+                   ) -> np.ndarray:
+    """``heldout``: a knock as decaying noise through ``lo``-``hi`` Hz."""
+    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
+    return signal.sosfilt(sos, r.normal(0, 1, len(t)) * np.exp(-t / r.uniform(2e-3, 8e-3)))
+
+
+def _knock_dev3(t: np.ndarray, lo: float, hi: float, r: np.random.Generator, sr: int
+                ) -> np.ndarray:
+    """``dev3``: a knock as a plucked board at ``lo``-``hi`` Hz, ringing 5-30 ms."""
+    return _pluck(float(np.exp(r.uniform(math.log(lo), math.log(hi)))),
+                  r.uniform(0.005, 0.03), sr, len(t), r)
+
+
+def _rub_filtered(t: np.ndarray, lo: float, hi: float, env: np.ndarray, src: np.ndarray,
+                  sr: int) -> np.ndarray:
+    """``src`` through a band-pass of ``lo``-``hi`` Hz, under ``env``."""
+    sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
+    return signal.sosfilt(sos, src) * env
+
+
+def _rub_dev(t: np.ndarray, lo: float, hi: float, swell: float, length: float,
+             r: np.random.Generator, sr: int) -> np.ndarray:
+    """``dev``: rub as band-passed noise under a smooth swell with a tremolo."""
+    env = ramp(t / swell) * ramp((length - t) / r.uniform(0.05, 0.2))
+    env *= 1 + 0.5 * np.sin(2 * np.pi * r.uniform(3, 20) * t)
+    return _rub_filtered(t, lo, hi, env, r.normal(0, 1, len(t)), sr)
+
+
+def _rub_heldout(t: np.ndarray, lo: float, hi: float, swell: float, length: float,
+                 r: np.random.Generator, sr: int) -> np.ndarray:
+    """``heldout``: stick-slip rub, a random train of impulses, denser as the rub swells."""
+    env = (1 - np.exp(-t / swell)) * np.exp(-np.maximum(t - 0.7 * length, 0) / 0.05)
+    rate = r.uniform(300, 3000)
+    src = np.zeros(len(t))
+    hits = r.random(len(t)) < rate / sr
+    src[hits] = r.lognormal(0, 0.7, int(hits.sum())) * r.choice([-1, 1], int(hits.sum()))
+    return _rub_filtered(t, lo, hi, env, src, sr)
 
 
 # ------------------------------------------------------------------- the third model
@@ -1199,6 +1205,66 @@ def _rub_dev4(t: np.ndarray, lo: float, hi: float, swell: float, length: float,
     x = signal.sosfilt(sos, r.normal(0, 1, n) * grains)
     swell_env = 1 / (1 + np.exp(-(t - swell) / (swell / 4)))
     return x * swell_env * ramp((length - t) / 0.05)
+
+
+@dataclass(frozen=True)
+class SoundModel:
+    """One sound model's renderers, each a function of the same arguments in every model:
+    ``pop`` (one click of a :class:`PopSound`), ``heart`` (S1 or S2), ``valve`` (the valve
+    click of ``width`` s at ``f`` Hz), ``thump`` (a heel strike's), ``click`` (a short
+    click of ``length_s`` at ``f`` Hz: heel clicks and strap taps), ``knock``, ``speech``
+    and ``rub``."""
+
+    pop: Callable[..., np.ndarray]
+    heart: Callable[..., np.ndarray]
+    valve: Callable[..., np.ndarray]
+    thump: Callable[..., np.ndarray]
+    click: Callable[..., np.ndarray]
+    knock: Callable[..., np.ndarray]
+    speech: Callable[..., np.ndarray]
+    rub: Callable[..., np.ndarray]
+
+
+SOUND_MODELS = {
+    "dev": SoundModel(
+        pop=_click_modes, heart=_heart_dev,
+        valve=lambda t, f, width, rng, sr: damped(t, np.array([f]), np.array([width / 4.6]),
+                                                  np.zeros(1), np.ones(1), 2e-4),
+        thump=_thump_dev,
+        click=lambda t, f, length_s, rng, sr: damped(
+            t, np.array([f, 1.7 * f if 1.7 * f < 0.45 * sr else f]), np.full(2, length_s / 6.9),
+            rng.uniform(0, 6, 2), np.array([1.0, 0.5]), 5e-5),
+        knock=_knock_dev, speech=_speech_dev, rub=_rub_dev),
+    "heldout": SoundModel(
+        pop=_click_burst, heart=_heart_heldout,
+        valve=lambda t, f, width, rng, sr: _noise_click(t, f / 1.6, f * 1.6, width, rng, sr),
+        thump=_thump_heldout,
+        click=lambda t, f, length_s, rng, sr: _noise_click(t, f / 1.8, 1.8 * f, length_s, rng,
+                                                           sr),
+        knock=_knock_heldout, speech=_speech_heldout, rub=_rub_heldout),
+    "dev2": SoundModel(
+        pop=_click_grains, heart=_heart_dev2,
+        valve=lambda t, f, width, rng, sr: _gammatone(t, sr, f, width, 2, 0.0,
+                                                      rng.uniform(0, 6)),
+        thump=_thump_dev2,
+        click=lambda t, f, length_s, rng, sr: _gammatone(t, sr, f, length_s, 2, 0.0,
+                                                         rng.uniform(0, 6)),
+        knock=_knock_dev2, speech=_speech_dev2, rub=_rub_dev2),
+    "dev3": SoundModel(
+        pop=_click_collapse, heart=_heart_dev3,
+        valve=lambda t, f, width, rng, sr: _fir_click(f / 1.6, f * 1.6, sr, width, len(t)),
+        thump=_thump_dev3,
+        click=lambda t, f, length_s, rng, sr: _fir_click(f / 1.8, 1.8 * f, sr, length_s,
+                                                         len(t)),
+        knock=_knock_dev3, speech=_speech_dev3, rub=_rub_dev3),
+    "dev4": SoundModel(
+        pop=_click_bar, heart=_heart_dev4,
+        valve=lambda t, f, width, rng, sr: _tone_burst(f, width, sr, len(t)),
+        thump=_thump_dev4,
+        click=lambda t, f, length_s, rng, sr: _tone_burst(f, length_s, sr, len(t)),
+        knock=_knock_dev4, speech=_speech_dev4, rub=_rub_dev4),
+}
+"""Each of :data:`FAMILIES`' renderers: the one place a sound model is chosen."""
 
 
 @dataclass

@@ -254,3 +254,8 @@ def test_dev4_voice_fills_its_length_whatever_the_pitch() -> None:
         length, f0 = rng.uniform(1.0, 4.0), rng.uniform(60.0, 350.0)
         wave = family._speech_dev4(f0, length, 8000, rng)
         assert len(wave) == int(length * 8000) and np.isfinite(wave).all()
+
+
+def test_every_family_has_one_renderer_for_every_sound() -> None:
+    """``SOUND_MODELS`` is the one place a sound model is chosen: one entry per family."""
+    assert set(family.SOUND_MODELS) == set(FAMILIES)
