@@ -851,11 +851,16 @@ def _band_noise(rng: np.random.Generator, n: int, lo: float, hi: float, sr: int,
                 tilt: float = 1.0) -> np.ndarray:
     """``dev2``'s noise: white noise kept between ``lo`` and ``hi`` Hz in its spectrum, its
     power falling as f**-``tilt`` there (unit RMS)."""
+    return _shaped_noise(rng, n, sr, lambda f: np.where((f >= lo) & (f <= hi),
+                                                        np.maximum(f, 1.0) ** (-tilt / 2), 0.0))
+
+
+def _shaped_noise(rng: np.random.Generator, n: int, sr: int,
+                  gain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``n`` samples of white noise whose spectrum is multiplied by ``gain`` of each bin's
+    frequency (Hz), at unit RMS."""
     spec = np.fft.rfft(rng.normal(0, 1, n))
-    f = np.fft.rfftfreq(n, 1 / sr)
-    keep = (f >= lo) & (f <= hi)
-    spec = np.where(keep, spec * np.maximum(f, 1.0) ** (-tilt / 2), 0.0)
-    x = np.fft.irfft(spec, n)
+    x = np.fft.irfft(spec * gain(np.fft.rfftfreq(n, 1 / sr)), n)
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
 
 
@@ -1089,11 +1094,9 @@ def _log_band_noise(rng: np.random.Generator, n: int, centre: float, octaves: fl
                     sr: int) -> np.ndarray:
     """``dev4``'s noise: white noise whose spectrum is shaped to a Gaussian in log frequency
     about ``centre`` Hz, ``octaves`` wide between its points 8.7 dB down (unit RMS)."""
-    spec = np.fft.rfft(rng.normal(0, 1, n))
-    f = np.maximum(np.fft.rfftfreq(n, 1 / sr), 1.0)
     sigma = max(octaves, 0.1) / 2
-    x = np.fft.irfft(spec * np.exp(-0.5 * (np.log2(f / centre) / sigma) ** 2), n)
-    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+    return _shaped_noise(rng, n, sr, lambda f: np.exp(
+        -0.5 * (np.log2(np.maximum(f, 1.0) / centre) / sigma) ** 2))
 
 
 def _click_bar(sound: PopSound, rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
