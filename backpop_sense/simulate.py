@@ -28,7 +28,11 @@ Pops follow background.md
     that has popped cannot cavitate again inside the refractory window (20 minutes).
     ``snap``: a tendon slipping over bone at the same angle of every forward-bend cycle, at one
     level, lower in pitch and longer. ``readjustment``: near the end of the range of a twist or
-    a stretch; a double click.
+    a stretch; a double click. In a held stretch (``held-stretch``: a bend, twist or side bend
+    held 3-8 s, as a physiotherapist's exercise holds it) the spine is still at the end of its
+    range: readjustments of a held twist or forward bend, and cavitations of a held side bend
+    (a stretch lowers the joint's pressure), come during the hold, pops that no movement of
+    the spine accompanies.
 
 SNR
     A pop's ``snr_db`` is measured at its nearest mic: mean power over the 10 ms after its onset
@@ -86,9 +90,10 @@ from .session import (
 )
 from .sounds import Event, Track, damped, mic_weights, ramp, seed_of
 
-SCENARIOS = ("healthy", "twist-cavitation", "snapping", "post-fall", "artifacts-only", "long")
+SCENARIOS = ("healthy", "twist-cavitation", "snapping", "post-fall", "artifacts-only", "long",
+             "held-stretch")
 DEFAULT_MINUTES = {"healthy": 2.0, "twist-cavitation": 2.0, "snapping": 2.0, "post-fall": 3.0,
-                   "artifacts-only": 2.0, "long": 120.0}
+                   "artifacts-only": 2.0, "long": 120.0, "held-stretch": 3.0}
 SNR_WINDOW_S = 0.010
 """Pop power is averaged over this long after the onset."""
 BACKGROUND_WINDOW_S = 1.0
@@ -209,6 +214,8 @@ class Move:
     t_hold_end: float
     t_end: float
     amplitude_deg: float
+    held: bool = False
+    """A held stretch: the spine stays still at the peak from ``t_peak`` to ``t_hold_end``."""
 
 
 @dataclass
@@ -306,8 +313,9 @@ class _ScriptBuilder:
         self.pelvis_flexion[s] += 0.4 * rise
         self.cursor += 3.0
 
-    def movement(self, kind: str, reps: int) -> None:
-        """Repeated lumbar movements: ``bend`` (forward), ``extend``, ``twist``, ``side``."""
+    def movement(self, kind: str, reps: int, held: bool = False) -> None:
+        """Repeated lumbar movements: ``bend`` (forward), ``extend``, ``twist``, ``side``;
+        ``held``: each held at its peak for :data:`HELD_STRETCH_S` instead of 0.3-0.9 s."""
         base = {"bend": (55.0, 10.0), "extend": (-20.0, 4.0), "twist": (38.0, 6.0),
                 "side": (25.0, 4.0)}[kind]
         target = {"bend": self.flexion, "extend": self.flexion, "twist": self.twist,
@@ -316,7 +324,8 @@ class _ScriptBuilder:
         sign = 1.0
         for _ in range(reps):
             amp = sign * self.rom * (base[0] + self.rng.uniform(-1, 1) * base[1])
-            rise, hold, fall = (self.rng.uniform(1.0, 1.8), self.rng.uniform(0.3, 0.9),
+            rise, hold, fall = (self.rng.uniform(1.0, 1.8),
+                                self.rng.uniform(*(HELD_STRETCH_S if held else (0.3, 0.9))),
                                 self.rng.uniform(1.0, 1.8))
             t0 = self.cursor
             self._bump(target, t0, rise, hold, fall, amp)
@@ -324,7 +333,7 @@ class _ScriptBuilder:
                 # Lumbopelvic rhythm: the pelvis supplies about a third of trunk flexion.
                 self._bump(self.pelvis_flexion, t0, rise, hold, fall, 0.4 * amp)
             self.moves.append(Move(kind, axis, t0, t0 + rise, t0 + rise + hold,
-                                   t0 + rise + hold + fall, amp))
+                                   t0 + rise + hold + fall, amp, held))
             self.cursor += rise + hold + fall + self.rng.uniform(0.6, 1.5)
             if kind in ("twist", "side"):
                 sign = -sign
@@ -480,6 +489,8 @@ def _activity_plan(config: SimConfig, rng: np.random.Generator) -> list[tuple[st
         "post-fall": daily,
         "artifacts-only": daily,
         "long": daily + [("lie", 30), ("walk", 40), ("sit", 60), ("twist", 4), ("bend", 4)],
+        "held-stretch": [("stand", 5), ("held-bend", 2), ("walk", 10), ("held-twist", 2),
+                         ("held-side", 2), ("stand", 4), ("bend", 2)],
     }
     plan = list(plans[config.scenario])
     rng.shuffle(plan[1:])
@@ -519,6 +530,12 @@ def build_script(config: SimConfig, rng: np.random.Generator) -> Script:
             getattr(b, name)(seconds)
         elif name == "turn":
             b.turn(float(rng.choice([-1, 1]) * value))
+        elif name.startswith("held-"):
+            # A held rep lasts up to 1.8 + 8 + 1.8 + 1.5 s.
+            if room >= 14.0:
+                b.movement(name[5:], reps=max(1, int(min(value, room // 14))), held=True)
+            else:
+                b.stand(max(room, 0.1))
         elif room >= 5.0:
             b.movement(name, reps=max(1, int(min(value, room // 5))))
         else:
@@ -528,12 +545,17 @@ def build_script(config: SimConfig, rng: np.random.Generator) -> Script:
 
 
 PLAN_ACTIVITIES = ("stand", "walk", "sit", "lie", "turn", "fall", "varied-fall", "catch",
-                   "varied-catch", "bend", "extend", "twist", "side", "bent-start")
+                   "varied-catch", "bend", "extend", "twist", "side", "held-bend", "held-twist",
+                   "held-side", "bent-start")
 """What a scripted plan may hold: seconds for stand/walk/sit/lie, degrees for turn, seconds
 lying for fall (backward) and varied-fall (any direction, random timing), repetitions for
 catch (a forward bend arrested), varied-catch (a bend, twist or side bend arrested, with
-random timing) and the bend/extend/twist/side movements; degrees of forward bend for
-bent-start (first in a plan without a still start: the session begins bent and rising)."""
+random timing), the bend/extend/twist/side movements and the held-bend/held-twist/held-side
+stretches (held :data:`HELD_STRETCH_S`); degrees of forward bend for bent-start (first in a
+plan without a still start: the session begins bent and rising)."""
+HELD_STRETCH_S = (3.0, 8.0)
+"""How long a held stretch stays at its peak (s): long enough that the gate's look at the
+spine's movement around a pop in it (0.5 s before to 0.08 s after) sees none."""
 
 
 def script_from_plan(plan: Sequence[tuple[str, float]], config: SimConfig,
@@ -574,6 +596,8 @@ def script_from_plan(plan: Sequence[tuple[str, float]], config: SimConfig,
                 arrest()
         elif name in ("bend", "extend", "twist", "side"):
             b.movement(name, reps=int(value))
+        elif name in ("held-bend", "held-twist", "held-side"):
+            b.movement(name[5:], reps=int(value), held=True)
         else:
             raise ValueError(f"unknown activity {name!r}; use one of {PLAN_ACTIVITIES}")
     if b.cursor > b.duration:
@@ -699,6 +723,7 @@ POP_PROBABILITY = {
     "post-fall": (0.08, 0.08, 0.0),
     "artifacts-only": (0.0, 0.0, 0.0),
     "long": (0.3, 0.08, 0.0),
+    "held-stretch": (0.35, 0.5, 0.0),
 }
 SNAP_ANGLE_DEG = 25.0
 """Flexion at which the scripted tendon slips over bone: anatomy, so the same every cycle."""
@@ -757,7 +782,12 @@ def _movement_pops(script: Script, config: SimConfig, rng: np.random.Generator,
                     if move.t_start - last_cavitation.get(lv, -math.inf) >= config.refractory_s]
             if free:
                 level = str(rng.choice(free))
-                t = _crossing(move, rng.uniform(0.35, 0.65), trace, script.t, rate)
+                # Mid-range as the joint is moved. A held side bend cavitates while held; in
+                # a held twist or stretch a pop at the end of the range is a readjustment
+                # (background.md's types), drawn below.
+                t = (float(rng.uniform(move.t_peak + 0.6, move.t_hold_end - 0.2))
+                     if move.held and move.kind == "side"
+                     else _crossing(move, rng.uniform(0.35, 0.65), trace, script.t, rate))
                 last_cavitation[level] = t
                 pops.append(Pop(t, level, "cavitation", float(trace[int(t * rate)])))
         # Readjustment comes with twist or stretch (a forward bend past 30 deg) near the end

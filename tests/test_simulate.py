@@ -16,6 +16,7 @@ from backpop_sense.levels import level_distance_m
 from backpop_sense.session import Session
 from backpop_sense.simulate import (
     GRAVITY,
+    HELD_STRETCH_S,
     SNAP_ANGLE_DEG,
     SimConfig,
     simulate_session,
@@ -133,6 +134,23 @@ def test_cavitation_respects_the_refractory_period() -> None:
     for level in {p.level for p in cav}:
         times = np.array([p.t for p in cav if p.level == level])
         assert (np.diff(times) >= 240.0).all()
+
+
+def test_a_held_stretch_pops_while_the_spine_is_still() -> None:
+    config = SimConfig("held-stretch", minutes=3.0, seed=3, sr=4000, artifacts=False)
+    script, _, pops, _ = simulate_stems(config)
+    held = [m for m in script.moves if m.held]
+    assert held and all(m.t_hold_end - m.t_peak >= HELD_STRETCH_S[0] for m in held)
+    rate = config.imu_rate
+    still = []
+    for p in pops:
+        # The gate looks at the spine's movement from 0.5 s before an onset to 0.08 s after.
+        s = slice(int((p.t - 0.5) * rate), int((p.t + 0.08) * rate) + 1)
+        swing = max(float(np.ptp(a[s])) for a in (script.flexion, script.lateral, script.twist))
+        if swing < 0.1 and any(m.t_peak <= p.t <= m.t_hold_end for m in held):
+            still.append(p)
+    assert len(still) >= 3
+    assert {p.kind for p in still} <= {"readjustment", "cavitation"}
 
 
 def test_post_fall_has_an_impact_then_lying_still(tmp_path: Path) -> None:
