@@ -85,6 +85,7 @@ SETS = (
               per_scenario=2),
     FamilySet("low pops 100-400 Hz", POP_SCENARIOS, (10.0, 20.0),
               low=(("cavitation", "snap", "readjustment"), (100.0, 400.0))),
+    FamilySet("held stretch", ("held-stretch",), (10.0, 20.0), per_scenario=3),
 )
 """In this order for good: a set's seeds follow from its place (:func:`configs`)."""
 STRESS = (

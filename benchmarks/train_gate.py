@@ -521,12 +521,20 @@ def against(path: Path, scores: dict[str, np.ndarray], y: np.ndarray, sets: np.n
     """Print how this run's judges differ from those of the run that saved ``path``
     (``--save-oof``) on the same candidates, at ``threshold``: out of fold and in each
     direction of :func:`transfer` (on the sessions it scored), each with its interval over
-    paired resamples of the sessions (:func:`paired_difference`)."""
+    paired resamples of the sessions (:func:`paired_difference`). When this run has sets the
+    earlier one did not (a set added since), the two are compared on the sets both scored."""
     with np.load(path) as f:
-        if not (np.array_equal(f["y"], y) and np.array_equal(f["group"], group)):
+        common = np.isin(sets, np.unique(f["sets"]))
+        if not (np.array_equal(f["y"], y[common])
+                and np.array_equal(_first_seen(f["group"]), _first_seen(group[common]))):
             raise SystemExit(f"train_gate.py: --against: {path} holds other candidates "
                              "(another detector or other sessions)")
-        before = {key: f[key] for key in scores if key in f.files}
+        before = {key: np.full(len(y), np.nan) for key in scores if key in f.files}
+        for key in before:
+            before[key][common] = f[key]
+    if not common.all():
+        print(f"against {path}: on the sets both runs scored (not "
+              f"{', '.join(dict.fromkeys(sets[~common]))})")
     for key, now in scores.items():
         if key not in before:
             print(f"against {path}: no {key} scores there (saved by an older run)")
@@ -537,6 +545,13 @@ def against(path: Path, scores: dict[str, np.ndarray], y: np.ndarray, sets: np.n
         what = "out of fold" if key == "oof" else f"carried over, {carry_label(key)}"
         print(f"against {path}: mean F1 {what} {mid:+.3f} (95 % over resamples of the "
               f"sessions: {lo:+.3f} to {hi:+.3f})")
+
+
+def _first_seen(labels: np.ndarray) -> np.ndarray:
+    """``labels`` renumbered 0, 1, ... in the order each first appears: the same sessions in
+    the same order have the same numbers whatever sessions were numbered between them."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse]
 
 
 def paired_difference(kept: np.ndarray, before: np.ndarray, y: np.ndarray, sets: np.ndarray,

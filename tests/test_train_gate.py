@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -87,6 +88,36 @@ def test_against_compares_each_saved_direction_and_refuses_other_candidates(
     assert "no lomo scores there" in lines[2]
     with pytest.raises(SystemExit, match="other candidates"):
         against(path, {"oof": oof}, ~y, sets, group, hours, 0.9)
+
+
+def test_against_compares_on_the_sets_both_runs_scored(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A set added since the earlier run (its sessions numbered among the others) is left
+    out of the comparison, which is then made on the earlier run's rows."""
+    from train_gate import against, paired_difference
+
+    y, sets, group, hours = _candidates()
+    before = np.where(y, 0.95, 0.1)
+    path = tmp_path / "oof.npz"
+    np.savez(path, oof=before, y=y, sets=sets, group=group)
+    # The new run: one more session (10 candidates, all kept) numbered between the others.
+    split = int(np.argmax(group == 2))
+    added = np.full(10, "added set")
+    y2 = np.concatenate([y[:split], np.ones(10, bool), y[split:]])
+    sets2 = np.concatenate([sets[:split], added, sets[split:]])
+    group2 = np.concatenate([group[:split], np.full(10, 2), group[split:] + 1])
+    hours2 = np.concatenate([hours[:split], np.full(10, hours[0]), hours[split:]])
+    now = np.concatenate([before[:split], np.full(10, 0.99), np.full(len(y) - split, 0.1)])
+    against(path, {"oof": now}, y2, sets2, group2, hours2, 0.9)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("on the sets both runs scored (not added set)")
+    mid, lo, hi = (float(v) for v in re.findall(r"[-+]\d\.\d{3}", lines[1]))
+    old_rows = sets2 != "added set"
+    expected = paired_difference(now[old_rows] >= 0.9, before >= 0.9, y, sets, group, hours)
+    assert (lo, mid, hi) == pytest.approx(expected, abs=5e-4)
+    assert mid < 0  # the pops lost after the added session count; the added set's do not
+    with pytest.raises(SystemExit, match="other candidates"):
+        against(path, {"oof": now}, ~y2, sets2, group2, hours2, 0.9)
 
 
 def test_leaving_one_model_out_scores_each_model_only_from_the_others(
