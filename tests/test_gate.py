@@ -21,8 +21,8 @@ MICS = ("T10", "L1", "L4")
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 21, open: the learned gate finds 11 of these 16 low "
-    "tonal snaps (90 % asked; 13 at min_score 0.90)"))
+    "issue 21, open: the learned gate finds 12 of these 16 low "
+    "tonal snaps (90 % asked)"))
 def test_low_pops_are_found(tmp_path: Path) -> None:
     """Snaps whose sound is a 100-200 Hz tone (the bottom of the range a pop may have) at
     15 dB are pops like any other: frequency alone is no reason to reject."""

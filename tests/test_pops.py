@@ -219,8 +219,7 @@ def test_a_pop_soon_after_a_knock_is_still_found(tmp_path: Path) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 21, open: the learned gate finds 22 of 29 on each seed (28 and 27 at min_score "
-    "0.90)"))
+    "issue 21, open: the learned gate finds 24 and 25 of the 29 (seeds 8 and 9)"))
 @pytest.mark.parametrize("seed", [8, 9])
 def test_joint_readjustments_are_not_taken_for_rub(tmp_path: Path, seed: int) -> None:
     """A joint readjustment clicks twice within about 12 ms (background.md), and at a mic
@@ -274,8 +273,8 @@ def test_a_pop_while_the_subject_talks_is_a_pop(tmp_path: Path) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "issue 21, open: the learned gate finds 22 of 29 snaps at 3 "
-    "dB (90 % asked; 25 at min_score 0.90)"))
+    "issue 21, open: the learned gate finds 23 of 29 snaps at 3 "
+    "dB (90 % asked)"))
 def test_faint_snaps_are_found(tmp_path: Path) -> None:
     """Tendon snaps (250-1200 Hz) at 3 dB in the simulator's floor: at least 90 % found to 2 ms.
 
