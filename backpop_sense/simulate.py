@@ -531,9 +531,9 @@ def build_script(config: SimConfig, rng: np.random.Generator) -> Script:
         elif name == "turn":
             b.turn(float(rng.choice([-1, 1]) * value))
         elif name.startswith("held-"):
-            # A held rep lasts up to 1.8 + 8 + 1.8 + 1.5 s.
-            if room >= 14.0:
-                b.movement(name[5:], reps=max(1, int(min(value, room // 14))), held=True)
+            if room >= HELD_REP_S:
+                b.movement(name[5:], reps=max(1, int(min(value, room // HELD_REP_S))),
+                           held=True)
             else:
                 b.stand(max(room, 0.1))
         elif room >= 5.0:
@@ -556,6 +556,9 @@ plan without a still start: the session begins bent and rising)."""
 HELD_STRETCH_S = (3.0, 8.0)
 """How long a held stretch stays at its peak (s): long enough that the gate's look at the
 spine's movement around a pop in it (0.5 s before to 0.08 s after) sees none."""
+HELD_REP_S = 14.0
+"""The room (s) a scenario's held rep is given: rise and fall up to 1.8 s each, the hold up
+to :data:`HELD_STRETCH_S`'s 8 s and the pause after up to 1.5 s, rounded up."""
 
 
 def script_from_plan(plan: Sequence[tuple[str, float]], config: SimConfig,
