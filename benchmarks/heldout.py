@@ -2,8 +2,8 @@
 
 The family (``backpop_sense/family.py``) draws every acoustic parameter per session and
 renders each sound with one of five independent models. Parameters are chosen on ``dev``,
-``dev2``, ``dev3`` and ``dev4`` members; ``heldout`` members (another sound model, other seeds) are
-scored for benchmarks/README.md and never used for choosing. The real heart recordings
+``dev2``, ``dev3`` and ``dev4`` members; ``heldout`` members (another sound model, other
+seeds) are scored for benchmarks/README.md and never used for choosing. The real heart recordings
 (``../shared/data/real-heart``, 246 recordings, no pop in them) are joined into one
 single-mic session, as ``../shared/tools/real_heart_check.py`` does, and every pop found
 there is false.

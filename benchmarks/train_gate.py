@@ -29,9 +29,7 @@ the draw of sessions between those two did not foretell the held-out model twice
 (``benchmarks/detection.md``), which is why the third, fourth and fifth were made.
 
 Run: ``make gate-model`` (the sessions and each session's candidates are cached in
-bench-out/: on 2 cores the candidates of the 304 sessions of three models took about 15
-minutes; with five models and every candidate cached, a run took about 9 minutes and a
-``--carry-only`` run about 8, on 2026-12-07). It also writes the
+bench-out/; how long runs took is in ``benchmarks/detection.md``). It also writes the
 shipped judges' out-of-fold scores to ``bench-out/gate-oof.npz``: a variant is then measured
 against them with ``train_gate.py --drop shape_ log2_band [...] --out /tmp/x.npz --against
 bench-out/gate-oof.npz``, which prints the difference of the out-of-fold mean F1, of each
@@ -88,8 +86,9 @@ TRAIN_MODELS = ("first", "dev")
 """The dev sound models (:data:`MODELS`) the shipped judges learn from. Judges trained on
 all five (which the rule written down before the fifth model asked for) vetoed a clear pop
 while the spine was still and lost pops of the project's own sample sessions, with the
-spine's movement weighed among the sound's features or apart (``--apart bending``); blind
-to it they lost on ``lomo``. Not shipped (``detection.md``, 2026-12-07)."""
+spine's movement weighed among the sound's features or apart (``--apart bending``), and
+again with the held-stretch sessions among their data; blind to it they lost on ``lomo``.
+Not shipped (``detection.md``, 2026-12-07 and 2026-12-08)."""
 
 SIM_SEED = 7000
 """The first simulator's development seeds (``benchmarks/detection.py --first-seed``)."""
