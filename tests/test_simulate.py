@@ -19,6 +19,7 @@ from backpop_sense.simulate import (
     HELD_STRETCH_S,
     SNAP_ANGLE_DEG,
     SimConfig,
+    script_from_plan,
     simulate_session,
     simulate_stems,
 )
@@ -151,6 +152,24 @@ def test_a_held_stretch_pops_while_the_spine_is_still() -> None:
             still.append(p)
     assert len(still) >= 3
     assert {p.kind for p in still} <= {"readjustment", "cavitation"}
+
+
+def test_a_plan_holds_its_held_stretches_still_and_its_plain_moves_briefly() -> None:
+    config = SimConfig("healthy", minutes=1.0, seed=5, sr=4000)
+    plan = [("held-twist", 2), ("twist", 1), ("held-side", 1)]
+    script = script_from_plan(plan, config, np.random.default_rng(5))
+    assert [(m.kind, m.held) for m in script.moves] == [
+        ("twist", True), ("twist", True), ("twist", False), ("side", True)]
+    rate = config.imu_rate
+    for m in script.moves:
+        hold = m.t_hold_end - m.t_peak
+        trace = {"twist": script.twist, "side": script.lateral}[m.kind]
+        inside = trace[int(m.t_peak * rate) + 1: int(m.t_hold_end * rate)]
+        if m.held:
+            assert HELD_STRETCH_S[0] <= hold <= HELD_STRETCH_S[1]
+            assert np.ptp(inside) < 1e-6  # still at the peak throughout the hold
+        else:
+            assert hold <= 0.9
 
 
 def test_post_fall_has_an_impact_then_lying_still(tmp_path: Path) -> None:
