@@ -49,4 +49,4 @@ gate-model: $(STAMP)
 	$(PY) benchmarks/train_gate.py --drop shape_ log2_band --save-oof bench-out/gate-oof.npz
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check backpop_sense tests benchmarks
+	$(VENV)/bin/ruff check backpop_sense tests benchmarks .ci
