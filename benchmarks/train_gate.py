@@ -123,9 +123,10 @@ class Judges:
     MICS = FEATURES.index("mics")
 
     def __init__(self, x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = PARAMS,
-                 still_share: float = STILL_SHARE, one_rows: np.ndarray | None = None) -> None:
+                 still_share: float = STILL_SHARE, one_rows: np.ndarray | None = None,
+                 still: np.ndarray | None = None) -> None:
         xa, ya, wa = anytime(x, y, group, np.random.default_rng(params["random_state"]),
-                             still_share)
+                             still_share, still)
         self.several = HistGradientBoostingClassifier(**params).fit(xa, ya, sample_weight=wa)
         one = slice(None) if one_rows is None else one_rows
         self.one = HistGradientBoostingClassifier(**params).fit(one_mic_view(x[one]), y[one])
@@ -141,11 +142,15 @@ class Judges:
 
 
 def anytime(x: np.ndarray, y: np.ndarray, group: np.ndarray, rng: np.random.Generator,
-            still_share: float = STILL_SHARE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            still_share: float = STILL_SHARE, still: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows, labels and weights the several-mics judge learns from: ``x`` and ``y``,
     and a copy of each pop that has a ``bending`` with the bending of another candidate of
     its session drawn at random (the same pop at any moment of that session's movement);
     the pop keeps 1 - ``still_share`` of its weight, the copy has the rest (none at 0).
+    With ``still`` (a mask of rows: pops heard while the spine was still, those of held
+    stretches, ``--still-from``), the copy's bending is drawn from those rows' instead: the
+    same pop with the spine still, as a real hold reads it (breathing, the gyros' noise).
 
     Every simulated pop comes inside a movement (one motion model, ``simulate.py``, serves
     every sound model here), and trained on them alone the judge nearly vetoes a pop while
@@ -154,7 +159,10 @@ def anytime(x: np.ndarray, y: np.ndarray, group: np.ndarray, rng: np.random.Gene
     bend = FEATURES.index("bending")
     rows = np.flatnonzero(y & ~np.isnan(x[:, bend]))
     copies = x[rows].copy()
-    for k in np.unique(group[rows]):
+    pool = x[still & ~np.isnan(x[:, bend]), bend] if still is not None else np.zeros(0)
+    if len(pool):
+        copies[:, bend] = rng.choice(pool, len(rows))
+    for k in np.unique(group[rows]) if not len(pool) else ():
         mine = group[rows] == k
         pool = x[(group == k) & ~y, bend]
         pool = pool[~np.isnan(pool)]
@@ -263,6 +271,10 @@ def main() -> None:
     parser.add_argument("--carry-only", action="store_true",
                         help="only the carry-over tables (and --against on them): no out-of-"
                              "fold scores, no still-spine table, no judges written")
+    parser.add_argument("--still-from", metavar="SET",
+                        help="draw the bending of each pop's copy at another moment (see "
+                             "anytime) from the pops of this set, of every model (e.g. "
+                             "'held stretch'): the same pop with the spine still")
     parser.add_argument("--strap", action="store_true",
                         help="also train on each 3-mic 16 kHz dev member as the default strap "
                              "profile records it (IMA-ADPCM audio)")
@@ -319,18 +331,26 @@ def main() -> None:
     one_rows = one_mic_rows([path for path, _, _ in jobs], job)
     sets = np.array([jobs[k][2] for k in job])
     hours = np.array([jobs[source_of[k]][1].minutes / 60 for k in range(len(jobs))])[job]
+    still = None
+    if args.still_from:
+        still = y & (set_name(sets) == args.still_from)
+        if not still.any():
+            raise SystemExit(f"train_gate.py: --still-from: no pop in a set {args.still_from!r}")
+        print(f"each pop's copy has the bending of one of the {int(still.sum())} pops of "
+              f"'{args.still_from}'")
     print(f"{len(y)} candidates, {int(y.sum())} of them pops, from {len(jobs)} dev sessions; "
           f"the judges learn from those of {', '.join(args.models)}")
     shipped = GateConfig().min_score
     if args.carry_only:
         carried = transfer(x, y, group, sets, hours, shipped, one_rows, params,
-                           tuple(args.models))
+                           tuple(args.models), still)
         if args.against:
             against(args.against, carried, y, sets, group, hours, shipped)
         return
     mine = np.isin(model_of(sets), args.models)
     oof = np.full(len(y), np.nan)
-    oof[mine] = out_of_fold(x[mine], y[mine], group[mine], params, one_rows=one_rows[mine])
+    oof[mine] = out_of_fold(x[mine], y[mine], group[mine], params, one_rows=one_rows[mine],
+                            still=None if still is None else still[mine])
     def figure(threshold: float) -> float:
         return _mean_f1(oof[mine] >= threshold, y[mine], sets[mine], group[mine], hours[mine])
 
@@ -343,15 +363,17 @@ def main() -> None:
         kept = (oof >= shipped) & inside
         print(f"  {name:<22} pops kept {int((kept & y).sum())}/{int((inside & y).sum())}, "
               f"other candidates kept {int((kept & ~y).sum())}/{int((inside & ~y).sum())}")
-    carried = transfer(x, y, group, sets, hours, shipped, one_rows, params, tuple(args.models))
+    carried = transfer(x, y, group, sets, hours, shipped, one_rows, params, tuple(args.models),
+                       still)
     if args.save_oof:
         np.savez_compressed(args.save_oof, oof=oof, y=y, sets=sets, group=group, hours=hours,
                             **carried)
     if args.against:
         against(args.against, {"oof": oof, **carried}, y, sets, group, hours, shipped)
     x, y, group, one_rows = x[mine], y[mine], group[mine], one_rows[mine]
-    still_spine(x, y, group, shipped, params)
-    judges = Judges(x, y, group, params, one_rows=one_rows)
+    still = None if still is None else still[mine]
+    still_spine(x, y, group, shipped, params, still)
+    judges = Judges(x, y, group, params, one_rows=one_rows, still=still)
     for model, path in ((judges.several, args.out), (judges.one, one_mic_path(args.out))):
         flat = TreeModel.from_sklearn(model, FEATURES)
         if not np.allclose(flat.score(x[:2000]), model.predict_proba(x[:2000])[:, 1],
@@ -371,15 +393,16 @@ def apart(names: list[str]) -> list[list[int]]:
 
 
 def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = PARAMS,
-                one_rows: np.ndarray | None = None) -> np.ndarray:
+                one_rows: np.ndarray | None = None, still: np.ndarray | None = None
+                ) -> np.ndarray:
     """Each candidate's score from judges that did not see its session (5 folds by
     session), trained with ``params`` (the one-mic judge on ``one_rows``: see
     :class:`Judges`)."""
     oof = np.zeros(len(y))
     for train, test in GroupKFold(5).split(x, y, group):
         one = None if one_rows is None else one_rows[train]
-        oof[test] = Judges(x[train], y[train], group[train], params,
-                           one_rows=one).score(x[test])
+        oof[test] = Judges(x[train], y[train], group[train], params, one_rows=one,
+                           still=None if still is None else still[train]).score(x[test])
     return oof
 
 
@@ -400,6 +423,17 @@ def model_of(sets: np.ndarray) -> np.ndarray:
     return out.astype(str)
 
 
+def set_name(sets: np.ndarray) -> np.ndarray:
+    """Each row's set without its model (``dev2 held stretch`` -> ``held stretch``; the first
+    simulator's sets keep theirs)."""
+    names = np.char.replace(sets.astype(str), "strap ", "")
+    for _, prefix in FAMILY_MODELS:
+        if prefix:
+            names = np.where(np.char.startswith(names, prefix),
+                             np.char.replace(names, prefix, "", count=1), names)
+    return names
+
+
 def carry_key(train: tuple[str, ...], test: str) -> str:
     """The key a carry-over's scores are saved under: ``from_dev_dev2_to_first``, say."""
     return f"from_{'_'.join(train)}_to_{test}"
@@ -416,8 +450,8 @@ def carry_label(key: str) -> str:
 
 def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
              hours: np.ndarray, threshold: float, one_rows: np.ndarray | None = None,
-             params: dict = PARAMS, learned: tuple[str, ...] = TRAIN_MODELS
-             ) -> dict[str, np.ndarray]:
+             params: dict = PARAMS, learned: tuple[str, ...] = TRAIN_MODELS,
+             still: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Leave one sound model out: for each dev model, judges trained on all the other models
     and on all of them but one score its candidates at ``threshold``, and the mean F1 of
     each is printed; what adding each model to the rest gains is printed with its paired
@@ -449,8 +483,9 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
             fit = np.isin(model, train)
             one = None if one_rows is None else one_rows[fit]
             scores = np.full(len(y), np.nan)
-            scores[rows] = Judges(x[fit], y[fit], group[fit], params,
-                                  one_rows=one).score(x[rows])
+            scores[rows] = Judges(x[fit], y[fit], group[fit], params, one_rows=one,
+                                  still=None if still is None else still[fit]
+                                  ).score(x[rows])
             key = carry_key(train, test)
             out[key] = scores
             kept = scores[rows] >= threshold
@@ -492,7 +527,7 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
 
 
 def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: float,
-                params: dict = PARAMS) -> None:
+                params: dict = PARAMS, still: np.ndarray | None = None) -> None:
     """Print how many pops of sessions with two IMUs the several-mics judge keeps out of fold
     at ``threshold`` with their ``bending`` as measured, made still (0 deg/s), at 3 deg/s and
     missing (no IMUs), trained as shipped and without the random moments of
@@ -503,7 +538,8 @@ def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: floa
     for share in (STILL_SHARE, 0.0):
         kept = {name: 0 for name in cases}
         for train, test in GroupKFold(5).split(x, y, group):
-            judges = Judges(x[train], y[train], group[train], params, still_share=share)
+            judges = Judges(x[train], y[train], group[train], params, still_share=share,
+                            still=None if still is None else still[train])
             pops = test[y[test] & moved[test]]
             for name, value in cases.items():
                 xx = x[pops].copy()
@@ -544,6 +580,31 @@ def against(path: Path, scores: dict[str, np.ndarray], y: np.ndarray, sets: np.n
         what = "out of fold" if key == "oof" else f"carried over, {carry_label(key)}"
         print(f"against {path}: mean F1 {what} {mid:+.3f} (95 % over resamples of the "
               f"sessions: {lo:+.3f} to {hi:+.3f})")
+        if key == "oof":
+            print("  by set (F1, or false pops per hour without pops; this run, the other, "
+                  "difference): " + "; ".join(
+                      f"{name} {a:.3f}{u} {b:.3f}{u} {a - b:+.3f}{u}"
+                      for name, a, b, u in _by_set(now[rows] >= threshold,
+                                                before[key][rows] >= threshold, y[rows],
+                                                sets[rows], group[rows], hours[rows])))
+
+
+def _by_set(kept: np.ndarray, before: np.ndarray, y: np.ndarray, sets: np.ndarray,
+            group: np.ndarray, hours: np.ndarray) -> list[tuple[str, float, float, str]]:
+    """Each set's figure for ``kept`` and ``before``: the F1 of a set with pops, the false
+    pops per hour of one without; and its unit (``""`` or ``"/h"``)."""
+    out = []
+    for name in dict.fromkeys(sets):
+        rows = sets == name
+        figures = []
+        for k in (kept, before):
+            counts, length, with_pops = _per_session(k[rows], y[rows], sets[rows],
+                                                     group[rows], hours[rows])
+            tp, fp, fn = counts.sum(axis=(0, 1))
+            figures.append(2 * tp / max(2 * tp + fp + fn, 1.0) if with_pops.any()
+                           else fp / max(length.sum(), 1e-9))
+        out.append((str(name), *figures, "" if y[rows].any() else "/h"))
+    return out
 
 
 def _first_seen(labels: np.ndarray) -> np.ndarray:

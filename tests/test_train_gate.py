@@ -84,8 +84,10 @@ def test_against_compares_each_saved_direction_and_refuses_other_candidates(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("mean F1 out of fold +0.000 (95 % over resamples of the "
                              "sessions: +0.000 to +0.000)")
-    assert "carried over, dev → first +0.000" in lines[1]
-    assert "no lomo scores there" in lines[2]
+    assert lines[1].endswith("difference): pops 1.000 1.000 +0.000; "
+                             "quiet 0.000/h 0.000/h +0.000/h")
+    assert "carried over, dev → first +0.000" in lines[2]
+    assert "no lomo scores there" in lines[3]
     with pytest.raises(SystemExit, match="other candidates"):
         against(path, {"oof": oof}, ~y, sets, group, hours, 0.9)
 
@@ -209,3 +211,53 @@ def test_a_feature_weighed_apart_shifts_every_candidates_odds_alike() -> None:
     assert weighed_apart[0] == pytest.approx(weighed_apart[1], abs=1e-9)
     together = shift(Judges(x, y, group, params))
     assert abs(together[0] - together[1]) > 0.1
+
+
+def test_against_gives_each_sets_figure_of_both_runs() -> None:
+    """The by-set line: a run that loses two pops in the set with pops and keeps one false
+    candidate in the quiet set (an hour of audio) is below the other in both, each by its
+    own set's figure."""
+    from train_gate import _by_set
+
+    y, sets, group, hours = _candidates()
+    kept = y.copy()
+    kept[[0, 10]] = False
+    kept[45] = True
+    pops, quiet = _by_set(kept, y, y, sets, group, hours)
+    assert pops == ("pops", pytest.approx(20 / 22), 1.0, "")
+    assert quiet == ("quiet", 1.0, 0.0, "/h")
+
+
+def test_a_pops_copy_can_have_the_bending_of_a_pop_heard_with_the_spine_still() -> None:
+    """``anytime`` copies each pop with an IMU reading: by default with the bending of another
+    candidate of its session; with ``still`` (``--still-from``), with the bending of one of
+    the pops so marked, whatever its session, never a moving one's."""
+    from train_gate import FEATURES, anytime
+
+    bend = FEATURES.index("bending")
+    rng = np.random.default_rng(0)
+    group = np.repeat(np.arange(4), 50)
+    y = np.arange(200) % 5 == 0
+    x = rng.normal(size=(200, len(FEATURES)))
+    x[:, bend] = 30.0 + group                       # every session moving, at its own rate
+    held = group == 3                               # session 3: a held stretch
+    x[held & y, bend] = rng.uniform(0.5, 1.0, int((held & y).sum()))
+    pops = int(y.sum())
+    xa, ya, wa = anytime(x, y, group, np.random.default_rng(1), 0.5)
+    copies = xa[200:, bend]
+    assert len(copies) == pops and ya[200:].all() and np.allclose(wa[200:], 0.5)
+    assert set(copies[:10]) == {30.0}               # session 0's copies: session 0's moments
+    xs, ys, ws = anytime(x, y, group, np.random.default_rng(1), 0.5, still=held & y)
+    still = xs[200:, bend]
+    assert len(still) == pops and (still <= 1.0).all() and (still >= 0.5).all()
+    assert set(np.round(still, 9)) <= set(np.round(x[held & y, bend], 9))
+    assert np.array_equal(np.delete(xs[200:], bend, axis=1), np.delete(xa[200:], bend, axis=1))
+
+
+def test_a_sets_name_without_its_model() -> None:
+    from train_gate import set_name
+
+    sets = np.array(["held stretch", "dev2 held stretch", "dev4 0-6 dB", "first snr0-art",
+                     "strap dev3 10-20 dB"])
+    assert set_name(sets).tolist() == ["held stretch", "held stretch", "0-6 dB",
+                                       "first snr0-art", "10-20 dB"]
