@@ -23,9 +23,9 @@ What counts as a drift that a file can meet:
   not. A minor or patch release of an indirect dependency is its dependents' to test, and
   those (certifi, fonttools, ...) land most weeks, under librosa and matplotlib, which nearly
   every test reaches.
-Imports are read from the source (every ``import`` statement, those inside functions too), so
-the selection errs towards running a test, never towards skipping one that imports the
-release.
+Imports are read from the source (every ``import`` statement, those inside functions too;
+tests/conftest.py's count for every test file, which pytest loads it with), so the selection
+errs towards running a test, never towards skipping one that imports the release.
 """
 
 from __future__ import annotations
@@ -208,6 +208,10 @@ def select(drift: dict[str, tuple[str, str]]) -> list[str] | None:
     files = [*sorted((ROOT / PACKAGE).rglob("*.py")), *sorted((ROOT / "benchmarks").glob("*.py")),
              *sorted((ROOT / "tests").glob("*.py"))]
     graph = {module_name(f): imports(f) for f in files}
+    # tests/conftest.py is loaded with every test file: what it imports, each of them meets.
+    for module, path in zip(list(graph), files, strict=True):
+        if path.parent.name == "tests" and path.name.startswith("test_"):
+            graph[module] = graph[module] | {"conftest"}
     commands = cli_commands()
     graph.update({f"{CLI_MODULE}:{name}": found for name, found in commands.items()})
     graph[CLI_MODULE] |= {f"{CLI_MODULE}:{name}" for name in commands}
