@@ -159,15 +159,16 @@ def anytime(x: np.ndarray, y: np.ndarray, group: np.ndarray, rng: np.random.Gene
     bend = FEATURES.index("bending")
     rows = np.flatnonzero(y & ~np.isnan(x[:, bend]))
     copies = x[rows].copy()
-    pool = x[still & ~np.isnan(x[:, bend]), bend] if still is not None else np.zeros(0)
-    if len(pool):
-        copies[:, bend] = rng.choice(pool, len(rows))
-    for k in np.unique(group[rows]) if not len(pool) else ():
-        mine = group[rows] == k
-        pool = x[(group == k) & ~y, bend]
-        pool = pool[~np.isnan(pool)]
-        if len(pool):
-            copies[mine, bend] = rng.choice(pool, int(mine.sum()))
+    held = x[still & ~np.isnan(x[:, bend]), bend] if still is not None else np.zeros(0)
+    if len(held):
+        copies[:, bend] = rng.choice(held, len(rows))
+    else:
+        for k in np.unique(group[rows]):
+            mine = group[rows] == k
+            pool = x[(group == k) & ~y, bend]
+            pool = pool[~np.isnan(pool)]
+            if len(pool):
+                copies[mine, bend] = rng.choice(pool, int(mine.sum()))
     if still_share <= 0:
         return x, y, np.ones(len(y))
     w = np.ones(len(y))
