@@ -416,23 +416,26 @@ def model_of(sets: np.ndarray) -> np.ndarray:
     """Each row's sound model (:data:`MODELS`) from its set's name (``first ...``,
     ``dev2 ...``, ``dev3 ...``, ``dev4 ...``, else a ``dev`` member; a ``strap`` copy is its
     source's)."""
-    names = np.char.replace(sets.astype(str), "strap ", "")
-    out = np.full(len(names), "dev", dtype=object)
-    for model, prefix in (("first", "first "), *FAMILY_MODELS):
-        if prefix:
-            out[np.char.startswith(names, prefix)] = model
-    return out.astype(str)
+    return _model_and_set(sets)[0]
 
 
 def set_name(sets: np.ndarray) -> np.ndarray:
     """Each row's set without its model (``dev2 held stretch`` -> ``held stretch``; the first
     simulator's sets keep theirs)."""
+    return _model_and_set(sets)[1]
+
+
+def _model_and_set(sets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     names = np.char.replace(sets.astype(str), "strap ", "")
-    for _, prefix in FAMILY_MODELS:
+    model = np.full(len(names), "dev", dtype=object)
+    bare = names.copy()
+    for name, prefix in (("first", "first "), *FAMILY_MODELS):
         if prefix:
-            names = np.where(np.char.startswith(names, prefix),
-                             np.char.replace(names, prefix, "", count=1), names)
-    return names
+            mine = np.char.startswith(names, prefix)
+            model[mine] = name
+            if name != "first":
+                bare = np.where(mine, np.char.replace(names, prefix, "", count=1), bare)
+    return model.astype(str), bare
 
 
 def carry_key(train: tuple[str, ...], test: str) -> str:
