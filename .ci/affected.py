@@ -131,23 +131,38 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports(path: Path) -> set[str]:
-    """Every module ``path`` imports (relative imports resolved), and the CLI if it runs it."""
-    source = path.read_text()
-    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" \
-        else module_name(path)
+def imported(node: ast.AST, package: str) -> set[str]:
+    """Every module the ``import`` statements under ``node`` name, inside functions too
+    (relative ones resolved from ``package``, the module's own package)."""
     found = set()
-    for node in ast.walk(ast.parse(source, str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                stem = package.split(".")[: len(package.split(".")) - node.level + 1]
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Import):
+            found.update(alias.name for alias in sub.names)
+        elif isinstance(sub, ast.ImportFrom):
+            base = sub.module or ""
+            if sub.level:
+                parts = package.split(".")
+                stem = parts[: len(parts) - sub.level + 1]
                 base = ".".join([*stem, base] if base else stem)
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    if path.parent.name == "tests":
+            found.update(f"{base}.{alias.name}" for alias in sub.names)
+    return found
+
+
+def is_test(path: Path) -> bool:
+    return path.parent.name == "tests" and path.name.startswith("test_")
+
+
+def imports(path: Path) -> set[str]:
+    """What ``path`` imports (:func:`imported`); for a test file also tests/conftest.py,
+    which pytest loads with it, and each ``backpop`` command it runs (``cli:COMMAND``, or
+    the whole CLI when it cannot tell which)."""
+    source = path.read_text()
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = imported(ast.parse(source, str(path)), package)
+    if is_test(path):
+        found.add("conftest")
         for call in CLI_CALL.finditer(source):
             found.add(f"{CLI_MODULE}:{call.group(1)}" if call.group(1) else CLI_MODULE)
     return found
@@ -159,26 +174,13 @@ def cli_commands() -> dict[str, set[str]]:
     most of the package lazily, inside its commands, so a test that runs ``backpop analyze``
     meets what ``analyze`` imports, not what ``batch`` does."""
     tree = ast.parse(CLI.read_text(), str(CLI))
-
-    def imported(node: ast.AST) -> set[str]:
-        found = set()
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Import):
-                found.update(alias.name for alias in sub.names)
-            elif isinstance(sub, ast.ImportFrom):
-                base = f"{PACKAGE}.{sub.module}" if sub.level else sub.module
-                base = base or PACKAGE
-                found.add(base)
-                found.update(f"{base}.{alias.name}" for alias in sub.names)
-        return found
-
     top = set()
     functions: dict[str, ast.FunctionDef] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):
             functions[node.name] = node
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            top |= imported(node)
+            top |= imported(node, PACKAGE)
     calls = {name: {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name)} & set(functions)
              for name, node in functions.items()}
     commands = {}
@@ -193,7 +195,7 @@ def cli_commands() -> dict[str, set[str]]:
                 todo.extend(calls[fn])
         found = set(top)
         for fn in seen:
-            found |= imported(functions[fn])
+            found |= imported(functions[fn], PACKAGE)
         commands[name.replace("_", "-")] = found
     return commands
 
@@ -208,13 +210,7 @@ def select(drift: dict[str, tuple[str, str]]) -> list[str] | None:
     files = [*sorted((ROOT / PACKAGE).rglob("*.py")), *sorted((ROOT / "benchmarks").glob("*.py")),
              *sorted((ROOT / "tests").glob("*.py"))]
     graph = {module_name(f): imports(f) for f in files}
-    # tests/conftest.py is loaded with every test file: what it imports, each of them meets.
-    for module, path in zip(list(graph), files, strict=True):
-        if path.parent.name == "tests" and path.name.startswith("test_"):
-            graph[module] = graph[module] | {"conftest"}
-    commands = cli_commands()
-    graph.update({f"{CLI_MODULE}:{name}": found for name, found in commands.items()})
-    graph[CLI_MODULE] |= {f"{CLI_MODULE}:{name}" for name in commands}
+    graph.update({f"{CLI_MODULE}:{name}": found for name, found in cli_commands().items()})
     hit = {module for module, names in graph.items()
            if any(name.split(".")[0] in tops for name in names)}
     grew = True
@@ -225,9 +221,8 @@ def select(drift: dict[str, tuple[str, str]]) -> list[str] | None:
 
     chosen = []
     for f in files:
-        is_test = f.parent.name == "tests" and f.name.startswith("test_")
         is_package = f.is_relative_to(ROOT / PACKAGE) and f.name != "conftest.py"
-        if (is_test or is_package) and module_name(f) in hit:
+        if (is_test(f) or is_package) and module_name(f) in hit:
             chosen.append(str(f.relative_to(ROOT)))
     return chosen
 
