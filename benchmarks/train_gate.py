@@ -332,7 +332,8 @@ def main() -> None:
     one_rows = one_mic_rows([path for path, _, _ in jobs], job)
     sets = np.array([jobs[k][2] for k in job])
     hours = np.array([jobs[source_of[k]][1].minutes / 60 for k in range(len(jobs))])[job]
-    still = None
+    # The pops whose bending each pop's copy takes (none: the copy takes its session's).
+    still = np.zeros(len(y), bool)
     if args.still_from:
         still = y & (set_name(sets) == args.still_from)
         if not still.any():
@@ -351,7 +352,7 @@ def main() -> None:
     mine = np.isin(model_of(sets), args.models)
     oof = np.full(len(y), np.nan)
     oof[mine] = out_of_fold(x[mine], y[mine], group[mine], params, one_rows=one_rows[mine],
-                            still=None if still is None else still[mine])
+                            still=still[mine])
     def figure(threshold: float) -> float:
         return _mean_f1(oof[mine] >= threshold, y[mine], sets[mine], group[mine], hours[mine])
 
@@ -371,8 +372,7 @@ def main() -> None:
                             **carried)
     if args.against:
         against(args.against, {"oof": oof, **carried}, y, sets, group, hours, shipped)
-    x, y, group, one_rows = x[mine], y[mine], group[mine], one_rows[mine]
-    still = None if still is None else still[mine]
+    x, y, group, one_rows, still = x[mine], y[mine], group[mine], one_rows[mine], still[mine]
     still_spine(x, y, group, shipped, params, still)
     judges = Judges(x, y, group, params, one_rows=one_rows, still=still)
     for model, path in ((judges.several, args.out), (judges.one, one_mic_path(args.out))):
@@ -393,6 +393,11 @@ def apart(names: list[str]) -> list[list[int]]:
     return [[k] for k in alone] + [[k for k in range(len(FEATURES)) if k not in alone]]
 
 
+def _part(mask: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    """``mask``'s rows ``rows`` (an optional row mask, such as ``still``, follows its rows)."""
+    return None if mask is None else mask[rows]
+
+
 def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = PARAMS,
                 one_rows: np.ndarray | None = None, still: np.ndarray | None = None
                 ) -> np.ndarray:
@@ -403,7 +408,7 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, group: np.ndarray, params: dict = 
     for train, test in GroupKFold(5).split(x, y, group):
         one = None if one_rows is None else one_rows[train]
         oof[test] = Judges(x[train], y[train], group[train], params, one_rows=one,
-                           still=None if still is None else still[train]).score(x[test])
+                           still=_part(still, train)).score(x[test])
     return oof
 
 
@@ -488,8 +493,7 @@ def transfer(x: np.ndarray, y: np.ndarray, group: np.ndarray, sets: np.ndarray,
             one = None if one_rows is None else one_rows[fit]
             scores = np.full(len(y), np.nan)
             scores[rows] = Judges(x[fit], y[fit], group[fit], params, one_rows=one,
-                                  still=None if still is None else still[fit]
-                                  ).score(x[rows])
+                                  still=_part(still, fit)).score(x[rows])
             key = carry_key(train, test)
             out[key] = scores
             kept = scores[rows] >= threshold
@@ -543,7 +547,7 @@ def still_spine(x: np.ndarray, y: np.ndarray, group: np.ndarray, threshold: floa
         kept = {name: 0 for name in cases}
         for train, test in GroupKFold(5).split(x, y, group):
             judges = Judges(x[train], y[train], group[train], params, still_share=share,
-                            still=None if still is None else still[train])
+                            still=_part(still, train))
             pops = test[y[test] & moved[test]]
             for name, value in cases.items():
                 xx = x[pops].copy()
@@ -600,14 +604,11 @@ def _by_set(kept: np.ndarray, before: np.ndarray, y: np.ndarray, sets: np.ndarra
     out = []
     for name in dict.fromkeys(sets):
         rows = sets == name
-        figures = []
-        for k in (kept, before):
-            counts, length, with_pops = _per_session(k[rows], y[rows], sets[rows],
-                                                     group[rows], hours[rows])
-            tp, fp, fn = counts.sum(axis=(0, 1))
-            figures.append(2 * tp / max(2 * tp + fp + fn, 1.0) if with_pops.any()
-                           else fp / max(length.sum(), 1e-9))
-        out.append((str(name), *figures, "" if y[rows].any() else "/h"))
+        pops = bool(y[rows].any())
+        _, length, _ = _per_session(kept[rows], y[rows], sets[rows], group[rows], hours[rows])
+        figures = [_mean_f1(k[rows], y[rows], sets[rows], group[rows], hours[rows]) if pops
+                   else int((k[rows] & ~y[rows]).sum()) / length.sum() for k in (kept, before)]
+        out.append((str(name), *figures, "" if pops else "/h"))
     return out
 
 
